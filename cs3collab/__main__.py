@@ -1,0 +1,4 @@
+from cs3collab.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""The ``cs3collab`` command: one subcommand per part of the stack.
+
+Each subcommand is declared by the package that implements it, so this module
+only dispatches; it never holds a part's settings itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from cs3collab.devstack.cli import add_devstack_parser
+
+    parser = argparse.ArgumentParser(
+        prog="cs3collab",
+        description="Real-time collaboration for Jupyter notebooks stored in CS3 storage.",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="logging threshold for all cs3collab loggers (default: INFO)",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    add_devstack_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        asyncio.run(args.run(args))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""Open Cloud Mesh shares: sharing with users of other sites, and receiving theirs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cs3.identity.user.v1beta1 import resources_pb2 as identity
+from cs3.ocm.provider.v1beta1 import resources_pb2 as ocm_provider
+from cs3.sharing.ocm.v1beta1 import ocm_api_pb2 as ocm_api
+from cs3.sharing.ocm.v1beta1 import resources_pb2 as ocm
+from cs3.storage.provider.v1beta1 import resources_pb2 as storage
+from google.protobuf import field_mask_pb2
+
+from cs3collab.cs3.refs import format_resource_id
+from cs3collab.cs3.roles import permissions_for
+
+if TYPE_CHECKING:
+    from cs3collab.cs3.client import Session
+
+WEBAPP_NAME = "cs3collab"
+"""The app name our collaboration service is offered under as an OCM webapp."""
+
+
+def federated_user(username: str, domain: str) -> identity.UserId:
+    """The id of a user at another site, as a share grantee names them."""
+    return identity.UserId(idp=domain, opaque_id=username, type=identity.USER_TYPE_FEDERATED)
+
+
+def access_methods(role: str, *, webapp: bool = True) -> list[ocm.AccessMethod]:
+    """WebDAV access with the role's permissions, and (by default) our webapp."""
+    permissions = permissions_for(role)
+    methods = [ocm.AccessMethod(webdav_options=ocm.WebDAVAccessMethod(permissions=permissions))]
+    if webapp:
+        methods.append(
+            ocm.AccessMethod(webapp_options=ocm.WebappAccessMethod(permissions=permissions, app_name=WEBAPP_NAME))
+        )
+    return methods
+
+
+class OCMAPI:
+    """Federated (OCM) shares (``session.ocm``)."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    async def create_share(
+        self,
+        resource_id: storage.ResourceId,
+        grantee: identity.UserId,
+        role: str,
+        *,
+        webapp: bool = True,
+    ) -> ocm.Share:
+        """Share a resource with a user of another site (``grantee.idp`` is that site's domain)."""
+        request = ocm_api.CreateOCMShareRequest(
+            resource_id=resource_id,
+            grantee=storage.Grantee(type=storage.GRANTEE_TYPE_USER, user_id=grantee),
+            recipient_mesh_provider=ocm_provider.ProviderInfo(domain=grantee.idp),
+            access_methods=access_methods(role, webapp=webapp),
+        )
+        reply = await self._session.call(
+            "CreateOCMShare", request, target=format_resource_id(resource_id), idempotent=False
+        )
+        return reply.share
+
+    async def list_shares(self) -> list[ocm.Share]:
+        reply = await self._session.call("ListOCMShares", ocm_api.ListOCMSharesRequest(), target="OCM shares")
+        return list(reply.shares)
+
+    async def remove_share(self, share_id: str) -> None:
+        request = ocm_api.RemoveOCMShareRequest(ref=ocm.ShareReference(id=ocm.ShareId(opaque_id=share_id)))
+        await self._session.call("RemoveOCMShare", request, target=f"OCM share {share_id}", idempotent=False)
+
+    async def get_share_by_token(self, token: str) -> ocm.Share:
+        """The share a token belongs to (at the sharing site)."""
+        reply = await self._session.call(
+            "GetOCMShareByToken", ocm_api.GetOCMShareByTokenRequest(token=token), target="OCM share token"
+        )
+        return reply.share
+
+    async def list_received(self) -> list[ocm.ReceivedShare]:
+        reply = await self._session.call(
+            "ListReceivedOCMShares", ocm_api.ListReceivedOCMSharesRequest(), target="received OCM shares"
+        )
+        return list(reply.shares)
+
+    async def update_received(self, share_id: str, *, state: int) -> None:
+        """Accept or reject a received OCM share."""
+        request = ocm_api.UpdateReceivedOCMShareRequest(
+            share=ocm.ReceivedShare(id=ocm.ShareId(opaque_id=share_id), state=state),
+            update_mask=field_mask_pb2.FieldMask(paths=["state"]),
+        )
+        await self._session.call("UpdateReceivedOCMShare", request, target=f"OCM share {share_id}")
+
+
+def webdav_secret(received: ocm.ReceivedShare) -> tuple[str, str]:
+    """The (uri, shared secret) of a received share's WebDAV protocol."""
+    for protocol in received.protocols:
+        if protocol.HasField("webdav_options"):
+            return protocol.webdav_options.uri, protocol.webdav_options.shared_secret
+    raise ValueError(f"received OCM share {received.id.opaque_id} has no webdav protocol")

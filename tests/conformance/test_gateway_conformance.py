@@ -1,0 +1,135 @@
+"""CS3 gateway conformance: the client's contract, checked against any gateway.
+
+The same checks run twice: against the devstack this test session starts,
+and against a gateway a site names, so that a site can point them at its
+real Reva:
+
+    CS3COLLAB_TEST_GATEWAY=reva.example.org:9142 \\
+    CS3COLLAB_TEST_USER=einstein CS3COLLAB_TEST_PASSWORD=relativity \\
+    [CS3COLLAB_TEST_USER2=marie CS3COLLAB_TEST_PASSWORD2=radioactivity] \\
+    ./dev test tests/conformance
+
+Without CS3COLLAB_TEST_GATEWAY the external run is skipped and says so. Every
+check works in a fresh folder of the first user's home and removes it after.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+
+import pytest
+
+from cs3collab.cs3 import CS3Client, FailedPrecondition, NotFound, PermissionDenied, Session, roles
+from cs3collab.cs3.shares import user_grantee
+
+
+@dataclass
+class Target:
+    name: str
+    gateway: str
+    user: tuple[str, str]
+    user2: tuple[str, str] | None
+
+
+@pytest.fixture(params=["devstack", "external"])
+def target(request, site):
+    if request.param == "devstack":
+        return Target("devstack", site.gateway, ("einstein", "relativity"), ("marie", "radioactivity"))
+    gateway = os.environ.get("CS3COLLAB_TEST_GATEWAY")
+    if not gateway:
+        pytest.skip(
+            "external CS3 conformance not requested: set CS3COLLAB_TEST_GATEWAY=host:port, "
+            "CS3COLLAB_TEST_USER and CS3COLLAB_TEST_PASSWORD (optionally CS3COLLAB_TEST_USER2/PASSWORD2)"
+        )
+    user = (os.environ["CS3COLLAB_TEST_USER"], os.environ["CS3COLLAB_TEST_PASSWORD"])
+    user2 = None
+    if os.environ.get("CS3COLLAB_TEST_USER2"):
+        user2 = (os.environ["CS3COLLAB_TEST_USER2"], os.environ["CS3COLLAB_TEST_PASSWORD2"])
+    return Target("external", gateway, user, user2)
+
+
+@pytest.fixture
+async def conn(target):
+    async with CS3Client(target.gateway) as client:
+        session = await client.login(*target.user)
+        home = await session.get_home()
+        folder = f"{home}/cs3collab-conformance-{uuid.uuid4().hex[:8]}"
+        await session.files.mkdir(folder)
+        try:
+            yield client, session, folder
+        finally:
+            await session.files.delete(folder)
+
+
+async def test_identity(conn, target):
+    client, session, _ = conn
+    assert session.username == target.user[0]
+    assert (await session.whoami()).id == session.user.id
+
+
+async def test_content_round_trip_and_etags(conn):
+    _, session, folder = conn
+    path = f"{folder}/nb.ipynb"
+    await session.files.upload(path, "{\"ü\": 1}".encode())
+    first = await session.files.stat(path)
+    assert await session.files.download(path) == "{\"ü\": 1}".encode()
+    await session.files.upload(path, b"{}", if_match=first.etag)
+    second = await session.files.stat(path)
+    assert second.etag != first.etag and second.id == first.id
+    with pytest.raises(FailedPrecondition):
+        await session.files.upload(path, b"stale", if_match=first.etag)
+
+
+async def test_versions(conn):
+    _, session, folder = conn
+    path = f"{folder}/v.ipynb"
+    await session.files.upload(path, b"one")
+    await session.files.upload(path, b"two")
+    versions = await session.versions.list(path)
+    assert versions, "an overwrite must leave a version"
+    assert b"one" in {await session.versions.download(path, v.key) for v in versions}
+
+
+async def test_metadata(conn):
+    _, session, folder = conn
+    path = f"{folder}/m.ipynb"
+    await session.files.upload(path, b"{}")
+    await session.metadata.set(path, {"cs3collab.test": "yes"})
+    assert await session.metadata.get(path, ["cs3collab.test"]) == {"cs3collab.test": "yes"}
+
+
+async def test_locks(conn):
+    _, session, folder = conn
+    path = f"{folder}/l.ipynb"
+    await session.files.upload(path, b"{}")
+    lock_id = uuid.uuid4().hex
+    await session.locks.set(path, lock_id=lock_id, app_name="cs3collab-conformance", lifetime=60)
+    try:
+        assert (await session.locks.get(path)).lock_id == lock_id
+        with pytest.raises(FailedPrecondition):
+            await session.files.upload(path, b"no lock id")
+        await session.files.upload(path, b"with lock id", lock_id=lock_id)
+    finally:
+        await session.locks.unlock(path, lock_id=lock_id, app_name="cs3collab-conformance")
+    assert await session.locks.get(path) is None
+
+
+async def test_viewer_share(conn, target):
+    client, session, folder = conn
+    if target.user2 is None:
+        pytest.skip("set CS3COLLAB_TEST_USER2/CS3COLLAB_TEST_PASSWORD2 to check shares")
+    other: Session = await client.login(*target.user2)
+    path = f"{folder}/s.ipynb"
+    await session.files.upload(path, b"shared")
+    info = await session.files.stat(path)
+    share = await session.shares.create(path, user_grantee(other.user.id), roles.VIEWER)
+    try:
+        assert await other.files.download(info.id) == b"shared"
+        with pytest.raises(PermissionDenied):
+            await other.files.upload(info.id, b"nope")
+    finally:
+        await session.shares.remove(share.id.opaque_id)
+    with pytest.raises((PermissionDenied, NotFound)):
+        await other.files.download(info.id)

@@ -1,0 +1,59 @@
+"""Fixtures shared by every test: a real devstack site and CS3 sessions on it."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from cs3collab.cs3 import CS3Client
+from tests.support.processes import devstack
+
+DEMO_PASSWORDS = {"einstein": "relativity", "marie": "radioactivity", "richard": "superfluidity"}
+
+
+@pytest.fixture(scope="session")
+async def site(tmp_path_factory):
+    """One devstack site (a real process) for the whole test session."""
+    async with devstack(tmp_path_factory.mktemp("site"), domain="cernbox.test") as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+async def client(site):
+    async with CS3Client(site.gateway) as cs3:
+        yield cs3
+
+
+@pytest.fixture(scope="session")
+async def login(client):
+    """``await login("einstein")`` gives a session of a demo user."""
+
+    async def _login(username: str):
+        return await client.login(username, DEMO_PASSWORDS[username])
+
+    return _login
+
+
+@pytest.fixture
+async def einstein(login):
+    return await login("einstein")
+
+
+@pytest.fixture
+async def marie(login):
+    return await login("marie")
+
+
+@pytest.fixture
+async def richard(login):
+    return await login("richard")
+
+
+@pytest.fixture
+async def workdir(einstein):
+    """A fresh folder in einstein's home, so tests never see each other's files."""
+    home = await einstein.get_home()
+    path = f"{home}/t-{uuid.uuid4().hex[:10]}"
+    await einstein.files.mkdir(path)
+    return path

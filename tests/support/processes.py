@@ -1,0 +1,100 @@
+"""Start cs3collab parts as real processes on loopback, for tests.
+
+Every server a test talks to is a real process on 127.0.0.1 with ports it
+chose itself (port 0); the fixture learns them from the one "ready" line the
+process prints, so no test ever guesses a port or sleeps waiting for one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+READY_TIMEOUT = 30.0
+DEVSTACK_READY = re.compile(
+    r"cs3collab devstack ready: gateway=(?P<gateway>\S+) http=(?P<http>\S+) domain=(?P<domain>\S+)"
+)
+
+
+@dataclass
+class RunningProcess:
+    """A started process, what its ready line said, and what it printed."""
+
+    process: asyncio.subprocess.Process
+    ready: dict[str, str]
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+async def _pump(stream: asyncio.StreamReader, sink: list[str], ready: re.Pattern[str], found: asyncio.Future) -> None:
+    while line := await stream.readline():
+        text = line.decode(errors="replace").rstrip()
+        sink.append(text)
+        match = ready.search(text)
+        if match and not found.done():
+            found.set_result(match.groupdict())
+    if not found.done():
+        found.set_exception(RuntimeError("process exited before it was ready:\n" + "\n".join(sink[-40:])))
+
+
+@contextlib.asynccontextmanager
+async def run_process(args: list[str], ready: re.Pattern[str], env: dict[str, str] | None = None) -> AsyncIterator[RunningProcess]:
+    """Run ``args``, wait for a line matching ``ready``, stop it (SIGTERM) on exit."""
+    process = await asyncio.create_subprocess_exec(
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+    )
+    output: list[str] = []
+    found: asyncio.Future = asyncio.get_running_loop().create_future()
+    pump = asyncio.ensure_future(_pump(process.stdout, output, ready, found))
+    try:
+        try:
+            groups = await asyncio.wait_for(asyncio.shield(found), READY_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise RuntimeError(f"{args[2:4]} not ready after {READY_TIMEOUT}s:\n" + "\n".join(output[-40:])) from None
+        yield RunningProcess(process, groups, output)
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), 15)
+            except asyncio.TimeoutError:
+                process.kill()
+                await process.wait()
+        await pump
+
+
+def cs3collab_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "cs3collab", *args]
+
+
+@dataclass
+class Devstack:
+    gateway: str
+    http_url: str
+    domain: str
+    data_dir: Path
+    running: RunningProcess
+
+
+@contextlib.asynccontextmanager
+async def devstack(data_dir: Path, *, domain: str = "localhost", extra: tuple[str, ...] = ()) -> AsyncIterator[Devstack]:
+    """A devstack site as a real process on free loopback ports."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    args = cs3collab_command(
+        "devstack", "--data", str(data_dir), "--port", "0", "--http-port", "0", "--domain", domain, *extra
+    )
+    async with run_process(args, DEVSTACK_READY) as running:
+        yield Devstack(running.ready["gateway"], running.ready["http"], running.ready["domain"], data_dir, running)
