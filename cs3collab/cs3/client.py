@@ -32,7 +32,7 @@ from cs3.gateway.v1beta1 import gateway_api_pb2 as gw
 from cs3.gateway.v1beta1 import gateway_api_pb2_grpc as gw_grpc
 from cs3.identity.user.v1beta1 import resources_pb2 as identity
 
-from cs3collab.cs3.errors import Unauthenticated, error_from_grpc, raise_for_status
+from cs3collab.cs3.errors import NotFound, PermissionDenied, Unauthenticated, error_from_grpc, raise_for_status
 
 log = logging.getLogger("cs3collab.cs3")
 
@@ -46,7 +46,7 @@ class Credentials:
 
     ``auth_type`` is the gateway's auth type: ``basic`` (username and
     password), ``bearer`` (a token from an identity provider, in
-    ``client_secret``) or ``ocmshares`` (an OCM share token in ``client_id``
+    ``client_secret``) or ``ocmshares`` (an OCM share id in ``client_id``
     and its shared secret in ``client_secret``).
     """
 
@@ -174,12 +174,15 @@ class CS3Client:
         """Authenticate a user with username and password (auth type ``basic``)."""
         return await self.authenticate("basic", username, password)
 
-    async def ocm_login(self, share_token: str, shared_secret: str) -> Session:
+    async def ocm_login(self, share_id: str, shared_secret: str) -> Session:
         """Authenticate as the grantee of an OCM share (auth type ``ocmshares``).
 
-        The session is scoped by the gateway to the shared resource and role.
+        As Reva's ``ocmshares`` auth manager: ``client_id`` is the share id at
+        the sharing site (the ``providerId`` the receiver got), ``client_secret``
+        the shared secret. The gateway scopes the session to the shared
+        resource and the share's role.
         """
-        return await self.authenticate("ocmshares", share_token, shared_secret)
+        return await self.authenticate("ocmshares", share_id, shared_secret)
 
     async def session_for_token(self, token: str) -> Session:
         """Wrap an access token obtained elsewhere (e.g. from JupyterHub).
@@ -197,7 +200,15 @@ class CS3Client:
             client_secret=credentials.client_secret,
         )
         target = f"{credentials.auth_type}:{credentials.client_id}"
-        reply = await self.call("Authenticate", request, target=target)
+        try:
+            reply = await self.call("Authenticate", request, target=target)
+        except (PermissionDenied, NotFound) as exc:
+            # Reva's auth providers answer wrong credentials with
+            # PERMISSION_DENIED (and an unknown OCM share with NOT_FOUND):
+            # to our callers both mean "not authenticated".
+            raise Unauthenticated(
+                exc.message or "invalid credentials", operation="Authenticate", target=target, code=exc.code
+            ) from None
         return reply.token, reply.user
 
 

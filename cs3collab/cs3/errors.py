@@ -205,11 +205,25 @@ def raise_for_status(status: status_pb2.Status, operation: str, target: str = ""
     )
 
 
+INVALID_TOKEN_DETAIL = "access token is invalid"
+"""What Reva's auth interceptor says, with gRPC PERMISSION_DENIED, when a token
+is forged, expired or from another site (``internal/grpc/interceptors/auth``).
+A missing token gets gRPC UNAUTHENTICATED instead."""
+
+
 def error_from_grpc(exc: grpc.RpcError, operation: str, target: str = "", endpoint: str = "") -> CS3Error:
-    """Convert a gRPC-level failure (interceptor refusal, transport fault)."""
+    """Convert a gRPC-level failure (interceptor refusal, transport fault).
+
+    Reva's auth interceptor refuses an invalid or expired token with gRPC
+    PERMISSION_DENIED; that is an authentication failure (the caller should
+    authenticate again), so it becomes ``Unauthenticated``. A scope refusal
+    ("access token not authorized") stays ``PermissionDenied``.
+    """
     code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     details = exc.details() if hasattr(exc, "details") else str(exc)
     cls = _BY_GRPC_CODE.get(code, InternalError)
+    if code == grpc.StatusCode.PERMISSION_DENIED and INVALID_TOKEN_DETAIL in (details or ""):
+        cls = Unauthenticated
     message = details or ""
     if cls is Unavailable and endpoint:
         message = f"CS3 gateway {endpoint} unreachable: {details}"

@@ -39,8 +39,9 @@ async def test_upload_needs_the_lock_id(einstein, notebook):
     await einstein.locks.set(notebook, lock_id="L1", app_name="x")
     with pytest.raises(Locked):
         await einstein.files.upload(notebook, b"without lock")
-    with pytest.raises(Locked):
+    with pytest.raises(FailedPrecondition) as caught:  # Reva: ABORTED for a wrong lock id
         await einstein.files.upload(notebook, b"wrong lock", lock_id="L2")
+    assert not isinstance(caught.value, Locked)
     await einstein.files.upload(notebook, b"with lock", lock_id="L1")
     assert await einstein.files.download(notebook) == b"with lock"
 

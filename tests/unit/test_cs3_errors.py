@@ -87,3 +87,15 @@ def test_grpc_unauthenticated_from_interceptor():
     err = errors.error_from_grpc(_FakeRpcError(grpc.StatusCode.UNAUTHENTICATED, "token expired"), "Stat")
     assert isinstance(err, errors.Unauthenticated)
     assert "token expired" in str(err)
+
+
+def test_reva_invalid_token_refusal_is_unauthenticated():
+    # Reva's auth interceptor: gRPC PERMISSION_DENIED "auth: core access token is invalid"
+    err = errors.error_from_grpc(
+        _FakeRpcError(grpc.StatusCode.PERMISSION_DENIED, "auth: core access token is invalid"), "Stat"
+    )
+    assert isinstance(err, errors.Unauthenticated)
+    scope = errors.error_from_grpc(
+        _FakeRpcError(grpc.StatusCode.PERMISSION_DENIED, "auth: core access token not authorized"), "Stat"
+    )
+    assert isinstance(scope, errors.PermissionDenied)
