@@ -98,3 +98,22 @@ async def devstack(data_dir: Path, *, domain: str = "localhost", extra: tuple[st
     )
     async with run_process(args, DEVSTACK_READY) as running:
         yield Devstack(running.ready["gateway"], running.ready["http"], running.ready["domain"], data_dir, running)
+
+
+SERVICE_READY = re.compile(r"cs3collab service ready: url=(?P<url>\S+) gateway=(?P<gateway>\S+)")
+
+
+@dataclass
+class Service:
+    url: str
+    state_dir: Path
+    running: RunningProcess
+
+
+@contextlib.asynccontextmanager
+async def service(gateway: str, state_dir: Path, *, extra: tuple[str, ...] = ()) -> AsyncIterator[Service]:
+    """The collaboration service as a real process on a free loopback port."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    args = cs3collab_command("serve", f"--gateway={gateway}", f"--state-dir={state_dir}", "--port=0", *extra)
+    async with run_process(args, SERVICE_READY) as running:
+        yield Service(running.ready["url"], state_dir, running)

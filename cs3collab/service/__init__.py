@@ -1,0 +1,1 @@
+"""The collaboration service: rooms, journal, persistence, access policy, federation endpoint."""

@@ -1,0 +1,182 @@
+"""``cs3collab serve``: the collaboration service of one site.
+
+A plain tornado server configured with traitlets (every setting below is a
+documented trait, settable on the command line as ``--Name=value``, with the
+short aliases listed in ``aliases``, or in a config file given with
+``--config``). It talks to the site's CS3 gateway with the callers' tokens
+and keeps its journal in ``--state-dir``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import uuid
+from pathlib import Path
+
+import tornado.httpserver
+import tornado.netutil
+import tornado.web
+from traitlets import Float, Int, Type, Unicode, default, validate
+from traitlets.config import Application, TraitError
+
+from cs3collab.cs3 import CS3Client
+from cs3collab.service.documents import TEXT_FILE
+from cs3collab.service.handlers import RoomHandler, ServiceContext, SessionHandler
+from cs3collab.service.identity import Authenticator
+from cs3collab.service.journal import Journal
+from cs3collab.service.registry import RoomRegistry
+from cs3collab.service.room import Room
+from cs3collab.service.storage import StorageSettings
+
+log = logging.getLogger("cs3collab.service")
+
+
+class CollabService(Application):
+    """The collaboration service: rooms, journal, persistence to CS3."""
+
+    name = "cs3collab-serve"
+    description = "Serve live notebook rooms for files stored in CS3."
+
+    aliases = {
+        "gateway": "CollabService.gateway",
+        "ip": "CollabService.ip",
+        "port": "CollabService.port",
+        "state-dir": "CollabService.state_dir",
+        "config": "CollabService.config_file",
+        "save-quiet": "CollabService.save_quiet",
+        "save-ceiling": "CollabService.save_ceiling",
+        "poll-interval": "CollabService.poll_interval",
+        "close-grace": "CollabService.close_grace",
+        "lock-lifetime": "CollabService.lock_lifetime",
+        "max-frame-size": "CollabService.max_frame_size",
+        "log-level": "Application.log_level",
+    }
+
+    gateway = Unicode(help="host:port of the site's CS3 gateway (gRPC). Required.").tag(config=True)
+    ip = Unicode("127.0.0.1", help="Address to listen on. Default: loopback only.").tag(config=True)
+    port = Int(0, help="Port to listen on; 0 picks a free port (printed on the ready line).").tag(config=True)
+    state_dir = Unicode(
+        help="Folder for the journal and the session id; created if missing. Required."
+    ).tag(config=True)
+    config_file = Unicode("", help="A traitlets config file (.py or .json) to load before the command line.").tag(
+        config=True
+    )
+    save_quiet = Float(
+        1.0, help="Seconds without edits after which a room is saved to CS3 (default 1)."
+    ).tag(config=True)
+    save_ceiling = Float(
+        10.0, help="Longest time in seconds an edit waits to be saved under continuous typing (default 10)."
+    ).tag(config=True)
+    poll_interval = Float(
+        2.0, help="Seconds between Stat polls that detect changes made outside the room (default 2)."
+    ).tag(config=True)
+    close_grace = Float(
+        60.0, help="Seconds a room with no participant stays open before it is flushed and freed (default 60)."
+    ).tag(config=True)
+    lock_lifetime = Float(
+        120.0, help="Lifetime in seconds of the CS3 lock a room holds; refreshed every third of it (default 120)."
+    ).tag(config=True)
+    max_frame_size = Int(
+        16 * 1024 * 1024, help="Largest WebSocket frame accepted, in bytes; larger ones close the connection (default 16 MiB)."
+    ).tag(config=True)
+    max_pending_bytes = Int(
+        64 * 1024 * 1024,
+        help="Bytes queued for one client before it is disconnected as too slow (default 64 MiB).",
+    ).tag(config=True)
+    token_cache_seconds = Float(
+        10.0, help="Seconds a token's WhoAmI answer is reused; 0 asks the gateway on every connection."
+    ).tag(config=True)
+    lock_app_name = Unicode("cs3collab", help="App name of the CS3 locks rooms take.").tag(config=True)
+    journal_class = Type(
+        default_value="cs3collab.service.journal_sqlite.SQLiteJournal",
+        klass=object,
+        help="Journal backend class (implements cs3collab.service.journal.Journal).",
+    ).tag(config=True)
+
+    @default("log_level")
+    def _default_log_level(self) -> int:
+        return logging.INFO
+
+    @validate("save_quiet", "save_ceiling", "poll_interval", "lock_lifetime")
+    def _positive(self, proposal):
+        if proposal["value"] <= 0:
+            raise TraitError(f"{proposal['trait'].name} must be positive, got {proposal['value']}")
+        return proposal["value"]
+
+    def initialize(self, argv=None) -> None:
+        super().initialize(argv)
+        if self.config_file:
+            path = Path(self.config_file)
+            self.load_config_file(path.name, path=str(path.parent))
+            super().initialize(argv)  # the command line wins over the file
+        if not self.gateway:
+            raise TraitError("--gateway is required (host:port of the CS3 gateway)")
+        if not self.state_dir:
+            raise TraitError("--state-dir is required")
+
+    def storage_settings(self) -> StorageSettings:
+        return StorageSettings(
+            save_quiet=self.save_quiet,
+            save_ceiling=self.save_ceiling,
+            poll_interval=self.poll_interval,
+            lock_lifetime=self.lock_lifetime,
+            app_name=self.lock_app_name,
+        )
+
+    def _session_id(self, state_dir: Path) -> str:
+        """Stable across restarts, so reconnecting tabs are not told to reload."""
+        path = state_dir / "session-id"
+        if not path.exists():
+            path.write_text(uuid.uuid4().hex)
+        return path.read_text().strip()
+
+    def make_app(self, context: ServiceContext) -> tornado.web.Application:
+        routes = [
+            (r"/api/collaboration/session/(.+)", SessionHandler, {"context": context}),
+            (r"/api/collaboration/room/(.+)", RoomHandler, {"context": context}),
+        ]
+        return tornado.web.Application(routes, websocket_max_message_size=self.max_frame_size)
+
+    async def serve(self) -> None:
+        """Run until SIGINT/SIGTERM; print one ready line once listening."""
+        state_dir = Path(self.state_dir)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        journal: Journal = self.journal_class(state_dir / "journal.sqlite3")
+        async with CS3Client(self.gateway) as cs3, journal:
+            registry = RoomRegistry(journal, self.storage_settings(), self.close_grace)
+            global_room = Room("JupyterLab:globalAwareness", TEXT_FILE, "globalAwareness", journal)
+            global_room.read_only = "global awareness room"
+            context = ServiceContext(
+                authenticator=Authenticator(cs3, self.token_cache_seconds),
+                registry=registry,
+                session_id=self._session_id(state_dir),
+                global_room=global_room,
+                max_pending=self.max_pending_bytes,
+            )
+            sockets = tornado.netutil.bind_sockets(self.port, self.ip)
+            server = tornado.httpserver.HTTPServer(self.make_app(context), max_body_size=self.max_frame_size)
+            server.add_sockets(sockets)
+            port = sockets[0].getsockname()[1]
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            started = loop.create_future()
+            registry_task = asyncio.ensure_future(registry.run(started))
+            await started
+            print(f"cs3collab service ready: url=http://{self.ip}:{port} gateway={self.gateway}", flush=True)
+            log.info("service listening url=http://%s:%d gateway=%s state=%s", self.ip, port, self.gateway, state_dir)
+            await stop.wait()
+            log.info("service stopping: flushing rooms")
+            server.stop()
+            registry.stop()
+            await registry_task
+            await server.close_all_connections()
+
+
+async def run_service(argv: list[str]) -> None:
+    app = CollabService()
+    app.initialize(argv)
+    await app.serve()

@@ -1,0 +1,80 @@
+"""The one translation from what went wrong to what a client is told.
+
+Service code raises typed errors (the CS3 client's, :class:`InvalidDocument`,
+:class:`RequestError`); handlers never choose a status code themselves. HTTP
+answers are JSON ``{"error": <code name>, "message": <words>}``; WebSocket
+closes use the codes the stock frontend understands (see
+:class:`~cs3collab.service.protocol.CloseCode`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cs3collab.cs3 import errors as cs3_errors
+from cs3collab.service.documents import InvalidDocument
+from cs3collab.service.protocol import CloseCode, session_close_reason
+
+
+class RequestError(Exception):
+    """A request the service refuses on its own (bad body, unknown room...).
+
+    Args:
+        status: the HTTP status to answer with.
+        message: what to tell the client.
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        self.message = message
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    http_status: int
+    close_code: int
+    reason: str  # a short machine word, sent in 1003 close reasons
+
+
+_TABLE: list[tuple[type[BaseException], Refusal]] = [
+    (cs3_errors.Unauthenticated, Refusal(401, CloseCode.SESSION, "unauthenticated")),
+    (cs3_errors.PermissionDenied, Refusal(403, CloseCode.SESSION, "forbidden")),
+    (cs3_errors.NotFound, Refusal(404, CloseCode.NOT_FOUND, "not_found")),
+    (cs3_errors.Unavailable, Refusal(503, CloseCode.SERVER_ERROR, "storage_unavailable")),
+    (InvalidDocument, Refusal(422, CloseCode.SESSION, "initialization_error")),
+    (cs3_errors.InvalidArgument, Refusal(400, CloseCode.BAD_REQUEST, "bad_request")),
+    (cs3_errors.FailedPrecondition, Refusal(409, CloseCode.SESSION, "conflict")),
+    (cs3_errors.CS3Error, Refusal(502, CloseCode.SERVER_ERROR, "storage_error")),
+]
+
+
+def refusal_for(exc: BaseException) -> Refusal:
+    """How to refuse because of ``exc`` (a 500 for anything unexpected)."""
+    if isinstance(exc, RequestError):
+        return Refusal(exc.status, CloseCode.BAD_REQUEST if exc.status < 500 else CloseCode.SERVER_ERROR, "bad_request")
+    for cls, refusal in _TABLE:
+        if isinstance(exc, cls):
+            return refusal
+    return Refusal(500, CloseCode.SERVER_ERROR, "internal_error")
+
+
+def message_for(exc: BaseException) -> str:
+    """Words for the client: the error's own message, never a traceback."""
+    if isinstance(exc, RequestError):
+        return exc.message
+    if isinstance(exc, (cs3_errors.CS3Error, InvalidDocument)):
+        return str(exc)
+    return "internal error"
+
+
+def close_for(exc: BaseException) -> tuple[int, str]:
+    """The WebSocket close code and reason for ``exc``.
+
+    Code 1003 gets the JSON reason the frontend shows in a dialog; the others
+    a plain reason (they make the frontend reject the load or reconnect).
+    """
+    refusal = refusal_for(exc)
+    if refusal.close_code == CloseCode.SESSION:
+        return refusal.close_code, session_close_reason(refusal.reason, message_for(exc))
+    return refusal.close_code, message_for(exc)[:120]

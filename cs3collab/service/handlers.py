@@ -1,0 +1,234 @@
+"""HTTP and WebSocket handlers of the collaboration service: thin by design.
+
+Each handler parses the request, authenticates the CS3 token, calls one
+service object and writes the answer; errors are translated by
+:mod:`cs3collab.service.errors`. The routes are those of jupyter-collaboration
+so that the stock JupyterLab frontend works unchanged:
+
+* ``PUT /api/collaboration/session/{path}`` → ``{format, type, fileId, sessionId}``
+* ``WS  /api/collaboration/room/{format}:{type}:{fileId}?sessionId=...``
+* ``WS  /api/collaboration/room/JupyterLab:globalAwareness``
+
+Authentication: ``Authorization: Bearer <CS3 access token>`` (``token`` is
+accepted as the scheme too), or a ``token`` query parameter on WebSockets.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+from urllib.parse import unquote
+
+import tornado.web
+import tornado.websocket
+from cs3.storage.provider.v1beta1 import resources_pb2 as storage
+
+from cs3collab.cs3 import Session, Unauthenticated
+from cs3collab.cs3.refs import format_resource_id, parse_resource_id
+from cs3collab.service import documents, ids
+from cs3collab.service.errors import RequestError, close_for, message_for, refusal_for
+from cs3collab.service.identity import Identity, resolve_access
+from cs3collab.service.protocol import CloseCode, ProtocolError, session_close_reason
+from cs3collab.service.room import Participant, Room
+
+log = logging.getLogger("cs3collab.service.handlers")
+
+GLOBAL_AWARENESS = "JupyterLab:globalAwareness"
+
+
+def reference_for(path: str) -> Any:
+    """A session request names a file by CS3 path (``/home/einstein/a.ipynb``)
+    or, for a recipient who knows it only by id, by resource id in Reva form
+    (``storage$space!opaque``) or as a fileId (``b64.…``)."""
+    path = unquote(path)
+    if path.startswith("/"):
+        return path
+    try:
+        return ids.resource_id_for(path) if path.startswith("b64.") else parse_resource_id(path)
+    except ValueError:
+        raise RequestError(400, f"not a CS3 path or resource id: {path[:100]!r}") from None
+
+
+class ServiceContext:
+    """What the handlers share: set up by the app, passed to every handler."""
+
+    def __init__(self, *, authenticator, registry, session_id: str, global_room: Room, max_pending: int) -> None:
+        self.authenticator = authenticator
+        self.registry = registry
+        self.session_id = session_id
+        self.global_room = global_room
+        self.max_pending = max_pending
+
+
+def _token_from(handler: tornado.web.RequestHandler, allow_query: bool) -> str:
+    header = handler.request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() in ("bearer", "token") and value.strip():
+        return value.strip()
+    if allow_query:
+        token = handler.get_query_argument("token", "")
+        if token:
+            return token
+    raise Unauthenticated("no CS3 access token (Authorization: Bearer <token>)", operation="authenticate")
+
+
+class APIHandler(tornado.web.RequestHandler):
+    """Base of the REST handlers: JSON answers, JSON errors."""
+
+    def initialize(self, context: ServiceContext) -> None:
+        self.context = context
+
+    async def authenticate(self) -> Session:
+        return await self.context.authenticator.authenticate(_token_from(self, allow_query=False))
+
+    def write_json(self, payload: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(payload))
+
+    def fail(self, exc: BaseException) -> None:
+        refusal = refusal_for(exc)
+        if refusal.http_status >= 500:
+            log.error("request failed path=%s error=%r", self.request.path, exc)
+        self.write_json({"error": refusal.reason, "message": message_for(exc)}, refusal.http_status)
+
+    def json_body(self) -> dict:
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except json.JSONDecodeError:
+            raise RequestError(400, "the request body is not JSON") from None
+        if not isinstance(body, dict):
+            raise RequestError(400, "the request body is not a JSON object")
+        return body
+
+
+class SessionHandler(APIHandler):
+    """``PUT /api/collaboration/session/{path}``: which room holds this file."""
+
+    async def put(self, path: str) -> None:
+        try:
+            session = await self.authenticate()
+            body = self.json_body()
+            try:
+                kind = documents.kind_for(str(body.get("type", "")), str(body.get("format", "")))
+            except ValueError as exc:
+                raise RequestError(400, str(exc)) from None
+            access = await resolve_access(session, reference_for(path))
+            if access.info.type != storage.RESOURCE_TYPE_FILE:
+                raise RequestError(400, f"{access.info.path or path} is not a file")
+            file_id = ids.file_id_for(access.info.id)
+            log.info("session user=%s path=%s room=%s role=%s", session.username, access.info.path, file_id, access.role)
+            self.write_json(
+                {"format": kind.fmt, "type": kind.doc_type, "fileId": file_id, "sessionId": self.context.session_id}
+            )
+        except Exception as exc:  # noqa: BLE001 - every error is answered by the one table
+            self.fail(exc)
+
+
+class RoomHandler(tornado.websocket.WebSocketHandler):
+    """``WS /api/collaboration/room/{name}``: one participant of one room."""
+
+    def initialize(self, context: ServiceContext) -> None:
+        self.context = context
+        self.participant: Participant | None = None
+        self.room: Room | None = None
+        self._pending = 0
+        self._closed = False
+
+    def check_origin(self, origin: str) -> bool:
+        # Tokens, not cookies, authenticate here, so a foreign page gains nothing.
+        return True
+
+    async def open(self, name: str) -> None:
+        self.set_nodelay(True)  # small frames must not wait for Nagle's algorithm
+        try:
+            await self._join(unquote(name))
+        except Exception as exc:  # noqa: BLE001
+            code, reason = close_for(exc)
+            log.info("room refused name=%s code=%s reason=%s", name[:120], code, reason)
+            self.close(code, reason)
+
+    async def _join(self, name: str) -> None:
+        session = await self.context.authenticator.authenticate(_token_from(self, allow_query=True))
+        identity = Identity.from_session(session)
+        if name == GLOBAL_AWARENESS:
+            self.room = self.context.global_room
+            self.participant = Participant(self, identity, "viewer", session)
+            self.room.join(self.participant)
+            return
+        try:
+            fmt, doc_type, file_id = ids.parse_room_name(name)
+            kind = documents.kind_for(doc_type, fmt)
+            resource_id = ids.resource_id_for(file_id)
+        except ValueError as exc:
+            raise RequestError(400, str(exc)) from None
+        session_id = self.get_query_argument("sessionId", "")
+        if session_id and session_id != self.context.session_id:
+            self.close(CloseCode.SESSION, session_close_reason("unknown_session", "", reloadable=True))
+            return
+        access = await resolve_access(session, resource_id)
+        live = await self.context.registry.open(format_resource_id(access.info.id), kind, file_id, access.info.id, session)
+        self.room = live.room
+        self.participant = Participant(self, identity, access.role, session)
+        live.room.join(self.participant)
+        if not access.can_edit or live.room.read_only:
+            self.send_json({"type": "cs3collab:role", "role": access.role, "readOnly": live.room.read_only or "viewer"})
+
+    async def on_message(self, message: str | bytes) -> None:
+        if self.participant is None or self.room is None or self._closed:
+            return
+        if isinstance(message, str):
+            self.close(CloseCode.POLICY, "text frames are not part of the protocol")
+            return
+        try:
+            await self.room.receive(self.participant, message, self._save)
+        except ProtocolError as exc:
+            log.warning("protocol error room=%s user=%s error=%s", self.room.key, self.participant.identity.label, exc)
+            self.close(CloseCode.POLICY, str(exc)[:120])
+
+    async def _save(self, participant: Participant) -> str:
+        if not participant.can_edit:
+            return "failed"
+        live = self.context.registry.rooms.get(self.room.key)
+        return await live.storage.save() if live is not None else "failed"
+
+    def on_close(self) -> None:
+        self._closed = True
+        if self.participant is not None and self.room is not None:
+            self.room.leave(self.participant)
+            if self.room is not self.context.global_room:
+                self.context.registry.released(self.room.key)
+
+    # -- Connection ------------------------------------------------------------
+
+    def send(self, message: bytes) -> None:
+        """Queue a frame; a client that falls too far behind is disconnected."""
+        if self._closed or self.ws_connection is None:
+            return
+        if self._pending > self.context.max_pending:
+            log.warning("client too slow, disconnecting room=%s pending=%d", getattr(self.room, "key", "-"), self._pending)
+            self.close(CloseCode.POLICY, "client too slow to receive updates")
+            return
+        size = len(message)
+        self._pending += size
+        try:
+            future = self.write_message(message, binary=True)
+        except tornado.websocket.WebSocketClosedError:
+            self._pending -= size
+            return
+        future.add_done_callback(lambda f, size=size: self._sent(f, size))
+
+    def _sent(self, future, size: int) -> None:
+        self._pending -= size
+        if not future.cancelled():
+            future.exception()  # a closed socket is handled by on_close
+
+    def send_json(self, payload: dict) -> None:
+        from cs3collab.service.protocol import raw_json_message
+
+        self.send(raw_json_message(payload))
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        if not self._closed:
+            super().close(code, reason)

@@ -1,0 +1,227 @@
+"""The room journal: every document update is durable before it is applied.
+
+A room appends each Y update from an editor to the journal and only then
+applies it, broadcasts it and acknowledges it (DESIGN.md section 4, "Edit").
+After a crash, even a SIGKILL, a restarted service rebuilds each live room from
+the journal alone: the same Y items with the same ids, never rebuilt from the
+file, so clients that reconnect with their old state sync without duplicating
+content. Rooms whose journal holds updates newer than the last save in CS3
+(:meth:`Journal.rooms_needing_flush`) are flushed on restart.
+
+The service imports only this module: :class:`Journal` is the interface,
+:class:`JournalRecord` what a room reads back, and the errors below what any
+backend raises. Backends live in their own modules (``journal_sqlite.py``) and
+are chosen by a ``Type(klass=...)`` trait.
+
+Sequence numbers count a room's updates from 1, strictly increasing; they
+restart only after :meth:`Journal.forget` dropped the room. Compaction
+replaces a prefix of the history by one snapshot update (``Doc.get_update()``
+of a doc holding exactly that prefix) kept under the prefix's last sequence
+number, so later numbers never move.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from anyio.abc import TaskStatus
+
+#: Longest room key accepted, in UTF-8 bytes. A Reva resource id
+#: (``storage_id$space_id!opaque_id``) is far shorter; anything longer is a bug
+#: or an attack, not a room.
+MAX_ROOM_KEY_BYTES = 1024
+#: Longest meta key and value accepted, in UTF-8 bytes: meta is for small
+#: per-room facts (file type, path hint), not content.
+MAX_META_KEY_BYTES = 256
+MAX_META_VALUE_BYTES = 64 * 1024
+#: Longest etag accepted, in UTF-8 bytes.
+MAX_ETAG_BYTES = 1024
+
+
+class JournalError(Exception):
+    """Base of every error a journal raises."""
+
+
+class JournalCorruptError(JournalError):
+    """The journal file cannot be used: not a database, not a cs3collab
+    journal, an unknown schema version, or damaged pages.
+
+    Arguments:
+        path: the journal file.
+        reason: what is wrong with it.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"journal {path} is unusable: {reason}")
+
+
+class JournalInUseError(JournalError):
+    """Another process (or another journal object) holds the journal file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"journal {path} is in use (another process or journal object holds its lock)")
+
+
+class JournalClosedError(JournalError):
+    """The journal is not running (not started yet, or stopping/stopped)."""
+
+
+class InvalidRoomKeyError(JournalError, ValueError):
+    """A room key that is not a non-empty printable string of at most
+    :data:`MAX_ROOM_KEY_BYTES` UTF-8 bytes."""
+
+
+class InvalidUpdateError(JournalError, ValueError):
+    """An update that is empty, not bytes, or larger than the backend's limit."""
+
+
+@dataclass
+class JournalRecord:
+    """What :meth:`Journal.load` returns for one room.
+
+    Attributes:
+        room: the room key (the CS3 resource id in Reva form).
+        updates: Y updates in append order; the first may be a compacted
+            snapshot. Applying them all to an empty Doc rebuilds the room.
+        last_seq: sequence number of the last update (0 if none).
+        persisted_seq: updates with ``seq <= persisted_seq`` are known to be in CS3.
+        persisted_etag: the CS3 etag of that save ('' if never saved).
+        meta: small per-room key/values (e.g. file type, path hint).
+        seqs: the sequence number of each of ``updates`` (same length; a
+            compacted snapshot carries the last seq it covers), e.g. to
+            rebuild the state saved at ``persisted_seq``.
+    """
+
+    room: str
+    updates: list[bytes] = field(default_factory=list)
+    last_seq: int = 0
+    persisted_seq: int = 0
+    persisted_etag: str = ""
+    meta: dict[str, str] = field(default_factory=dict)
+    seqs: list[int] = field(default_factory=list)
+
+    @property
+    def needs_flush(self) -> bool:
+        """True when the journal holds updates not yet saved to CS3."""
+        return self.last_seq > self.persisted_seq
+
+
+@runtime_checkable
+class Journal(Protocol):
+    """Durable, per-room, append-only log of Y updates.
+
+    Lifecycle, as every long-lived object of the service: either
+    ``async with journal:``, or ``await tg.start(journal.start)`` then
+    ``await journal.stop()``. ``start`` opens the store, reports started once
+    the journal accepts calls, and returns only when the journal has stopped.
+    ``stop`` refuses new calls, lets every call already made finish (pending
+    appends are committed, not dropped), then closes the store.
+
+    Calls made while the journal is not running raise :class:`JournalClosedError`.
+    A call whose awaiting task is cancelled before its commit started is not
+    carried out; once the commit started it may or may not be, as a cancelled
+    call was never acknowledged.
+    """
+
+    async def __aenter__(self) -> Journal: ...
+
+    async def __aexit__(self, *exc_info: object) -> bool | None: ...
+
+    async def start(self, *, task_status: TaskStatus[None] = ...) -> None:
+        """Open the store and serve calls until :meth:`stop`."""
+
+    async def stop(self) -> None:
+        """Commit the calls already made, close the store; idempotent."""
+
+    async def append(self, room: str, update: bytes) -> int:
+        """Append one Y update to ``room`` (created on first use); return its
+        sequence number once the update is durable. Raises
+        :class:`InvalidRoomKeyError` or :class:`InvalidUpdateError` on bad input."""
+
+    async def load(self, room: str) -> JournalRecord | None:
+        """Everything journaled for ``room``, or None for an unknown room."""
+
+    async def mark_persisted(self, room: str, seq: int, etag: str) -> None:
+        """Record that updates up to ``seq`` are saved in CS3 under ``etag``.
+        A ``seq`` below the recorded one is ignored (an older save finishing
+        late); one above ``last_seq`` raises ValueError. ``seq`` 0 records
+        the etag of a room with no updates."""
+
+    async def compact(self, room: str, snapshot: bytes, upto_seq: int) -> None:
+        """Atomically replace the updates with ``seq <= upto_seq`` by
+        ``snapshot``, kept as the first update under ``upto_seq``; later
+        updates are untouched. ``snapshot`` must hold at least everything
+        those updates held (``Doc.get_update()`` of a doc built from them and
+        possibly later ones). A room already compacted past ``upto_seq`` is
+        left as it is; ``upto_seq`` outside ``1..last_seq`` raises ValueError."""
+
+    async def set_meta(self, room: str, key: str, value: str) -> None:
+        """Set one small key/value of ``room`` (created on first use)."""
+
+    async def rooms_needing_flush(self) -> list[str]:
+        """Rooms whose ``last_seq > persisted_seq``, sorted: the rooms to
+        rebuild and save after a crash."""
+
+    async def forget(self, room: str) -> None:
+        """Drop ``room`` entirely: updates, meta, sequence numbers."""
+
+
+def check_room_key(room: object) -> str:
+    """Return ``room`` if it is a valid room key, else raise
+    :class:`InvalidRoomKeyError` saying why (without echoing a huge key)."""
+    if not isinstance(room, str):
+        raise InvalidRoomKeyError(f"room key must be a str, not {type(room).__name__}")
+    if not room:
+        raise InvalidRoomKeyError("room key is empty")
+    try:
+        size = len(room.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidRoomKeyError("room key is not valid Unicode (lone surrogate)") from None
+    if size > MAX_ROOM_KEY_BYTES:
+        raise InvalidRoomKeyError(f"room key is {size} bytes, more than {MAX_ROOM_KEY_BYTES}")
+    if not room.isprintable():
+        raise InvalidRoomKeyError(f"room key has non-printable characters: {room[:80]!r}")
+    return room
+
+
+def check_text(what: str, value: object, limit: int, *, allow_empty: bool = True) -> str:
+    """Return ``value`` if it is a str of at most ``limit`` UTF-8 bytes
+    (non-empty unless ``allow_empty``), else raise ValueError naming ``what``."""
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a str, not {type(value).__name__}")
+    if not value and not allow_empty:
+        raise ValueError(f"{what} is empty")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} is not valid Unicode (lone surrogate)") from None
+    if size > limit:
+        raise ValueError(f"{what} is {size} bytes, more than {limit}")
+    return value
+
+
+def check_update(update: object, limit: int | None) -> bytes:
+    """Return ``update`` as bytes if it is a non-empty bytes-like object of at
+    most ``limit`` bytes (no limit if None), else raise :class:`InvalidUpdateError`."""
+    if not isinstance(update, (bytes, bytearray, memoryview)):
+        raise InvalidUpdateError(f"update must be bytes, not {type(update).__name__}")
+    data = bytes(update)
+    if not data:
+        raise InvalidUpdateError("update is empty")
+    if limit is not None and len(data) > limit:
+        raise InvalidUpdateError(f"update is {len(data)} bytes, more than {limit}")
+    return data
+
+
+def check_seq(seq: object, minimum: int) -> int:
+    """Return ``seq`` if it is an int (not a bool) of at least ``minimum``,
+    else raise ValueError."""
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        raise ValueError(f"seq must be an int, not {type(seq).__name__}")
+    if seq < minimum:
+        raise ValueError(f"seq must be >= {minimum}, not {seq}")
+    return seq

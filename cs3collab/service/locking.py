@@ -1,0 +1,109 @@
+"""The CS3 lock a live room holds on its file.
+
+While a room lives it holds a WRITE lock as app ``cs3collab``, so that other
+CS3 apps (WOPI office apps, the web editor, a sync client that honours
+locks) know the file is being edited, and uploads without our lock id are
+refused. Reva binds a lock to the user *and* the app that took it: only that
+user may refresh or release it, while anyone presenting the lock id may
+upload. So the keeper remembers which session took the lock, refreshes with
+it, and when that session can no longer act (the user left and the token
+expired) lets the lock run out and takes a new one with another editor.
+
+A lock held by anything else makes the room read-only (see
+:meth:`LockKeeper.foreign_holder`); the service never writes over it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+
+from cs3collab.cs3 import CS3Error, FailedPrecondition, Session
+
+log = logging.getLogger("cs3collab.service.locking")
+
+
+class LockKeeper:
+    """Takes, refreshes and releases a room's lock.
+
+    Args:
+        resource_id: the file.
+        app_name: the app name the lock is taken under.
+        lifetime: seconds a lock lives unless refreshed; it is refreshed
+            every third of that.
+        where: how logs name the file.
+    """
+
+    def __init__(self, resource_id, app_name: str, lifetime: float, where: str) -> None:
+        self.resource_id = resource_id
+        self.app_name = app_name
+        self.lifetime = lifetime
+        self.where = where
+        self.lock_id: str | None = None
+        self.holder: Session | None = None
+        self._stopped = False
+
+    def adopt(self, lock_id: str, holder: Session | None) -> None:
+        """Take over a lock of ours left by a previous run (its id came from the journal)."""
+        self.lock_id = lock_id
+        self.holder = holder
+
+    def foreign_holder(self, info) -> str | None:
+        """Who holds the file's lock when it is not us: "app (user)", else None."""
+        lock = info.lock
+        if not lock.lock_id or lock.lock_id == self.lock_id:
+            return None
+        user = lock.user.opaque_id if lock.HasField("user") else "unknown user"
+        return f"{lock.app_name or 'another app'} ({user})"
+
+    async def run(self, sessions: Callable[[], list[Session]]) -> None:
+        """Hold the lock until cancelled: take it, refresh it, retake it."""
+        interval = max(self.lifetime / 3, 0.5)
+        while not self._stopped:
+            if self.lock_id is None or self.holder is None:
+                await self._acquire(sessions())
+            else:
+                await self._refresh()
+            await asyncio.sleep(interval)  # refresh timer
+
+    async def _acquire(self, candidates: list[Session]) -> None:
+        for session in candidates:
+            lock_id = self.lock_id or uuid.uuid4().hex
+            try:
+                await session.locks.set(
+                    self.resource_id, lock_id=lock_id, app_name=self.app_name, lifetime=self.lifetime
+                )
+            except FailedPrecondition:
+                return  # held by someone: the room's poll makes it read-only if it is not us
+            except CS3Error as exc:
+                log.info("cannot lock file=%s user=%s error=%s", self.where, session.username, exc)
+                continue
+            self.lock_id, self.holder = lock_id, session
+            log.info("locked file=%s lock_id=%s user=%s app=%s", self.where, lock_id, session.username, self.app_name)
+            return
+
+    async def _refresh(self) -> None:
+        assert self.holder is not None and self.lock_id is not None
+        try:
+            await self.holder.locks.refresh(
+                self.resource_id, lock_id=self.lock_id, app_name=self.app_name, lifetime=self.lifetime
+            )
+        except CS3Error as exc:
+            # keep the id: uploads may still present it until the lock expires;
+            # a later _acquire retakes the lock (under the same id) with another editor
+            log.warning("lock refresh failed file=%s lock_id=%s error=%s", self.where, self.lock_id, exc)
+            self.holder = None
+
+    async def release(self) -> None:
+        """Release the lock if we hold it (best effort: it expires anyway)."""
+        self._stopped = True
+        if self.lock_id and self.holder is not None:
+            try:
+                await self.holder.locks.unlock(self.resource_id, lock_id=self.lock_id, app_name=self.app_name)
+                log.info("unlocked file=%s lock_id=%s", self.where, self.lock_id)
+            except CS3Error as exc:
+                log.warning("unlock failed file=%s lock_id=%s error=%s", self.where, self.lock_id, exc)
+        self.lock_id = None
+        self.holder = None

@@ -1,0 +1,131 @@
+"""The room registry: one room per file, opened once, freed after a grace period.
+
+Many clients may ask for the same file at the same instant; they share one
+load (the first caller's), so a file is downloaded once and there is only
+ever one room for it. When the last participant leaves, the room waits a
+grace period for someone to come back, then flushes what is unsaved,
+releases the lock, compacts its journal and is freed. A room with a save
+still failing is kept (and retried) rather than freed.
+
+The registry owns every room's background task (saving, polling, locking)
+in its own task group; nothing here starts a loose task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from cs3collab.cs3 import Session
+from cs3collab.service.documents import DocumentKind
+from cs3collab.service.journal import Journal
+from cs3collab.service.room import Room
+from cs3collab.service.storage import RoomStorage, StorageSettings
+
+log = logging.getLogger("cs3collab.service.registry")
+
+
+@dataclass
+class LiveRoom:
+    """A room, its CS3 side and the task that runs them."""
+
+    room: Room
+    storage: RoomStorage
+    task: asyncio.Task | None = None
+    closer: asyncio.Task | None = None
+    ready: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class RoomRegistry:
+    """Maps room keys (CS3 resource ids) to live rooms.
+
+    Args:
+        journal: the journal every room appends to.
+        settings: timings of the rooms' CS3 side.
+        close_grace: seconds a room with nobody in it stays open.
+    """
+
+    def __init__(self, journal: Journal, settings: StorageSettings, close_grace: float = 60.0) -> None:
+        self.journal = journal
+        self.settings = settings
+        self.close_grace = close_grace
+        self.rooms: dict[str, LiveRoom] = {}
+        self._tasks: asyncio.TaskGroup | None = None
+        self._stopped = asyncio.Event()
+
+    async def run(self, started: asyncio.Future | None = None) -> None:
+        """Own the rooms' tasks until :meth:`stop`; then close every room."""
+        async with asyncio.TaskGroup() as tasks:
+            self._tasks = tasks
+            if started is not None:
+                started.set_result(None)
+            await self._stopped.wait()
+            for key in list(self.rooms):
+                await self._close(key)
+        self._tasks = None
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    async def open(self, key: str, kind: DocumentKind, file_id: str, resource_id, session: Session) -> LiveRoom:
+        """The live room of a file, loading it (once) if needed.
+
+        Raises what loading raises (InvalidDocument, CS3 errors) to every
+        caller that waited for that load; the room is then not kept.
+        """
+        live = self.rooms.get(key)
+        if live is None:
+            if self._tasks is None:
+                raise RuntimeError("the room registry is not running")
+            room = Room(key, kind, file_id, self.journal)
+            live = LiveRoom(room, RoomStorage(room, resource_id, self.settings))
+            self.rooms[key] = live
+            try:
+                await live.storage.load(session)
+            except BaseException as exc:
+                del self.rooms[key]
+                live.ready.set_exception(exc)
+                live.ready.exception()  # retrieved: later waiters re-raise it themselves
+                raise
+            live.task = self._tasks.create_task(live.storage.run(), name=f"room:{key}")
+            live.ready.set_result(None)
+        else:
+            await asyncio.shield(live.ready)
+        if live.room.kind != kind:
+            log.warning("file opened as two document types room=%s first=%s now=%s", key, live.room.kind.doc_type, kind.doc_type)
+        if live.closer is not None:
+            live.closer.cancel()
+            live.closer = None
+        return live
+
+    def released(self, key: str) -> None:
+        """Called when a participant left: schedule closing an empty room."""
+        live = self.rooms.get(key)
+        if live is None or live.room.participants or live.closer is not None or self._tasks is None:
+            return
+        live.closer = self._tasks.create_task(self._close_after_grace(key), name=f"close:{key}")
+
+    async def _close_after_grace(self, key: str) -> None:
+        await asyncio.sleep(self.close_grace)  # grace period timer
+        live = self.rooms.get(key)
+        if live is None or live.room.participants:
+            return
+        live.closer = None
+        await self._close(key)
+
+    async def _close(self, key: str) -> None:
+        live = self.rooms.get(key)
+        if live is None:
+            return
+        await live.storage.close()
+        if live.storage.unsaved and not self._stopped.is_set():
+            log.warning("room kept open: its last save failed room=%s", key)
+            live.closer = self._tasks.create_task(self._close_after_grace(key), name=f"close:{key}")
+            return
+        if live.task is not None:
+            live.task.cancel()
+        if live.storage.persisted_seq:
+            await self.journal.compact(key, live.storage.persisted_state, live.storage.persisted_seq)
+        del self.rooms[key]
+        log.info("room closed room=%s unsaved=%s", key, live.storage.unsaved)

@@ -1,0 +1,312 @@
+"""The CS3 side of a room: load once, save as versions, fold in outside edits.
+
+:class:`RoomStorage` keeps one room and its file in CS3 in step:
+
+* **load**: rebuild the document from the journal when it has the room
+  (a continuous Y history, so reconnecting clients never duplicate), else
+  download the file once and build it deterministically; a file that is not
+  a valid notebook refuses the room and stays untouched;
+* **save**: debounced (a quiet period, and a ceiling under continuous
+  typing), one at a time, serialized through jupyter_ydoc and validated by
+  nbformat, uploaded as an editor who contributed with ``if_match`` on the
+  etag we last wrote and the room's lock id. Every upload is a CS3 version;
+  its arbitrary metadata says which journal state it holds and who wrote it;
+* **outside edits**: an etag we did not write (seen by polling Stat, or by
+  a failed ``if_match``) is downloaded and merged as the change from our last
+  save to the new content, so what was typed in the room stays.
+
+A failed save keeps everything in the journal and is tried again; nothing
+here ever drops an edit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+
+from pycrdt import Doc
+
+from cs3collab.cs3 import CS3Error, FailedPrecondition, NotFound, PermissionDenied, Session, Unauthenticated, Unavailable
+from cs3collab.cs3.refs import format_resource_id
+from cs3collab.service import documents
+from cs3collab.service.documents import InvalidDocument
+from cs3collab.service.locking import LockKeeper
+from cs3collab.service.room import Participant, Room
+
+log = logging.getLogger("cs3collab.service.storage")
+
+SAVE_KEY_PREFIX = "cs3collab.save."
+"""Arbitrary metadata key prefix: ``cs3collab.save.<etag>`` describes the save that produced that etag."""
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Timings of a room's CS3 side (seconds); the service's traits fill them."""
+
+    save_quiet: float = 1.0
+    save_ceiling: float = 10.0
+    poll_interval: float = 2.0
+    retry_delay: float = 2.0
+    lock_lifetime: float = 120.0
+    app_name: str = "cs3collab"
+
+
+def _etag_key(etag: str) -> str:
+    return SAVE_KEY_PREFIX + etag.strip('"')
+
+
+class RoomStorage:
+    """Keeps one room and its CS3 file in step.
+
+    Args:
+        room: the room whose document this stores.
+        resource_id: the file's CS3 resource id.
+        settings: timings.
+    """
+
+    def __init__(self, room: Room, resource_id, settings: StorageSettings) -> None:
+        self.room = room
+        self.resource_id = resource_id
+        self.settings = settings
+        self.where = format_resource_id(resource_id)
+        self.path = ""
+        self.persisted_state = b""
+        self.persisted_etag = ""
+        self.persisted_seq = 0
+        self.unsaved = False
+        self.read_only_reason: str | None = None
+        self.last_save_status = "success"
+        self._authors: dict[str, str] = {}
+        self._writers: dict[str, Session] = {}
+        self._save_lock = asyncio.Lock()
+        self._dirty = asyncio.Event()
+        self.lock = LockKeeper(resource_id, settings.app_name, settings.lock_lifetime, self.where)
+        room.on_change(self._changed)
+
+    # -- loading -----------------------------------------------------------------
+
+    async def load(self, session: Session) -> None:
+        """Build the room's document; raises InvalidDocument or a CS3Error when it cannot open."""
+        info = await session.files.stat(self.resource_id)
+        self.path = info.path
+        record = await self.room.journal.load(self.room.key)
+        if record is not None and record.updates:
+            self.room.restore(record.updates, record.last_seq)
+            self.persisted_state = self._state_upto(record.updates, record.seqs, record.persisted_seq)
+            self.persisted_seq = record.persisted_seq
+            self.persisted_etag = record.persisted_etag
+            self.unsaved = record.needs_flush
+            log.info(
+                "room rebuilt from journal room=%s path=%s seq=%d persisted_seq=%d",
+                self.room.key, self.path, record.last_seq, record.persisted_seq,
+            )
+            if info.etag != self.persisted_etag:
+                await self._merge_outside(session, info.etag)
+        else:
+            data = await session.files.download(self.resource_id)
+            content = documents.parse(self.room.kind, data, seed=self.room.key, where=self.path or self.where)
+            update = await documents.initial_update(self.room.kind, content)
+            seq = await self.room.journal.append(self.room.key, update)
+            self.room.restore([update], seq)
+            await self.room.journal.mark_persisted(self.room.key, seq, info.etag)
+            self.persisted_state, self.persisted_seq, self.persisted_etag = update, seq, info.etag
+            log.info("room opened from CS3 room=%s path=%s etag=%s", self.room.key, self.path, info.etag)
+        if self.unsaved:
+            self._dirty.set()
+
+    @staticmethod
+    def _state_upto(updates: list[bytes], seqs: list[int], seq: int) -> bytes:
+        doc = Doc()
+        for update, update_seq in zip(updates, seqs):
+            if update_seq <= seq:
+                doc.apply_update(update)
+        return doc.get_update()
+
+    # -- changes -----------------------------------------------------------------
+
+    def _changed(self, author: Participant | None) -> None:
+        self.unsaved = True
+        if author is not None:
+            self._authors[author.identity.uid] = author.identity.display_name
+            self._writers[author.identity.uid] = author.session
+        self._dirty.set()
+
+    async def run(self) -> None:
+        """The room's background work: debounced saves and polling for outside edits.
+
+        Runs until cancelled (the room's owner cancels it on close).
+        """
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._save_loop())
+            tasks.create_task(self._poll_loop())
+            tasks.create_task(self.lock.run(self._sessions))
+
+    async def _save_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            first = time.monotonic()
+            while True:
+                deadline = min(self.room.last_change + self.settings.save_quiet, first + self.settings.save_ceiling)
+                delay = deadline - time.monotonic()
+                if delay <= 0:
+                    break
+                await asyncio.sleep(delay)  # debounce timer
+            self._dirty.clear()
+            status = await self.save()
+            if status == "failed" and self.unsaved and not self.read_only_reason:
+                await asyncio.sleep(self.settings.retry_delay)
+                self._dirty.set()
+
+    async def _poll_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.poll_interval)
+            if self._save_lock.locked():
+                continue
+            session = next(iter(self._sessions()), None)
+            if session is None:
+                continue
+            try:
+                info = await session.files.stat(self.resource_id)
+            except CS3Error as exc:
+                log.warning("poll failed room=%s path=%s error=%s", self.room.key, self.path, exc)
+                continue
+            self.path = info.path or self.path
+            async with self._save_lock:
+                if info.etag != self.persisted_etag:
+                    await self._merge_outside(session, info.etag)
+            self._update_read_only(info)
+
+    def _sessions(self) -> list[Session]:
+        """Sessions to act with: connected editors (contributors first), then
+        departed contributors, then anyone connected."""
+        sessions = [p.session for p in self.room.editors()]
+        sessions += [s for s in self._writers.values() if s not in sessions]
+        sessions += [p.session for p in self.room.participants if p.session not in sessions]
+        return sessions
+
+    def _update_read_only(self, info) -> None:
+        foreign = self.lock.foreign_holder(info)
+        reason = f"locked by {foreign}" if foreign else None
+        if reason != self.read_only_reason:
+            self.read_only_reason = reason
+            self.room.read_only = reason
+            self.room.notify({"type": "cs3collab:read-only", "reason": reason})
+            log.info("room read-only state changed room=%s path=%s reason=%s", self.room.key, self.path, reason)
+            if reason is None and self.unsaved:
+                self._dirty.set()
+
+    # -- outside edits -----------------------------------------------------------
+
+    async def _merge_outside(self, session: Session, etag: str) -> None:
+        """Fold the file's new content (etag we did not write) into the room."""
+        data = await session.files.download(self.resource_id)
+        try:
+            content = documents.parse(self.room.kind, data, seed=self.room.key, where=self.path or self.where)
+        except InvalidDocument as exc:
+            # keep the room; our next save makes a new version over it (the
+            # broken content stays as a version, nothing is lost)
+            log.error("outside edit is not a valid document room=%s path=%s error=%s", self.room.key, self.path, exc)
+            self.persisted_etag = etag
+            self.unsaved = True
+            self._dirty.set()
+            return
+        delta = documents.outside_edit_update(self.room.kind, self.persisted_state, content)
+        was_unsaved = self.unsaved
+        seq = await self.room.apply(delta, author=None)
+        merged = Doc()
+        merged.apply_update(self.persisted_state)
+        merged.apply_update(delta)
+        self.persisted_state = merged.get_update()
+        self.persisted_etag = etag
+        self.unsaved = was_unsaved
+        if not was_unsaved and seq:
+            self.persisted_seq = seq
+            await self.room.journal.mark_persisted(self.room.key, seq, etag)
+        log.info("merged outside edit room=%s path=%s etag=%s", self.room.key, self.path, etag)
+
+    # -- saving ------------------------------------------------------------------
+
+    async def save(self) -> str:
+        """Save now if anything is unsaved; returns success, skipped or failed."""
+        if self.read_only_reason:
+            return "failed"
+        async with self._save_lock:
+            if not self.unsaved:
+                return "success"
+            status = await self._save_once()
+            self.last_save_status = status
+            return status
+
+    async def _save_once(self) -> str:
+        for _attempt in range(2):
+            seq, state = self.room.last_seq, self.room.doc.get_update()
+            try:
+                data = documents.serialize(self.room.kind, self.room.document, where=self.path or self.where)
+            except InvalidDocument as exc:
+                log.error("not saving invalid document room=%s path=%s error=%s", self.room.key, self.path, exc)
+                return "failed"
+            outcome = await self._upload(data)
+            if outcome == "conflict":
+                continue  # the outside change is merged now: serialize again
+            if isinstance(outcome, str):
+                return outcome
+            session, etag = outcome
+            await self._saved(session, etag, seq, state)
+            return "success"
+        return "failed"
+
+    async def _upload(self, data: bytes) -> tuple[Session, str | None] | str:
+        """Upload as the first editor who can; "conflict" when the file
+        changed under us (and was merged), "failed" when nobody could save."""
+        writers = [p.session for p in self.room.editors()]
+        writers += [s for s in self._writers.values() if s not in writers]
+        for session in writers:
+            try:
+                etag = await session.files.upload(
+                    self.resource_id, data, if_match=self.persisted_etag, lock_id=self.lock.lock_id or ""
+                )
+                return session, etag
+            except (Unauthenticated, PermissionDenied) as exc:
+                log.info("editor cannot save room=%s user=%s error=%s", self.room.key, session.username, exc)
+            except FailedPrecondition as exc:
+                log.info("save precondition failed room=%s path=%s error=%s", self.room.key, self.path, exc)
+                info = await session.files.stat(self.resource_id)
+                self._update_read_only(info)
+                if self.read_only_reason or info.etag == self.persisted_etag:
+                    return "failed"
+                await self._merge_outside(session, info.etag)
+                return "conflict"
+            except (Unavailable, NotFound) as exc:
+                log.warning("save failed room=%s path=%s error=%s", self.room.key, self.path, exc)
+                return "failed"
+        log.warning("no editor can save room=%s path=%s", self.room.key, self.path)
+        return "failed"
+
+    async def _saved(self, session: Session, etag: str | None, seq: int, state: bytes) -> None:
+        if not etag:
+            etag = (await session.files.stat(self.resource_id)).etag
+        authors = dict(self._authors)
+        self.persisted_etag, self.persisted_seq, self.persisted_state = etag, seq, state
+        if self.room.last_seq == seq:
+            self.unsaved = False
+            self._authors.clear()
+        await self.room.journal.mark_persisted(self.room.key, seq, etag)
+        record = {"seq": seq, "time": int(time.time()), "authors": sorted(authors), "names": authors}
+        try:
+            await session.metadata.set(
+                self.resource_id, {_etag_key(etag): json.dumps(record, separators=(",", ":"))},
+                lock_id=self.lock.lock_id or "",
+            )
+        except CS3Error as exc:  # the save itself succeeded; only its label is missing
+            log.warning("could not record save metadata room=%s path=%s error=%s", self.room.key, self.path, exc)
+        self.room.notify({"type": "cs3collab:saved", "etag": etag})
+        log.info("saved room=%s path=%s etag=%s seq=%d authors=%s", self.room.key, self.path, etag, seq, ",".join(authors))
+
+    async def close(self) -> None:
+        """Flush what is unsaved and release the lock (the room is being freed)."""
+        if self.unsaved:
+            await self.save()
+        await self.lock.release()

@@ -1,0 +1,1 @@
+"""Tests of the collaboration service (cs3collab.service)."""
