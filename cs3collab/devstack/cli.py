@@ -1,0 +1,86 @@
+"""``cs3collab devstack``: run one embedded CS3 site until SIGINT/SIGTERM.
+
+Once both servers listen, prints exactly one line to stdout:
+
+    cs3collab devstack ready: gateway=127.0.0.1:PORT http=http://127.0.0.1:PORT domain=NAME
+
+followed by the demo logins (when the demo users are in use). Logs go to
+stderr as key=value lines.
+
+Every site speaks OCM. Trusted peers come from ``--peer DOMAIN=URL``
+(repeatable) and/or ``--ocm-providers FILE`` (Reva's ocm-providers.json),
+which is read again whenever it changes: a launcher may start sites on
+port 0 and write the file once it knows their URLs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from .ocm_gateway import OCMSettings
+from .ocm_peers import PeerSite, parse_peer_arg
+from .site import DevstackSite
+from .users import UserDirectory
+
+
+def add_devstack_parser(subparsers) -> argparse.ArgumentParser:
+    """Declare the ``devstack`` subcommand and its settings."""
+    p = subparsers.add_parser("devstack", help="run an embedded CS3 site (gRPC gateway + data server)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True,
+                   help="data folder; everything the site stores lives here and survives restarts")
+    p.add_argument("--port", type=int, default=0,
+                   help="gRPC gateway port on 127.0.0.1 (default 0: pick a free port)")
+    p.add_argument("--http-port", type=int, default=0,
+                   help="HTTP data server port on 127.0.0.1 (default 0: pick a free port)")
+    p.add_argument("--domain", default="localhost",
+                   help="site domain: idp of its users, issuer of its tokens (default: localhost)")
+    p.add_argument("--users", default=None,
+                   help="Reva-style users JSON file (default: demo users einstein, marie, richard)")
+    p.add_argument("--token-lifetime", type=float, default=3600,
+                   help="access token lifetime in seconds (default: 3600)")
+    p.add_argument("--max-upload-size", type=int, default=None,
+                   help="largest accepted upload in bytes (default: no limit)")
+    p.add_argument("--peer", action="append", default=[], type=_peer, metavar="DOMAIN=URL",
+                   help="trust the OCM site DOMAIN whose HTTP server (discovery at URL/.well-known/ocm) "
+                        "is URL; repeatable (default: none)")
+    p.add_argument("--ocm-providers", default=None, metavar="FILE",
+                   help="trusted OCM sites in Reva's ocm-providers.json format, re-read when the file "
+                        "changes; may not exist yet (default: none)")
+    p.add_argument("--public-url", default=None,
+                   help="base URL peers reach this site's HTTP server at, advertised in OCM discovery "
+                        "and share URIs (default: the site's own http URL)")
+    p.set_defaults(run=run_devstack)
+    return p
+
+
+def _peer(value: str) -> PeerSite:
+    try:
+        return parse_peer_arg(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+async def run_devstack(args: argparse.Namespace) -> None:
+    """Start the site, print the ready line, serve until SIGINT/SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    site = DevstackSite(args.data, domain=args.domain, grpc_port=args.port, http_port=args.http_port,
+                        users_file=args.users, token_lifetime=args.token_lifetime,
+                        max_upload_size=args.max_upload_size,
+                        ocm=OCMSettings(peers=args.peer, providers_file=args.ocm_providers,
+                                        public_url=args.public_url))
+    async with site:
+        print(f"cs3collab devstack ready: gateway={site.gateway_address} http={site.http_url} "
+              f"domain={site.domain}", flush=True)
+        if args.users is None:
+            demo = UserDirectory(site.domain)
+            logins = ", ".join(f"{a.user.username}/{a.secret}" for a in demo.accounts)
+            print(f"demo logins (username/password): {logins}", flush=True)
+        await stop.wait()
+    print("cs3collab devstack stopped", file=sys.stderr, flush=True)

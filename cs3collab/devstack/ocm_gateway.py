@@ -1,0 +1,148 @@
+"""OCM in the devstack gateway, and how a site turns it on.
+
+``OCMGateway`` adds the OCM calls of Reva's gateway (internal/grpc/services/
+gateway/ocmshareprovider.go) to ``gateway.Gateway``: CreateOCMShare,
+RemoveOCMShare, GetOCMShare, GetOCMShareByToken (no token needed, as Reva's
+``UnprotectedEndpoints``), ListOCMShares, UpdateOCMShare,
+ListReceivedOCMShares, GetReceivedOCMShare, UpdateReceivedOCMShare. Each
+parses the request and calls one method of ``OCMShares`` or ``OCMInbox``;
+``Gateway.respond`` turns errors into statuses.
+
+``install_ocm(site, settings)`` is the extension every ``DevstackSite``
+runs: OCM tables in the site's database, the ``ocmshares`` auth type, the
+method rule of ``ocmshare:`` token scopes, and the OCM HTTP routes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+from cs3.sharing.ocm.v1beta1 import ocm_api_pb2 as ocm_api
+
+from .errors import Unimplemented
+from .gateway import Gateway
+from .ocm_http import ocm_http_rules
+from .ocm_inbox import OCMInbox
+from .ocm_model import SCOPE_KIND, ocm_scope_allows
+from .ocm_peers import OCMSender, PeerSite, TrustedPeers
+from .ocm_service import OCMConfig, OCMShares
+from .ocm_store import create_tables
+
+if TYPE_CHECKING:
+    from .site import DevstackSite
+
+GATEWAY_SERVICE = "cs3.gateway.v1beta1.GatewayAPI"
+
+
+def _ref(ref) -> str:
+    which = ref.WhichOneof("spec")
+    return ref.id.opaque_id if which == "id" else which or "-"
+
+
+class OCMGateway(Gateway):
+    """The site's gateway with OCM calls; ``install_ocm`` sets ``ocm_shares``
+    and ``ocm_inbox`` (without them the calls are UNIMPLEMENTED)."""
+
+    ocm_shares: OCMShares | None = None
+    ocm_inbox: OCMInbox | None = None
+
+    def _shares(self) -> OCMShares:
+        if self.ocm_shares is None:
+            raise Unimplemented("OCM is not set up on this site")
+        return self.ocm_shares
+
+    def _inbox(self) -> OCMInbox:
+        if self.ocm_inbox is None:
+            raise Unimplemented("OCM is not set up on this site")
+        return self.ocm_inbox
+
+    async def CreateOCMShare(self, request, context):
+        async def work(caller):
+            share, display = await self._shares().create(request, caller.user)
+            return {"share": share, "recipient_display_name": display}
+        return await self.respond("CreateOCMShare", ocm_api.CreateOCMShareResponse,
+                                  request.resource_id.opaque_id or "-", work)
+
+    async def RemoveOCMShare(self, request, context):
+        async def work(caller):
+            await self._shares().remove(request.ref, caller.user)
+            return {}
+        return await self.respond("RemoveOCMShare", ocm_api.RemoveOCMShareResponse, _ref(request.ref), work)
+
+    async def GetOCMShare(self, request, context):
+        async def work(caller):
+            return {"share": await self._shares().get(request.ref, caller.user)}
+        return await self.respond("GetOCMShare", ocm_api.GetOCMShareResponse, _ref(request.ref), work)
+
+    async def GetOCMShareByToken(self, request, context):
+        async def work(_):
+            return {"share": await self._shares().get_by_token(request.token)}
+        return await self.respond("GetOCMShareByToken", ocm_api.GetOCMShareByTokenResponse, "token", work)
+
+    async def ListOCMShares(self, request, context):
+        async def work(caller):
+            return {"shares": await self._shares().list_shares(list(request.filters), caller.user)}
+        return await self.respond("ListOCMShares", ocm_api.ListOCMSharesResponse, "-", work)
+
+    async def UpdateOCMShare(self, request, context):
+        async def work(caller):
+            await self._shares().update(request.ref, list(request.field), caller.user)
+            return {}
+        return await self.respond("UpdateOCMShare", ocm_api.UpdateOCMShareResponse, _ref(request.ref), work)
+
+    async def ListReceivedOCMShares(self, request, context):
+        async def work(caller):
+            return {"shares": await self._inbox().list_received(list(request.filters), caller.user)}
+        return await self.respond("ListReceivedOCMShares", ocm_api.ListReceivedOCMSharesResponse, "-", work)
+
+    async def GetReceivedOCMShare(self, request, context):
+        async def work(caller):
+            return {"share": await self._inbox().get_received(request.ref, caller.user)}
+        return await self.respond("GetReceivedOCMShare", ocm_api.GetReceivedOCMShareResponse,
+                                  _ref(request.ref), work)
+
+    async def UpdateReceivedOCMShare(self, request, context):
+        async def work(caller):
+            await self._inbox().update_received(request.share, list(request.update_mask.paths), caller.user)
+            return {}
+        return await self.respond("UpdateReceivedOCMShare", ocm_api.UpdateReceivedOCMShareResponse,
+                                  request.share.id.opaque_id or "-", work)
+
+
+@dataclass
+class OCMSettings:
+    """OCM settings of a site (all optional: a site is always OCM-capable).
+
+    Args:
+        peers: trusted peer sites (``--peer DOMAIN=URL``).
+        providers_file: a Reva ``ocm-providers.json`` of more trusted peers,
+            re-read when it changes; None = none.
+        public_url: the base URL peers reach this site's HTTP server at;
+            None = the site's own ``http_url``.
+        provider_name: the ``provider`` field of discovery.
+    """
+
+    peers: Iterable[PeerSite] = field(default_factory=list)
+    providers_file: Path | str | None = None
+    public_url: str | None = None
+    provider_name: str = "cs3collab devstack"
+
+
+async def install_ocm(site: "DevstackSite", settings: OCMSettings) -> None:
+    """Turn on OCM for ``site`` (runs before its servers start)."""
+    if not isinstance(site.gateway, OCMGateway):
+        raise TypeError("a devstack site needs a gateway_class derived from ocm_gateway.OCMGateway")
+    await site.store.run(lambda tree: create_tables(tree.conn))
+    peers = TrustedPeers(settings.peers, settings.providers_file)
+    config = OCMConfig(site.domain, settings.public_url or (lambda: site.http_url),
+                       provider_name=settings.provider_name)
+    sender = OCMSender(peers)
+    site.gateway.ocm_shares = OCMShares(config, site.store, peers, site, sender)
+    site.gateway.ocm_inbox = OCMInbox(config, site.store, peers, site.users, sender)
+    site.add_unprotected(f"/{GATEWAY_SERVICE}/GetOCMShareByToken")
+    site.auth_providers.register("ocmshares", site.gateway.ocm_shares.authenticate)
+    site.add_scope_rule(SCOPE_KIND, lambda scope, method: ocm_scope_allows(scope.role, method))
+    site.add_http_routes(*ocm_http_rules(config, site.gateway.ocm_inbox))
+    site.add_cleanup(sender.aclose)
