@@ -193,6 +193,13 @@ class CS3Client:
         reply = await self.call("WhoAmI", gw.WhoAmIRequest(token=token), target="access token")
         return Session(self, token, reply.user, None)
 
+    async def get_ocm_share_by_token(self, token: str):
+        """The OCM share a token names, asked without logging in (as Reva allows)."""
+        from cs3.sharing.ocm.v1beta1 import ocm_api_pb2 as ocm_api
+
+        reply = await self.call("GetOCMShareByToken", ocm_api.GetOCMShareByTokenRequest(token=token), target="OCM share token")
+        return reply.share
+
     async def _authenticate(self, credentials: Credentials) -> tuple[str, identity.User]:
         request = gw.AuthenticateRequest(
             type=credentials.auth_type,

@@ -21,9 +21,13 @@ WEBAPP_NAME = "cs3collab"
 """The app name our collaboration service is offered under as an OCM webapp."""
 
 
-def federated_user(username: str, domain: str) -> identity.UserId:
-    """The id of a user at another site, as a share grantee names them."""
-    return identity.UserId(idp=domain, opaque_id=username, type=identity.USER_TYPE_FEDERATED)
+def federated_user(opaque_id: str, domain: str) -> identity.UserId:
+    """The id of a user at another site, as a share grantee names them.
+
+    ``opaque_id`` is the user's id *at their own site* (Reva looks the
+    recipient up by it; on a real Reva it is usually a UUID, not the username).
+    """
+    return identity.UserId(idp=domain, opaque_id=opaque_id, type=identity.USER_TYPE_FEDERATED)
 
 
 def access_methods(role: str, *, webapp: bool = True) -> list[ocm.AccessMethod]:
