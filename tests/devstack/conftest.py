@@ -7,12 +7,7 @@ These tests talk to the devstack only through the raw cs3apis stubs
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
-import re
-import signal
-import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,61 +22,28 @@ from cs3.storage.provider.v1beta1 import provider_api_pb2 as sp_api
 from cs3.storage.provider.v1beta1 import resources_pb2 as sp_res
 from cs3.types.v1beta1 import types_pb2
 
-REPO = Path(__file__).resolve().parents[2]
-READY = re.compile(r"cs3collab devstack ready: gateway=(\S+) http=(\S+) domain=(\S+)")
+from tests.support.processes import devstack
+
 PASSWORDS = {"einstein": "relativity", "marie": "radioactivity", "richard": "superfluidity"}
 OK = code_pb2.CODE_OK
 
 
 @dataclass
-class Devstack:
-    """A running devstack process and what its ready line said."""
+class Stack:
+    """Where a devstack answers: what the raw-stub client below needs."""
 
-    process: asyncio.subprocess.Process
     gateway: str
     http: str
     domain: str
     data: Path
-    lines: list[str]
-
-
-async def _pump(stream, lines: list[str], found: asyncio.Future) -> None:
-    while line := await stream.readline():
-        text = line.decode(errors="replace").rstrip()
-        lines.append(text)
-        m = READY.search(text)
-        if m and not found.done():
-            found.set_result(m.groups())
-    if not found.done():
-        found.set_exception(RuntimeError("devstack exited before ready:\n" + "\n".join(lines[-30:])))
 
 
 @contextlib.asynccontextmanager
 async def run_devstack(data: Path, *args: str):
-    """Start ``python -m cs3collab devstack --data DATA --port 0 --http-port 0
-    ARGS``; yield once its ready line is printed; SIGTERM it after."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cs3collab", "devstack", "--data", str(data), "--port", "0", "--http-port", "0",
-        *args, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    lines: list[str] = []
-    found = asyncio.get_running_loop().create_future()
-    async with asyncio.TaskGroup() as tg:
-        pump = tg.create_task(_pump(proc.stdout, lines, found))
-        try:
-            async with asyncio.timeout(30):
-                gateway, http, domain = await found
-            yield Devstack(proc, gateway, http, domain, data, lines)
-        finally:
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    async with asyncio.timeout(15):
-                        await proc.wait()
-                except TimeoutError:
-                    proc.kill()
-                    await proc.wait()
-            await pump
+    """A devstack process (``cs3collab devstack --data DATA ARGS`` on free
+    ports), through the suite's one process runner."""
+    async with devstack(data, domain=None, extra=args) as running:
+        yield Stack(running.gateway, running.http_url, running.domain, running.data_dir)
 
 
 def path_ref(path: str) -> sp_res.Reference:
@@ -95,7 +57,7 @@ def id_ref(rid: sp_res.ResourceId, path: str = ".") -> sp_res.Reference:
 class Client:
     """Thin helpers over the raw stubs: only what the tests repeat."""
 
-    def __init__(self, stack: Devstack, channel: grpc.aio.Channel, http: httpx.AsyncClient) -> None:
+    def __init__(self, stack: Stack, channel: grpc.aio.Channel, http: httpx.AsyncClient) -> None:
         self.stack = stack
         self.stub = gw_grpc.GatewayAPIStub(channel)
         self.http = http
@@ -165,7 +127,7 @@ class Client:
 
 
 @contextlib.asynccontextmanager
-async def connect(stack: Devstack):
+async def connect(stack: Stack):
     async with grpc.aio.insecure_channel(stack.gateway) as channel, httpx.AsyncClient(timeout=30) as http:
         yield Client(stack, channel, http)
 

@@ -12,7 +12,7 @@ from cs3.rpc.v1beta1 import code_pb2
 
 from cs3collab.devstack import DevstackSite
 
-from .conftest import OK, Client, Devstack, id_ref, path_ref
+from .conftest import OK, Client, Stack, id_ref, path_ref
 
 FEDERATED = user_res.User(username="alice", display_name="Alice",
                           id=user_res.UserId(idp="other-site.test", opaque_id="alice-id",
@@ -31,7 +31,7 @@ async def test_scoped_tokens_see_only_their_resource_with_their_role(tmp_path):
     async with DevstackSite(tmp_path, domain="site-a.test", extensions=[extension]) as site:
         assert registered == [site]
         async with grpc.aio.insecure_channel(site.gateway_address) as ch, httpx.AsyncClient() as http:
-            c = Client(Devstack(None, site.gateway_address, site.http_url, site.domain, tmp_path, []), ch, http)
+            c = Client(Stack(site.gateway_address, site.http_url, site.domain, tmp_path), ch, http)
             owner = await c.login("einstein")
             await c.mkdir(owner, path_ref("/home/einstein/shared"))
             await c.upload(owner, path_ref("/home/einstein/shared/nb.ipynb"), b"nb")

@@ -90,12 +90,16 @@ class Devstack:
 
 
 @contextlib.asynccontextmanager
-async def devstack(data_dir: Path, *, domain: str = "localhost", extra: tuple[str, ...] = ()) -> AsyncIterator[Devstack]:
-    """A devstack site as a real process on free loopback ports."""
+async def devstack(
+    data_dir: Path, *, domain: str | None = "localhost", extra: tuple[str, ...] = ()
+) -> AsyncIterator[Devstack]:
+    """A devstack site as a real process on free loopback ports (``domain``
+    None: the devstack's default, or whatever ``extra`` says)."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    args = cs3collab_command(
-        "devstack", "--data", str(data_dir), "--port", "0", "--http-port", "0", "--domain", domain, *extra
-    )
+    args = cs3collab_command("devstack", "--data", str(data_dir), "--port", "0", "--http-port", "0")
+    if domain is not None:
+        args += ["--domain", domain]
+    args += list(extra)
     async with run_process(args, DEVSTACK_READY) as running:
         yield Devstack(running.ready["gateway"], running.ready["http"], running.ready["domain"], data_dir, running)
 
