@@ -21,6 +21,9 @@ sys.path.insert(0, str(HERE.parent))
 from traitlets import HasTraits  # noqa: E402
 
 from cs3collab.devstack.cli import add_devstack_parser  # noqa: E402
+from cs3collab.jupyter.app import CS3CollabExtension  # noqa: E402
+from cs3collab.jupyter.connection import CS3CollabConnection  # noqa: E402
+from cs3collab.jupyter.contents import CS3ContentsManager  # noqa: E402
 from cs3collab.service.app import CollabService  # noqa: E402
 from cs3collab.service.journal_sqlite import SQLiteJournal  # noqa: E402
 
@@ -75,6 +78,14 @@ def render() -> str:
         "",
         "## The journal (`CollabService.journal_class`, default SQLite)\n",
         *_traits_table(SQLiteJournal, {}),
+        "",
+        "## The Jupyter server extension (`cs3collab.jupyter`)\n",
+        "Set on `jupyter lab` / `jupyter server` (or in `jupyter_server_config.py`).\n",
+        *_traits_table(CS3CollabExtension, {}),
+        "",
+        *_traits_table(CS3CollabConnection, {}),
+        "",
+        *_traits_table(CS3ContentsManager, {}),
         "",
         "## `cs3collab devstack`: the embedded CS3 site\n",
         "Command-line options (the devstack is a development and test site, so plain options suffice):\n",

@@ -1,0 +1,96 @@
+"""The Jupyter server's own CS3 identity: one user, one CS3 session.
+
+A Jupyter server is a single-user server (JupyterHub spawns one per user),
+so it acts towards CS3 as exactly one user. That user's session comes from,
+in order: a token handed over by JupyterHub (``CS3CollabConnection.token``,
+or the ``CS3COLLAB_TOKEN`` environment variable), configured credentials
+(``username``/``password``, for the embedded demo), or the login page, where
+the user types their CS3 username and password. The CS3 token stays in this
+process; the browser never sees it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from traitlets import Float, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+from cs3collab.cs3 import CS3Client, PermissionDenied, Session, Unauthenticated
+
+TOKEN_ENV = "CS3COLLAB_TOKEN"
+
+
+class CS3CollabConnection(LoggingConfigurable):
+    """Where CS3 is and who this server is there."""
+
+    gateway = Unicode(
+        "", help="host:port of the site's CS3 gateway (gRPC). Required."
+    ).tag(config=True)
+    token = Unicode(
+        help=f"A CS3 access token for this server's user, e.g. from JupyterHub's auth state. "
+        f"Default: the {TOKEN_ENV} environment variable; empty: use username/password or the login page."
+    ).tag(config=True)
+    username = Unicode("", help="CS3 username to log in with at start (demo setups); empty: none.").tag(config=True)
+    password = Unicode("", help="CS3 password for username (demo setups).").tag(config=True)
+    call_timeout = Float(30.0, help="Seconds allowed for one CS3 gRPC call (default 30).").tag(config=True)
+
+    @default("token")
+    def _default_token(self) -> str:
+        return os.environ.get(TOKEN_ENV, "")
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._client: CS3Client | None = None
+        self._session: Session | None = None
+        self._lock: asyncio.Lock | None = None
+
+    async def client(self) -> CS3Client:
+        """The open CS3 client (opened on first use, on the server's loop)."""
+        if self._client is None:
+            if not self.gateway:
+                raise Unauthenticated("CS3CollabConnection.gateway is not configured", operation="connect")
+            self._client = CS3Client(self.gateway, timeout=self.call_timeout)
+            await self._client.open()
+        return self._client
+
+    @property
+    def logged_in(self) -> bool:
+        return self._session is not None
+
+    async def session(self) -> Session:
+        """This server's CS3 session; Unauthenticated until someone logged in."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self._session is None:
+                client = await self.client()
+                if self.token:
+                    self._session = await client.session_for_token(self.token)
+                elif self.username:
+                    self._session = await client.login(self.username, self.password)
+            if self._session is None:
+                raise Unauthenticated("not logged in to CS3", operation="session")
+            return self._session
+
+    async def login(self, username: str, password: str) -> Session:
+        """Log in from the login page. A server bound to one user refuses another."""
+        client = await self.client()
+        session = await client.login(username, password)
+        if self._session is not None and self._session.user.id != session.user.id:
+            raise PermissionDenied(
+                f"this Jupyter server belongs to {self._session.username}", operation="login", target=username
+            )
+        self._session = session
+        return session
+
+    def logout(self) -> None:
+        """Forget a session that came from the login page (configured ones stay)."""
+        if not self.token and not self.username:
+            self._session = None
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
