@@ -13,6 +13,7 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from cs3collab.demo import add_demo_parser
     from cs3collab.devstack.cli import add_devstack_parser
 
     parser = argparse.ArgumentParser(
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_devstack_parser(subparsers)
+    add_demo_parser(subparsers)
     serve = subparsers.add_parser(
         "serve",
         help="run the collaboration service of a site (options: cs3collab serve --help-all)",

@@ -1,0 +1,185 @@
+"""``cs3collab demo``: the whole stack on loopback, for one person to try.
+
+Starts, each as a real process on ports chosen free at start:
+
+1. a devstack CS3 site (domain ``cernbox.demo``) with the demo users, data
+   kept in ``DIR/site`` so files survive a restart;
+2. a sample notebook ``analysis.ipynb`` in einstein's home, shared with marie
+   as editor and richard as viewer (both shares accepted), if not there yet;
+3. the site's collaboration service (journal in ``DIR/service``);
+4. one JupyterLab server per demo user, each logged in to CS3 as that user
+   and pointed at the service.
+
+Prints the three URLs (with each server's Jupyter token) and runs until
+Ctrl-C, which stops everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import secrets
+import signal
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from cs3collab.cs3 import CS3Client, NotFound, Session, roles
+from cs3collab.cs3.shares import ACCEPTED, user_grantee
+
+log = logging.getLogger("cs3collab.demo")
+
+DEMO_USERS = {"einstein": "relativity", "marie": "radioactivity", "richard": "superfluidity"}
+SAMPLE_NAME = "analysis.ipynb"
+READY_TIMEOUT = 60.0
+
+DEVSTACK_READY = re.compile(r"cs3collab devstack ready: gateway=(?P<gateway>\S+) http=(?P<http>\S+)")
+SERVICE_READY = re.compile(r"cs3collab service ready: url=(?P<url>\S+)")
+JUPYTER_READY = re.compile(r"(?P<url>http://127\.0\.0\.1:\d+)/lab")
+
+
+def add_demo_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser("demo", help="start the embedded demo: CS3 site, service, JupyterLab per user")
+    parser.add_argument("--dir", default=".demo", help="folder for all demo state (default: .demo)")
+    parser.add_argument("--domain", default="cernbox.demo", help="the demo site's domain (default: cernbox.demo)")
+    parser.set_defaults(run=run_demo)
+    return parser
+
+
+@dataclass
+class Started:
+    process: asyncio.subprocess.Process
+    match: dict[str, str]
+
+
+async def _relay(stream: asyncio.StreamReader, name: str, ready: re.Pattern[str], found: asyncio.Future) -> None:
+    """Copy a child's output to ours (prefixed) and report its ready line."""
+    while line := await stream.readline():
+        text = line.decode(errors="replace").rstrip()
+        print(f"[{name}] {text}", file=sys.stderr, flush=True)
+        match = ready.search(text)
+        if match and not found.done():
+            found.set_result(match.groupdict())
+    if not found.done():
+        found.set_exception(RuntimeError(f"{name} exited before it was ready"))
+
+
+@contextlib.asynccontextmanager
+async def _child(name: str, args: list[str], ready: re.Pattern[str], tasks: asyncio.TaskGroup) -> AsyncIterator[Started]:
+    process = await asyncio.create_subprocess_exec(
+        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    found: asyncio.Future = asyncio.get_running_loop().create_future()
+    tasks.create_task(_relay(process.stdout, name, ready, found))
+    try:
+        match = await asyncio.wait_for(found, READY_TIMEOUT)
+        yield Started(process, match)
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), 20)
+            except asyncio.TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+def sample_notebook() -> bytes:
+    notebook = new_notebook(
+        cells=[
+            new_markdown_cell("# Detector calibration\n\nA shared analysis: edit it together, live."),
+            new_code_cell(
+                "import math\nenergies = [0.511, 1.022, 1.275]\n[round(math.log(e), 3) for e in energies]",
+                execution_count=1,
+                outputs=[new_output("execute_result", {"text/plain": "[-0.671, 0.022, 0.243]"}, execution_count=1)],
+            ),
+            new_markdown_cell("## Notes\n\n- marie: check the 1.275 MeV line"),
+        ],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    )
+    return nbformat.writes(notebook).encode()
+
+
+async def seed(gateway: str) -> str:
+    """Put the sample notebook in einstein's home and share it (once)."""
+    async with CS3Client(gateway) as cs3:
+        sessions: dict[str, Session] = {u: await cs3.login(u, p) for u, p in DEMO_USERS.items()}
+        einstein = sessions["einstein"]
+        path = f"{await einstein.get_home()}/{SAMPLE_NAME}"
+        try:
+            info = await einstein.files.stat(path)
+        except NotFound:
+            await einstein.files.upload(path, sample_notebook(), if_not_exist=True)
+            info = await einstein.files.stat(path)
+        existing = {s.grantee.user_id.opaque_id for s in await einstein.shares.list(resource_id=info.id)}
+        for user, role in (("marie", roles.EDITOR), ("richard", roles.VIEWER)):
+            grantee = sessions[user].user.id
+            if grantee.opaque_id not in existing:
+                share = await einstein.shares.create(path, user_grantee(grantee), role)
+                await sessions[user].shares.update_received(share.id.opaque_id, state=ACCEPTED)
+        return path
+
+
+def jupyter_command(user: str, token: str, gateway: str, service_url: str, root: Path) -> list[str]:
+    args = [
+        sys.executable, "-m", "jupyter", "lab", "--no-browser",
+        "--ServerApp.ip=127.0.0.1", "--ServerApp.port=0", f"--ServerApp.root_dir={root}",
+        f"--IdentityProvider.token={token}",
+        "--ServerApp.jpserver_extensions=cs3collab.jupyter=True",
+        f"--CS3CollabConnection.gateway={gateway}",
+        f"--CS3CollabConnection.username={user}", f"--CS3CollabConnection.password={DEMO_USERS[user]}",
+        f"--CS3CollabExtension.service_url={service_url}",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        args.append("--allow-root")  # containers and CI machines run as root
+    return args
+
+
+async def run_demo(args: argparse.Namespace) -> None:
+    base = Path(args.dir).resolve()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    python = [sys.executable, "-m", "cs3collab"]
+    async with asyncio.TaskGroup() as tasks, contextlib.AsyncExitStack() as stack:
+        site = await stack.enter_async_context(_child(
+            "devstack",
+            python + ["devstack", "--data", str(base / "site"), "--port", "0", "--http-port", "0", "--domain", args.domain],
+            DEVSTACK_READY, tasks,
+        ))
+        gateway = site.match["gateway"]
+        sample = await seed(gateway)
+        service = await stack.enter_async_context(_child(
+            "service",
+            python + ["serve", f"--gateway={gateway}", f"--state-dir={base / 'service'}", "--port=0"],
+            SERVICE_READY, tasks,
+        ))
+        urls = {}
+        for user in DEMO_USERS:
+            token = secrets.token_urlsafe(16)
+            root = base / f"lab-{user}"
+            root.mkdir(parents=True, exist_ok=True)
+            lab = await stack.enter_async_context(_child(
+                f"lab-{user}", jupyter_command(user, token, gateway, service.match["url"], root), JUPYTER_READY, tasks,
+            ))
+            where = SAMPLE_NAME if user == "einstein" else f"Shared with me/{SAMPLE_NAME}"
+            urls[user] = f"{lab.match['url']}/lab/tree/{quote(where)}?token={token}"
+        print("\ncs3collab demo ready", flush=True)
+        print(f"  CS3 gateway: {gateway}   collaboration service: {service.match['url']}", flush=True)
+        print(f"  sample notebook: {sample} (marie: editor, richard: viewer)", flush=True)
+        for user, url in urls.items():
+            print(f"  {user:8} {url}", flush=True)
+        print("Ctrl-C stops everything.", flush=True)
+        await stop.wait()
+        print("stopping the demo...", flush=True)
