@@ -29,6 +29,13 @@ from cs3collab.service.journal import Journal
 from cs3collab.service.registry import RoomRegistry
 from cs3collab.service.room import Room
 from cs3collab.service.storage import StorageSettings
+from cs3collab.service.version_handlers import (
+    RestoreHandler,
+    TagHandler,
+    TagsHandler,
+    VersionContentHandler,
+    VersionListHandler,
+)
 
 log = logging.getLogger("cs3collab.service")
 
@@ -136,6 +143,11 @@ class CollabService(Application):
         routes = [
             (r"/api/collaboration/session/(.+)", SessionHandler, {"context": context}),
             (r"/api/collaboration/room/(.+)", RoomHandler, {"context": context}),
+            (r"/api/collaboration/versions/([^/]+)/tags", TagsHandler, {"context": context}),
+            (r"/api/collaboration/versions/([^/]+)/tags/([^/]+)", TagHandler, {"context": context}),
+            (r"/api/collaboration/versions/([^/]+)/([^/]+)/restore", RestoreHandler, {"context": context}),
+            (r"/api/collaboration/versions/([^/]+)/([^/]+)", VersionContentHandler, {"context": context}),
+            (r"/api/collaboration/versions/([^/]+)", VersionListHandler, {"context": context}),
         ]
         return tornado.web.Application(routes, websocket_max_message_size=self.max_frame_size)
 

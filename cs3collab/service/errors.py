@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cs3collab.cs3 import errors as cs3_errors
+from cs3collab.service import versions
 from cs3collab.service.documents import InvalidDocument
 from cs3collab.service.protocol import CloseCode, session_close_reason
 
@@ -46,6 +47,11 @@ _TABLE: list[tuple[type[BaseException], Refusal]] = [
     (cs3_errors.InvalidArgument, Refusal(400, CloseCode.BAD_REQUEST, "bad_request")),
     (cs3_errors.FailedPrecondition, Refusal(409, CloseCode.SESSION, "conflict")),
     (cs3_errors.CS3Error, Refusal(502, CloseCode.SERVER_ERROR, "storage_error")),
+    (versions.InvalidVersionRequest, Refusal(400, CloseCode.BAD_REQUEST, "bad_request")),
+    (versions.UnknownVersion, Refusal(404, CloseCode.NOT_FOUND, "not_found")),
+    (versions.UnknownTag, Refusal(404, CloseCode.NOT_FOUND, "not_found")),
+    (versions.EditorRequired, Refusal(403, CloseCode.FORBIDDEN, "forbidden")),
+    (versions.RoomReadOnly, Refusal(409, CloseCode.SESSION, "read_only")),
 ]
 
 
@@ -63,7 +69,7 @@ def message_for(exc: BaseException) -> str:
     """Words for the client: the error's own message, never a traceback."""
     if isinstance(exc, RequestError):
         return exc.message
-    if isinstance(exc, (cs3_errors.CS3Error, InvalidDocument)):
+    if isinstance(exc, (cs3_errors.CS3Error, InvalidDocument, versions.VersionsError)):
         return str(exc)
     return "internal error"
 

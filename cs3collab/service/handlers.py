@@ -172,6 +172,9 @@ class RoomHandler(tornado.websocket.WebSocketHandler):
         self.room = live.room
         self.participant = Participant(self, identity, access.role, session)
         live.room.join(self.participant)
+        if self._closed:  # the client left while the room was loading
+            self.on_close()
+            return
         if not access.can_edit or live.room.read_only:
             self.send_json({"type": "cs3collab:role", "role": access.role, "readOnly": live.room.read_only or "viewer"})
 
@@ -195,7 +198,7 @@ class RoomHandler(tornado.websocket.WebSocketHandler):
 
     def on_close(self) -> None:
         self._closed = True
-        if self.participant is not None and self.room is not None:
+        if self.participant is not None and self.room is not None and self.participant in self.room.participants:
             self.room.leave(self.participant)
             if self.room is not self.context.global_room:
                 self.context.registry.released(self.room.key)

@@ -43,12 +43,25 @@ class LockKeeper:
         self.where = where
         self.lock_id: str | None = None
         self.holder: Session | None = None
+        self.held = False  # the file carries our lock id, as far as we last saw
         self._stopped = False
 
     def adopt(self, lock_id: str, holder: Session | None) -> None:
-        """Take over a lock of ours left by a previous run (its id came from the journal)."""
+        """Use ``lock_id`` as our lock's id: the room's id kept in the journal,
+        so a lock left by a previous run (even one killed) is known as ours:
+        uploads present it, and it is taken back rather than waited out."""
         self.lock_id = lock_id
         self.holder = holder
+
+    @property
+    def upload_lock_id(self) -> str:
+        """The lock id an upload must present: ours while the file carries it,
+        else none (CS3 refuses a lock id on an unlocked file, as Reva does)."""
+        return self.lock_id if self.held and self.lock_id else ""
+
+    def observe(self, info) -> None:
+        """Note from a Stat whether the file carries our lock."""
+        self.held = bool(self.lock_id) and info.lock.lock_id == self.lock_id
 
     def foreign_holder(self, info) -> str | None:
         """Who holds the file's lock when it is not us: "app (user)", else None."""
@@ -63,12 +76,13 @@ class LockKeeper:
         interval = max(self.lifetime / 3, 0.5)
         while not self._stopped:
             if self.lock_id is None or self.holder is None:
-                await self._acquire(sessions())
+                await self.acquire(sessions())
             else:
                 await self._refresh()
             await asyncio.sleep(interval)  # refresh timer
 
-    async def _acquire(self, candidates: list[Session]) -> None:
+    async def acquire(self, candidates: list[Session]) -> None:
+        """Take the lock as the first of ``candidates`` who can (or take ours back)."""
         for session in candidates:
             lock_id = self.lock_id or uuid.uuid4().hex
             try:
@@ -76,13 +90,31 @@ class LockKeeper:
                     self.resource_id, lock_id=lock_id, app_name=self.app_name, lifetime=self.lifetime
                 )
             except FailedPrecondition:
-                return  # held by someone: the room's poll makes it read-only if it is not us
+                # Locked. If it is our lock (same id, left by a previous run or
+                # by a refresh that failed), its user may take it back by
+                # refreshing it; anyone else's makes the room read-only (poll).
+                if not self.lock_id or not await self._take_back(session):
+                    continue
+                return
             except CS3Error as exc:
                 log.info("cannot lock file=%s user=%s error=%s", self.where, session.username, exc)
                 continue
-            self.lock_id, self.holder = lock_id, session
+            self.lock_id, self.holder, self.held = lock_id, session, True
             log.info("locked file=%s lock_id=%s user=%s app=%s", self.where, lock_id, session.username, self.app_name)
             return
+
+    async def _take_back(self, session: Session) -> bool:
+        """Refresh our lock id as ``session``: works when that user took it."""
+        assert self.lock_id is not None
+        try:
+            await session.locks.refresh(
+                self.resource_id, lock_id=self.lock_id, app_name=self.app_name, lifetime=self.lifetime
+            )
+        except CS3Error:
+            return False
+        self.holder, self.held = session, True
+        log.info("lock taken back file=%s lock_id=%s user=%s", self.where, self.lock_id, session.username)
+        return True
 
     async def _refresh(self) -> None:
         assert self.holder is not None and self.lock_id is not None
@@ -92,7 +124,7 @@ class LockKeeper:
             )
         except CS3Error as exc:
             # keep the id: uploads may still present it until the lock expires;
-            # a later _acquire retakes the lock (under the same id) with another editor
+            # a later acquire retakes the lock (under the same id) with another editor
             log.warning("lock refresh failed file=%s lock_id=%s error=%s", self.where, self.lock_id, exc)
             self.holder = None
 
@@ -107,3 +139,4 @@ class LockKeeper:
                 log.warning("unlock failed file=%s lock_id=%s error=%s", self.where, self.lock_id, exc)
         self.lock_id = None
         self.holder = None
+        self.held = False

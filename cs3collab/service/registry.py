@@ -34,6 +34,7 @@ class LiveRoom:
     storage: RoomStorage
     task: asyncio.Task | None = None
     closer: asyncio.Task | None = None
+    closing: asyncio.Future | None = None  # set while the room is being closed
     ready: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -74,7 +75,10 @@ class RoomRegistry:
         Raises what loading raises (InvalidDocument, CS3 errors) to every
         caller that waited for that load; the room is then not kept.
         """
-        live = self.rooms.get(key)
+        # a room being closed is not joined: wait until it is freed (then load
+        # it again) or kept (then join it)
+        while (live := self.rooms.get(key)) is not None and live.closing is not None:
+            await asyncio.shield(live.closing)
         if live is None:
             if self._tasks is None:
                 raise RuntimeError("the room registry is not running")
@@ -88,7 +92,7 @@ class RoomRegistry:
                 live.ready.set_exception(exc)
                 live.ready.exception()  # retrieved: later waiters re-raise it themselves
                 raise
-            live.task = self._tasks.create_task(live.storage.run(), name=f"room:{key}")
+            live.task = self._tasks.create_task(self._run_room(live), name=f"room:{key}")
             live.ready.set_result(None)
         else:
             await asyncio.shield(live.ready)
@@ -98,6 +102,13 @@ class RoomRegistry:
             live.closer.cancel()
             live.closer = None
         return live
+
+    async def _run_room(self, live: LiveRoom) -> None:
+        """A room's background work; its failure must not end the other rooms'."""
+        try:
+            await live.storage.run()
+        except Exception:
+            log.exception("room background work failed room=%s", live.room.key)
 
     def released(self, key: str) -> None:
         """Called when a participant left: schedule closing an empty room."""
@@ -116,16 +127,21 @@ class RoomRegistry:
 
     async def _close(self, key: str) -> None:
         live = self.rooms.get(key)
-        if live is None:
+        if live is None or live.closing is not None:
             return
-        await live.storage.close()
-        if live.storage.unsaved and not self._stopped.is_set():
-            log.warning("room kept open: its last save failed room=%s", key)
-            live.closer = self._tasks.create_task(self._close_after_grace(key), name=f"close:{key}")
-            return
-        if live.task is not None:
-            live.task.cancel()
-        if live.storage.persisted_seq:
-            await self.journal.compact(key, live.storage.persisted_state, live.storage.persisted_seq)
-        del self.rooms[key]
-        log.info("room closed room=%s unsaved=%s", key, live.storage.unsaved)
+        live.closing = asyncio.get_running_loop().create_future()
+        try:
+            await live.storage.close()
+            if live.storage.unsaved and not self._stopped.is_set():
+                log.warning("room kept open: its last save failed room=%s", key)
+                live.closer = self._tasks.create_task(self._close_after_grace(key), name=f"close:{key}")
+                return
+            if live.task is not None:
+                live.task.cancel()
+            if live.storage.persisted_seq:
+                await self.journal.compact(key, live.storage.persisted_state, live.storage.persisted_seq)
+            del self.rooms[key]
+            log.info("room closed room=%s unsaved=%s", key, live.storage.unsaved)
+        finally:
+            closing, live.closing = live.closing, None
+            closing.set_result(None)

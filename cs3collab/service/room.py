@@ -20,6 +20,7 @@ The CS3 side of a room (loading, saving, the lock, outside edits) is in
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -97,6 +98,9 @@ class Room:
         self.read_only: str | None = None
         self.last_change = time.monotonic()
         self._capture: list[bytes] | None = None
+        self._in_flight = 0  # changes applied to the document, not yet durable
+        self._settled = asyncio.Event()
+        self._settled.set()
         self._change_listeners: list[Callable[[Participant | None], None]] = []
         self.doc.observe(self._on_transaction)
 
@@ -132,10 +136,19 @@ class Room:
         except Exception as exc:  # pycrdt raises plain exceptions for undecodable updates
             raise ProtocolError(f"update does not apply: {exc}") from None
         seq = 0
-        for change in changes:
-            seq = await self.journal.append(self.key, change)
-            self.last_seq = max(self.last_seq, seq)
-            self.broadcast(protocol.update_message(change), exclude=author)
+        if changes:
+            self._in_flight += 1
+            self._settled.clear()
+        try:
+            for change in changes:
+                seq = await self.journal.append(self.key, change)
+                self.last_seq = max(self.last_seq, seq)
+                self.broadcast(protocol.update_message(change), exclude=author)
+        finally:
+            if changes:
+                self._in_flight -= 1
+                if not self._in_flight:
+                    self._settled.set()
         if changes:
             self.last_change = time.monotonic()
             if author is not None:
@@ -143,6 +156,18 @@ class Room:
             for listener in self._change_listeners:
                 listener(author)
         return seq
+
+    async def settled(self) -> None:
+        """Wait for a moment when everything in the document is durable.
+
+        The document holds a change from the moment it is applied, while its
+        journal append is still in flight; whatever reads the document for
+        someone else (a step 2 for a joining client, a save) first waits for
+        this and then reads without yielding, so it never shows or saves a
+        change that a crash could still lose.
+        """
+        while self._in_flight:
+            await self._settled.wait()
 
     def on_change(self, listener: Callable[[Participant | None], None]) -> None:
         """Call ``listener(author)`` after each durable change (author None: the server)."""
@@ -199,6 +224,7 @@ class Room:
         frame = protocol.parse_frame(data)
         if frame.type == MessageType.SYNC:
             if frame.sync == SyncType.STEP1:
+                await self.settled()  # durable before visible, for joining clients too
                 try:
                     missing = self.doc.get_update(frame.payload)
                 except Exception as exc:

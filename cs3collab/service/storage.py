@@ -22,9 +22,11 @@ here ever drops an edit.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 
 from pycrdt import Doc
@@ -37,6 +39,12 @@ from cs3collab.service.locking import LockKeeper
 from cs3collab.service.room import Participant, Room
 
 log = logging.getLogger("cs3collab.service.storage")
+
+LOCK_ID_META = "lock_id"
+"""Journal meta key of the room's CS3 lock id."""
+
+SAVING_META = "saving"
+"""Journal meta key of the save being uploaded: ``{"seq", "sha256"}`` of its content."""
 
 SAVE_KEY_PREFIX = "cs3collab.save."
 """Arbitrary metadata key prefix: ``cs3collab.save.<etag>`` describes the save that produced that etag."""
@@ -82,6 +90,7 @@ class RoomStorage:
         self._authors: dict[str, str] = {}
         self._writers: dict[str, Session] = {}
         self._save_lock = asyncio.Lock()
+        self._merging = False
         self._dirty = asyncio.Event()
         self.lock = LockKeeper(resource_id, settings.app_name, settings.lock_lifetime, self.where)
         room.on_change(self._changed)
@@ -104,18 +113,61 @@ class RoomStorage:
                 self.room.key, self.path, record.last_seq, record.persisted_seq,
             )
             if info.etag != self.persisted_etag:
-                await self._merge_outside(session, info.etag)
+                data = await session.files.download(self.resource_id)
+                if not await self._recognise_own_save(record, info.etag, data):
+                    await self._merge_outside(session, info.etag, data)
         else:
             data = await session.files.download(self.resource_id)
-            content = documents.parse(self.room.kind, data, seed=self.room.key, where=self.path or self.where)
+            # named by its file name: the refusal reaches the client in a close
+            # reason of at most 123 bytes, which a full path would fill
+            name = self.path.rsplit("/", 1)[-1] if self.path else self.where
+            content = documents.parse(self.room.kind, data, seed=self.room.key, where=name)
             update = await documents.initial_update(self.room.kind, content)
             seq = await self.room.journal.append(self.room.key, update)
             self.room.restore([update], seq)
             await self.room.journal.mark_persisted(self.room.key, seq, info.etag)
             self.persisted_state, self.persisted_seq, self.persisted_etag = update, seq, info.etag
             log.info("room opened from CS3 room=%s path=%s etag=%s", self.room.key, self.path, info.etag)
+        await self._adopt_lock_id(record)
+        self._update_read_only(info)  # a foreign lock makes the room read-only from the start
+        if not self.read_only_reason:
+            await self.lock.acquire([session])  # the room opens holding its lock
         if self.unsaved:
             self._dirty.set()
+
+    async def _recognise_own_save(self, record, etag: str, data: bytes) -> bool:
+        """Whether the file's content is a save of ours whose success the
+        journal never recorded (the process died between the upload and
+        ``mark_persisted``); if so, record it now.
+
+        Merging it as an outside edit instead would apply, a second time, the
+        text it already holds: the saved intent (seq and content hash, kept in
+        the journal before each upload) tells the two apart.
+        """
+        try:
+            intent = json.loads(record.meta.get(SAVING_META, "") or "null")
+        except json.JSONDecodeError:
+            intent = None
+        if not intent or intent.get("sha256") != hashlib.sha256(data).hexdigest():
+            return False
+        seq = int(intent["seq"])
+        if not record.persisted_seq <= seq <= record.last_seq:
+            return False
+        self.persisted_state = self._state_upto(record.updates, record.seqs, seq)
+        self.persisted_seq, self.persisted_etag = seq, etag
+        self.unsaved = record.last_seq > seq
+        await self.room.journal.mark_persisted(self.room.key, seq, etag)
+        log.info("recognised an unrecorded save of ours room=%s path=%s etag=%s seq=%d", self.room.key, self.path, etag, seq)
+        return True
+
+    async def _adopt_lock_id(self, record) -> None:
+        """The room's lock id lives in the journal, so that after a crash the
+        lock the dead process held is recognised as ours, not as a foreign one."""
+        lock_id = record.meta.get(LOCK_ID_META) if record is not None else None
+        if not lock_id:
+            lock_id = uuid.uuid4().hex
+            await self.room.journal.set_meta(self.room.key, LOCK_ID_META, lock_id)
+        self.lock.adopt(lock_id, None)
 
     @staticmethod
     def _state_upto(updates: list[bytes], seqs: list[int], seq: int) -> bytes:
@@ -128,6 +180,8 @@ class RoomStorage:
     # -- changes -----------------------------------------------------------------
 
     def _changed(self, author: Participant | None) -> None:
+        if author is None and self._merging:
+            return  # an outside edit: that content is in CS3 already
         self.unsaved = True
         if author is not None:
             self._authors[author.identity.uid] = author.identity.display_name
@@ -163,20 +217,20 @@ class RoomStorage:
     async def _poll_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.poll_interval)
-            if self._save_lock.locked():
-                continue
             session = next(iter(self._sessions()), None)
-            if session is None:
+            if session is None or self._save_lock.locked():
                 continue
-            try:
-                info = await session.files.stat(self.resource_id)
-            except CS3Error as exc:
-                log.warning("poll failed room=%s path=%s error=%s", self.room.key, self.path, exc)
-                continue
-            self.path = info.path or self.path
+            # Stat under the save lock: an etag read before a save of ours
+            # finished would look like an outside edit of our own content.
             async with self._save_lock:
-                if info.etag != self.persisted_etag:
-                    await self._merge_outside(session, info.etag)
+                try:
+                    info = await session.files.stat(self.resource_id)
+                    self.path = info.path or self.path
+                    if info.etag != self.persisted_etag:
+                        await self._merge_outside(session, info.etag)
+                except CS3Error as exc:
+                    log.warning("poll failed room=%s path=%s error=%s", self.room.key, self.path, exc)
+                    continue
             self._update_read_only(info)
 
     def _sessions(self) -> list[Session]:
@@ -188,6 +242,7 @@ class RoomStorage:
         return sessions
 
     def _update_read_only(self, info) -> None:
+        self.lock.observe(info)
         foreign = self.lock.foreign_holder(info)
         reason = f"locked by {foreign}" if foreign else None
         if reason != self.read_only_reason:
@@ -200,9 +255,10 @@ class RoomStorage:
 
     # -- outside edits -----------------------------------------------------------
 
-    async def _merge_outside(self, session: Session, etag: str) -> None:
+    async def _merge_outside(self, session: Session, etag: str, data: bytes | None = None) -> None:
         """Fold the file's new content (etag we did not write) into the room."""
-        data = await session.files.download(self.resource_id)
+        if data is None:
+            data = await session.files.download(self.resource_id)
         try:
             content = documents.parse(self.room.kind, data, seed=self.room.key, where=self.path or self.where)
         except InvalidDocument as exc:
@@ -214,15 +270,19 @@ class RoomStorage:
             self._dirty.set()
             return
         delta = documents.outside_edit_update(self.room.kind, self.persisted_state, content)
-        was_unsaved = self.unsaved
-        seq = await self.room.apply(delta, author=None)
+        # what the room holds beyond CS3 stays unsaved, and only that: edits
+        # arriving while the delta is journaled count, the delta does not
+        self._merging = True
+        try:
+            seq = await self.room.apply(delta, author=None)
+        finally:
+            self._merging = False
         merged = Doc()
         merged.apply_update(self.persisted_state)
         merged.apply_update(delta)
         self.persisted_state = merged.get_update()
         self.persisted_etag = etag
-        self.unsaved = was_unsaved
-        if not was_unsaved and seq:
+        if not self.unsaved and seq:
             self.persisted_seq = seq
             await self.room.journal.mark_persisted(self.room.key, seq, etag)
         log.info("merged outside edit room=%s path=%s etag=%s", self.room.key, self.path, etag)
@@ -234,20 +294,30 @@ class RoomStorage:
         if self.read_only_reason:
             return "failed"
         async with self._save_lock:
+            await self.room.settled()  # edits applied before the request count as unsaved
             if not self.unsaved:
                 return "success"
-            status = await self._save_once()
+            try:
+                status = await self._save_once()
+            except CS3Error as exc:  # everything stays in the journal; the save loop retries
+                log.warning("save failed room=%s path=%s error=%r", self.room.key, self.path, exc)
+                status = "failed"
             self.last_save_status = status
             return status
 
     async def _save_once(self) -> str:
         for _attempt in range(2):
+            await self.room.settled()  # then read without yielding: seq names exactly this content
             seq, state = self.room.last_seq, self.room.doc.get_update()
             try:
                 data = documents.serialize(self.room.kind, self.room.document, where=self.path or self.where)
             except InvalidDocument as exc:
                 log.error("not saving invalid document room=%s path=%s error=%s", self.room.key, self.path, exc)
                 return "failed"
+            # what is about to be uploaded, so that a restart after a crash in
+            # the middle of this save knows the new file content as ours
+            intent = {"seq": seq, "sha256": hashlib.sha256(data).hexdigest()}
+            await self.room.journal.set_meta(self.room.key, SAVING_META, json.dumps(intent))
             outcome = await self._upload(data)
             if outcome == "conflict":
                 continue  # the outside change is merged now: serialize again
@@ -266,7 +336,7 @@ class RoomStorage:
         for session in writers:
             try:
                 etag = await session.files.upload(
-                    self.resource_id, data, if_match=self.persisted_etag, lock_id=self.lock.lock_id or ""
+                    self.resource_id, data, if_match=self.persisted_etag, lock_id=self.lock.upload_lock_id
                 )
                 return session, etag
             except (Unauthenticated, PermissionDenied) as exc:
@@ -274,9 +344,14 @@ class RoomStorage:
             except FailedPrecondition as exc:
                 log.info("save precondition failed room=%s path=%s error=%s", self.room.key, self.path, exc)
                 info = await session.files.stat(self.resource_id)
+                held = self.lock.held
                 self._update_read_only(info)
-                if self.read_only_reason or info.etag == self.persisted_etag:
+                if self.read_only_reason:
                     return "failed"
+                if info.etag == self.persisted_etag:
+                    # not an outside edit: the lock changed under us (ours taken
+                    # or expired meanwhile); try again presenting what Stat shows
+                    return "conflict" if held != self.lock.held else "failed"
                 await self._merge_outside(session, info.etag)
                 return "conflict"
             except (Unavailable, NotFound) as exc:
@@ -298,7 +373,7 @@ class RoomStorage:
         try:
             await session.metadata.set(
                 self.resource_id, {_etag_key(etag): json.dumps(record, separators=(",", ":"))},
-                lock_id=self.lock.lock_id or "",
+                lock_id=self.lock.upload_lock_id,
             )
         except CS3Error as exc:  # the save itself succeeded; only its label is missing
             log.warning("could not record save metadata room=%s path=%s error=%s", self.room.key, self.path, exc)
@@ -306,7 +381,10 @@ class RoomStorage:
         log.info("saved room=%s path=%s etag=%s seq=%d authors=%s", self.room.key, self.path, etag, seq, ",".join(authors))
 
     async def close(self) -> None:
-        """Flush what is unsaved and release the lock (the room is being freed)."""
+        """Flush what is unsaved and release the lock (the room is being freed);
+        a failed flush keeps the lock (the lock id stays in the journal)."""
         if self.unsaved:
             await self.save()
+        if self.unsaved:
+            return  # the room is kept (its owner retries): so is the lock on what is unsaved
         await self.lock.release()

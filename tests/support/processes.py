@@ -30,16 +30,32 @@ class RunningProcess:
     process: asyncio.subprocess.Process
     ready: dict[str, str]
     output: list[str] = field(default_factory=list)
+    printed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
+    def count(self, text: str) -> int:
+        """How many lines printed so far contain ``text``."""
+        return sum(text in line for line in self.output)
 
-async def _pump(stream: asyncio.StreamReader, sink: list[str], ready: re.Pattern[str], found: asyncio.Future) -> None:
+    async def wait_for_output(self, text: str, count: int = 1, timeout: float = 10.0) -> None:
+        """Wait until ``count`` printed lines contain ``text`` (woken by each new line)."""
+        async with asyncio.timeout(timeout):
+            async with self.printed:
+                await self.printed.wait_for(lambda: self.count(text) >= count)
+
+
+async def _pump(
+    stream: asyncio.StreamReader, sink: list[str], ready: re.Pattern[str], found: asyncio.Future,
+    printed: asyncio.Condition,
+) -> None:
     while line := await stream.readline():
         text = line.decode(errors="replace").rstrip()
         sink.append(text)
+        async with printed:
+            printed.notify_all()
         match = ready.search(text)
         if match and not found.done():
             found.set_result(match.groupdict())
@@ -57,14 +73,15 @@ async def run_process(args: list[str], ready: re.Pattern[str], env: dict[str, st
         env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     output: list[str] = []
+    printed = asyncio.Condition()
     found: asyncio.Future = asyncio.get_running_loop().create_future()
-    pump = asyncio.ensure_future(_pump(process.stdout, output, ready, found))
+    pump = asyncio.ensure_future(_pump(process.stdout, output, ready, found, printed))
     try:
         try:
             groups = await asyncio.wait_for(asyncio.shield(found), READY_TIMEOUT)
         except asyncio.TimeoutError:
             raise RuntimeError(f"{args[2:4]} not ready after {READY_TIMEOUT}s:\n" + "\n".join(output[-40:])) from None
-        yield RunningProcess(process, groups, output)
+        yield RunningProcess(process, groups, output, printed)
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)

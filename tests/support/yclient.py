@@ -26,6 +26,8 @@ class WebSocketChannel:
         self._connection = connection
         self._path = path
         self.raw: list[dict] = []  # RAW (type 2) JSON messages the server sent
+        self.awareness: list[dict[int, dict | None]] = []  # awareness updates received, decoded
+        self._arrived = anyio.Event()
 
     @property
     def path(self) -> str:
@@ -48,20 +50,81 @@ class WebSocketChannel:
             message = await self._connection.recv()
             if isinstance(message, bytes) and message[:1] == b"\x02":
                 self.raw.append(_raw_json(message))
+                self._wake()
                 continue
+            if isinstance(message, bytes) and message[:1] == b"\x01":
+                self.awareness.append(_awareness_states(message))
+                self._wake()
             return message
+
+    def _wake(self) -> None:
+        self._arrived.set()
+        self._arrived = anyio.Event()
+
+
+    async def wait_raw(self, predicate, timeout: float = 10.0) -> dict:
+        """The first RAW message matching ``predicate``, waiting for it if needed
+        (woken by each message; the timeout only bounds a failure)."""
+        return await self._wait(self.raw, predicate, timeout)
+
+    async def wait_awareness(self, predicate, timeout: float = 10.0) -> dict:
+        """The first awareness update ({client id: state or None}) matching ``predicate``."""
+        return await self._wait(self.awareness, predicate, timeout)
+
+    async def _wait(self, seen: list, predicate, timeout: float):
+        with anyio.fail_after(timeout):
+            while True:
+                for message in seen:
+                    if predicate(message):
+                        return message
+                await self._arrived.wait()
+
+
+def _var_uint(data: bytes, pos: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, pos
 
 
 def _raw_json(message: bytes) -> dict:
-    pos, length, shift = 1, 0, 0
-    while True:
-        byte = message[pos]
-        pos += 1
-        length |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            break
+    length, pos = _var_uint(message, 1)
     return json.loads(message[pos : pos + length])
+
+
+def _awareness_states(message: bytes) -> dict[int, dict | None]:
+    """``1 varBytes(n × (clientID, clock, varString JSON))`` → {clientID: state}."""
+    _size, pos = _var_uint(message, 1)
+    count, pos = _var_uint(message, pos)
+    states = {}
+    for _ in range(count):
+        client_id, pos = _var_uint(message, pos)
+        _clock, pos = _var_uint(message, pos)
+        length, pos = _var_uint(message, pos)
+        states[client_id] = json.loads(message[pos : pos + length])
+        pos += length
+    return states
+
+
+async def send_awareness(client: "Client", state: dict | None, clock: int = 1) -> None:
+    """Send the client's awareness state (None: gone), as y-websocket does."""
+    body = json.dumps(state).encode()
+    entry = _uint(client.doc.client_id) + _uint(clock) + _uint(len(body)) + body
+    update = _uint(1) + entry
+    await client.connection.send(b"\x01" + _uint(len(update)) + update)
+
+
+def _uint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 @dataclass
@@ -97,13 +160,31 @@ class Client:
 
 
 @contextlib.asynccontextmanager
-async def connect(service_url: str, token: str, path: str, doc_type: str = "notebook") -> AsyncIterator[Client]:
-    """Open a session and a synced room connection for ``path`` as ``token``'s user."""
+async def connect(
+    service_url: str, token: str, path: str, doc_type: str = "notebook", doc: Doc | None = None
+) -> AsyncIterator[Client]:
+    """Open a session and a synced room connection for ``path`` as ``token``'s user.
+
+    ``doc``: reconnect an existing Doc (its old state is offered to the room,
+    as y-websocket does after a dropped connection); a fresh Doc by default.
+    """
     session = await open_session(service_url, token, path, doc_type)
-    ws_url = service_url.replace("http://", "ws://") + f"/api/collaboration/room/{session.room}?sessionId={session.sessionId}"
+    async with connect_room(
+        service_url, token, session.room, f"sessionId={session.sessionId}", doc_type, doc
+    ) as client:
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def connect_room(
+    service_url: str, token: str, room: str, query: str = "", doc_type: str = "notebook", doc: Doc | None = None
+) -> AsyncIterator[Client]:
+    """A synced connection to the room named ``room`` (no session request:
+    e.g. ``JupyterLab:globalAwareness``)."""
+    ws_url = service_url.replace("http://", "ws://") + f"/api/collaboration/room/{room}" + (f"?{query}" if query else "")
     async with websockets.connect(ws_url, additional_headers={"Authorization": f"Bearer {token}"}, max_size=None) as ws:
-        channel = WebSocketChannel(ws, session.room)
-        doc = Doc()
+        channel = WebSocketChannel(ws, room)
+        doc = Doc() if doc is None else doc
         document = YNotebook(doc) if doc_type == "notebook" else YUnicode(doc)
         async with Provider(doc, channel) as provider:
             with anyio.fail_after(10):
