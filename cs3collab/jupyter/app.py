@@ -218,55 +218,11 @@ class EmbeddedService:
         self._stopped = asyncio.Event()
 
     async def run(self, started: asyncio.Future) -> None:
-        """Serve until :meth:`stop`; ``started`` gets the base URL once listening.
-
-        Mirrors ``CollabService.serve`` (minus signals). TODO(service): use a
-        ``CollabService`` start/stop lifecycle once the service offers one, so
-        the two cannot drift apart.
-        """
-        import tornado.httpserver
-        import tornado.netutil
-
-        from cs3collab.cs3 import CS3Client
-        from cs3collab.service.documents import TEXT_FILE
-        from cs3collab.service.handlers import GLOBAL_AWARENESS, ServiceContext
-        from cs3collab.service.identity import Authenticator
-        from cs3collab.service.registry import RoomRegistry
-        from cs3collab.service.room import Room
-
-        app = self.app
+        """Serve until :meth:`stop`; ``started`` gets the base URL once listening."""
         try:
-            if not app.gateway:
-                raise TraitError("CS3CollabConnection.gateway is not set")
-            state_dir = Path(app.state_dir)
-            state_dir.mkdir(parents=True, exist_ok=True)
-            journal = app.journal_class(state_dir / "journal.sqlite3")
-            async with CS3Client(app.gateway) as cs3, journal:
-                registry = RoomRegistry(journal, app.storage_settings(), app.close_grace)
-                global_room = Room(GLOBAL_AWARENESS, TEXT_FILE, "globalAwareness", journal)
-                global_room.read_only = "global awareness room"
-                context = ServiceContext(
-                    authenticator=Authenticator(cs3, app.token_cache_seconds),
-                    registry=registry,
-                    session_id=app._session_id(state_dir),
-                    global_room=global_room,
-                    max_pending=app.max_pending_bytes,
-                )
-                sockets = tornado.netutil.bind_sockets(app.port, app.ip)
-                server = tornado.httpserver.HTTPServer(app.make_app(context), max_body_size=app.max_frame_size)
-                server.add_sockets(sockets)
-                try:
-                    async with asyncio.TaskGroup() as tasks:
-                        registry_started = asyncio.get_running_loop().create_future()
-                        tasks.create_task(registry.run(registry_started))
-                        await registry_started
-                        started.set_result(f"http://{app.ip}:{sockets[0].getsockname()[1]}")
-                        await self._stopped.wait()
-                        server.stop()
-                        registry.stop()  # flushes and closes every room
-                finally:
-                    server.stop()
-                    await server.close_all_connections()
+            async with self.app.running() as url:
+                started.set_result(url)
+                await self._stopped.wait()
         except Exception as exc:  # noqa: BLE001 - this task's owner learns of it, once
             if not started.done():
                 started.set_exception(exc)  # the extension reports it and answers 503

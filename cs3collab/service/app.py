@@ -10,9 +10,11 @@ and keeps its journal in ``--state-dir``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import tornado.httpserver
@@ -23,9 +25,10 @@ from traitlets.config import Application, TraitError
 
 from cs3collab.cs3 import CS3Client
 from cs3collab.service.documents import TEXT_FILE
-from cs3collab.service.handlers import RoomHandler, ServiceContext, SessionHandler
+from cs3collab.service.handlers import GLOBAL_AWARENESS, RoomHandler, ServiceContext, SessionHandler
 from cs3collab.service.identity import Authenticator
 from cs3collab.service.journal import Journal
+from cs3collab.service.journal_sqlite import SQLiteJournal
 from cs3collab.service.registry import RoomRegistry
 from cs3collab.service.room import Room
 from cs3collab.service.storage import StorageSettings
@@ -44,6 +47,7 @@ class CollabService(Application):
     """The collaboration service: rooms, journal, persistence to CS3."""
 
     name = "cs3collab-serve"
+    classes = [SQLiteJournal]  # its settings (SQLiteJournal.*) are the service's too
     description = "Serve live notebook rooms for files stored in CS3."
 
     aliases = {
@@ -151,14 +155,23 @@ class CollabService(Application):
         ]
         return tornado.web.Application(routes, websocket_max_message_size=self.max_frame_size)
 
-    async def serve(self) -> None:
-        """Run until SIGINT/SIGTERM; print one ready line once listening."""
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[str]:
+        """The service, listening, for the duration of the block; yields its base URL.
+
+        On exit it stops accepting connections, flushes and closes every room
+        (saving what is unsaved), then closes the journal. ``serve`` wraps
+        it with signal handling; the Jupyter extension's embedded mode uses
+        it as it is.
+        """
+        if not self.gateway:
+            raise TraitError("the CS3 gateway is not set (--gateway=HOST:PORT)")
         state_dir = Path(self.state_dir)
         state_dir.mkdir(parents=True, exist_ok=True)
-        journal: Journal = self.journal_class(state_dir / "journal.sqlite3")
+        journal: Journal = self.journal_class(state_dir / "journal.sqlite3", parent=self)
         async with CS3Client(self.gateway) as cs3, journal:
             registry = RoomRegistry(journal, self.storage_settings(), self.close_grace)
-            global_room = Room("JupyterLab:globalAwareness", TEXT_FILE, "globalAwareness", journal)
+            global_room = Room(GLOBAL_AWARENESS, TEXT_FILE, "globalAwareness", journal)
             global_room.read_only = "global awareness room"
             context = ServiceContext(
                 authenticator=Authenticator(cs3, self.token_cache_seconds),
@@ -170,22 +183,32 @@ class CollabService(Application):
             sockets = tornado.netutil.bind_sockets(self.port, self.ip)
             server = tornado.httpserver.HTTPServer(self.make_app(context), max_body_size=self.max_frame_size)
             server.add_sockets(sockets)
-            port = sockets[0].getsockname()[1]
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            started = loop.create_future()
-            registry_task = asyncio.ensure_future(registry.run(started))
-            await started
-            print(f"cs3collab service ready: url=http://{self.ip}:{port} gateway={self.gateway}", flush=True)
-            log.info("service listening url=http://%s:%d gateway=%s state=%s", self.ip, port, self.gateway, state_dir)
+            url = f"http://{self.ip}:{sockets[0].getsockname()[1]}"
+            try:
+                async with asyncio.TaskGroup() as tasks:
+                    registry_started = asyncio.get_running_loop().create_future()
+                    tasks.create_task(registry.run(registry_started), name="room registry")
+                    await registry_started
+                    log.info("service listening url=%s gateway=%s state=%s", url, self.gateway, state_dir)
+                    try:
+                        yield url
+                    finally:
+                        log.info("service stopping: flushing rooms")
+                        server.stop()
+                        registry.stop()  # flushes and closes every room; the task group waits for it
+            finally:
+                server.stop()
+                await server.close_all_connections()
+
+    async def serve(self) -> None:
+        """Run until SIGINT/SIGTERM; print one ready line once listening."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with self.running() as url:
+            print(f"cs3collab service ready: url={url} gateway={self.gateway}", flush=True)
             await stop.wait()
-            log.info("service stopping: flushing rooms")
-            server.stop()
-            registry.stop()
-            await registry_task
-            await server.close_all_connections()
 
 
 async def run_service(argv: list[str]) -> None:

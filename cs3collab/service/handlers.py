@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 from typing import Any
-from urllib.parse import unquote
 
 import tornado.web
 import tornado.websocket
@@ -38,10 +37,10 @@ GLOBAL_AWARENESS = "JupyterLab:globalAwareness"
 
 
 def reference_for(path: str) -> Any:
-    """A session request names a file by CS3 path (``/home/einstein/a.ipynb``)
+    """A session request names a file by CS3 path (``/home/einstein/a.ipynb``;
+    tornado has already decoded the URL, so ``%`` in a name stays a ``%``)
     or, for a recipient who knows it only by id, by resource id in Reva form
     (``storage$space!opaque``) or as a fileId (``b64.…``)."""
-    path = unquote(path)
     if path.startswith("/"):
         return path
     try:
@@ -143,7 +142,7 @@ class RoomHandler(tornado.websocket.WebSocketHandler):
     async def open(self, name: str) -> None:
         self.set_nodelay(True)  # small frames must not wait for Nagle's algorithm
         try:
-            await self._join(unquote(name))
+            await self._join(name)
         except Exception as exc:  # noqa: BLE001
             code, reason = close_for(exc)
             log.info("room refused name=%s code=%s reason=%s", name[:120], code, reason)

@@ -62,7 +62,10 @@ class RoomRegistry:
             if started is not None:
                 started.set_result(None)
             await self._stopped.wait()
-            for key in list(self.rooms):
+            for key, live in list(self.rooms.items()):
+                if live.closer is not None:  # a grace timer must not hold the shutdown
+                    live.closer.cancel()
+                    live.closer = None
                 await self._close(key)
         self._tasks = None
 
