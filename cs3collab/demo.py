@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import re
@@ -74,10 +75,12 @@ async def _relay(stream: asyncio.StreamReader, name: str, ready: re.Pattern[str]
 
 
 @contextlib.asynccontextmanager
-async def _child(name: str, args: list[str], ready: re.Pattern[str], tasks: asyncio.TaskGroup) -> AsyncIterator[Started]:
+async def _child(
+    name: str, args: list[str], ready: re.Pattern[str], tasks: asyncio.TaskGroup, env: dict[str, str] | None = None
+) -> AsyncIterator[Started]:
     process = await asyncio.create_subprocess_exec(
         *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     found: asyncio.Future = asyncio.get_running_loop().create_future()
     tasks.create_task(_relay(process.stdout, name, ready, found))
@@ -130,6 +133,30 @@ async def seed(gateway: str) -> str:
         return path
 
 
+def jupyter_env(base: Path) -> dict[str, str]:
+    """Jupyter folders of one demo user's server, under ``base``.
+
+    Each server gets its own config, data and runtime folders, so the three
+    servers never share a JupyterLab workspace (which would make marie's tab
+    reopen what einstein has open, resolved against marie's home), and no
+    "Jupyter news?" question covers the demo.
+    """
+    dirs = {name: base / name for name in ("config", "data", "runtime")}
+    for path in dirs.values():
+        path.mkdir(parents=True, exist_ok=True)
+    settings = dirs["config"] / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True, exist_ok=True)
+    (settings / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
+    return {
+        "JUPYTER_CONFIG_DIR": str(dirs["config"]),  # also JupyterLab's workspaces and user settings
+        "JUPYTER_DATA_DIR": str(dirs["data"]),
+        "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]),
+        "JUPYTER_TOKEN": "",
+    }
+
+
 def jupyter_command(user: str, token: str, gateway: str, service_url: str, root: Path) -> list[str]:
     args = [
         sys.executable, "-m", "jupyter", "lab", "--no-browser",
@@ -169,9 +196,10 @@ async def run_demo(args: argparse.Namespace) -> None:
         for user in DEMO_USERS:
             token = secrets.token_urlsafe(16)
             root = base / f"lab-{user}"
-            root.mkdir(parents=True, exist_ok=True)
+            (root / "work").mkdir(parents=True, exist_ok=True)
             lab = await stack.enter_async_context(_child(
-                f"lab-{user}", jupyter_command(user, token, gateway, service.match["url"], root), JUPYTER_READY, tasks,
+                f"lab-{user}", jupyter_command(user, token, gateway, service.match["url"], root / "work"),
+                JUPYTER_READY, tasks, env=jupyter_env(root),
             ))
             where = SAMPLE_NAME if user == "einstein" else f"Shared with me/{SAMPLE_NAME}"
             urls[user] = f"{lab.match['url']}/lab/tree/{quote(where)}?token={token}"

@@ -32,6 +32,7 @@ from cs3collab.service.journal_sqlite import SQLiteJournal
 from cs3collab.service.registry import RoomRegistry
 from cs3collab.service.room import Room
 from cs3collab.service.storage import StorageSettings
+from cs3collab.service.worker import DocumentWorker
 from cs3collab.service.version_handlers import (
     RestoreHandler,
     TagHandler,
@@ -169,8 +170,10 @@ class CollabService(Application):
         state_dir = Path(self.state_dir)
         state_dir.mkdir(parents=True, exist_ok=True)
         journal: Journal = self.journal_class(state_dir / "journal.sqlite3", parent=self)
-        async with CS3Client(self.gateway) as cs3, journal:
-            registry = RoomRegistry(journal, self.storage_settings(), self.close_grace)
+        async with CS3Client(self.gateway) as cs3, journal, DocumentWorker() as documents_worker:
+            registry = RoomRegistry(
+                journal, self.storage_settings(), self.close_grace, documents_worker=documents_worker
+            )
             global_room = Room(GLOBAL_AWARENESS, TEXT_FILE, "globalAwareness", journal)
             global_room.read_only = "global awareness room"
             context = ServiceContext(

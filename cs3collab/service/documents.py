@@ -26,7 +26,6 @@ from typing import Any
 
 import nbformat
 from jupyter_ydoc import YNotebook, YUnicode
-from nbformat.v4.rwbase import rejoin_lines
 from pycrdt import Doc
 
 INITIAL_CLIENT_ID = 0
@@ -95,24 +94,39 @@ def parse(kind: DocumentKind, data: bytes, *, seed: str, where: str) -> Any:
         minor = raw.get("nbformat_minor", 0)
         if minor >= 5:  # ids belong to the schema from 4.5 on: give missing ones before validating
             raw = _with_stable_ids(raw, seed)
-        error = _validation_error(nbformat.from_dict(raw))
+        error = _validation_error(raw)
     except Exception as exc:  # nbformat raises many types for broken files
         raise InvalidDocument(f"{where} is not a valid notebook: {exc}") from None
     if error:
         raise InvalidDocument(f"{where} is not a valid notebook: {error}")
-    # multi-line strings are stored as lists of lines; the Y schema holds strings
-    notebook = rejoin_lines(nbformat.from_dict(raw))
     # before 4.5 ids are not stored in the file, but the Y schema matches cells by id
-    return _with_stable_ids(_plain(notebook), seed)
+    notebook = _with_stable_ids(raw, seed)
+    _join_lines(notebook)
+    return notebook
 
 
-def _plain(value: Any) -> Any:
-    """NotebookNode trees as plain dicts and lists (what jupyter_ydoc compares with)."""
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return value
+def _join_lines(notebook: dict) -> None:
+    """Multi-line strings are stored as lists of lines; the Y schema holds
+    strings. Joined in place, for the fields nbformat splits when writing
+    (sources, stream text, non-JSON mime data, attachments), as nbformat's
+    ``rejoin_lines`` does."""
+    for cell in notebook["cells"]:
+        if isinstance(cell.get("source"), list):
+            cell["source"] = "".join(cell["source"])
+        for bundle in (cell.get("attachments") or {}).values():
+            _join_bundle(bundle)
+        for output in cell.get("outputs", ()):
+            if isinstance(output.get("text"), list):
+                output["text"] = "".join(output["text"])
+            if isinstance(output.get("data"), dict):
+                _join_bundle(output["data"])
+
+
+def _join_bundle(bundle: dict) -> None:
+    for mime, value in bundle.items():
+        json_mime = mime == "application/json" or (mime.startswith("application/") and mime.endswith("+json"))
+        if not json_mime and isinstance(value, list) and all(isinstance(line, str) for line in value):
+            bundle[mime] = "".join(value)
 
 
 def _validation_error(notebook: Any) -> str | None:
@@ -124,8 +138,9 @@ def _validation_error(notebook: Any) -> str | None:
 
 
 def _with_stable_ids(notebook: dict, seed: str) -> dict:
-    """Give every cell without an id one derived from ``seed`` and its index;
-    an empty notebook gets the single empty code cell JupyterLab shows."""
+    """A copy whose cells (copied too) all have ids: a missing one is derived
+    from ``seed`` and the cell's index; an empty notebook gets the single
+    empty code cell JupyterLab shows."""
     cells = [dict(cell) for cell in notebook.get("cells", [])]
     if not cells:
         cells = [{"cell_type": "code", "execution_count": None, "metadata": {"trusted": True}, "outputs": [], "source": ""}]
@@ -150,11 +165,12 @@ def serialize(kind: DocumentKind, document: Any, *, where: str) -> bytes:
     content = document.get()
     if kind is TEXT_FILE:
         return content.encode("utf-8")
-    notebook = nbformat.from_dict(content)
-    error = _validation_error(notebook)
-    if error:
+    captured: dict = {}  # nbformat validates while writing: once is enough
+    text = nbformat.writes(nbformat.from_dict(content), capture_validation_error=captured)
+    if "ValidationError" in captured:
+        error = captured["ValidationError"].message.splitlines()[0][:300]
         raise InvalidDocument(f"the document of {where} does not validate as a notebook: {error}")
-    return nbformat.writes(notebook).encode("utf-8")
+    return text.encode("utf-8")
 
 
 def outside_edit_update(kind: DocumentKind, persisted_state: bytes, new_content: Any) -> bytes:

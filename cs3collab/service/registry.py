@@ -22,6 +22,7 @@ from cs3collab.service.documents import DocumentKind
 from cs3collab.service.journal import Journal
 from cs3collab.service.room import Room
 from cs3collab.service.storage import RoomStorage, StorageSettings
+from cs3collab.service.worker import DocumentWorker
 
 log = logging.getLogger("cs3collab.service.registry")
 
@@ -45,10 +46,14 @@ class RoomRegistry:
         journal: the journal every room appends to.
         settings: timings of the rooms' CS3 side.
         close_grace: seconds a room with nobody in it stays open.
+        documents_worker: where parsing, building and serializing documents run.
     """
 
-    def __init__(self, journal: Journal, settings: StorageSettings, close_grace: float = 60.0) -> None:
+    def __init__(
+        self, journal: Journal, settings: StorageSettings, close_grace: float = 60.0, *, documents_worker: DocumentWorker
+    ) -> None:
         self.journal = journal
+        self.documents_worker = documents_worker
         self.settings = settings
         self.close_grace = close_grace
         self.rooms: dict[str, LiveRoom] = {}
@@ -86,7 +91,7 @@ class RoomRegistry:
             if self._tasks is None:
                 raise RuntimeError("the room registry is not running")
             room = Room(key, kind, file_id, self.journal)
-            live = LiveRoom(room, RoomStorage(room, resource_id, self.settings))
+            live = LiveRoom(room, RoomStorage(room, resource_id, self.settings, self.documents_worker))
             self.rooms[key] = live
             try:
                 await live.storage.load(session)

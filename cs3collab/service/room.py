@@ -135,6 +135,25 @@ class Room:
             changes = self._apply_capturing(update)
         except Exception as exc:  # pycrdt raises plain exceptions for undecodable updates
             raise ProtocolError(f"update does not apply: {exc}") from None
+        return await self._commit(changes, author, notify=True)
+
+    async def edit(self, change: Callable[[], None], *, quiet: bool = False) -> int:
+        """Change the document as the server, in one transaction: applied,
+        made durable, then broadcast, exactly like a client's update.
+
+        ``quiet`` changes (the document's ``state`` after a save) are not
+        reported to change listeners: they are not content and need no save.
+        """
+        self._capture = []
+        try:
+            with self.doc.transaction():
+                change()
+            changes = self._capture
+        finally:
+            self._capture = None
+        return await self._commit(changes, None, notify=not quiet)
+
+    async def _commit(self, changes: list[bytes], author: Participant | None, *, notify: bool) -> int:
         seq = 0
         if changes:
             self._in_flight += 1
@@ -149,7 +168,7 @@ class Room:
                 self._in_flight -= 1
                 if not self._in_flight:
                     self._settled.set()
-        if changes:
+        if changes and notify:
             self.last_change = time.monotonic()
             if author is not None:
                 author.contributed = True
@@ -231,6 +250,8 @@ class Room:
                     raise ProtocolError(f"invalid state vector: {exc}") from None
                 participant.connection.send(protocol.step2_message(missing))
                 return
+            if frame.payload == EMPTY_UPDATE:
+                return  # a step 2 with nothing in it (every client sends one): nothing to drop or apply
             if not participant.can_edit or self.read_only:
                 participant.dropped_updates += 1
                 if participant.dropped_updates == 1 or participant.dropped_updates % 100 == 0:

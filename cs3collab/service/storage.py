@@ -33,10 +33,11 @@ from pycrdt import Doc
 
 from cs3collab.cs3 import CS3Error, FailedPrecondition, NotFound, PermissionDenied, Session, Unauthenticated, Unavailable
 from cs3collab.cs3.refs import format_resource_id
-from cs3collab.service import documents
+from cs3collab.service import worker
 from cs3collab.service.documents import InvalidDocument
 from cs3collab.service.locking import LockKeeper
 from cs3collab.service.room import Participant, Room
+from cs3collab.service.worker import DocumentWorker
 
 log = logging.getLogger("cs3collab.service.storage")
 
@@ -75,10 +76,11 @@ class RoomStorage:
         settings: timings.
     """
 
-    def __init__(self, room: Room, resource_id, settings: StorageSettings) -> None:
+    def __init__(self, room: Room, resource_id, settings: StorageSettings, documents_worker: DocumentWorker) -> None:
         self.room = room
         self.resource_id = resource_id
         self.settings = settings
+        self.documents_worker = documents_worker
         self.where = format_resource_id(resource_id)
         self.path = ""
         self.persisted_state = b""
@@ -121,8 +123,7 @@ class RoomStorage:
             # named by its file name: the refusal reaches the client in a close
             # reason of at most 123 bytes, which a full path would fill
             name = self.path.rsplit("/", 1)[-1] if self.path else self.where
-            content = documents.parse(self.room.kind, data, seed=self.room.key, where=name)
-            update = await documents.initial_update(self.room.kind, content)
+            update = await self.documents_worker.run(worker.build_initial, self.room.kind.doc_type, data, self.room.key, name)
             seq = await self.room.journal.append(self.room.key, update)
             self.room.restore([update], seq)
             await self.room.journal.mark_persisted(self.room.key, seq, info.etag)
@@ -260,7 +261,10 @@ class RoomStorage:
         if data is None:
             data = await session.files.download(self.resource_id)
         try:
-            content = documents.parse(self.room.kind, data, seed=self.room.key, where=self.path or self.where)
+            delta = await self.documents_worker.run(
+                worker.outside_delta, self.room.kind.doc_type, self.persisted_state, data, self.room.key,
+                self.path or self.where,
+            )
         except InvalidDocument as exc:
             # keep the room; our next save makes a new version over it (the
             # broken content stays as a version, nothing is lost)
@@ -269,7 +273,6 @@ class RoomStorage:
             self.unsaved = True
             self._dirty.set()
             return
-        delta = documents.outside_edit_update(self.room.kind, self.persisted_state, content)
         # what the room holds beyond CS3 stays unsaved, and only that: edits
         # arriving while the delta is journaled count, the delta does not
         self._merging = True
@@ -310,7 +313,9 @@ class RoomStorage:
             await self.room.settled()  # then read without yielding: seq names exactly this content
             seq, state = self.room.last_seq, self.room.doc.get_update()
             try:
-                data = documents.serialize(self.room.kind, self.room.document, where=self.path or self.where)
+                data = await self.documents_worker.run(
+                    worker.serialize_state, self.room.kind.doc_type, state, self.path or self.where
+                )
             except InvalidDocument as exc:
                 log.error("not saving invalid document room=%s path=%s error=%s", self.room.key, self.path, exc)
                 return "failed"
@@ -377,8 +382,25 @@ class RoomStorage:
             )
         except CS3Error as exc:  # the save itself succeeded; only its label is missing
             log.warning("could not record save metadata room=%s path=%s error=%s", self.room.key, self.path, exc)
+        await self._mark_clean(etag)
         self.room.notify({"type": "cs3collab:saved", "etag": etag})
         log.info("saved room=%s path=%s etag=%s seq=%d authors=%s", self.room.key, self.path, etag, seq, ",".join(authors))
+
+    async def _mark_clean(self, etag: str) -> None:
+        """Tell every tab the document is saved: ``state.dirty`` false and
+        ``state.hash`` the new etag (the hash our contents API reports), so
+        JupyterLab clears its unsaved mark and refreshes its file model, and
+        a manual save finds no "File Changed" conflict."""
+
+        def clean() -> None:
+            self.room.document.dirty = False
+            self.room.document.hash = etag
+
+        seq = await self.room.edit(clean, quiet=True)
+        if seq and not self.unsaved and self.persisted_seq < seq:
+            # state is not file content: the file still holds everything up to here
+            self.persisted_seq = seq
+            await self.room.journal.mark_persisted(self.room.key, seq, etag)
 
     async def close(self) -> None:
         """Flush what is unsaved and release the lock (the room is being freed);

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from cs3collab.cs3 import CS3Error, Session
 from cs3collab.cs3.refs import format_resource_id
-from cs3collab.service import documents, ids
+from cs3collab.service import documents, ids, worker
 from cs3collab.service.documents import NOTEBOOK, TEXT_FILE, DocumentKind
 from cs3collab.service.identity import EDITOR, Access, Identity, resolve_access
 from cs3collab.service.room import Participant
@@ -329,7 +329,9 @@ class VersionService:
         kind = self._kind(file, doc_type)
         version = await self._version(session, file, key)
         data = await self._download(session, file, version.key)
-        content = documents.parse(kind, data, seed=file.room_key, where=self._describe(file, version.key))
+        content = await self.registry.documents_worker.run(
+            worker.parse_content, kind.doc_type, data, file.room_key, self._describe(file, version.key)
+        )
         return kind, content
 
     # -- tags ----------------------------------------------------------------------
@@ -391,7 +393,9 @@ class VersionService:
         assert live is not None
         room, storage = live.room, live.storage
         data = await self._download(session, file, version.key)
-        content = documents.parse(room.kind, data, seed=room.key, where=self._describe(file, version.key))
+        content = await self.registry.documents_worker.run(
+            worker.parse_content, room.kind.doc_type, data, room.key, self._describe(file, version.key)
+        )
         if room.read_only or storage.read_only_reason:
             raise RoomReadOnly(
                 f"{file.where} is read-only ({room.read_only or storage.read_only_reason}): it cannot be restored now"

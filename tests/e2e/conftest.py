@@ -1,0 +1,237 @@
+"""Fixtures of the browser end-to-end tests: the demo's whole stack as real
+processes, and Debian's chromium driven by Playwright.
+
+One stack per test module, started exactly as ``cs3collab demo`` starts it
+(its ``seed`` and ``jupyter_command``): a devstack site, the sample notebook
+``analysis.ipynb`` in einstein's home shared with marie (editor) and richard
+(viewer), the collaboration service, and one ``jupyter lab`` server per demo
+user, each logged in to CS3 as that user. Each server gets Jupyter folders of
+its own (config, data, runtime), so their JupyterLab workspaces never leak
+into each other.
+
+The browser is the system's ``/usr/bin/chromium`` (``./dev test`` installs
+it with apt); Playwright never downloads one. Each user's tab lives in its
+own browser with a fresh profile folder. Screenshots and each tab's browser
+console go to ``test-artifacts/e2e/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import nbformat
+import pytest
+from playwright.async_api import Page, Playwright, async_playwright, expect
+
+from cs3collab.cs3 import CS3Client, Session
+from cs3collab.demo import DEMO_USERS, JUPYTER_READY, SAMPLE_NAME, jupyter_command, jupyter_env, seed
+from tests.support.processes import Devstack, RunningProcess, Service, devstack, run_process, service
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts" / "e2e"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # CI containers run as root
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+DISPLAY_NAMES = {"einstein": "Albert Einstein", "marie": "Marie Curie", "richard": "Richard Feynman"}
+"""The devstack's display names of the demo users: what the stock UI shows."""
+NOTEBOOK_PATHS = {
+    "einstein": SAMPLE_NAME,
+    "marie": f"Shared with me/{SAMPLE_NAME}",
+    "richard": f"Shared with me/{SAMPLE_NAME}",
+}
+"""Where each user finds the sample notebook in their own JupyterLab."""
+
+LOAD_TIMEOUT_MS = 30_000
+"""A notebook tab, from navigation to its cells on screen (JupyterLab's first load is heavy)."""
+
+
+@dataclass
+class Lab:
+    """One user's running ``jupyter lab`` server."""
+
+    user: str
+    url: str  # http://127.0.0.1:PORT
+    token: str
+    running: RunningProcess
+
+    def tree_url(self, path: str) -> str:
+        return f"{self.url}/lab/tree/{quote(path)}?token={self.token}"
+
+
+@dataclass
+class Stack:
+    site: Devstack
+    service: Service
+    labs: dict[str, Lab]
+    sample: str  # the sample notebook's CS3 path (einstein's home)
+    client: CS3Client
+
+    async def session(self, user: str) -> Session:
+        return await self.client.login(user, DEMO_USERS[user])
+
+
+@contextlib.asynccontextmanager
+async def lab(user: str, gateway: str, service_url: str, base: Path) -> AsyncIterator[Lab]:
+    """``jupyter lab`` for ``user`` as the demo starts it, with Jupyter folders of its own."""
+    token = f"e2e-{user}-token"
+    root = base / "root"
+    root.mkdir(parents=True, exist_ok=True)
+    env = jupyter_env(base)  # Jupyter folders of its own, as the demo gives each server
+    args = jupyter_command(user, token, gateway, service_url, root)
+    async with run_process(args, JUPYTER_READY, env=env) as running:
+        yield Lab(user, running.ready["url"], token, running)
+
+
+async def enter_all(stack: contextlib.AsyncExitStack, managers) -> list:
+    """Enter context managers concurrently; every one that started is stopped by ``stack``."""
+    results = await asyncio.gather(*(stack.enter_async_context(m) for m in managers), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
+
+
+@pytest.fixture(scope="module")
+async def stack(tmp_path_factory) -> AsyncIterator[Stack]:
+    """The demo's stack: site, shared sample notebook, service, a JupyterLab per user."""
+    base = tmp_path_factory.mktemp("e2e")
+    async with contextlib.AsyncExitStack() as exits:
+        site = await exits.enter_async_context(devstack(base / "site", domain="cernbox.test"))
+        sample = await seed(site.gateway)
+        svc = await exits.enter_async_context(service(site.gateway, base / "service"))
+        labs = await enter_all(exits, [lab(u, site.gateway, svc.url, base / f"lab-{u}") for u in DEMO_USERS])
+        client = await exits.enter_async_context(CS3Client(site.gateway))
+        running = Stack(site, svc, {server.user: server for server in labs}, sample, client)
+        try:
+            yield running
+        finally:
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            (ARTIFACTS / "service.log").write_text("\n".join(svc.running.output) + "\n")
+            for server in labs:
+                (ARTIFACTS / f"lab-{server.user}.log").write_text("\n".join(server.running.output) + "\n")
+
+
+@dataclass
+class Tab:
+    """One user's browser tab on their own JupyterLab, with the sample notebook open."""
+
+    user: str
+    page: Page
+    console: list[str] = field(default_factory=list)
+
+    @property
+    def notebook(self):
+        return self.page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+
+    def cell(self, index: int):
+        return self.notebook.locator(".jp-Notebook .jp-Cell").nth(index)
+
+    def editor(self, index: int):
+        """The CodeMirror content of cell ``index``: what the user reads and types into."""
+        return self.cell(index).locator(".cm-content")
+
+    def remote_user(self, user: str):
+        """The flag on ``user``'s remote cursor (a CodeMirror tooltip, mounted at the page's end)."""
+        return self.page.locator(".jp-remote-userFlag", has_text=DISPLAY_NAMES[user])
+
+    async def type_at_end(self, index: int, text: str) -> None:
+        """Click into cell ``index``, go to its end, type a new line with ``text`` (real key presses)."""
+        await self.editor(index).click()
+        await self.page.keyboard.press("Control+End")
+        await self.page.keyboard.press("Enter")
+        await self.page.keyboard.type(text)
+
+
+class Screenshots:
+    """Numbered screenshots of each step in ``test-artifacts/e2e/``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.count = 0
+
+    async def __call__(self, tab: Tab, step: str) -> Path:
+        self.count += 1
+        path = self.folder / f"{self.count:02d}-{step}-{tab.user}.png"
+        await tab.page.screenshot(path=path, animations="disabled")
+        return path
+
+
+@pytest.fixture(scope="module")
+def screenshot() -> Screenshots:
+    if ARTIFACTS.exists():
+        shutil.rmtree(ARTIFACTS)  # the folder shows the last run only
+    ARTIFACTS.mkdir(parents=True)
+    return Screenshots(ARTIFACTS)
+
+
+@pytest.fixture(scope="module")
+async def browser_driver() -> AsyncIterator[Playwright]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: these tests use Debian's chromium (./dev test installs it with apt)")
+    async with async_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+async def tabs(stack, browser_driver, screenshot, tmp_path_factory) -> AsyncIterator[dict[str, Tab]]:
+    """einstein's, marie's and richard's tabs, each in its own browser on its own
+    JupyterLab, with the shared notebook open and synced (its cells shown)."""
+    profiles = tmp_path_factory.mktemp("browser-profiles")
+    opened: dict[str, Tab] = {}
+    async with contextlib.AsyncExitStack() as exits:
+
+        async def open_tab(user: str) -> Tab:
+            context = await browser_driver.chromium.launch_persistent_context(
+                profiles / user,
+                executable_path=str(CHROMIUM),
+                args=CHROMIUM_ARGS,
+                headless=True,
+                viewport={"width": 1280, "height": 800},
+            )
+            exits.push_async_callback(context.close)
+            page = context.pages[0] if context.pages else await context.new_page()
+            tab = Tab(user, page)
+            page.on("console", lambda message: tab.console.append(f"[{message.type}] {message.text}"))
+            page.on("pageerror", lambda error: tab.console.append(f"[pageerror] {error}"))
+            await page.goto(stack.labs[user].tree_url(NOTEBOOK_PATHS[user]))
+            # the title cell comes from the shared document: the room synced
+            await expect(tab.cell(0)).to_contain_text("Detector calibration", timeout=LOAD_TIMEOUT_MS)
+            opened[user] = tab
+            return tab
+
+        try:
+            results = await asyncio.gather(*(open_tab(user) for user in DEMO_USERS), return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+            for user in DEMO_USERS:
+                await screenshot(opened[user], "opened")
+            yield opened
+        finally:
+            for tab in opened.values():
+                (ARTIFACTS / f"console-{tab.user}.log").write_text("\n".join(tab.console) + "\n")
+
+
+@pytest.fixture
+async def cs3_text(stack) -> Callable[[], Awaitable[str]]:
+    """``await cs3_text()``: all cell sources of the sample notebook as stored in CS3 now."""
+    einstein = await stack.session("einstein")
+
+    async def _text() -> str:
+        notebook = nbformat.reads((await einstein.files.download(stack.sample)).decode(), as_version=4)
+        return "\n".join(cell.source for cell in notebook.cells)
+
+    return _text
