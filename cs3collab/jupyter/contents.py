@@ -446,7 +446,8 @@ class CS3ContentsManager(AsyncContentsManager):
                 children.append(self._ocm_model(path, entry))
             else:
                 children.append(self._info_model(path, entry.info, self._kind(path, entry.info, None)))
-        newest = max((c["last_modified"] for c in children), default=datetime(1970, 1, 1, tzinfo=timezone.utc))
+        # the newest share's time; with no share yet, now (not 1970: "56 years ago")
+        newest = max((c["last_modified"] for c in children), default=datetime.now(timezone.utc))
         model = self._base_model(self.shared_folder_name, mtime=newest, writable=False)
         model["type"] = "directory"
         if content:

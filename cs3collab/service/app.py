@@ -62,6 +62,7 @@ class CollabService(Application):
         "poll-interval": "CollabService.poll_interval",
         "close-grace": "CollabService.close_grace",
         "lock-lifetime": "CollabService.lock_lifetime",
+        "access-recheck": "CollabService.access_recheck",
         "max-frame-size": "CollabService.max_frame_size",
         "log-level": "Application.log_level",
     }
@@ -86,6 +87,11 @@ class CollabService(Application):
     ).tag(config=True)
     close_grace = Float(
         60.0, help="Seconds a room with no participant stays open before it is flushed and freed (default 60)."
+    ).tag(config=True)
+    access_recheck = Float(
+        5.0,
+        help="Seconds between re-checks of every participant's access with CS3 (and before each save): "
+        "a removed share disconnects, a changed role applies (default 5; 0 checks only on join and save).",
     ).tag(config=True)
     lock_lifetime = Float(
         120.0, help="Lifetime in seconds of the CS3 lock a room holds; refreshed every third of it (default 120)."
@@ -172,7 +178,11 @@ class CollabService(Application):
         journal: Journal = self.journal_class(state_dir / "journal.sqlite3", parent=self)
         async with CS3Client(self.gateway) as cs3, journal, DocumentWorker() as documents_worker:
             registry = RoomRegistry(
-                journal, self.storage_settings(), self.close_grace, documents_worker=documents_worker
+                journal,
+                self.storage_settings(),
+                self.close_grace,
+                documents_worker=documents_worker,
+                access_recheck=self.access_recheck,
             )
             global_room = Room(GLOBAL_AWARENESS, TEXT_FILE, "globalAwareness", journal)
             global_room.read_only = "global awareness room"

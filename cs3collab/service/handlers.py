@@ -175,7 +175,7 @@ class RoomHandler(tornado.websocket.WebSocketHandler):
             self.on_close()
             return
         if not access.can_edit or live.room.read_only:
-            self.send_json({"type": "cs3collab:role", "role": access.role, "readOnly": live.room.read_only or "viewer"})
+            self.send(live.room.role_message(self.participant))
 
     async def on_message(self, message: str | bytes) -> None:
         if self.participant is None or self.room is None or self._closed:

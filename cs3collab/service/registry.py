@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass, field
 
 from cs3collab.cs3 import Session
+from cs3collab.service.access import AccessWatcher
 from cs3collab.service.documents import DocumentKind
 from cs3collab.service.journal import Journal
 from cs3collab.service.room import Room
@@ -33,6 +34,7 @@ class LiveRoom:
 
     room: Room
     storage: RoomStorage
+    access: AccessWatcher
     task: asyncio.Task | None = None
     closer: asyncio.Task | None = None
     closing: asyncio.Future | None = None  # set while the room is being closed
@@ -47,12 +49,20 @@ class RoomRegistry:
         settings: timings of the rooms' CS3 side.
         close_grace: seconds a room with nobody in it stays open.
         documents_worker: where parsing, building and serializing documents run.
+        access_recheck: seconds between re-checks of each participant's access.
     """
 
     def __init__(
-        self, journal: Journal, settings: StorageSettings, close_grace: float = 60.0, *, documents_worker: DocumentWorker
+        self,
+        journal: Journal,
+        settings: StorageSettings,
+        close_grace: float = 60.0,
+        *,
+        documents_worker: DocumentWorker,
+        access_recheck: float = 5.0,
     ) -> None:
         self.journal = journal
+        self.access_recheck = access_recheck
         self.documents_worker = documents_worker
         self.settings = settings
         self.close_grace = close_grace
@@ -91,7 +101,9 @@ class RoomRegistry:
             if self._tasks is None:
                 raise RuntimeError("the room registry is not running")
             room = Room(key, kind, file_id, self.journal)
-            live = LiveRoom(room, RoomStorage(room, resource_id, self.settings, self.documents_worker))
+            storage = RoomStorage(room, resource_id, self.settings, self.documents_worker)
+            live = LiveRoom(room, storage, AccessWatcher(room, resource_id, self.access_recheck))
+            storage.before_save = live.access.check  # nobody who lost access is saved as
             self.rooms[key] = live
             try:
                 await live.storage.load(session)
@@ -114,7 +126,9 @@ class RoomRegistry:
     async def _run_room(self, live: LiveRoom) -> None:
         """A room's background work; its failure must not end the other rooms'."""
         try:
-            await live.storage.run()
+            async with asyncio.TaskGroup() as work:
+                work.create_task(live.storage.run())
+                work.create_task(live.access.run())
         except Exception:
             log.exception("room background work failed room=%s", live.room.key)
 

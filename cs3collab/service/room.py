@@ -228,6 +228,12 @@ class Room:
         """Send a RAW JSON message to every participant."""
         self.broadcast(protocol.raw_json_message(payload))
 
+    def role_message(self, participant: Participant) -> bytes:
+        """RAW ``{"type": "cs3collab:role", "role", "readOnly"}`` for one participant:
+        its role, and why it cannot edit (a viewer, or the reason the room is read-only)."""
+        read_only = self.read_only or (None if participant.can_edit else "viewer")
+        return protocol.raw_json_message({"type": "cs3collab:role", "role": participant.role, "readOnly": read_only})
+
     def editors(self) -> list[Participant]:
         """Connected editors, those who contributed first."""
         return sorted((p for p in self.participants if p.can_edit), key=lambda p: not p.contributed)

@@ -27,6 +27,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from pycrdt import Doc
@@ -81,6 +82,7 @@ class RoomStorage:
         self.resource_id = resource_id
         self.settings = settings
         self.documents_worker = documents_worker
+        self.before_save: Callable[[], Awaitable[None]] | None = None  # the room's access re-check
         self.where = format_resource_id(resource_id)
         self.path = ""
         self.persisted_state = b""
@@ -300,6 +302,8 @@ class RoomStorage:
             await self.room.settled()  # edits applied before the request count as unsaved
             if not self.unsaved:
                 return "success"
+            if self.before_save is not None:
+                await self.before_save()
             try:
                 status = await self._save_once()
             except CS3Error as exc:  # everything stays in the journal; the save loop retries

@@ -175,3 +175,23 @@ async def test_a_saved_notebook_is_clean_and_saves_without_conflict(tabs, screen
     assert (await checkpoint.value).ok
     await expect(einstein.page.locator(".jp-Dialog", has_text="File Changed")).to_have_count(0)
     await screenshot(einstein, "einstein-manual-save")
+
+
+async def test_removing_a_share_cuts_the_person_off_with_a_reason(tabs, screenshot, stack):
+    """Last in this module: it ends marie's session."""
+    einstein, marie = tabs["einstein"], tabs["marie"]
+    owner = await stack.session("einstein")
+    info = await owner.files.stat(stack.sample)
+    marie_id = (await stack.session("marie")).user.id
+    [share] = [s for s in await owner.shares.list(resource_id=info.id) if s.grantee.user_id == marie_id]
+    await owner.shares.remove(share.id.opaque_id)
+    # the service notices within its re-check period (5 s) and closes marie's
+    # connection with a reason; the stock frontend shows it in a dialog
+    dialog = marie.page.locator(".jp-Dialog")
+    await expect(dialog).to_be_visible(timeout=15_000)
+    await expect(dialog).to_contain_text("Your access to this notebook was removed.")
+    await screenshot(marie, "marie-cut-off")
+    # einstein carries on
+    line = f"# einstein alone: {tag('after')}"
+    await einstein.type_at_end(CODE_CELL, line)
+    await expect(einstein.editor(CODE_CELL)).to_contain_text(line)

@@ -1,0 +1,97 @@
+"""Access re-checked while people work: removed shares, changed roles, expired tokens.
+
+The service starts with ``--access-recheck=0.5``: every participant's access
+is asked of CS3 again twice a second, so a change made by the owner reaches
+the room within that period.
+"""
+
+from __future__ import annotations
+
+import json
+
+import anyio
+import pytest
+
+from cs3collab.cs3 import CS3Client, roles
+from cs3collab.cs3.shares import user_grantee
+from tests.service.conftest import start_service
+from tests.service.rtc import put_notebook, save_frame, sources, type_text, update_frame
+from tests.support.processes import devstack
+from tests.support.yclient import connect, send_awareness, wait_for
+
+RECHECK = "--access-recheck=0.5"
+
+
+@pytest.fixture(scope="module")
+async def watched(site, tmp_path_factory):
+    async with start_service(site, tmp_path_factory.mktemp("svc-access"), RECHECK) as running:
+        yield running
+
+
+async def echo(client, marker: str) -> None:
+    """A barrier: the client's own awareness comes back after everything sent before it."""
+    await send_awareness(client, {"marker": marker}, clock=len(client.channel.awareness) + 10)
+    await client.channel.wait_awareness(lambda states: {"marker": marker} in states.values())
+
+
+async def closed(client, timeout: float) -> tuple[int, str]:
+    """The close code and reason the server ended this client's connection with."""
+    with anyio.fail_after(timeout):
+        await client.connection.wait_closed()
+    return client.connection.close_code, client.connection.close_reason
+
+
+async def test_removed_share_disconnects_with_a_reason(watched, einstein, marie, notebook):
+    path = await notebook("shared = 1")
+    share = await einstein.shares.create(path, user_grantee(marie.user.id), roles.EDITOR)
+    async with connect(watched.url, einstein.token, path) as owner, connect(watched.url, marie.token, path) as guest:
+        type_text(guest, 0, "  # marie")
+        await wait_for(owner.doc, lambda: sources(owner) == ["shared = 1  # marie"])
+        await einstein.shares.remove(share.id.opaque_id)
+        code, reason = await closed(guest, timeout=5)
+        assert code == 1003
+        payload = json.loads(reason)
+        assert payload["reason"] == "access_revoked" and payload["reloadable"] is False
+        assert "removed" in payload["errorReason"]
+        # the owner carries on, and marie's acknowledged edit stays
+        type_text(owner, 0, "  # owner")
+        await echo(owner, "after-revocation")
+        assert sources(owner) == ["shared = 1  # marie  # owner"]
+
+
+async def test_downgrade_to_viewer_applies_at_once_and_back(watched, einstein, marie, notebook):
+    path = await notebook("x = 1")
+    share = await einstein.shares.create(path, user_grantee(marie.user.id), roles.EDITOR)
+    async with connect(watched.url, einstein.token, path) as owner, connect(watched.url, marie.token, path) as guest:
+        await einstein.shares.update_role(share.id.opaque_id, roles.VIEWER)
+        role = await guest.channel.wait_raw(lambda m: m.get("type") == "cs3collab:role" and m["role"] == "viewer")
+        assert role["readOnly"] == "viewer"
+        # her edits are dropped now: the failed save proves the room handled them first
+        state = guest.doc.get_state()
+        type_text(guest, 0, "  # DROPPED")
+        await guest.connection.send(update_frame(guest.doc.get_update(state)))
+        await guest.connection.send(save_frame(1))
+        assert (await guest.channel.wait_raw(lambda m: m.get("type") == "save"))["status"] == "failed"
+        await echo(owner, "after-downgrade")
+        assert sources(owner) == ["x = 1"]
+        # and she is an editor again when the owner says so
+        await einstein.shares.update_role(share.id.opaque_id, roles.EDITOR)
+        await guest.channel.wait_raw(lambda m: m.get("type") == "cs3collab:role" and m["role"] == "editor")
+        async with connect(watched.url, marie.token, path) as again:
+            type_text(again, 0, "  # back")
+            await wait_for(owner.doc, lambda: "# back" in sources(owner)[0])
+
+
+async def test_expired_token_closes_for_a_reconnect(tmp_path_factory):
+    async with devstack(tmp_path_factory.mktemp("short"), extra=("--token-lifetime", "3")) as short:
+        async with start_service(short, tmp_path_factory.mktemp("svc-short"), RECHECK) as svc:
+            async with CS3Client(short.gateway) as cs3:
+                einstein = await cs3.login("einstein", "relativity")
+                path = await put_notebook(einstein, f"{await einstein.get_home()}/t.ipynb", "t = 1")
+                async with connect(svc.url, einstein.token, path) as client:
+                    code, reason = await closed(client, timeout=10)
+                assert code == 4401 and "expired" in reason
+                # a fresh token (what the Jupyter server's bridge brings on reconnect) gets back in
+                fresh = await cs3.login("einstein", "relativity")
+                async with connect(svc.url, fresh.token, path) as client:
+                    assert sources(client) == ["t = 1"]
