@@ -27,6 +27,7 @@ import json
 import logging
 import time
 import uuid
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -85,7 +86,7 @@ class RoomStorage:
         self.before_save: Callable[[], Awaitable[None]] | None = None  # the room's access re-check
         self.where = format_resource_id(resource_id)
         self.path = ""
-        self.persisted_state = b""
+        self._persisted_z = zlib.compress(b"")
         self.persisted_etag = ""
         self.persisted_seq = 0
         self.unsaved = False
@@ -98,6 +99,20 @@ class RoomStorage:
         self._dirty = asyncio.Event()
         self.lock = LockKeeper(resource_id, settings.app_name, settings.lock_lifetime, self.where)
         room.on_change(self._changed)
+
+    @property
+    def persisted_state(self) -> bytes:
+        """The Y state of what CS3 holds (the base of outside-edit merges).
+
+        Kept compressed: it is needed only on an outside edit or a compaction,
+        and a Y update of a notebook compresses several times, so an idle
+        room costs little more than its live document.
+        """
+        return zlib.decompress(self._persisted_z)
+
+    @persisted_state.setter
+    def persisted_state(self, state: bytes) -> None:
+        self._persisted_z = zlib.compress(state, 1)
 
     # -- loading -----------------------------------------------------------------
 
