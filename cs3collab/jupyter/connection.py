@@ -44,6 +44,7 @@ class CS3CollabConnection(LoggingConfigurable):
         super().__init__(**kwargs)
         self._client: CS3Client | None = None
         self._session: Session | None = None
+        self._bound_to = None  # the CS3 user id this server belongs to, once someone logged in
         self._lock: asyncio.Lock | None = None
 
     async def client(self) -> CS3Client:
@@ -78,15 +79,15 @@ class CS3CollabConnection(LoggingConfigurable):
         """Log in from the login page. A server bound to one user refuses another."""
         client = await self.client()
         session = await client.login(username, password)
-        if self._session is not None and self._session.user.id != session.user.id:
-            raise PermissionDenied(
-                f"this Jupyter server belongs to {self._session.username}", operation="login", target=username
-            )
-        self._session = session
+        owner = self._session.user if self._session is not None else self._bound_to
+        if owner is not None and owner.id != session.user.id:
+            raise PermissionDenied(f"this Jupyter server belongs to {owner.username}", operation="login", target=username)
+        self._session, self._bound_to = session, session.user
         return session
 
     def logout(self) -> None:
-        """Forget a session that came from the login page (configured ones stay)."""
+        """Forget a session that came from the login page (configured ones
+        stay). The server still belongs to that user: only they log in again."""
         if not self.token and not self.username:
             self._session = None
 

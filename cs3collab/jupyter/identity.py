@@ -45,6 +45,7 @@ from cs3.identity.user.v1beta1 import resources_pb2 as identity_pb2
 from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.auth.identity import IdentityProvider, User
 from jupyter_server.auth.login import LoginFormHandler
+from jupyter_server.auth.logout import LogoutHandler
 from tornado import web
 from tornado.escape import url_escape, xhtml_escape
 from traitlets import Instance, default
@@ -97,6 +98,16 @@ def user_for(cs3_user: identity_pb2.User) -> CS3User:
     )
 
 
+class CS3LogoutHandler(LogoutHandler):
+    """Logging out also forgets the CS3 session that came from the login page
+    (a configured identity, e.g. JupyterHub's token, stays)."""
+
+    @allow_unauthenticated
+    def get(self) -> None:
+        self.identity_provider.connection.logout()
+        super().get()
+
+
 class CS3IdentityProvider(IdentityProvider):
     """Jupyter's identity provider for a server that acts as one CS3 user."""
 
@@ -115,6 +126,10 @@ class CS3IdentityProvider(IdentityProvider):
     @default("login_handler_class")
     def _default_login_handler_class(self):
         return CS3LoginHandler
+
+    @default("logout_handler_class")
+    def _default_logout_handler_class(self):
+        return CS3LogoutHandler
 
     @default("updatable_fields")
     def _default_updatable_fields(self) -> list[str]:

@@ -210,6 +210,19 @@ async def test_login_page(bridge_login, bridge_einstein):
         assert "belongs to einstein" in refused.text
         assert (await stranger.get("api/me")).status_code == 403
 
+    async with bridge_login.client(token=False) as http:
+        await log_in(http, "einstein", DEMO_PASSWORDS["einstein"])
+        assert (await http.get("api/me")).status_code == 200
+        cookies = dict(http.cookies)
+        assert (await http.get("logout")).status_code == 200
+        assert (await http.get("api/me")).status_code == 403
+    # logging out forgets the CS3 session on the server, not only the cookie
+    async with bridge_login.client(token=False) as replay:
+        replay.cookies.update(cookies)
+        assert (await replay.get("api/me")).status_code == 403
+    async with bridge_login.client(token=False) as stranger:
+        assert (await log_in(stranger, "marie", DEMO_PASSWORDS["marie"])).status_code == 403  # still einstein's
+
 
 # -- session PUT ------------------------------------------------------------------------------
 
