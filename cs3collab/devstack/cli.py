@@ -53,6 +53,10 @@ def add_devstack_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--public-url", default=None,
                    help="base URL peers reach this site's HTTP server at, advertised in OCM discovery "
                         "and share URIs (default: the site's own http URL)")
+    p.add_argument("--ocm-webapp-url", default=None, metavar="URL",
+                   help="base URL of this site's collaboration service, sent as the uri of the webapp protocol "
+                        "(app cs3collab) of the OCM shares it sends (default: the providers file's "
+                        "\"cs3collab\" service of this site, else <public url>/app/ocm/<share id>)")
     p.set_defaults(run=run_devstack)
     return p
 
@@ -74,7 +78,7 @@ async def run_devstack(args: argparse.Namespace) -> None:
                         users_file=args.users, token_lifetime=args.token_lifetime,
                         max_upload_size=args.max_upload_size,
                         ocm=OCMSettings(peers=args.peer, providers_file=args.ocm_providers,
-                                        public_url=args.public_url))
+                                        public_url=args.public_url, webapp_url=args.ocm_webapp_url))
     async with site:
         print(f"cs3collab devstack ready: gateway={site.gateway_address} http={site.http_url} "
               f"domain={site.domain}", flush=True)

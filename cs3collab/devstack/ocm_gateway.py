@@ -122,12 +122,17 @@ class OCMSettings:
         public_url: the base URL peers reach this site's HTTP server at;
             None = the site's own ``http_url``.
         provider_name: the ``provider`` field of discovery.
+        webapp_url: base URL of this site's collaboration service, sent as
+            the ``uri`` of the webapp protocol (app ``cs3collab``) of every
+            share; None = the one the providers file lists for this site (a
+            service of type "cs3collab"), else the ``/app/ocm/<id>`` URI.
     """
 
     peers: Iterable[PeerSite] = field(default_factory=list)
     providers_file: Path | str | None = None
     public_url: str | None = None
     provider_name: str = "cs3collab devstack"
+    webapp_url: str | None = None
 
 
 async def install_ocm(site: "DevstackSite", settings: OCMSettings) -> None:
@@ -137,7 +142,8 @@ async def install_ocm(site: "DevstackSite", settings: OCMSettings) -> None:
     await site.store.run(lambda tree: create_tables(tree.conn))
     peers = TrustedPeers(settings.peers, settings.providers_file)
     config = OCMConfig(site.domain, settings.public_url or (lambda: site.http_url),
-                       provider_name=settings.provider_name)
+                       provider_name=settings.provider_name,
+                       webapp_url=lambda: settings.webapp_url or peers.webapp_url(site.domain))
     sender = OCMSender(peers)
     site.gateway.ocm_shares = OCMShares(config, site.store, peers, site, sender)
     site.gateway.ocm_inbox = OCMInbox(config, site.store, peers, site.users, sender)

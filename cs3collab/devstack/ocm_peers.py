@@ -42,6 +42,7 @@ class PeerSite:
     base_url: str
     ocm_endpoint: str = ""
     name: str = ""
+    webapp_url: str = ""  # where the site's collaboration service is reached (a "cs3collab" service entry)
 
 
 def _checked(peer: PeerSite) -> PeerSite:
@@ -51,7 +52,7 @@ def _checked(peer: PeerSite) -> PeerSite:
     base = peer.base_url.rstrip("/")
     if urlsplit(base).scheme not in ("http", "https"):
         raise ValueError(f"peer {domain}: base URL must be http(s): {peer.base_url!r}")
-    return PeerSite(domain, base, peer.ocm_endpoint.rstrip("/"), peer.name or domain)
+    return PeerSite(domain, base, peer.ocm_endpoint.rstrip("/"), peer.name or domain, peer.webapp_url.rstrip("/"))
 
 
 def parse_peer_arg(arg: str) -> PeerSite:
@@ -66,7 +67,9 @@ def parse_providers(doc: Any) -> list[PeerSite]:
     """The sites of a Reva ``ocm-providers.json`` document: a list of
     ProviderInfo objects; only those with a service whose
     ``endpoint.type.name`` is "OCM" count. The base URL is the scheme and
-    host of that endpoint's ``path`` (e.g. ``http://127.0.0.1:8081/ocm/``)."""
+    host of that endpoint's ``path`` (e.g. ``http://127.0.0.1:8081/ocm/``).
+    A service of type :data:`WEBAPP_SERVICE_TYPE` gives the URL of the
+    site's collaboration service (sent as the webapp ``uri`` of its shares)."""
     if not isinstance(doc, list):
         raise ValueError("providers file must hold a JSON list")
     out = []
@@ -80,15 +83,18 @@ def parse_providers(doc: Any) -> list[PeerSite]:
             parts = urlsplit(endpoint["path"])
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 continue
+            webapp = next((((x or {}).get("endpoint") or {}).get("path", "") for x in entry.get("services") or []
+                           if (((x or {}).get("endpoint") or {}).get("type") or {}).get("name") == WEBAPP_SERVICE_TYPE), "")
             out.append(_checked(PeerSite(entry["domain"], f"{parts.scheme}://{parts.netloc}",
-                                         endpoint["path"], entry.get("full_name") or entry.get("name", ""))))
+                                         endpoint["path"], entry.get("full_name") or entry.get("name", ""),
+                                         webapp or "")))
             break
     return out
 
 
 def providers_json(peers: Iterable[PeerSite]) -> list[dict[str, Any]]:
     """Peers in Reva's ocm-providers.json format (what a launcher writes)."""
-    return [{
+    return [_with_webapp({
         "name": p.domain, "full_name": p.name or p.domain, "domain": p.domain,
         "services": [{
             "endpoint": {"type": {"name": "OCM"}, "name": f"{p.name or p.domain} - OCM API",
@@ -96,7 +102,19 @@ def providers_json(peers: Iterable[PeerSite]) -> list[dict[str, Any]]:
             "api_version": OCM_API_VERSION,
             "host": urlsplit(p.base_url).netloc,
         }],
-    } for p in peers]
+    }, p) for p in peers]
+
+
+WEBAPP_SERVICE_TYPE = "cs3collab"
+"""``endpoint.type.name`` of a provider's collaboration service in the providers file."""
+
+
+def _with_webapp(entry: dict[str, Any], peer: PeerSite) -> dict[str, Any]:
+    if peer.webapp_url:
+        entry["services"].append({"endpoint": {"type": {"name": WEBAPP_SERVICE_TYPE},
+                                               "name": f"{peer.name or peer.domain} - collaboration service",
+                                               "path": peer.webapp_url}, "host": urlsplit(peer.webapp_url).netloc})
+    return entry
 
 
 class TrustedPeers:
@@ -145,6 +163,11 @@ class TrustedPeers:
         self._refresh()
         d = normalize_domain(domain)
         return self._static.get(d) or self._from_file.get(d)
+
+    def webapp_url(self, domain: str) -> str:
+        """The collaboration service URL the providers file (or ``--peer``) lists for ``domain``, or ""."""
+        peer = self.get(domain)
+        return peer.webapp_url if peer is not None else ""
 
     def is_trusted(self, domain: str) -> bool:
         return self.get(domain) is not None

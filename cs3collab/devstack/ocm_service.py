@@ -68,12 +68,18 @@ class OCMConfig:
         provider_name: the ``provider`` field of discovery.
         app_name: ``appName`` sent with webapp protocols whose access method
             names none.
+        webapp_url: asked for the URL of this site's collaboration service
+            each time a share is sent; a non-empty answer is the webapp
+            ``uri`` of every share (the service takes the share id and secret
+            itself), else ``{public_url}/app/ocm/{share id}``.
     """
 
     def __init__(self, domain: str, public_url: str | Callable[[], str], *,
-                 provider_name: str = "cs3collab devstack", app_name: str = DEFAULT_APP_NAME) -> None:
+                 provider_name: str = "cs3collab devstack", app_name: str = DEFAULT_APP_NAME,
+                 webapp_url: Callable[[], str] | None = None) -> None:
         self.domain = normalize_domain(domain)
         self._public_url = public_url
+        self._webapp_url = webapp_url
         self.provider_name = provider_name
         self.app_name = app_name
 
@@ -90,7 +96,8 @@ class OCMConfig:
         return self.public_url + WEBDAV_ROOT + share_id
 
     def webapp_uri(self, share_id: str) -> str:
-        return self.public_url + WEBAPP_ROOT + share_id
+        service = self._webapp_url() if self._webapp_url is not None else ""
+        return service.rstrip("/") if service else self.public_url + WEBAPP_ROOT + share_id
 
 
 def in_store(store: Store, fn: Callable[..., Any], *args: Any):

@@ -17,6 +17,13 @@ stays in this process.
   browser WebSocket; frames pass through unmodified in both directions; the
   service's close code and reason reach the browser unchanged (the frontend
   reads 1003 + JSON reason to show "access revoked" and similar dialogs).
+* A notebook received through OCM from another site (``cs3_reference`` gives
+  an :class:`~cs3collab.jupyter.ocm_remote.OCMTarget`): the session ``PUT``
+  goes to *that site's* service, as ``ocm:<share id>`` with
+  ``Authorization: OCM <share id>:<secret>``; the bridge remembers the room
+  (fileId) the answer names, and the room WebSocket of that fileId goes
+  there with the same credentials. This server's CS3 token never leaves
+  for another site.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, W
 from cs3collab.cs3 import CS3Error, Session, Unauthenticated
 from cs3collab.cs3.refs import format_resource_id
 from cs3collab.jupyter.connection import CS3CollabConnection
+from cs3collab.jupyter.ocm_remote import OCMTarget
 
 SESSION_ROUTE = r"/api/collaboration/session/(.*)"
 ROOM_ROUTE = r"/api/collaboration/room/(.+)"
@@ -135,6 +143,7 @@ class CollaborationBridge:
         self._unavailable: str | None = None
         self._known: asyncio.Event | None = None
         self._http: httpx.AsyncClient | None = None
+        self._remote_rooms: dict[str, OCMTarget] = {}  # fileId -> the other site's room
 
     # -- where the service is ----------------------------------------------------
 
@@ -186,11 +195,13 @@ class CollaborationBridge:
         renew itself (logged in with credentials) does so and the request is
         sent once more.
         """
-        url = f"{await self.service_url()}/api/collaboration/session/{reference_segment(reference)}"
         if self._http is None:
             self._http = httpx.AsyncClient(
                 timeout=httpx.Timeout(self.request_timeout, connect=self.connect_timeout)
             )
+        if isinstance(reference, OCMTarget):
+            return await self._open_remote_session(reference, body)
+        url = f"{await self.service_url()}/api/collaboration/session/{reference_segment(reference)}"
         session = await self._session()
         for attempt in (1, 2):
             token = session.token
@@ -208,6 +219,30 @@ class CollaborationBridge:
             return response.status_code, response.content
         raise AssertionError("unreachable")
 
+    async def _open_remote_session(self, target: OCMTarget, body: bytes) -> tuple[int, bytes]:
+        url = f"{target.service_url}/api/collaboration/session/{target.session_path}"
+        try:
+            response = await self._http.put(
+                url, content=body or b"{}",
+                headers={"Authorization": target.authorization, "Content-Type": "application/json"},
+            )
+        except httpx.HTTPError as exc:
+            raise ServiceUnavailable(f"the sharing site's collaboration service is not reachable: {exc}") from exc
+        if response.status_code == 200:
+            try:
+                file_id = response.json()["fileId"]
+            except (ValueError, KeyError, TypeError):
+                raise ServiceUnavailable("the sharing site's collaboration service answered no fileId") from None
+            self._remote_rooms[str(file_id)] = target
+        return response.status_code, response.content
+
+    def _remote_target(self, room_path: str) -> OCMTarget | None:
+        """The other site's room a (percent-encoded) room name is in, if any."""
+        from urllib.parse import unquote
+
+        file_id = unquote(room_path).split(":", 2)[-1]
+        return self._remote_rooms.get(file_id)
+
     # -- room WebSocket --------------------------------------------------------------
 
     async def connect_room(self, room_path: str, query: str) -> WebSocketClientConnection:
@@ -218,13 +253,16 @@ class CollaborationBridge:
                 URL (still percent-encoded).
             query: the browser's query string without Jupyter's ``token``.
         """
-        base = await self.service_url()
+        target = self._remote_target(room_path)
+        if target is not None:
+            base, authorization = target.service_url, target.authorization
+        else:
+            base, authorization = await self.service_url(), f"Bearer {(await self._session()).token}"
         ws_base = "ws" + base[len("http") :] if base.startswith("http") else base
         url = f"{ws_base}{ROOM_PREFIX}{room_path}" + (f"?{query}" if query else "")
-        session = await self._session()
         request = httpclient.HTTPRequest(
             url,
-            headers={"Authorization": f"Bearer {session.token}"},
+            headers={"Authorization": authorization},
             connect_timeout=self.connect_timeout,
             request_timeout=self.connect_timeout,
         )

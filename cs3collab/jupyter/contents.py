@@ -15,9 +15,14 @@ from a CS3 site through the server's one CS3 session
   so nothing depends on where the share is mounted. A folder of the home
   with the same name is hidden by the virtual one (rename the trait).
 * OCM shares live at another site: they are listed (type from the shared
-  resource, ``mimetype`` :data:`OCM_MIMETYPE`, ``writable`` false) but
-  their content is not reachable through this server; reading, writing or
-  opening them answers 501 with a message saying where they live.
+  resource, ``mimetype`` :data:`OCM_MIMETYPE`, ``writable`` from the share's
+  role). A file shared with our collaboration service as OCM webapp
+  (:mod:`cs3collab.jupyter.ocm_remote`) opens live: its content comes from
+  the sharing site's service, ``cs3_reference`` names it by an
+  :class:`~cs3collab.jupyter.ocm_remote.OCMTarget` so that the bridge joins
+  the room there, and opening a pending share accepts it. Anything else of
+  an OCM share (folders, saving through the contents API: saves happen in
+  the room at the sharing site) answers 501 saying where it lives.
 * ``writable`` comes from the CS3 permission set (``initiate_file_upload``):
   a viewer share gives ``writable: false``, which the stock JupyterLab shows
   as read-only.
@@ -51,6 +56,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import mimetypes
 import os
 import tempfile
@@ -91,6 +97,7 @@ from cs3collab.cs3 import (
 from cs3collab.cs3.refs import RefLike, describe
 from cs3collab.cs3.roles import can_write
 from cs3collab.jupyter.connection import CS3CollabConnection
+from cs3collab.jupyter.ocm_remote import OCMTarget, fetch_content, ocm_target, share_writable
 
 __all__ = [
     "CONNECTION_SETTING",
@@ -357,14 +364,16 @@ class CS3ContentsManager(AsyncContentsManager):
         home = await self._home_path(session)
         return Place(path, "home", f"{home}/{path}" if path else home)
 
-    async def cs3_reference(self, api_path: str) -> str | storage.ResourceId:
+    async def cs3_reference(self, api_path: str) -> str | storage.ResourceId | OCMTarget:
         """The CS3 resource an API path names, for the collaboration bridge.
 
         An absolute CS3 path for what lies in the home; the resource's own
         ResourceId for anything reached through "Shared with me" (a Stat
         through the share finds it for items inside shared folders), so a
-        recipient and the owner land in the same room. The virtual folder and
-        OCM shares have no local reference: 400 and 501.
+        recipient and the owner land in the same room. A received OCM share
+        offering our webapp is an :class:`OCMTarget` (its room is at the
+        sharing site); the virtual folder and other OCM entries have no
+        reference: 400 and 501.
         """
         with cs3_errors("Cannot resolve", api_path):
             session = await self._session()
@@ -372,12 +381,24 @@ class CS3ContentsManager(AsyncContentsManager):
             if place.kind == "virtual":
                 raise InvalidArgument(f"{self.shared_folder_name!r} is a virtual folder", target=api_path)
             if place.kind == "ocm":
-                raise place.entry.unreachable(place.api_path)
+                return await self._ocm_target(session, place)
             if place.kind == "home":
                 return place.ref
             if not place.below_entry:
                 return place.entry.info.id
             return (await session.files.stat(place.ref)).id
+
+    async def _ocm_target(self, session: Session, place: Place) -> OCMTarget:
+        """The remote target of an OCM entry, accepting the share if it is still pending."""
+        share = place.entry.ocm
+        target = ocm_target(share)
+        if place.below_entry or place.entry.is_dir or target is None:
+            raise place.entry.unreachable(place.api_path)
+        if share.state == ocm.SHARE_STATE_PENDING:
+            await session.ocm.update_received(share.id.opaque_id, state=ocm.SHARE_STATE_ACCEPTED)
+            share.state = ocm.SHARE_STATE_ACCEPTED
+            self.log.info("accepted OCM share %s (%s) on opening it", share.id.opaque_id, place.api_path)
+        return target
 
     # -- models ----------------------------------------------------------------------------
 
@@ -421,7 +442,8 @@ class CS3ContentsManager(AsyncContentsManager):
     def _ocm_model(self, api_path: str, entry: SharedEntry, require_hash: bool = False) -> dict:
         share = entry.ocm
         stamp = share.mtime if share.HasField("mtime") else share.ctime
-        model = self._base_model(api_path, mtime=_datetime(stamp), writable=False)
+        model = self._base_model(api_path, mtime=_datetime(stamp),
+                                 writable=not entry.is_dir and ocm_target(share) is not None and share_writable(share))
         if entry.is_dir:
             model["type"] = "directory"
         else:
@@ -488,9 +510,21 @@ class CS3ContentsManager(AsyncContentsManager):
                 raise HTTPError(400, f"{place.api_path} is a directory, not a {type}", reason="bad type")
             return await self._virtual_model(session, content, require_hash)
         if place.kind == "ocm":
-            if place.below_entry or content:
+            if place.below_entry:
                 raise place.entry.unreachable(place.api_path)
-            return self._ocm_model(place.api_path, place.entry, require_hash)
+            model = self._ocm_model(place.api_path, place.entry, require_hash)
+            if content:
+                target = await self._ocm_target(session, place)
+                remote = await fetch_content(target)
+                if model["type"] == "notebook":
+                    nb = nbformat.reads(json.dumps(remote["content"]), as_version=4)
+                    self.mark_trusted_cells(nb, place.api_path)
+                    model["content"], model["format"] = nb, "json"
+                else:
+                    model["content"], model["format"] = remote["content"], "text"
+                model["writable"] = bool(remote.get("writable"))
+                model["size"] = None
+            return model
         info = await session.files.stat(place.ref)
         kind = self._kind(place.api_path, info, type)
         if kind == "directory" and type not in (None, "directory"):

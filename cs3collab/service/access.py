@@ -77,6 +77,13 @@ class AccessWatcher:
                                  "Your access to this notebook was removed.", exc)
             return
         except Unauthenticated as exc:
+            if session.renewable and group[0].identity.federated:
+                # an OCM guest's session renews itself with the share's secret:
+                # when even that fails, the share was removed or expired
+                for participant in group:
+                    self._disconnect(participant, CloseCode.SESSION, "access_revoked",
+                                     "The OCM share of this notebook was removed or expired.", exc)
+                return
             for participant in group:
                 self._disconnect(participant, TOKEN_EXPIRED, "session_expired",
                                  "Your CS3 session expired; reconnecting.", exc)
@@ -95,8 +102,8 @@ class AccessWatcher:
     def _disconnect(self, participant: Participant, code: int, reason: str, message: str, exc: Exception) -> None:
         if participant not in self.room.participants:
             return
-        log.info("access lost, disconnecting room=%s user=%s reason=%s cs3=%s",
-                 self.room.key, participant.identity.label, reason, exc)
+        log.info("access lost, disconnecting room=%s user=%s site=%s reason=%s cs3=%s",
+                 self.room.key, participant.identity.label, participant.identity.idp, reason, exc)
         self.room.leave(participant)
         if code == CloseCode.SESSION:
             participant.connection.close(code, session_close_reason(reason, message))

@@ -26,6 +26,8 @@ from traitlets.config import Application, TraitError
 from cs3collab.cs3 import CS3Client
 from cs3collab.service.documents import TEXT_FILE
 from cs3collab.service.handlers import GLOBAL_AWARENESS, RoomHandler, ServiceContext, SessionHandler
+from cs3collab.service.federation import FederatedLogin
+from cs3collab.service.federation_handlers import OCMContentHandler
 from cs3collab.service.identity import Authenticator
 from cs3collab.service.journal import Journal
 from cs3collab.service.journal_sqlite import SQLiteJournal
@@ -159,6 +161,7 @@ class CollabService(Application):
             (r"/api/collaboration/versions/([^/]+)/([^/]+)/restore", RestoreHandler, {"context": context}),
             (r"/api/collaboration/versions/([^/]+)/([^/]+)", VersionContentHandler, {"context": context}),
             (r"/api/collaboration/versions/([^/]+)", VersionListHandler, {"context": context}),
+            (r"/api/collaboration/ocm/([^/]+)/content", OCMContentHandler, {"context": context}),
         ]
         return tornado.web.Application(routes, websocket_max_message_size=self.max_frame_size)
 
@@ -188,6 +191,7 @@ class CollabService(Application):
             global_room.read_only = "global awareness room"
             context = ServiceContext(
                 authenticator=Authenticator(cs3, self.token_cache_seconds),
+                federation=FederatedLogin(cs3, self.token_cache_seconds),
                 registry=registry,
                 session_id=self._session_id(state_dir),
                 global_room=global_room,

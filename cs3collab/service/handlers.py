@@ -10,7 +10,10 @@ so that the stock JupyterLab frontend works unchanged:
 * ``WS  /api/collaboration/room/JupyterLab:globalAwareness``
 
 Authentication: ``Authorization: Bearer <CS3 access token>`` (``token`` is
-accepted as the scheme too), or a ``token`` query parameter on WebSockets.
+accepted as the scheme too), or a ``token`` query parameter on WebSockets;
+participants from other sites present ``Authorization: OCM <share id>:<secret>``
+instead (see :mod:`cs3collab.service.federation`), and may name the file of a
+session as ``ocm:<share id>``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from cs3collab.cs3 import Session, Unauthenticated
 from cs3collab.cs3.refs import format_resource_id, parse_resource_id
 from cs3collab.service import documents, ids
 from cs3collab.service.errors import RequestError, close_for, message_for, refusal_for
+from cs3collab.service.federation import PATH_PREFIX, SCHEME, FederatedCaller, OCMCredentials, share_reference
 from cs3collab.service.identity import Identity, resolve_access
 from cs3collab.service.protocol import CloseCode, ProtocolError, session_close_reason
 from cs3collab.service.room import Participant, Room
@@ -36,11 +40,14 @@ log = logging.getLogger("cs3collab.service.handlers")
 GLOBAL_AWARENESS = "JupyterLab:globalAwareness"
 
 
-def reference_for(path: str) -> Any:
+def reference_for(path: str, caller: FederatedCaller | None = None) -> Any:
     """A session request names a file by CS3 path (``/home/einstein/a.ipynb``;
     tornado has already decoded the URL, so ``%`` in a name stays a ``%``)
     or, for a recipient who knows it only by id, by resource id in Reva form
-    (``storage$space!opaque``) or as a fileId (``b64.…``)."""
+    (``storage$space!opaque``) or as a fileId (``b64.…``); a participant from
+    another site names it ``ocm:<share id>`` (her credentials' share)."""
+    if path.startswith(PATH_PREFIX):
+        return share_reference(path, caller)
     if path.startswith("/"):
         return path
     try:
@@ -52,24 +59,44 @@ def reference_for(path: str) -> Any:
 class ServiceContext:
     """What the handlers share: set up by the app, passed to every handler."""
 
-    def __init__(self, *, authenticator, registry, session_id: str, global_room: Room, max_pending: int) -> None:
+    def __init__(self, *, authenticator, registry, session_id: str, global_room: Room, max_pending: int,
+                 federation=None) -> None:
         self.authenticator = authenticator
+        self.federation = federation
         self.registry = registry
         self.session_id = session_id
         self.global_room = global_room
         self.max_pending = max_pending
 
 
-def _token_from(handler: tornado.web.RequestHandler, allow_query: bool) -> str:
+def _credentials_from(handler: tornado.web.RequestHandler, allow_query: bool) -> str | OCMCredentials:
     header = handler.request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() in ("bearer", "token") and value.strip():
         return value.strip()
+    if scheme.lower() == SCHEME:
+        return OCMCredentials.parse(value)
     if allow_query:
         token = handler.get_query_argument("token", "")
         if token:
             return token
-    raise Unauthenticated("no CS3 access token (Authorization: Bearer <token>)", operation="authenticate")
+    raise Unauthenticated(
+        "no CS3 access token (Authorization: Bearer <token>) nor OCM credentials (Authorization: OCM <id>:<secret>)",
+        operation="authenticate",
+    )
+
+
+async def authenticate(
+    context: ServiceContext, handler: tornado.web.RequestHandler, allow_query: bool
+) -> tuple[Session, FederatedCaller | None]:
+    """The caller's session, and the OCM share it is scoped to (None for a local user)."""
+    credentials = _credentials_from(handler, allow_query)
+    if isinstance(credentials, OCMCredentials):
+        if context.federation is None:
+            raise Unauthenticated("this service takes no OCM credentials", operation="authenticate")
+        caller = await context.federation.login(credentials, peer=handler.request.remote_ip or "-")
+        return caller.session, caller
+    return await context.authenticator.authenticate(credentials), None
 
 
 class APIHandler(tornado.web.RequestHandler):
@@ -77,9 +104,11 @@ class APIHandler(tornado.web.RequestHandler):
 
     def initialize(self, context: ServiceContext) -> None:
         self.context = context
+        self.federated: FederatedCaller | None = None
 
     async def authenticate(self) -> Session:
-        return await self.context.authenticator.authenticate(_token_from(self, allow_query=False))
+        session, self.federated = await authenticate(self.context, self, allow_query=False)
+        return session
 
     def write_json(self, payload: Any, status: int = 200) -> None:
         self.set_status(status)
@@ -113,7 +142,7 @@ class SessionHandler(APIHandler):
                 kind = documents.kind_for(str(body.get("type", "")), str(body.get("format", "")))
             except ValueError as exc:
                 raise RequestError(400, str(exc)) from None
-            access = await resolve_access(session, reference_for(path))
+            access = await resolve_access(session, reference_for(path, self.federated))
             if access.info.type != storage.RESOURCE_TYPE_FILE:
                 raise RequestError(400, f"{access.info.path or path} is not a file")
             file_id = ids.file_id_for(access.info.id)
@@ -134,6 +163,7 @@ class RoomHandler(tornado.websocket.WebSocketHandler):
         self.room: Room | None = None
         self._pending = 0
         self._closed = False
+        self.federated: FederatedCaller | None = None
 
     def check_origin(self, origin: str) -> bool:
         # Tokens, not cookies, authenticate here, so a foreign page gains nothing.
@@ -149,7 +179,7 @@ class RoomHandler(tornado.websocket.WebSocketHandler):
             self.close(code, reason)
 
     async def _join(self, name: str) -> None:
-        session = await self.context.authenticator.authenticate(_token_from(self, allow_query=True))
+        session, self.federated = await authenticate(self.context, self, allow_query=True)
         identity = Identity.from_session(session)
         if name == GLOBAL_AWARENESS:
             self.room = self.context.global_room

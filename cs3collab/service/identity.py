@@ -46,11 +46,26 @@ class Identity:
         """How logs name the user: ``username@idp``."""
         return f"{self.username}@{self.idp}"
 
+    def presence(self, claimed: dict | None = None) -> dict:
+        """The awareness ``user`` field this participant may show: who they are
+        (``username`` as the Jupyter identity writes it, ``<username>@<idp>``,
+        names, institution), keeping only cosmetic fields of ``claimed``."""
+        kept = {k: v for k, v in (claimed or {}).items() if k in ("color", "initials", "avatar_url")}
+        return {**kept, "username": self.label, "name": self.display_name, "display_name": self.display_name,
+                "idp": self.idp}
+
+    def vouches(self, claimed: object) -> bool:
+        """Whether an awareness ``user`` field names this participant."""
+        return isinstance(claimed, dict) and claimed.get("username") == self.label
+
     @classmethod
     def from_session(cls, session: Session) -> Identity:
         user = session.user
+        username = user.username or user.id.opaque_id
+        if user.id.idp and username.endswith("@" + user.id.idp):
+            username = username[: -len(user.id.idp) - 1]  # an OCM guest's username is her OCM address
         return cls(
-            username=user.username or user.id.opaque_id,
+            username=username,
             display_name=user.display_name or user.username or user.id.opaque_id,
             idp=user.id.idp,
             opaque_id=user.id.opaque_id,

@@ -213,3 +213,12 @@ def parse_awareness(payload: bytes) -> list[tuple[int, int, dict | None]]:
             raise ProtocolError("awareness state is not a JSON object")
         entries.append((client_id, clock, state))
     return entries
+
+
+def encode_awareness(entries: list[tuple[int, int, dict | None]]) -> bytes:
+    """An awareness update (the payload of a type 1 frame) from (client id, clock, state) entries."""
+    out = bytearray(_var_uint(len(entries)))
+    for client_id, clock, state in entries:
+        body = json.dumps(state, separators=(",", ":")).encode("utf-8")
+        out += _var_uint(client_id) + _var_uint(clock) + _var_uint(len(body)) + body
+    return bytes(out)

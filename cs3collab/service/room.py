@@ -240,6 +240,20 @@ class Room:
 
     # -- frames ----------------------------------------------------------------
 
+    def _vouched(self, participant: Participant, entry: tuple[int, int, dict | None]) -> tuple[int, int, dict | None]:
+        """An awareness entry whose ``user`` field is the participant's real
+        identity: a state naming someone else is rewritten (and logged)."""
+        client_id, clock, state = entry
+        if state is None or "user" not in state or participant.identity.vouches(state["user"]):
+            return entry
+        claimed = state["user"]
+        log.warning(
+            "awareness user corrected room=%s user=%s site=%s claimed=%r",
+            self.key, participant.identity.label, participant.identity.idp,
+            (claimed.get("username") if isinstance(claimed, dict) else claimed),
+        )
+        return client_id, clock, {**state, "user": participant.identity.presence(claimed if isinstance(claimed, dict) else None)}
+
     async def receive(self, participant: Participant, data: bytes, on_save: Callable[[Participant], Any]) -> None:
         """Handle one frame from a participant.
 
@@ -270,10 +284,15 @@ class Room:
             await self.apply(frame.payload, participant)
         elif frame.type == MessageType.AWARENESS:
             entries = protocol.parse_awareness(frame.payload)
-            for client_id, _clock, state in entries:
+            payload = frame.payload
+            vouched = [self._vouched(participant, entry) for entry in entries]
+            if vouched != entries:
+                payload = protocol.encode_awareness(vouched)
+                data = protocol.awareness_message(payload)
+            for client_id, _clock, state in vouched:
                 if state is not None:
                     participant.awareness_ids.add(client_id)
-            self.awareness.apply_awareness_update(frame.payload, participant)
+            self.awareness.apply_awareness_update(payload, participant)
             # relayed to everyone, the sender too: it keeps idle connections alive
             self.broadcast(data)
         elif frame.type == MessageType.RAW:

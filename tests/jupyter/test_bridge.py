@@ -346,7 +346,7 @@ async def test_global_awareness_with_cookie_only(bridge_login, bridge_svc, einst
             await send_awareness(browser, state)
             update = await direct.channel.wait_awareness(lambda u: browser.doc.client_id in u)
             assert update[browser.doc.client_id] == state
-            other = {"user": {"username": "marie@cernbox.test"}, "current": None}
+            other = {"user": {"username": "einstein@cernbox.test"}, "current": None}  # the same user, another tab
             await send_awareness(direct, other)
             update = await browser.channel.wait_awareness(lambda u: direct.doc.client_id in u)
             assert update[direct.doc.client_id] == other

@@ -420,7 +420,12 @@ async def two_sites(tmp_path_factory):
         yield a, b
 
 
-async def test_ocm_shares_are_listed_not_opened(two_sites):
+async def test_ocm_shares_are_listed_and_only_notebooks_open(two_sites):
+    """Site A here runs no collaboration service (its shares' webapp uri is
+    the devstack's ``/app/ocm/<id>``): the notebook is listed as the share's
+    role allows, folders and saves answer 501, and opening the notebook
+    reaches out to that uri and fails with a clear error (the federation
+    tests cover a site with a service)."""
     from cs3collab.cs3 import CS3Client
     from cs3collab.cs3.ocm import federated_user
     from cs3collab.jupyter.connection import CS3CollabConnection
@@ -443,10 +448,15 @@ async def test_ocm_shares_are_listed_not_opened(two_sites):
         listing = await cm.get(SHARED)
         entries = {m["name"]: m for m in listing["content"]}
         nb, folder = entries["remote.ipynb"], entries["remote-project"]
-        assert (nb["type"], nb["mimetype"], nb["writable"]) == ("notebook", OCM_MIMETYPE, False)
+        assert (nb["type"], nb["mimetype"], nb["writable"]) == ("notebook", OCM_MIMETYPE, True)
         assert (folder["type"], folder["mimetype"]) == ("directory", OCM_MIMETYPE)
         validate_model(await cm.get(nb["path"], content=False, require_hash=True), expect_hash=True)
-        for call in (cm.get(nb["path"]), cm.get(folder["path"]), cm.cs3_reference(nb["path"]),
+        target = await cm.cs3_reference(nb["path"])
+        assert target.service_url.startswith(a.http_url) and target.secret
+        with pytest.raises(HTTPError) as err:
+            await cm.get(nb["path"])
+        assert err.value.status_code == 404 and "sharing site" in err.value.log_message
+        for call in (cm.get(folder["path"]), cm.cs3_reference(folder["path"]),
                      cm.get(f"{folder['path']}/x.ipynb"),
                      cm.save({"type": "notebook", "content": v4.new_notebook()}, nb["path"])):
             with pytest.raises(HTTPError) as err:

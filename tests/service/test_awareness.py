@@ -19,11 +19,13 @@ GLOBAL = "JupyterLab:globalAwareness"
 
 
 def user_state(name: str) -> dict:
-    return {"user": {"username": name, "display_name": name.title()}, "current": f"notebook:{name}.ipynb"}
+    """A state telling tabs apart by what they show (the ``user`` field is the
+    server's to vouch for: see test_forged_user_is_corrected)."""
+    return {"current": f"notebook:{name}.ipynb"}
 
 
 def has_user(states: dict, name: str) -> bool:
-    return any((state or {}).get("user", {}).get("username") == name for state in states.values())
+    return any((state or {}).get("current") == f"notebook:{name}.ipynb" for state in states.values())
 
 
 async def test_awareness_reaches_everyone_the_sender_too(svc, einstein, marie, notebook):
@@ -69,3 +71,18 @@ async def test_global_awareness_relays_presence_and_ignores_documents(svc, einst
         async with connect_room(svc.url, einstein.token, GLOBAL) as carol:
             assert carol.doc.get_state() == b"\x00"  # still an empty document
             await carol.channel.wait_awareness(lambda s: has_user(s, "alice") and has_user(s, "bob"))
+
+
+async def test_forged_user_is_corrected(svc, einstein, marie, notebook):
+    path = await notebook("x")
+    await einstein.shares.create(path, user_grantee(marie.user.id), roles.EDITOR)
+    async with connect(svc.url, einstein.token, path) as watcher, connect(svc.url, marie.token, path) as forger:
+        await send_awareness(forger, {"user": {"username": "einstein@cernbox.test", "color": "#123456"}, "current": "x"})
+        states = await watcher.channel.wait_awareness(lambda s: any((v or {}).get("current") == "x" for v in s.values()))
+        [user] = [v["user"] for v in states.values() if (v or {}).get("current") == "x"]
+        assert user["username"] == "marie@cernbox.test" and user["idp"] == "cernbox.test"
+        assert user["color"] == "#123456"  # cosmetic fields stay
+        await send_awareness(forger, {"user": {"username": "marie@cernbox.test"}, "current": "y"}, clock=2)
+        states = await watcher.channel.wait_awareness(lambda s: any((v or {}).get("current") == "y" for v in s.values()))
+        [user] = [v["user"] for v in states.values() if (v or {}).get("current") == "y"]
+        assert user == {"username": "marie@cernbox.test"}  # a true claim is relayed as it came

@@ -71,9 +71,9 @@ async def test_viewer_follows_but_its_edits_go_nowhere(svc, einstein, richard, n
             assert sources(fresh) == ["visible = 1  # live"]
 
         # the viewer's presence reaches the editor
-        await send_awareness(viewer, {"user": {"username": "richard", "display_name": "Richard"}})
+        await send_awareness(viewer, {"user": {"username": "richard@cernbox.test", "display_name": "Richard"}})
         states = await editor.channel.wait_awareness(
-            lambda s: any((v or {}).get("user", {}).get("username") == "richard" for v in s.values())
+            lambda s: any((v or {}).get("user", {}).get("username") == "richard@cernbox.test" for v in s.values())
         )
         assert viewer.doc.client_id in states
 

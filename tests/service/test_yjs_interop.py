@@ -42,6 +42,9 @@ CLIENT = JS_DIR / "yjs_client.mjs"
 TIMEOUT = 15.0
 
 
+NODE_USER = "einstein@cernbox.test"  # the service vouches for awareness users: the client's real one
+
+
 class NodeYjsClient:
     """tests/js/yjs_client.mjs as a process: JSON commands in, JSON events out.
 
@@ -191,7 +194,7 @@ async def test_yjs_websocket_client_and_pycrdt_client_converge(svc, einstein, wo
     session = await open_session(svc.url, einstein.token, path)
     async with (
         connect(svc.url, einstein.token, path) as py,
-        NodeYjsClient.start(svc.url, session, einstein.token) as js,
+        NodeYjsClient.start(svc.url, session, einstein.token, name=NODE_USER) as js,
     ):
         # Both clients see the file as it is in CS3.
         synced = await js.event(lambda e: e["event"] == "synced", "the Node client's first sync")
@@ -200,13 +203,13 @@ async def test_yjs_websocket_client_and_pycrdt_client_converge(svc, einstein, wo
         # Presence: the Python client sees the Yjs client's user, and y-websocket's
         # own awareness comes back to it too (that echo keeps its connection alive).
         await py.channel.wait_awareness(
-            lambda states: any((state or {}).get("user", {}).get("username") == "node-yjs" for state in states.values()),
+            lambda states: any((state or {}).get("user", {}).get("username") == NODE_USER for state in states.values()),
             TIMEOUT,
         )
         echo = await js.until(
             lambda: next(
                 (f for f in js.frames if f["dir"] == "in" and f.get("frame") == "awareness"
-                 and any(s["user"] == "node-yjs" for s in f["states"])),
+                 and any(s["user"] == NODE_USER for s in f["states"])),
                 None,
             ),
             "the Node client's awareness echoed back",

@@ -1,0 +1,140 @@
+"""The federated entry: participants from other sites, known by an OCM share.
+
+A user at site B has no account here (site A). Her own Jupyter server holds
+the OCM share she received (share id = the ``providerId`` we sent, and the
+shared secret) and presents both instead of a CS3 token::
+
+    Authorization: OCM <share id>:<shared secret>
+
+The service exchanges them with its own gateway: ``GetOCMShareByToken``
+(unauthenticated, as in Reva) names the shared resource and the grantee, then
+``Authenticate`` type ``ocmshares`` gives a token the gateway scopes to that
+resource and the share's role. Everything the participant then does goes
+through that token, so the gateway, not this module, keeps her inside the
+share; a removed or expired share makes the token (and its renewal) fail.
+
+A session request may name the file as ``ocm:<share id>`` (site B does not
+know the resource id at A) or ``ocm:<share id>/<relative path>`` inside a
+shared folder.
+
+Refusals are logged with the remote site's name (the grantee's idp) when the
+secret names a share at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+
+from cs3.sharing.ocm.v1beta1 import resources_pb2 as ocm
+from cs3.storage.provider.v1beta1 import resources_pb2 as storage
+
+from cs3collab.cs3 import CS3Client, NotFound, PermissionDenied, Session, Unauthenticated
+
+log = logging.getLogger("cs3collab.service.federation")
+
+SCHEME = "ocm"
+"""The ``Authorization`` scheme of OCM credentials (case-insensitive)."""
+
+PATH_PREFIX = "ocm:"
+"""How a session request names the resource of an OCM share."""
+
+
+@dataclass(frozen=True)
+class OCMCredentials:
+    """What a participant from another site presents: the share and its secret."""
+
+    share_id: str
+    secret: str
+
+    def __repr__(self) -> str:  # never log a secret
+        return f"OCMCredentials(share_id={self.share_id!r})"
+
+    @classmethod
+    def parse(cls, value: str) -> OCMCredentials:
+        share_id, sep, secret = value.strip().partition(":")
+        if not sep or not share_id or not secret:
+            raise Unauthenticated("OCM credentials must be <share id>:<secret>", operation="authenticate")
+        return cls(share_id, secret)
+
+
+@dataclass(frozen=True)
+class FederatedCaller:
+    """A participant from another site: her session at this site, and the share it is scoped to."""
+
+    session: Session
+    share: ocm.Share
+
+    @property
+    def site(self) -> str:
+        return self.share.grantee.user_id.idp
+
+
+def share_reference(path: str, caller: FederatedCaller | None):
+    """The reference for a session path ``ocm:<share id>[/<relative path>]``."""
+    share_id, _, rel = path[len(PATH_PREFIX):].partition("/")
+    if caller is None or caller.share.id.opaque_id != share_id:
+        raise PermissionDenied(
+            "an ocm: path needs the credentials of that OCM share", operation="session", target=f"ocm:{share_id}"
+        )
+    if rel.strip("/"):
+        return storage.Reference(resource_id=caller.share.resource_id, path="./" + rel.strip("/"))
+    return caller.share.resource_id
+
+
+class FederatedLogin:
+    """Exchanges OCM credentials for sessions at this site.
+
+    Args:
+        client: the service's open CS3 client (to this site's gateway).
+        cache_seconds: how long a login is reused for the same credentials
+            (0 = log in every time). Revocation is still caught by every CS3
+            call made with the session, as for tokens.
+    """
+
+    def __init__(self, client: CS3Client, cache_seconds: float = 10.0) -> None:
+        self._client = client
+        self._cache_seconds = cache_seconds
+        self._cache: dict[OCMCredentials, tuple[float, FederatedCaller]] = {}
+
+    async def login(self, credentials: OCMCredentials, *, peer: str = "-") -> FederatedCaller:
+        """The caller these credentials make; raises ``Unauthenticated`` (unknown,
+        expired or revoked secret) or ``PermissionDenied`` (a secret for another share).
+
+        Args:
+            credentials: the share id and secret presented.
+            peer: the network address of the caller, for the log.
+        """
+        now = time.monotonic()
+        cached = self._cache.get(credentials)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        site = "unknown"
+        try:
+            try:
+                share = await self._client.get_ocm_share_by_token(credentials.secret)
+            except NotFound:
+                raise Unauthenticated("unknown or revoked OCM share secret", operation="authenticate",
+                                      target=f"ocm:{credentials.share_id}") from None
+            except PermissionDenied:
+                raise Unauthenticated("the OCM share expired", operation="authenticate",
+                                      target=f"ocm:{credentials.share_id}") from None
+            site = share.grantee.user_id.idp or site
+            if not secrets.compare_digest(share.id.opaque_id, credentials.share_id):
+                raise PermissionDenied("the secret belongs to another OCM share", operation="authenticate",
+                                       target=f"ocm:{credentials.share_id}")
+            session = await self._client.ocm_login(credentials.share_id, credentials.secret)
+        except (Unauthenticated, PermissionDenied) as exc:
+            log.warning("federated access refused share=%s site=%s peer=%s reason=%s",
+                        credentials.share_id, site, peer, exc.message or exc)
+            raise
+        caller = FederatedCaller(session, share)
+        log.info("federated login share=%s site=%s user=%s peer=%s",
+                 credentials.share_id, caller.site, session.user.id.opaque_id, peer)
+        if self._cache_seconds > 0:
+            if len(self._cache) > 10_000:
+                self._cache = {c: e for c, e in self._cache.items() if e[0] > now}
+            self._cache[credentials] = (now + self._cache_seconds, caller)
+        return caller

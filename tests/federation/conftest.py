@@ -1,0 +1,113 @@
+"""Two sites for the federation tests, all real processes on loopback.
+
+Site A (``cernbox.test``, einstein) stores the notebooks and runs service A
+(``--access-recheck=0.5``); site B (``cesnet.test``, marie) runs service B
+and marie's Jupyter server (``jupyter server`` with the cs3collab extension,
+as the bridge tests start it). The providers file both sites read is written once all
+of them listen; it also lists where A's collaboration service is, which A
+then sends as the webapp ``uri`` of its OCM shares.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import anyio
+import httpx
+import nbformat
+import pytest
+import websockets
+from jupyter_ydoc import YNotebook
+from nbformat import v4
+from pycrdt import Doc, Provider
+
+from cs3collab.cs3 import CS3Client, Session, roles
+from cs3collab.cs3.ocm import federated_user
+from cs3collab.devstack.ocm_peers import PeerSite, providers_json
+from tests.conftest import DEMO_PASSWORDS
+from tests.jupyter.conftest_bridge import jupyter_with_cs3collab
+from tests.support.processes import Devstack, Service, devstack, service
+from tests.support.yclient import Client, WebSocketChannel
+
+SHARED = "Shared with me"
+
+
+@dataclass
+class Lab:
+    url: str  # http://127.0.0.1:PORT
+    token: str
+
+    def http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, headers={"Authorization": f"token {self.token}"}, timeout=30)
+
+
+@dataclass
+class Federation:
+    a: Devstack
+    b: Devstack
+    svc_a: Service
+    svc_b: Service
+    lab_b: Lab  # marie's Jupyter at B
+    client_a: CS3Client
+    einstein: Session  # at A
+
+    async def share(self, role: str, *cells: str) -> tuple[str, object, object]:
+        """A fresh notebook at A shared with marie@cesnet.test; (path at A, its info, the OCM share)."""
+        home = await self.einstein.get_home()
+        path = f"{home}/fed-{uuid.uuid4().hex[:8]}.ipynb"
+        nb = v4.new_notebook(cells=[v4.new_code_cell(c) for c in cells or ("x = 1",)])
+        await self.einstein.files.upload(path, nbformat.writes(nb).encode())
+        info = await self.einstein.files.stat(path)
+        share = await self.einstein.ocm.create_share(info.id, federated_user("marie", "cesnet.test"), role)
+        return path, info, share
+
+
+@pytest.fixture(scope="module")
+async def fed(tmp_path_factory) -> AsyncIterator[Federation]:
+    root = tmp_path_factory.mktemp("federation")
+    providers = root / "ocm-providers.json"
+    extra = ("--ocm-providers", str(providers))
+    async with contextlib.AsyncExitStack() as stack:
+        a = await stack.enter_async_context(devstack(root / "a", domain="cernbox.test", extra=extra))
+        b = await stack.enter_async_context(devstack(root / "b", domain="cesnet.test", extra=extra))
+        svc_a = await stack.enter_async_context(service(
+            a.gateway, root / "svc-a", extra=("--access-recheck=0.5", "--save-quiet=0.2", "--close-grace=1")))
+        svc_b = await stack.enter_async_context(service(b.gateway, root / "svc-b"))
+        tmp = providers.with_suffix(".tmp")
+        tmp.write_text(json.dumps(providers_json([
+            PeerSite(a.domain, a.http_url, webapp_url=svc_a.url), PeerSite(b.domain, b.http_url)])))
+        tmp.replace(providers)
+        lab = await stack.enter_async_context(jupyter_with_cs3collab(
+            root / "lab-marie", gateway=b.gateway, service_url=svc_b.url, username="marie"))
+        client_a = await stack.enter_async_context(CS3Client(a.gateway))
+        einstein = await client_a.login("einstein", DEMO_PASSWORDS["einstein"])
+        yield Federation(a, b, svc_a, svc_b, Lab(lab.url.rstrip("/"), lab.token), client_a, einstein)
+
+
+async def open_through_lab(lab: Lab, api_path: str) -> dict:
+    """The session PUT the stock frontend sends to marie's Jupyter server."""
+    async with lab.http() as http:
+        response = await http.put(f"/api/collaboration/session/{quote(api_path, safe='')}",
+                                  json={"format": "json", "type": "notebook"})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@contextlib.asynccontextmanager
+async def room_through_lab(lab: Lab, api_path: str, doc: Doc | None = None) -> AsyncIterator[Client]:
+    """marie's synced room connection, through her own Jupyter server only."""
+    session = await open_through_lab(lab, api_path)
+    room = f"{session['format']}:{session['type']}:{session['fileId']}"
+    url = lab.url.replace("http://", "ws://") + f"/api/collaboration/room/{room}?sessionId={session['sessionId']}"
+    async with websockets.connect(url, additional_headers={"Authorization": f"token {lab.token}"}, max_size=None) as ws:
+        channel = WebSocketChannel(ws, room)
+        doc = Doc() if doc is None else doc
+        async with Provider(doc, channel) as provider:
+            with anyio.fail_after(10):
+                await provider.synced.wait()
+            yield Client(doc, YNotebook(doc), channel, ws)

@@ -1,0 +1,135 @@
+"""Across institutions: marie at site B co-edits einstein's notebook at site A.
+
+marie has no account at A. Her Jupyter server (at B) reaches A's
+collaboration service with the OCM share's id and secret; the browser side
+here is a pycrdt client talking only to her Jupyter server. einstein is a
+pycrdt client directly on service A.
+"""
+
+from __future__ import annotations
+
+import anyio
+import httpx
+import pytest
+import websockets
+from urllib.parse import quote
+
+from cs3collab.cs3 import roles
+from cs3collab.service import ids
+from tests.federation.conftest import SHARED, open_through_lab, room_through_lab
+from tests.service.rtc import eventually, sources, type_text
+from tests.support.yclient import connect, send_awareness, wait_for
+
+
+async def _versions(fed, file_id: str) -> list[dict]:
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.get(f"{fed.svc_a.url}/api/collaboration/versions/{quote(file_id, safe='')}",
+                                  headers={"Authorization": f"Bearer {fed.einstein.token}"})
+    response.raise_for_status()
+    return response.json()["versions"]
+
+
+async def test_coedit_presence_and_saves_at_a(fed):
+    path, info, share = await fed.share(roles.EDITOR, "x = 1", "y = 2")
+    api_path = f"{SHARED}/{info.name}"
+    async with fed.lab_b.http() as http:
+        listing = (await http.get(f"/api/contents/{quote(SHARED)}")).json()
+        [entry] = [m for m in listing["content"] if m["name"] == info.name]
+        assert (entry["type"], entry["writable"]) == ("notebook", True)
+        model = (await http.get(f"/api/contents/{quote(api_path)}", params={"content": 1})).json()
+        assert [c["source"] for c in model["content"]["cells"]] == ["x = 1", "y = 2"] and model["writable"]
+        me = (await http.get("/api/me")).json()["identity"]
+    [received] = [s for s in await _marie_b(fed) if s.remote_share_id == share.id.opaque_id]
+    assert received.state == 2  # SHARE_STATE_ACCEPTED: opening accepted the pending share
+
+    async with connect(fed.svc_a.url, fed.einstein.token, path) as einstein, \
+            room_through_lab(fed.lab_b, api_path) as marie:
+        type_text(marie, 0, "  # from Prague")
+        await wait_for(einstein.doc, lambda: sources(einstein)[0] == "x = 1  # from Prague")
+        type_text(einstein, 1, "  # from Geneva")
+        await wait_for(marie.doc, lambda: sources(marie)[1] == "y = 2  # from Geneva")
+        assert sources(marie) == sources(einstein)
+
+        # presence: what her JupyterLab puts in awareness (from B's /api/me) reaches A as marie of cesnet.test
+        await send_awareness(marie, {"user": me, "current": "remote"})
+        states = await einstein.channel.wait_awareness(
+            lambda s: any((v or {}).get("current") == "remote" for v in s.values()))
+        [user] = [v["user"] for v in states.values() if (v or {}).get("current") == "remote"]
+        assert (user["username"], user["idp"]) == ("marie@cesnet.test", "cesnet.test")
+
+        # a forged identity is corrected at A
+        await send_awareness(marie, {"user": {"username": "einstein@cernbox.test"}, "current": "forged"}, clock=2)
+        states = await einstein.channel.wait_awareness(
+            lambda s: any((v or {}).get("current") == "forged" for v in s.values()))
+        [user] = [v["user"] for v in states.values() if (v or {}).get("current") == "forged"]
+        assert (user["username"], user["idp"]) == ("marie@cesnet.test", "cesnet.test")
+        await fed.svc_a.running.wait_for_output("awareness user corrected")
+
+    # every save lands at A, as a CS3 version whose authors include the federated user
+    file_id = ids.file_id_for(info.id)
+
+    async def saved_by_marie():
+        versions = await _versions(fed, file_id)
+        return any("marie@cesnet.test" in {a["uid"] for a in v["authors"]} for v in versions)
+
+    await eventually(saved_by_marie, 15, "a version at A authored by marie@cesnet.test")
+    assert b"# from Prague" in await fed.einstein.files.download(path)
+
+
+async def _marie_b(fed):
+    from cs3collab.cs3 import CS3Client
+    from tests.conftest import DEMO_PASSWORDS
+
+    async with CS3Client(fed.b.gateway) as client:
+        marie = await client.login("marie", DEMO_PASSWORDS["marie"])
+        return await marie.ocm.list_received()
+
+
+async def test_viewer_share_is_read_only(fed):
+    path, info, _ = await fed.share(roles.VIEWER, "v = 1")
+    api_path = f"{SHARED}/{info.name}"
+    async with fed.lab_b.http() as http:
+        model = (await http.get(f"/api/contents/{quote(api_path)}", params={"content": 1})).json()
+    assert model["writable"] is False
+    async with connect(fed.svc_a.url, fed.einstein.token, path) as einstein, \
+            room_through_lab(fed.lab_b, api_path) as marie:
+        role = await marie.channel.wait_raw(lambda m: m.get("type") == "cs3collab:role")
+        assert role["role"] == "viewer"
+        type_text(marie, 0, "  # vandal")
+        type_text(einstein, 0, "  # owner")
+        await wait_for(marie.doc, lambda: "# owner" in sources(marie)[0])
+        assert "vandal" not in sources(einstein)[0]
+    assert b"vandal" not in await fed.einstein.files.download(path)
+
+
+async def test_revoking_the_share_disconnects_the_remote_participant(fed):
+    path, info, share = await fed.share(roles.EDITOR, "r = 1")
+    async with room_through_lab(fed.lab_b, f"{SHARED}/{info.name}") as marie:
+        await fed.einstein.ocm.remove_share(share.id.opaque_id)
+        with anyio.fail_after(10):  # the re-check period is 0.5 s
+            await marie.connection.wait_closed()
+        assert marie.connection.close_code == 1003 and "access_revoked" in marie.connection.close_reason
+    await fed.svc_a.running.wait_for_output("site=cesnet.test reason=access_revoked")
+
+
+async def test_wrong_secret_or_other_share_refused(fed):
+    _, info, share = await fed.share(roles.EDITOR)
+    _, _, other = await fed.share(roles.EDITOR)
+    url = f"{fed.svc_a.url}/api/collaboration/session/{quote('ocm:' + share.id.opaque_id, safe='')}"
+    body = {"format": "json", "type": "notebook"}
+    async with httpx.AsyncClient(timeout=10) as http:
+        ok = await http.put(url, json=body, headers={"Authorization": f"OCM {share.id.opaque_id}:{share.token}"})
+        assert ok.status_code == 200 and ok.json()["fileId"] == ids.file_id_for(info.id)
+        wrong = await http.put(url, json=body, headers={"Authorization": f"OCM {share.id.opaque_id}:nope"})
+        assert wrong.status_code == 401 and wrong.json()["error"] == "unauthenticated"
+        crossed = await http.put(url, json=body, headers={"Authorization": f"OCM {share.id.opaque_id}:{other.token}"})
+        assert crossed.status_code == 403
+        # the other share's own credentials do not name this share's file either
+        mixed = await http.put(url, json=body, headers={"Authorization": f"OCM {other.id.opaque_id}:{other.token}"})
+        assert mixed.status_code == 403
+    await fed.svc_a.running.wait_for_output("federated access refused share=" + share.id.opaque_id + " site=cesnet.test")
+    room = f"{fed.svc_a.url.replace('http', 'ws', 1)}/api/collaboration/room/json:notebook:{ids.file_id_for(info.id)}"
+    async with websockets.connect(room, additional_headers={"Authorization": f"OCM {share.id.opaque_id}:nope"}) as ws:
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd.code == 1003 and "unauthenticated" in closed.value.rcvd.reason
