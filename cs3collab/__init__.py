@@ -1,3 +1,10 @@
 """cs3collab: real-time collaboration for Jupyter notebooks stored in CS3 storage."""
 
 __version__ = "0.1.0"
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """The prebuilt JupyterLab extension (labextension/, built into cs3collab/labextension):
+    where ``jupyter labextension develop`` links it from. A wheel installs it under
+    ``share/jupyter/labextensions/@cs3collab/labextension`` (pyproject data-files)."""
+    return [{"src": "labextension", "dest": "@cs3collab/labextension"}]

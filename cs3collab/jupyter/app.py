@@ -34,6 +34,7 @@ from traitlets.config import TraitError
 
 from cs3collab.jupyter.bridge import CollaborationBridge, bridge_handlers
 from cs3collab.jupyter.connection import CS3CollabConnection
+from cs3collab.jupyter.versions_proxy import VersionsProxy, versions_handlers
 
 CONTENTS_MANAGER_CLASS = "cs3collab.jupyter.contents.CS3ContentsManager"
 IDENTITY_PROVIDER_CLASS = "cs3collab.jupyter.identity.CS3IdentityProvider"
@@ -159,6 +160,8 @@ class CS3CollabExtension(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(bridge_handlers(self.bridge))
+        self.versions_proxy = VersionsProxy(self.bridge)  # the labextension's history panel
+        self.handlers.extend(versions_handlers(self.versions_proxy))
 
     async def _start_jupyter_server_extension(self, serverapp) -> None:
         if self.service_url or not self.embedded_service:
@@ -188,6 +191,8 @@ class CS3CollabExtension(ExtensionApp):
             await self._embedded_task
         if self.bridge is not None:
             await self.bridge.close()
+        if getattr(self, "versions_proxy", None) is not None:
+            await self.versions_proxy.close()
         if self.connection is not None:
             await self.connection.close()
 

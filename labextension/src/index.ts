@@ -1,0 +1,109 @@
+/**
+ * @cs3collab/labextension: presence bar and status chip in each notebook's
+ * toolbar, and the version history panel in the right sidebar.
+ */
+
+import { ICollaborativeContentProvider } from '@jupyter/collaborative-drive';
+import { ILabShell, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { URLExt } from '@jupyterlab/coreutils';
+import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { ServerConnection } from '@jupyterlab/services';
+import { historyIcon } from '@jupyterlab/ui-components';
+
+import { HistoryPanel } from './historypanel';
+import { PresenceBar } from './presencebar';
+import { providerFor, RoomChannel, yWebsocketOf } from './room';
+import { Fetcher, VersionsClient } from './versions';
+
+const PLUGIN_ID = '@cs3collab/labextension:plugin';
+
+/** How often a panel looks for a replaced provider (y-websocket "Retry"), in ms. */
+const REBIND_INTERVAL_MS = 1000;
+
+function fetcher(settings: ServerConnection.ISettings): Fetcher {
+  return (path, init) =>
+    ServerConnection.makeRequest(URLExt.join(settings.baseUrl, path), { method: 'GET', ...init }, settings);
+}
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: PLUGIN_ID,
+  description: 'cs3collab: presence, status and version history of notebooks in CS3',
+  autoStart: true,
+  requires: [INotebookTracker],
+  optional: [ICollaborativeContentProvider, ILabShell],
+  activate: (
+    app: JupyterFrontEnd,
+    tracker: INotebookTracker,
+    contentProvider: ICollaborativeContentProvider | null,
+    labShell: ILabShell | null
+  ) => {
+    const settings = app.serviceManager.serverSettings;
+    const fetch = fetcher(settings);
+    const bars = new WeakMap<NotebookPanel, PresenceBar>();
+    const clients = new WeakMap<NotebookPanel, VersionsClient>();
+
+    const history = new HistoryPanel();
+    history.title.icon = historyIcon;
+    app.shell.add(history, 'right', { rank: 900 });
+
+    const clientOf = (panel: NotebookPanel): VersionsClient => {
+      let client = clients.get(panel);
+      if (!client || client.path !== panel.context.localPath) {
+        client = new VersionsClient(fetch, panel.context.localPath);
+        clients.set(panel, client);
+      }
+      return client;
+    };
+
+    const showCurrent = (): void => {
+      const panel = tracker.currentWidget;
+      if (!panel) {
+        history.setTarget(null);
+        return;
+      }
+      history.setTarget({
+        path: panel.context.localPath,
+        client: clientOf(panel),
+        role: () => bars.get(panel)?.role ?? null
+      });
+    };
+
+    tracker.widgetAdded.connect((_, panel) => {
+      const channel = new RoomChannel();
+      const bar = new PresenceBar(panel, channel);
+      bars.set(panel, bar);
+      panel.toolbar.insertAfter('spacer', 'cs3collab-presence', bar);
+      const rebind = () => {
+        const provider = providerFor((contentProvider as any)?.providers, panel.context.model.sharedModel);
+        channel.rebind(yWebsocketOf(provider));
+      };
+      void panel.context.ready.then(rebind);
+      const timer = window.setInterval(rebind, REBIND_INTERVAL_MS);
+      const refreshIfShown = () => {
+        if (tracker.currentWidget === panel && history.isVisible) {
+          void history.refresh();
+        }
+      };
+      bar.onVersionsChanged = refreshIfShown;
+      bar.onRoleChanged = refreshIfShown; // which actions the panel offers
+      panel.context.pathChanged.connect(() => {
+        if (tracker.currentWidget === panel) {
+          showCurrent();
+        }
+      });
+      panel.disposed.connect(() => {
+        window.clearInterval(timer);
+        bar.dispose();
+      });
+    });
+    tracker.currentChanged.connect(showCurrent);
+    labShell?.currentChanged.connect(() => {
+      if (history.isVisible && !history.target) {
+        showCurrent();
+      }
+    });
+    showCurrent();
+  }
+};
+
+export default plugin;

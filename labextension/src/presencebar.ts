@@ -1,0 +1,185 @@
+/**
+ * The presence bar in a notebook's toolbar: one avatar per participant and
+ * the status chip. Rendering only; who is there and what the chip says come
+ * from presence.ts, the connection from room.ts.
+ */
+
+import { NotebookPanel } from '@jupyterlab/notebook';
+import { Widget } from '@lumino/widgets';
+import * as Y from 'yjs';
+
+import {
+  ConnectionState,
+  fromRoleMessage,
+  IParticipant,
+  IStatus,
+  participantsFrom,
+  statusChip,
+  tooltipOf
+} from './presence';
+import { AWARENESS_FIELD, RAW_READ_ONLY, RAW_ROLE, RAW_VERSIONS_CHANGED, Role, ServiceMessage } from './protocol';
+import { RoomChannel } from './room';
+
+/** A minimal y-protocols Awareness. */
+interface IAwareness {
+  clientID: number;
+  getStates(): Map<number, Record<string, any>>;
+  getLocalState(): Record<string, any> | null;
+  setLocalStateField(field: string, value: unknown): void;
+  on(name: 'change', handler: () => void): void;
+  off(name: 'change', handler: () => void): void;
+}
+
+export class PresenceBar extends Widget {
+  constructor(
+    private readonly panel: NotebookPanel,
+    readonly channel: RoomChannel
+  ) {
+    super();
+    this.addClass('cs3collab-PresenceBar');
+    this._avatars = document.createElement('div');
+    this._avatars.className = 'cs3collab-Avatars';
+    this._chip = document.createElement('span');
+    this._chip.className = 'cs3collab-StatusChip';
+    this.node.append(this._avatars, this._chip);
+    channel.stateChanged.connect(this._update, this);
+    channel.message.connect(this._onMessage, this);
+    const awareness = this._awareness();
+    awareness?.on('change', this._onAwareness);
+    void panel.context.ready.then(() => {
+      if (this._role === null) {
+        this._setRole(panel.context.contentsModel?.writable === false ? 'viewer' : 'editor');
+      }
+      this._update();
+    });
+    panel.context.model.sharedModel.disposed.connect(() => channel.markDisconnected(null));
+    this._update();
+  }
+
+  /** Emitted when the service says the versions changed (or saved). */
+  onVersionsChanged: (() => void) | null = null;
+
+  /** Emitted when my role is learnt or changes. */
+  onRoleChanged: (() => void) | null = null;
+
+  get role(): Role | null {
+    return this._role;
+  }
+
+  get participants(): IParticipant[] {
+    return this._participants;
+  }
+
+  dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    this._awareness()?.off('change', this._onAwareness);
+    this.channel.dispose();
+    super.dispose();
+  }
+
+  private _awareness(): IAwareness | null {
+    return ((this.panel.context.model.sharedModel as any).awareness as IAwareness) ?? null;
+  }
+
+  private _setRole(role: Role): void {
+    const changed = role !== this._role;
+    this._role = role;
+    if (changed) {
+      this.onRoleChanged?.();
+    }
+    const awareness = this._awareness();
+    const mine = awareness?.getLocalState()?.[AWARENESS_FIELD];
+    if (awareness && mine?.role !== role) {
+      awareness.setLocalStateField(AWARENESS_FIELD, { role });
+    }
+  }
+
+  private _onMessage(_: RoomChannel, message: ServiceMessage): void {
+    if (message.type === RAW_ROLE) {
+      const { role, lockedReason } = fromRoleMessage(message.role, message.readOnly);
+      this._lockedReason = lockedReason;
+      this._setRole(role);
+    } else if (message.type === RAW_READ_ONLY) {
+      this._lockedReason = message.reason;
+    } else if (message.type === RAW_VERSIONS_CHANGED || message.type === 'cs3collab:saved') {
+      this.onVersionsChanged?.();
+    }
+    this._update();
+  }
+
+  private _onAwareness = (): void => {
+    this._update();
+  };
+
+  private _update(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    const awareness = this._awareness();
+    this._participants = awareness ? participantsFrom(awareness.getStates(), awareness.clientID) : [];
+    this._avatars.replaceChildren(...this._participants.map(p => this._avatar(p)));
+    const state: ConnectionState = this.channel.bound ? this.channel.state : 'connected';
+    const status: IStatus = {
+      connection: state,
+      closeReason: this.channel.closeReason,
+      role: this._role,
+      lockedReason: this._lockedReason,
+      people: this._participants.length
+    };
+    const chip = statusChip(status);
+    this._chip.textContent = chip.text;
+    this._chip.dataset.kind = chip.kind;
+    this._chip.title = chip.text;
+  }
+
+  private _avatar(participant: IParticipant): HTMLElement {
+    const avatar = document.createElement('button');
+    avatar.className = 'cs3collab-Avatar';
+    avatar.textContent = participant.initials;
+    avatar.title = tooltipOf(participant);
+    avatar.style.backgroundColor = participant.color;
+    avatar.dataset.username = participant.username;
+    if (participant.role) {
+      avatar.dataset.role = participant.role;
+    }
+    if (participant.isMe) {
+      avatar.classList.add('cs3collab-mod-me');
+    }
+    avatar.addEventListener('click', () => this.scrollToCursor(participant));
+    return avatar;
+  }
+
+  /** Scroll the notebook to the cell holding `participant`'s cursor, and make it active. */
+  scrollToCursor(participant: IParticipant): boolean {
+    const awareness = this._awareness();
+    const state = awareness?.getStates().get(participant.cursorClientId);
+    const cursor = Array.isArray(state?.cursors) ? state!.cursors[0] : null;
+    if (!cursor) {
+      return false;
+    }
+    const ydoc = (this.panel.context.model.sharedModel as any).ydoc as Y.Doc;
+    let target: Y.AbstractType<any> | null = null;
+    try {
+      const rel = Y.createRelativePositionFromJSON(cursor.head ?? cursor.anchor);
+      target = Y.createAbsolutePositionFromRelativePosition(rel, ydoc)?.type ?? null;
+    } catch {
+      return false;
+    }
+    const notebook = this.panel.content;
+    const index = notebook.widgets.findIndex(cell => (cell.model.sharedModel as any).ysource === target);
+    if (index < 0) {
+      return false;
+    }
+    notebook.activeCellIndex = index;
+    void notebook.scrollToItem(index, 'center');
+    return true;
+  }
+
+  private _avatars: HTMLElement;
+  private _chip: HTMLElement;
+  private _role: Role | null = null;
+  private _lockedReason: string | null = null;
+  private _participants: IParticipant[] = [];
+}

@@ -1,0 +1,191 @@
+/**
+ * What the collaboration service says on a room WebSocket, in one place.
+ *
+ * The service (cs3collab/service: room.py, storage.py, versions.py,
+ * protocol.py, errors.py) sends RAW frames (y-websocket message type 2, as
+ * jupyter-collaboration's save reply) carrying JSON, and closes sockets with
+ * the codes and JSON reasons below. Nothing here imports JupyterLab, so the
+ * parsing is unit-tested in node.
+ */
+
+/** y-websocket / jupyter-collaboration message types (first varUint of a frame). */
+export enum MessageType {
+  Sync = 0,
+  Awareness = 1,
+  Raw = 2
+}
+
+/** RAW JSON message names the service sends. */
+export const RAW_ROLE = 'cs3collab:role';
+export const RAW_READ_ONLY = 'cs3collab:read-only';
+export const RAW_SAVED = 'cs3collab:saved';
+export const RAW_VERSIONS_CHANGED = 'cs3collab:versions-changed';
+
+export type Role = 'editor' | 'viewer';
+
+/** `{"type":"cs3collab:role","role","readOnly"}`: sent on join to viewers and to
+ * everyone while the room is read-only, and again whenever a role changes.
+ * `readOnly` is null (may edit), `"viewer"`, or the room's reason (`"locked by <app>"`). */
+export interface IRoleMessage {
+  type: typeof RAW_ROLE;
+  role: Role;
+  readOnly: string | null;
+}
+
+/** `{"type":"cs3collab:read-only","reason"}`: another app's lock came or went (reason null). */
+export interface IReadOnlyMessage {
+  type: typeof RAW_READ_ONLY;
+  reason: string | null;
+}
+
+/** `{"type":"cs3collab:saved","etag"}`: the room saved a new CS3 version. */
+export interface ISavedMessage {
+  type: typeof RAW_SAVED;
+  etag: string;
+}
+
+/** `{"type":"cs3collab:versions-changed"}`: a tag changed or a version was restored. */
+export interface IVersionsChangedMessage {
+  type: typeof RAW_VERSIONS_CHANGED;
+}
+
+export type ServiceMessage = IRoleMessage | IReadOnlyMessage | ISavedMessage | IVersionsChangedMessage;
+
+/** WebSocket close codes of the service (CloseCode in cs3collab/service/protocol.py). */
+export enum CloseCode {
+  GoingAway = 1001,
+  /** fatal for this tab; the reason is JSON {reason, reloadable, errorReason} */
+  Session = 1003,
+  Policy = 1008,
+  TooBig = 1009,
+  /** the Jupyter bridge lost the service connection (y-websocket reconnects) */
+  Lost = 1011,
+  BadRequest = 4400,
+  Forbidden = 4403,
+  NotFound = 4404,
+  ServerError = 4500
+}
+
+/** `reason` values in a 1003 close's JSON (errors.py, access.py, handlers.py). */
+export const CLOSE_REASONS: Record<string, string> = {
+  access_revoked: 'access revoked',
+  unauthenticated: 'signed out of CS3',
+  forbidden: 'no access',
+  not_found: 'file not found',
+  initialization_error: 'the notebook could not be loaded',
+  conflict: 'conflict in storage',
+  read_only: 'read-only',
+  unknown_session: 'session expired',
+  version_mismatch: 'collaboration extension updated',
+  storage_unavailable: 'storage unavailable',
+  storage_error: 'storage error',
+  bad_request: 'bad request',
+  internal_error: 'server error'
+};
+
+/** Our key in a participant's awareness state: what they told the room about themselves. */
+export const AWARENESS_FIELD = 'cs3collab';
+
+export interface IAwarenessField {
+  role: Role;
+}
+
+function readVarUint(bytes: Uint8Array, at: number): [number, number] {
+  let value = 0;
+  let shift = 0;
+  for (let i = at; i < bytes.length; i++) {
+    const byte = bytes[i];
+    value += (byte & 0x7f) * Math.pow(2, shift);
+    shift += 7;
+    if (byte < 0x80) {
+      return [value, i + 1];
+    }
+    if (shift > 49) {
+      break;
+    }
+  }
+  throw new Error('truncated varUint');
+}
+
+/**
+ * The service message in a RAW frame, or null for anything else (sync,
+ * awareness, the save reply, a conflict notice, malformed bytes).
+ */
+export function parseServiceMessage(data: ArrayBuffer | Uint8Array): ServiceMessage | null {
+  const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
+  try {
+    const [type, afterType] = readVarUint(bytes, 0);
+    if (type !== MessageType.Raw) {
+      return null;
+    }
+    const [length, start] = readVarUint(bytes, afterType);
+    if (start + length > bytes.length) {
+      return null;
+    }
+    const text = new TextDecoder().decode(bytes.subarray(start, start + length));
+    const payload = JSON.parse(text);
+    if (!payload || typeof payload !== 'object' || typeof payload.type !== 'string') {
+      return null;
+    }
+    switch (payload.type) {
+      case RAW_ROLE:
+        if (payload.role !== 'editor' && payload.role !== 'viewer') {
+          return null;
+        }
+        return {
+          type: RAW_ROLE,
+          role: payload.role,
+          readOnly: typeof payload.readOnly === 'string' ? payload.readOnly : null
+        };
+      case RAW_READ_ONLY:
+        return { type: RAW_READ_ONLY, reason: typeof payload.reason === 'string' ? payload.reason : null };
+      case RAW_SAVED:
+        return { type: RAW_SAVED, etag: String(payload.etag ?? '') };
+      case RAW_VERSIONS_CHANGED:
+        return { type: RAW_VERSIONS_CHANGED };
+      default:
+        return null;
+    }
+  } catch {
+    return null;
+  }
+}
+
+/** Words for a close: the 1003 JSON's errorReason or known reason, else the raw reason or code. */
+export function describeClose(code: number, reason: string): string {
+  if (code === CloseCode.Session) {
+    try {
+      const payload = JSON.parse(reason);
+      if (payload && typeof payload === 'object') {
+        if (typeof payload.errorReason === 'string' && payload.errorReason) {
+          return payload.errorReason;
+        }
+        if (typeof payload.reason === 'string') {
+          return CLOSE_REASONS[payload.reason] ?? payload.reason;
+        }
+      }
+    } catch {
+      // not JSON: the reason as it came
+    }
+  }
+  if (reason) {
+    return reason;
+  }
+  switch (code) {
+    case CloseCode.Forbidden:
+      return 'no access';
+    case CloseCode.NotFound:
+      return 'file not found';
+    case CloseCode.BadRequest:
+      return 'bad request';
+    case CloseCode.ServerError:
+      return 'server error';
+    default:
+      return `connection closed (${code})`;
+  }
+}
+
+/** Close codes after which y-websocket's reconnecting is pointless for this tab. */
+export function isFatalClose(code: number): boolean {
+  return code === CloseCode.Session;
+}

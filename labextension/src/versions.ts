@@ -1,0 +1,161 @@
+/**
+ * Version history: the REST client of the Jupyter server's proxy
+ * (cs3collab/jupyter/versions_proxy.py → the service's
+ * /api/collaboration/versions/{fileId}) and pure helpers for the panel.
+ */
+
+/** One entry of `GET .../versions/{fileId}` (docs/architecture.md, "Versions and tags"). */
+export interface IVersion {
+  key: string;
+  etag: string;
+  time: number;
+  size: number;
+  authors: { uid: string; name: string }[];
+  tags: string[];
+  current: boolean;
+  restored_from?: string | null;
+}
+
+export interface IVersionPage {
+  versions: IVersion[];
+  tags: Record<string, { etag: string; key: string | null }>;
+  total: number;
+  offset: number;
+  limit: number;
+}
+
+export interface IRestoreResult {
+  restored: string;
+  etag: string | null;
+  live: boolean;
+  saved: boolean;
+  changed: boolean;
+}
+
+/** How the panel reaches the server: `ServerConnection.makeRequest` in the app, a fake in tests. */
+export type Fetcher = (path: string, init?: { method?: string; body?: string }) => Promise<Response>;
+
+export const PAGE_SIZE = 20;
+
+/** A REST error, with the server's message (APIHandler's JSON `message`, or the service's). */
+export class VersionsError extends Error {
+  constructor(
+    readonly status: number,
+    message: string
+  ) {
+    super(message);
+  }
+}
+
+async function checked(response: Response): Promise<Response> {
+  if (response.ok) {
+    return response;
+  }
+  let message = `${response.status} ${response.statusText}`;
+  try {
+    const body = await response.json();
+    message = body.message || body.reason || body.error || message;
+  } catch {
+    // not JSON
+  }
+  throw new VersionsError(response.status, message);
+}
+
+/** The versions of one file, by its contents path. */
+export class VersionsClient {
+  constructor(
+    private readonly fetcher: Fetcher,
+    readonly path: string
+  ) {}
+
+  private fileId: string | null = null;
+
+  /** The room's fileId of the path (asked once; the service's session answer). */
+  async resolve(): Promise<string> {
+    if (this.fileId === null) {
+      const query = new URLSearchParams({ path: this.path, type: 'notebook' });
+      const response = await checked(await this.fetcher(`api/cs3collab/file-id?${query}`));
+      this.fileId = (await response.json()).fileId as string;
+    }
+    return this.fileId;
+  }
+
+  private async url(...segments: string[]): Promise<string> {
+    const id = await this.resolve();
+    return ['api/cs3collab/versions', id, ...segments.map(encodeURIComponent)].join('/');
+  }
+
+  async list(offset = 0, limit = PAGE_SIZE): Promise<IVersionPage> {
+    const response = await checked(await this.fetcher(`${await this.url()}?limit=${limit}&offset=${offset}`));
+    return response.json();
+  }
+
+  /** A version's content: nbformat JSON of a notebook. */
+  async content(key: string): Promise<any> {
+    const response = await checked(await this.fetcher(`${await this.url(key)}?type=notebook`));
+    return response.json();
+  }
+
+  async tag(name: string, key: string): Promise<{ name: string; key: string; etag: string }> {
+    const response = await checked(
+      await this.fetcher(await this.url('tags'), { method: 'POST', body: JSON.stringify({ name, key }) })
+    );
+    return response.json();
+  }
+
+  async untag(name: string): Promise<void> {
+    await checked(await this.fetcher(await this.url('tags', name), { method: 'DELETE' }));
+  }
+
+  async restore(key: string): Promise<IRestoreResult> {
+    const response = await checked(await this.fetcher(await this.url(key, 'restore'), { method: 'POST' }));
+    return response.json();
+  }
+}
+
+/** Pages appended to what the panel shows: newest first, no entry twice (a new save shifts offsets). */
+export function mergePages(shown: IVersion[], page: IVersion[]): IVersion[] {
+  const seen = new Set(shown.map(v => v.key));
+  return [...shown, ...page.filter(v => !seen.has(v.key))];
+}
+
+/** "2026-11-25 13:12" in the browser's time zone. */
+export function formatTime(seconds: number, now: Date = new Date()): string {
+  const date = new Date(seconds * 1000);
+  const pad = (n: number) => String(n).padStart(2, '0');
+  const day = `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
+  const time = `${pad(date.getHours())}:${pad(date.getMinutes())}`;
+  const today =
+    date.getFullYear() === now.getFullYear() && date.getMonth() === now.getMonth() && date.getDate() === now.getDate();
+  return today ? `today ${time}` : `${day} ${time}`;
+}
+
+/** "Albert Einstein, Marie Curie", or "outside cs3collab" when the service did not write it. */
+export function formatAuthors(version: IVersion): string {
+  const names = version.authors.map(a => a.name || a.uid).filter(Boolean);
+  return names.length ? names.join(', ') : 'saved outside cs3collab';
+}
+
+/** Tag names are 1–64 characters, not blank, no control or line-separator characters (the service's rule). */
+export function tagNameProblem(name: string): string | null {
+  if (!name.trim()) {
+    return 'A tag needs a name.';
+  }
+  if ([...name].length > 64) {
+    return 'A tag name has at most 64 characters.';
+  }
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(name)) {
+    return 'A tag name cannot contain control characters or line breaks.';
+  }
+  return null;
+}
+
+/** Cell sources of an nbformat notebook, for the read-only preview. */
+export function previewCells(notebook: any): { type: string; source: string }[] {
+  const cells = Array.isArray(notebook?.cells) ? notebook.cells : [];
+  return cells.map((cell: any) => ({
+    type: String(cell?.cell_type ?? 'code'),
+    source: Array.isArray(cell?.source) ? cell.source.join('') : String(cell?.source ?? '')
+  }));
+}

@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest';
+
+import { CloseCode, describeClose, isFatalClose, parseServiceMessage } from '../src/protocol';
+
+/** A RAW frame as cs3collab/service/protocol.py raw_json_message builds it. */
+function raw(payload: unknown, type = 2): Uint8Array {
+  const body = new TextEncoder().encode(JSON.stringify(payload));
+  const length: number[] = [];
+  let n = body.length;
+  do {
+    length.push((n & 0x7f) | (n > 0x7f ? 0x80 : 0));
+    n >>>= 7;
+  } while (n > 0);
+  return new Uint8Array([type, ...length, ...body]);
+}
+
+describe('parseServiceMessage', () => {
+  it('reads the role message', () => {
+    expect(parseServiceMessage(raw({ type: 'cs3collab:role', role: 'viewer', readOnly: 'viewer' }))).toEqual({
+      type: 'cs3collab:role',
+      role: 'viewer',
+      readOnly: 'viewer'
+    });
+  });
+
+  it('reads read-only, saved and versions-changed', () => {
+    expect(parseServiceMessage(raw({ type: 'cs3collab:read-only', reason: 'locked by office' }))).toEqual({
+      type: 'cs3collab:read-only',
+      reason: 'locked by office'
+    });
+    expect(parseServiceMessage(raw({ type: 'cs3collab:read-only', reason: null }))).toEqual({
+      type: 'cs3collab:read-only',
+      reason: null
+    });
+    expect(parseServiceMessage(raw({ type: 'cs3collab:saved', etag: '"abc"' }))).toEqual({
+      type: 'cs3collab:saved',
+      etag: '"abc"'
+    });
+    expect(parseServiceMessage(raw({ type: 'cs3collab:versions-changed' }))).toEqual({
+      type: 'cs3collab:versions-changed'
+    });
+  });
+
+  it('reads a long (multi-byte length) message with non-ASCII text', () => {
+    const reason = 'locked by ' + 'ü'.repeat(100);
+    expect(parseServiceMessage(raw({ type: 'cs3collab:read-only', reason }))).toEqual({
+      type: 'cs3collab:read-only',
+      reason
+    });
+  });
+
+  it('ignores everything else', () => {
+    expect(parseServiceMessage(raw({ type: 'save', responseTo: 1, status: 'success' }))).toBeNull();
+    expect(parseServiceMessage(raw({ type: 'conflict' }))).toBeNull();
+    expect(parseServiceMessage(raw({ type: 'cs3collab:role', role: 'owner' }))).toBeNull();
+    expect(parseServiceMessage(raw({ type: 'cs3collab:role', role: 'editor' }, 0))).toBeNull(); // sync
+    expect(parseServiceMessage(new Uint8Array([0, 0, 1, 0]))).toBeNull();
+    expect(parseServiceMessage(new Uint8Array([2, 50, 123]))).toBeNull(); // truncated
+    expect(parseServiceMessage(new Uint8Array([2, 3, 110, 111, 116]))).toBeNull(); // not JSON
+    expect(parseServiceMessage(new Uint8Array([]))).toBeNull();
+    expect(parseServiceMessage(raw([1, 2]))).toBeNull();
+  });
+});
+
+describe('describeClose', () => {
+  it('shows a 1003 errorReason, else the known reason in words', () => {
+    const revoked = JSON.stringify({ reason: 'access_revoked', reloadable: false, errorReason: 'share revoked' });
+    expect(describeClose(CloseCode.Session, revoked)).toBe('share revoked');
+    expect(describeClose(CloseCode.Session, JSON.stringify({ reason: 'forbidden' }))).toBe('no access');
+    expect(describeClose(CloseCode.Session, 'plain words')).toBe('plain words');
+  });
+
+  it('names codes without a reason', () => {
+    expect(describeClose(CloseCode.NotFound, '')).toBe('file not found');
+    expect(describeClose(1006, '')).toBe('connection closed (1006)');
+  });
+
+  it('treats only 1003 as fatal (y-websocket reconnects after the others)', () => {
+    expect(isFatalClose(1003)).toBe(true);
+    expect(isFatalClose(1011)).toBe(false);
+    expect(isFatalClose(1006)).toBe(false);
+  });
+});

@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+
+import { formatAuthors, formatTime, IVersion, mergePages, previewCells, tagNameProblem, VersionsClient } from '../src/versions';
+
+function version(key: string, extra: Partial<IVersion> = {}): IVersion {
+  return { key, etag: `"${key}"`, time: 0, size: 1, authors: [], tags: [], current: false, ...extra };
+}
+
+describe('VersionsClient', () => {
+  it('resolves the fileId once, then calls the proxy with encoded segments', async () => {
+    const calls: [string, string | undefined, string | undefined][] = [];
+    const client = new VersionsClient(async (path, init) => {
+      calls.push([path, init?.method, init?.body]);
+      if (path.startsWith('api/cs3collab/file-id')) {
+        return new Response(JSON.stringify({ fileId: 'b64.abc' }));
+      }
+      return new Response(JSON.stringify({ versions: [], tags: {}, total: 0, offset: 0, limit: 20, ok: true }));
+    }, 'Shared with me/a b.ipynb');
+    await client.list(20, 10);
+    await client.tag('sent to referee', 'current');
+    await client.untag('a/b');
+    await client.restore('v1');
+    expect(calls).toEqual([
+      ['api/cs3collab/file-id?path=Shared+with+me%2Fa+b.ipynb&type=notebook', undefined, undefined],
+      ['api/cs3collab/versions/b64.abc?limit=10&offset=20', undefined, undefined],
+      ['api/cs3collab/versions/b64.abc/tags', 'POST', '{"name":"sent to referee","key":"current"}'],
+      ['api/cs3collab/versions/b64.abc/tags/a%2Fb', 'DELETE', undefined],
+      ['api/cs3collab/versions/b64.abc/v1/restore', 'POST', undefined]
+    ]);
+  });
+
+  it('turns an error answer into its message', async () => {
+    const client = new VersionsClient(
+      async () => new Response(JSON.stringify({ message: 'editor access required' }), { status: 403 }),
+      'a.ipynb'
+    );
+    await expect(client.list()).rejects.toThrow('editor access required');
+  });
+});
+
+describe('panel helpers', () => {
+  it('appends a page without showing an entry twice', () => {
+    const shown = [version('current'), version('v2')];
+    expect(mergePages(shown, [version('v2'), version('v1')]).map(v => v.key)).toEqual(['current', 'v2', 'v1']);
+  });
+
+  it('formats time and authors', () => {
+    const now = new Date(2026, 10, 25, 15, 0);
+    expect(formatTime(new Date(2026, 10, 25, 13, 5).getTime() / 1000, now)).toBe('today 13:05');
+    expect(formatTime(new Date(2026, 0, 2, 3, 4).getTime() / 1000, now)).toBe('2026-01-02 03:04');
+    expect(formatAuthors(version('v', { authors: [{ uid: 'e@x', name: 'Albert Einstein' }, { uid: 'm@x', name: '' }] }))).toBe(
+      'Albert Einstein, m@x'
+    );
+    expect(formatAuthors(version('v'))).toBe('saved outside cs3collab');
+  });
+
+  it('checks tag names as the service does', () => {
+    expect(tagNameProblem('sent to referee')).toBeNull();
+    expect(tagNameProblem('  ')).not.toBeNull();
+    expect(tagNameProblem('x'.repeat(65))).not.toBeNull();
+    expect(tagNameProblem('a\nb')).not.toBeNull();
+  });
+
+  it('previews cell sources of a notebook', () => {
+    const nb = { cells: [{ cell_type: 'markdown', source: ['# T', 'itle'] }, { cell_type: 'code', source: 'x = 1' }] };
+    expect(previewCells(nb)).toEqual([
+      { type: 'markdown', source: '# Title' },
+      { type: 'code', source: 'x = 1' }
+    ]);
+    expect(previewCells(null)).toEqual([]);
+  });
+});
