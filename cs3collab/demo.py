@@ -12,6 +12,15 @@ Starts, each as a real process on ports chosen free at start:
 
 Prints the three URLs (with each server's Jupyter token) and runs until
 Ctrl-C, which stops everything it started.
+
+``cs3collab demo --two-sites`` starts two institutions instead (see
+docs/federation.md): site A (``cernbox.demo``: devstack, its service,
+einstein's JupyterLab) and site B (``cesnet.demo``: devstack, its service,
+marie's JupyterLab). Both trust each other through a providers file written
+once both listen, which also names A's collaboration service (on a port kept
+in ``DIR/service-a.port``, so shares made by an earlier run stay reachable).
+The sample notebook at A is shared through OCM with marie@cesnet.demo (editor)
+and accepted by her at B.
 """
 
 from __future__ import annotations
@@ -25,17 +34,22 @@ import os
 import re
 import secrets
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import httpx
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from cs3collab.cs3 import CS3Client, NotFound, Session, roles
+from cs3collab.cs3.ocm import federated_user
 from cs3collab.cs3.shares import ACCEPTED, user_grantee
+from cs3collab.devstack.ocm_peers import PeerSite, providers_json
+from cs3collab.jupyter.ocm_remote import ocm_target
 
 log = logging.getLogger("cs3collab.demo")
 
@@ -52,6 +66,11 @@ def add_demo_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("demo", help="start the embedded demo: CS3 site, service, JupyterLab per user")
     parser.add_argument("--dir", default=".demo", help="folder for all demo state (default: .demo)")
     parser.add_argument("--domain", default="cernbox.demo", help="the demo site's domain (default: cernbox.demo)")
+    parser.add_argument("--two-sites", action="store_true",
+                        help="two institutions: the notebook at site A (cernbox.demo, einstein) shared through "
+                             "OCM with marie at site B (cesnet.demo), each site with its own service and JupyterLab")
+    parser.add_argument("--remote-domain", default="cesnet.demo",
+                        help="site B's domain with --two-sites (default: cesnet.demo)")
     parser.set_defaults(run=run_demo)
     return parser
 
@@ -172,7 +191,28 @@ def jupyter_command(user: str, token: str, gateway: str, service_url: str, root:
     return args
 
 
+async def check_lab(url: str, token: str, name: str) -> None:
+    """Fail unless the server at ``url`` serves CS3 contents (the cs3collab extension linked).
+
+    A Jupyter server whose cs3collab extension fails to link (e.g. a
+    ``CS3CollabExtension.service_url`` that is not an http(s) URL) only logs
+    a warning and keeps running with Jupyter's own contents manager on its
+    root folder: "Shared with me" does not exist there. Catch that at start.
+    """
+    async with httpx.AsyncClient(timeout=30) as http:
+        response = await http.get(f"{url}/api/contents/{quote('Shared with me')}",
+                                  params={"content": 0}, headers={"Authorization": f"token {token}"})
+    if response.status_code != 200:
+        raise RuntimeError(
+            f"{name} does not serve CS3 contents ('Shared with me' answered {response.status_code}): its cs3collab "
+            f"extension did not link; see the [{name}] 'cs3collab.jupyter | error linking extension' lines above"
+        )
+
+
 async def run_demo(args: argparse.Namespace) -> None:
+    if getattr(args, "two_sites", False):
+        await run_two_sites(args)
+        return
     base = Path(args.dir).resolve()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -201,6 +241,7 @@ async def run_demo(args: argparse.Namespace) -> None:
                 f"lab-{user}", jupyter_command(user, token, gateway, service.match["url"], root / "work"),
                 JUPYTER_READY, tasks, env=jupyter_env(root),
             ))
+            await check_lab(lab.match["url"], token, f"lab-{user}")
             where = SAMPLE_NAME if user == "einstein" else f"Shared with me/{SAMPLE_NAME}"
             urls[user] = f"{lab.match['url']}/lab/tree/{quote(where)}?token={token}"
         print("\ncs3collab demo ready", flush=True)
@@ -208,6 +249,134 @@ async def run_demo(args: argparse.Namespace) -> None:
         print(f"  sample notebook: {sample} (marie: editor, richard: viewer)", flush=True)
         for user, url in urls.items():
             print(f"  {user:8} {url}", flush=True)
+        print("Ctrl-C stops everything.", flush=True)
+        await stop.wait()
+        print("stopping the demo...", flush=True)
+
+
+def free_port() -> int:
+    """A loopback port free right now (bound, read, released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _kept_port(path: Path) -> int:
+    """The port kept in ``path`` if still free, else a new free one (kept there)."""
+    with contextlib.suppress(ValueError, OSError):
+        port = int(path.read_text())
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))
+        return port
+    port = free_port()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(str(port))
+    return port
+
+
+def write_providers(path: Path, peers: list[PeerSite]) -> None:
+    """The providers file both devstacks read (replaced atomically; they re-read it on change)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(providers_json(peers), indent=1))
+    tmp.replace(path)
+
+
+async def seed_federated(gateway_a: str, gateway_b: str, remote_domain: str, service_a_url: str) -> str:
+    """The sample notebook in einstein's home at A, shared through OCM with
+    marie at B (editor) and accepted by her there (once). A share of an
+    earlier run whose webapp names another service URL (A's port was taken)
+    is replaced: removing it at A removes it at B too."""
+    async with CS3Client(gateway_a) as cs3_a, CS3Client(gateway_b) as cs3_b:
+        einstein = await cs3_a.login("einstein", DEMO_USERS["einstein"])
+        marie = await cs3_b.login("marie", DEMO_USERS["marie"])
+        path = f"{await einstein.get_home()}/{SAMPLE_NAME}"
+        try:
+            info = await einstein.files.stat(path)
+        except NotFound:
+            await einstein.files.upload(path, sample_notebook(), if_not_exist=True)
+            info = await einstein.files.stat(path)
+        grantee = federated_user(marie.user.id.opaque_id, remote_domain)
+        received = {r.remote_share_id: r for r in await marie.ocm.list_received()}
+        share = None
+        for existing in await einstein.ocm.list_shares():
+            user = existing.grantee.user_id
+            if existing.resource_id != info.id or (user.opaque_id, user.idp) != (grantee.opaque_id, remote_domain):
+                continue
+            target = ocm_target(received[existing.id.opaque_id]) if existing.id.opaque_id in received else None
+            if share is None and target is not None and target.service_url == service_a_url:
+                share = existing
+            else:
+                await einstein.ocm.remove_share(existing.id.opaque_id)
+        if share is None:
+            share = await einstein.ocm.create_share(info.id, grantee, roles.EDITOR)
+        for mine in await marie.ocm.list_received():
+            if mine.remote_share_id == share.id.opaque_id and mine.state != ACCEPTED:
+                await marie.ocm.update_received(mine.id.opaque_id, state=ACCEPTED)
+        return path
+
+
+async def _lab(stack, tasks, name: str, user: str, gateway: str, service_url: str, base: Path, where: str) -> str:
+    token = secrets.token_urlsafe(16)
+    root = base / f"lab-{user}"
+    (root / "work").mkdir(parents=True, exist_ok=True)
+    lab = await stack.enter_async_context(_child(
+        name, jupyter_command(user, token, gateway, service_url, root / "work"), JUPYTER_READY, tasks,
+        env=jupyter_env(root),
+    ))
+    await check_lab(lab.match["url"], token, name)
+    return f"{lab.match['url']}/lab/tree/{quote(where)}?token={token}"
+
+
+async def run_two_sites(args: argparse.Namespace) -> None:
+    base = Path(args.dir).resolve()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    python = [sys.executable, "-m", "cs3collab"]
+    domains = {"a": args.domain, "b": args.remote_domain}
+    providers = base / "ocm-providers.json"
+    providers.parent.mkdir(parents=True, exist_ok=True)
+    async with asyncio.TaskGroup() as tasks, contextlib.AsyncExitStack() as stack:
+        sites = {}
+        for key in ("a", "b"):
+            sites[key] = await stack.enter_async_context(_child(
+                f"devstack-{key}",
+                python + ["devstack", "--data", str(base / f"site-{key}"), "--port", "0", "--http-port", "0",
+                          "--domain", domains[key], "--ocm-providers", str(providers)],
+                DEVSTACK_READY, tasks,
+            ))
+        gateway = {key: site.match["gateway"] for key, site in sites.items()}
+        port_a = _kept_port(base / "service-a.port")
+        service_a_url = f"http://127.0.0.1:{port_a}"
+        # both listen now: trust each other; A's entry names A's collaboration service
+        write_providers(providers, [
+            PeerSite(domains["a"], sites["a"].match["http"], webapp_url=service_a_url),
+            PeerSite(domains["b"], sites["b"].match["http"]),
+        ])
+        service_a = await stack.enter_async_context(_child(
+            "service-a",
+            python + ["serve", f"--gateway={gateway['a']}", f"--state-dir={base / 'service-a'}", f"--port={port_a}"],
+            SERVICE_READY, tasks,
+        ))
+        service_b = await stack.enter_async_context(_child(
+            "service-b",
+            python + ["serve", f"--gateway={gateway['b']}", f"--state-dir={base / 'service-b'}", "--port=0"],
+            SERVICE_READY, tasks,
+        ))
+        sample = await seed_federated(gateway["a"], gateway["b"], domains["b"], service_a.match["url"])
+        einstein = await _lab(stack, tasks, "lab-a-einstein", "einstein", gateway["a"], service_a.match["url"],
+                              base / "site-a-labs", SAMPLE_NAME)
+        marie = await _lab(stack, tasks, "lab-b-marie", "marie", gateway["b"], service_b.match["url"],
+                           base / "site-b-labs", f"Shared with me/{SAMPLE_NAME}")
+        print("\ncs3collab two-site demo ready", flush=True)
+        print(f"  site A {domains['a']}: gateway {gateway['a']}   collaboration service {service_a.match['url']}",
+              flush=True)
+        print(f"  site B {domains['b']}: gateway {gateway['b']}   collaboration service {service_b.match['url']}",
+              flush=True)
+        print(f"  sample notebook at A: {sample} (shared through OCM with marie@{domains['b']}, editor)", flush=True)
+        print(f"  einstein@{domains['a']:14} {einstein}", flush=True)
+        print(f"  marie@{domains['b']:17} {marie}", flush=True)
         print("Ctrl-C stops everything.", flush=True)
         await stop.wait()
         print("stopping the demo...", flush=True)

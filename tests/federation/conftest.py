@@ -5,16 +5,20 @@ Site A (``cernbox.test``, einstein) stores the notebooks and runs service A
 and marie's Jupyter server (``jupyter server`` with the cs3collab extension,
 as the bridge tests start it). The providers file both sites read is written once all
 of them listen; it also lists where A's collaboration service is, which A
-then sends as the webapp ``uri`` of its OCM shares.
+then sends as the webapp ``uri`` of its OCM shares. Service A listens on a
+port the fixture chose (free when chosen), so :meth:`Federation.restart_a`
+can start a new service A at the same URL (what B's received shares name).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import quote
 
 import anyio
@@ -31,7 +35,9 @@ from cs3collab.cs3.ocm import federated_user
 from cs3collab.devstack.ocm_peers import PeerSite, providers_json
 from tests.conftest import DEMO_PASSWORDS
 from tests.jupyter.conftest_bridge import jupyter_with_cs3collab
-from tests.support.processes import Devstack, Service, devstack, service
+from tests.support.processes import (
+    SERVICE_READY, Devstack, RunningProcess, Service, cs3collab_command, devstack, run_process, service,
+)
 from tests.support.yclient import Client, WebSocketChannel
 
 SHARED = "Shared with me"
@@ -41,6 +47,7 @@ SHARED = "Shared with me"
 class Lab:
     url: str  # http://127.0.0.1:PORT
     token: str
+    running: RunningProcess | None = None
 
     def http(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.url, headers={"Authorization": f"token {self.token}"}, timeout=30)
@@ -55,6 +62,16 @@ class Federation:
     lab_b: Lab  # marie's Jupyter at B
     client_a: CS3Client
     einstein: Session  # at A
+    stack: contextlib.AsyncExitStack
+    port_a: int  # service A's fixed port
+    root: Path
+
+    async def restart_a(self, *extra: str) -> Service:
+        """SIGKILL service A, then start a new one on the same state folder and port."""
+        self.svc_a.running.process.kill()
+        await self.svc_a.running.process.wait()
+        self.svc_a = await self.stack.enter_async_context(start_a(self.a, self.root, self.port_a, extra))
+        return self.svc_a
 
     async def share(self, role: str, *cells: str) -> tuple[str, object, object]:
         """A fresh notebook at A shared with marie@cesnet.test; (path at A, its info, the OCM share)."""
@@ -67,16 +84,39 @@ class Federation:
         return path, info, share
 
 
+def free_port() -> int:
+    """A loopback port free right now (bound, read, released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.asynccontextmanager
+async def start_a(a: Devstack, root: Path, port: int, extra: tuple[str, ...]) -> AsyncIterator[Service]:
+    """Service A on ``port`` (``tests.support.processes.service`` always asks for port 0)."""
+    state_dir = root / "svc-a"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    args = cs3collab_command("serve", f"--gateway={a.gateway}", f"--state-dir={state_dir}", f"--port={port}", *extra)
+    async with run_process(args, SERVICE_READY) as running:
+        yield Service(running.ready["url"], state_dir, running)
+
+
 @pytest.fixture(scope="module")
-async def fed(tmp_path_factory) -> AsyncIterator[Federation]:
+def svc_a_args() -> tuple[str, ...]:
+    """Service A's options (a test module may override this fixture)."""
+    return ("--access-recheck=0.5", "--save-quiet=0.2", "--close-grace=1")
+
+
+@pytest.fixture(scope="module")
+async def fed(tmp_path_factory, svc_a_args) -> AsyncIterator[Federation]:
     root = tmp_path_factory.mktemp("federation")
     providers = root / "ocm-providers.json"
     extra = ("--ocm-providers", str(providers))
     async with contextlib.AsyncExitStack() as stack:
         a = await stack.enter_async_context(devstack(root / "a", domain="cernbox.test", extra=extra))
         b = await stack.enter_async_context(devstack(root / "b", domain="cesnet.test", extra=extra))
-        svc_a = await stack.enter_async_context(service(
-            a.gateway, root / "svc-a", extra=("--access-recheck=0.5", "--save-quiet=0.2", "--close-grace=1")))
+        port_a = free_port()
+        svc_a = await stack.enter_async_context(start_a(a, root, port_a, svc_a_args))
         svc_b = await stack.enter_async_context(service(b.gateway, root / "svc-b"))
         tmp = providers.with_suffix(".tmp")
         tmp.write_text(json.dumps(providers_json([
@@ -86,7 +126,8 @@ async def fed(tmp_path_factory) -> AsyncIterator[Federation]:
             root / "lab-marie", gateway=b.gateway, service_url=svc_b.url, username="marie"))
         client_a = await stack.enter_async_context(CS3Client(a.gateway))
         einstein = await client_a.login("einstein", DEMO_PASSWORDS["einstein"])
-        yield Federation(a, b, svc_a, svc_b, Lab(lab.url.rstrip("/"), lab.token), client_a, einstein)
+        yield Federation(a, b, svc_a, svc_b, Lab(lab.url.rstrip("/"), lab.token, lab.running), client_a, einstein,
+                         stack, port_a, root)
 
 
 async def open_through_lab(lab: Lab, api_path: str) -> dict:

@@ -1,0 +1,90 @@
+"""Two institutions in real browsers: einstein at site A and marie at site B.
+
+``cs3collab demo --two-sites`` runs as a user starts it; each user's tab is
+Debian's chromium (Playwright, fresh profile) on their own site's
+JupyterLab at the URL the demo printed. They type into the same notebook
+(stored at A) and see each other's text and remote cursor flag; A's storage
+then holds both lines. Screenshots go to ``test-artifacts/federation/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sys
+import uuid
+from pathlib import Path
+
+import nbformat
+import pytest
+from playwright.async_api import async_playwright, expect
+
+from cs3collab.cs3 import CS3Client
+from cs3collab.demo import DEMO_USERS, SAMPLE_NAME
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, DISPLAY_NAMES, LOAD_TIMEOUT_MS, Tab
+from tests.service.rtc import eventually
+from tests.support import processes
+from tests.support.processes import run_process
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "federation"
+READY = re.compile(r"cs3collab two-site demo ready")
+CODE_CELL = 1
+
+
+def _printed(output: list[str], prefix: str) -> str:
+    [line] = [line for line in output if line.strip().startswith(prefix)]
+    return line
+
+
+async def test_einstein_at_a_and_marie_at_b_coedit_in_browsers(tmp_path: Path, monkeypatch):
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: these tests use Debian's chromium (./dev test installs it with apt)")
+    monkeypatch.setattr(processes, "READY_TIMEOUT", 120.0)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    args = [sys.executable, "-m", "cs3collab", "demo", "--two-sites", "--dir", str(tmp_path / "demo")]
+    async with run_process(args, READY) as demo, async_playwright() as driver, contextlib.AsyncExitStack() as exits:
+        await demo.wait_for_output("Ctrl-C stops everything", timeout=10)
+        urls = {"einstein": _printed(demo.output, "einstein@").split()[-1],
+                "marie": _printed(demo.output, "marie@").split()[-1]}
+        gateway_a = re.search(r"site A \S+: gateway (\S+)", _printed(demo.output, "site A")).group(1)
+        tabs: dict[str, Tab] = {}
+        for user, url in urls.items():
+            context = await driver.chromium.launch_persistent_context(
+                tmp_path / f"profile-{user}", executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True,
+                viewport={"width": 1280, "height": 800})
+            exits.push_async_callback(context.close)
+            page = context.pages[0] if context.pages else await context.new_page()
+            tab = tabs[user] = Tab(user, page)
+            page.on("console", lambda message, tab=tab: tab.console.append(f"[{message.type}] {message.text}"))
+            await page.goto(url)
+        try:
+            for tab in tabs.values():
+                await expect(tab.cell(0)).to_contain_text("Detector calibration", timeout=LOAD_TIMEOUT_MS)
+            einstein, marie = tabs["einstein"], tabs["marie"]
+            line_a = f"# einstein at A {uuid.uuid4().hex[:6]}"
+            await einstein.type_at_end(CODE_CELL, line_a)
+            await expect(marie.editor(CODE_CELL)).to_contain_text(line_a, timeout=10_000)
+            line_b = f"# marie at B {uuid.uuid4().hex[:6]}"
+            await marie.type_at_end(CODE_CELL, line_b)
+            await expect(einstein.editor(CODE_CELL)).to_contain_text(line_b, timeout=10_000)
+            # presence: each sees the other's cursor flag
+            await expect(marie.page.locator(".jp-remote-userFlag", has_text=DISPLAY_NAMES["einstein"])).to_be_visible()
+            await expect(einstein.page.locator(".jp-remote-userFlag", has_text=DISPLAY_NAMES["marie"])).to_be_visible()
+            for tab in tabs.values():
+                await tab.page.screenshot(path=ARTIFACTS / f"coedit-{tab.user}.png", animations="disabled")
+        finally:
+            for tab in tabs.values():
+                (ARTIFACTS / f"console-{tab.user}.log").write_text("\n".join(tab.console) + "\n")
+            (ARTIFACTS / "demo.log").write_text("\n".join(demo.output) + "\n")
+
+        # both lines are saved at A, in einstein's file
+        async with CS3Client(gateway_a) as cs3:
+            owner = await cs3.login("einstein", DEMO_USERS["einstein"])
+            path = f"{await owner.get_home()}/{SAMPLE_NAME}"
+
+            async def saved():
+                notebook = nbformat.reads((await owner.files.download(path)).decode(), as_version=4)
+                text = "\n".join(cell.source for cell in notebook.cells)
+                return line_a in text and line_b in text
+
+            await eventually(saved, 20, "both lines saved at A")
