@@ -282,7 +282,7 @@ class CollaborationBridge:
             self._http = None
 
 
-def _refusal(exc: BaseException) -> web.HTTPError:
+def refusal(exc: BaseException) -> web.HTTPError:
     """One translation of what went wrong into the Jupyter API's HTTP error."""
     if isinstance(exc, web.HTTPError):
         return exc
@@ -318,7 +318,7 @@ class SessionBridgeHandler(APIHandler):
             reference = await ensure_async(cs3_reference(path))
             status, body = await self.bridge.open_session(reference, self.request.body)
         except Exception as exc:  # noqa: BLE001 - answered as JSON by APIHandler.write_error
-            error = _refusal(exc)
+            error = refusal(exc)
             if error.status_code >= 500:
                 self.log.warning("collaboration session for %s failed: %s", path, exc)
             raise error from exc

@@ -31,8 +31,9 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import ensure_async
 from tornado import web
 
-from cs3collab.cs3 import CS3Error, Unauthenticated
+from cs3collab.cs3 import Unauthenticated
 from cs3collab.jupyter.bridge import CollaborationBridge, ServiceUnavailable
+from cs3collab.jupyter.bridge import refusal as bridge_refusal
 
 FILE_ID_ROUTE = r"/api/cs3collab/file-id"
 VERSIONS_ROUTE = r"/api/cs3collab/versions/(.+)"
@@ -101,18 +102,12 @@ class VersionsProxy:
 
 
 def _refusal(exc: BaseException) -> web.HTTPError:
-    """What went wrong, as the Jupyter API's HTTP error (answered as JSON by APIHandler)."""
-    if isinstance(exc, web.HTTPError):
-        return exc
+    """What went wrong, as the Jupyter API's HTTP error (answered as JSON by
+    APIHandler): the bridge's translation, except that a server without a
+    CS3 session is a 403 here (the panel is not a login)."""
     if isinstance(exc, Unauthenticated):
         return web.HTTPError(403, f"no CS3 session on this server: {exc}")
-    if isinstance(exc, ServiceUnavailable):
-        return web.HTTPError(503, str(exc))
-    if isinstance(exc, CS3Error):
-        from cs3collab.service.errors import refusal_for
-
-        return web.HTTPError(refusal_for(exc).http_status, str(exc))
-    return web.HTTPError(500, f"{type(exc).__name__}: {exc}")
+    return bridge_refusal(exc)
 
 
 class FileIdHandler(APIHandler):
