@@ -41,7 +41,7 @@ from nbformat import v4  # noqa: E402
 
 from cs3collab.cs3 import CS3Client, roles  # noqa: E402
 from cs3collab.cs3.ocm import federated_user  # noqa: E402
-from cs3collab.devstack.ocm_peers import PeerSite, providers_json  # noqa: E402
+from cs3collab.devstack.ocm_peers import PeerSite, write_providers  # noqa: E402
 from service_bench import BenchClient, RoomLatency, Target, percentile  # noqa: E402
 from tests.jupyter.conftest_bridge import jupyter_with_cs3collab  # noqa: E402
 from tests.support.processes import devstack, service  # noqa: E402
@@ -86,10 +86,7 @@ async def run(updates: int, hz: float, warmup: int, workdir: Path) -> dict[str, 
         b = await stack.enter_async_context(devstack(workdir / "b", domain="cesnet.test", extra=extra))
         svc_a = await stack.enter_async_context(service(a.gateway, workdir / "svc-a"))
         svc_b = await stack.enter_async_context(service(b.gateway, workdir / "svc-b"))
-        tmp = providers.with_suffix(".tmp")
-        tmp.write_text(json.dumps(providers_json([
-            PeerSite(a.domain, a.http_url, webapp_url=svc_a.url), PeerSite(b.domain, b.http_url)])))
-        tmp.replace(providers)
+        write_providers(providers, [PeerSite(a.domain, a.http_url, webapp_url=svc_a.url), PeerSite(b.domain, b.http_url)])
         lab = await stack.enter_async_context(jupyter_with_cs3collab(
             workdir / "lab-marie", gateway=b.gateway, service_url=svc_b.url, username="marie"))
         cs3 = await stack.enter_async_context(CS3Client(a.gateway))

@@ -48,7 +48,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from cs3collab.cs3 import CS3Client, NotFound, Session, roles
 from cs3collab.cs3.ocm import federated_user
 from cs3collab.cs3.shares import ACCEPTED, user_grantee
-from cs3collab.devstack.ocm_peers import PeerSite, providers_json
+from cs3collab.devstack.ocm_peers import PeerSite, write_providers
 from cs3collab.jupyter.ocm_remote import ocm_target
 
 log = logging.getLogger("cs3collab.demo")
@@ -272,13 +272,6 @@ def _kept_port(path: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(str(port))
     return port
-
-
-def write_providers(path: Path, peers: list[PeerSite]) -> None:
-    """The providers file both devstacks read (replaced atomically; they re-read it on change)."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(providers_json(peers), indent=1))
-    tmp.replace(path)
 
 
 async def seed_federated(gateway_a: str, gateway_b: str, remote_domain: str, service_a_url: str) -> str:

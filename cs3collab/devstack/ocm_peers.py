@@ -105,6 +105,14 @@ def providers_json(peers: Iterable[PeerSite]) -> list[dict[str, Any]]:
     }, p) for p in peers]
 
 
+def write_providers(path: Path, peers: Iterable[PeerSite]) -> None:
+    """Write a providers file for ``peers``, replaced atomically: devstacks
+    re-read it when it changes, so a launcher writes it once every site listens."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(providers_json(peers), indent=1))
+    tmp.replace(path)
+
+
 WEBAPP_SERVICE_TYPE = "cs3collab"
 """``endpoint.type.name`` of a provider's collaboration service in the providers file."""
 

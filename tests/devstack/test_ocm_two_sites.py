@@ -7,7 +7,6 @@ changes), as a launcher does.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 
@@ -21,7 +20,7 @@ from cs3collab.cs3 import CS3Client
 from cs3collab.cs3.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from cs3collab.cs3.ocm import federated_user, webdav_secret
 from cs3collab.cs3.roles import EDITOR, VIEWER, role_of
-from cs3collab.devstack.ocm_peers import PeerSite, providers_json
+from cs3collab.devstack.ocm_peers import PeerSite, write_providers
 from tests.support.processes import devstack
 
 PASSWORDS = {"einstein": "relativity", "marie": "radioactivity", "richard": "superfluidity"}
@@ -35,9 +34,7 @@ async def sites(tmp_path_factory):
     extra = ("--ocm-providers", str(providers))
     async with devstack(root / "a", domain="cernbox.test", extra=extra) as a, \
             devstack(root / "b", domain="cesnet.test", extra=extra) as b:
-        tmp = providers.with_suffix(".tmp")
-        tmp.write_text(json.dumps(providers_json([PeerSite(a.domain, a.http_url), PeerSite(b.domain, b.http_url)])))
-        tmp.replace(providers)
+        write_providers(providers, [PeerSite(a.domain, a.http_url), PeerSite(b.domain, b.http_url)])
         async with CS3Client(a.gateway) as ca, CS3Client(b.gateway) as cb:
             yield ca, cb
 

@@ -13,7 +13,6 @@ can start a new service A at the same URL (what B's received shares name).
 from __future__ import annotations
 
 import contextlib
-import json
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -32,7 +31,7 @@ from pycrdt import Doc, Provider
 
 from cs3collab.cs3 import CS3Client, Session, roles
 from cs3collab.cs3.ocm import federated_user
-from cs3collab.devstack.ocm_peers import PeerSite, providers_json
+from cs3collab.devstack.ocm_peers import PeerSite, write_providers
 from tests.conftest import DEMO_PASSWORDS
 from tests.jupyter.conftest_bridge import jupyter_with_cs3collab
 from tests.support.processes import (
@@ -118,10 +117,7 @@ async def fed(tmp_path_factory, svc_a_args) -> AsyncIterator[Federation]:
         port_a = free_port()
         svc_a = await stack.enter_async_context(start_a(a, root, port_a, svc_a_args))
         svc_b = await stack.enter_async_context(service(b.gateway, root / "svc-b"))
-        tmp = providers.with_suffix(".tmp")
-        tmp.write_text(json.dumps(providers_json([
-            PeerSite(a.domain, a.http_url, webapp_url=svc_a.url), PeerSite(b.domain, b.http_url)])))
-        tmp.replace(providers)
+        write_providers(providers, [PeerSite(a.domain, a.http_url, webapp_url=svc_a.url), PeerSite(b.domain, b.http_url)])
         lab = await stack.enter_async_context(jupyter_with_cs3collab(
             root / "lab-marie", gateway=b.gateway, service_url=svc_b.url, username="marie"))
         client_a = await stack.enter_async_context(CS3Client(a.gateway))

@@ -406,7 +406,7 @@ async def test_rest_errors(jp_einstein, jp_marie, einstein, marie, workdir, wd):
 @pytest.fixture(scope="module")
 async def two_sites(tmp_path_factory):
     """Sites A (cernbox.test) and B (cesnet.test) that know each other for OCM."""
-    from cs3collab.devstack.ocm_peers import PeerSite, providers_json
+    from cs3collab.devstack.ocm_peers import PeerSite, write_providers
     from tests.support.processes import devstack
 
     root = tmp_path_factory.mktemp("jp-ocm")
@@ -414,9 +414,7 @@ async def two_sites(tmp_path_factory):
     extra = ("--ocm-providers", str(providers))
     async with devstack(root / "a", domain="cernbox.test", extra=extra) as a, \
             devstack(root / "b", domain="cesnet.test", extra=extra) as b:
-        tmp = providers.with_suffix(".tmp")
-        tmp.write_text(json.dumps(providers_json([PeerSite(a.domain, a.http_url), PeerSite(b.domain, b.http_url)])))
-        tmp.replace(providers)
+        write_providers(providers, [PeerSite(a.domain, a.http_url), PeerSite(b.domain, b.http_url)])
         yield a, b
 
 
