@@ -9,14 +9,14 @@ class FakeProvider {
   wsconnected = false;
   handlers = new Map<string, Set<(...args: any[]) => void>>();
   on(name: string, handler: (...args: any[]) => void) {
-    if (!this.handlers.has(name)) this.handlers.set(name, new Set());
+    if (!this.handlers.has(name)) {this.handlers.set(name, new Set());}
     this.handlers.get(name)!.add(handler);
   }
   off(name: string, handler: (...args: any[]) => void) {
     this.handlers.get(name)?.delete(handler);
   }
   emit(name: string, ...args: any[]) {
-    for (const handler of this.handlers.get(name) ?? []) handler(...args);
+    for (const handler of this.handlers.get(name) ?? []) {handler(...args);}
   }
 }
 

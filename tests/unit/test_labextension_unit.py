@@ -1,6 +1,7 @@
 """The labextension's own unit tests (vitest, ``npm test`` in labextension/):
 the pure logic of the presence bar, the status chip, the RAW message parsing
-and the version history client. Run here so that ``./dev test`` runs them."""
+and the version history client; and its lint (ESLint). Run here so that
+``./dev test`` runs them."""
 
 from __future__ import annotations
 
@@ -24,3 +25,14 @@ def test_labextension_unit_tests_pass():
     )
     assert result.returncode == 0, f"npm test failed:\n{result.stdout}\n{result.stderr}"
     assert "passed" in result.stdout
+
+
+def test_labextension_typescript_is_lint_clean():
+    """ESLint with typescript-eslint's recommended rules (eslint.config.mjs)."""
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.fail("npm is required (Node.js 20+)")
+    result = subprocess.run(
+        [npm, "run", "lint", "--silent"], cwd=LABEXTENSION, capture_output=True, text=True, timeout=110
+    )
+    assert result.returncode == 0, f"eslint found problems:\n{result.stdout}\n{result.stderr}"
