@@ -45,6 +45,7 @@ class LockKeeper:
         self.holder: Session | None = None
         self.held = False  # the file carries our lock id, as far as we last saw
         self._stopped = False
+        self._names: dict[tuple[str, str], str] = {}  # lock holders' display names, by user id
 
     def adopt(self, lock_id: str, holder: Session | None) -> None:
         """Use ``lock_id`` as our lock's id: the room's id kept in the journal,
@@ -63,12 +64,35 @@ class LockKeeper:
         """Note from a Stat whether the file carries our lock."""
         self.held = bool(self.lock_id) and info.lock.lock_id == self.lock_id
 
-    def foreign_holder(self, info) -> str | None:
-        """Who holds the file's lock when it is not us: "app (user)", else None."""
+    def _foreign_lock(self, info):
         lock = info.lock
-        if not lock.lock_id or lock.lock_id == self.lock_id:
+        return lock if lock.lock_id and lock.lock_id != self.lock_id else None
+
+    async def learn_holder(self, info, session: Session) -> None:
+        """Look up the display name of a foreign lock's user once (GetUser),
+        so that :meth:`foreign_holder` names a person rather than an id."""
+        lock = self._foreign_lock(info)
+        if lock is None or not lock.HasField("user"):
+            return
+        key = (lock.user.idp, lock.user.opaque_id)
+        if key in self._names:
+            return
+        try:
+            user = await session.users.get(lock.user)
+            self._names[key] = user.display_name or user.username or lock.user.opaque_id
+        except CS3Error as exc:
+            log.info("lock holder unknown path=%s user=%s error=%s", self.where, lock.user.opaque_id, exc)
+            self._names[key] = lock.user.opaque_id
+
+    def foreign_holder(self, info) -> str | None:
+        """Who holds the file's lock when it is not us: "app (user's name)", else None."""
+        lock = self._foreign_lock(info)
+        if lock is None:
             return None
-        user = lock.user.opaque_id if lock.HasField("user") else "unknown user"
+        if lock.HasField("user"):
+            user = self._names.get((lock.user.idp, lock.user.opaque_id), lock.user.opaque_id)
+        else:
+            user = "unknown user"
         return f"{lock.app_name or 'another app'} ({user})"
 
     async def run(self, sessions: Callable[[], list[Session]]) -> None:

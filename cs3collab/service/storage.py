@@ -147,6 +147,7 @@ class RoomStorage:
             self.persisted_state, self.persisted_seq, self.persisted_etag = update, seq, info.etag
             log.info("room opened from CS3 room=%s path=%s etag=%s", self.room.key, self.path, info.etag)
         await self._adopt_lock_id(record)
+        await self.lock.learn_holder(info, session)
         self._update_read_only(info)  # a foreign lock makes the room read-only from the start
         if not self.read_only_reason:
             await self.lock.acquire([session])  # the room opens holding its lock
@@ -249,6 +250,7 @@ class RoomStorage:
                 except CS3Error as exc:
                     log.warning("poll failed room=%s path=%s error=%s", self.room.key, self.path, exc)
                     continue
+            await self.lock.learn_holder(info, session)
             self._update_read_only(info)
 
     def _sessions(self) -> list[Session]:
@@ -369,6 +371,7 @@ class RoomStorage:
                 log.info("save precondition failed room=%s path=%s error=%s", self.room.key, self.path, exc)
                 info = await session.files.stat(self.resource_id)
                 held = self.lock.held
+                await self.lock.learn_holder(info, session)
                 self._update_read_only(info)
                 if self.read_only_reason:
                     return "failed"
