@@ -50,6 +50,9 @@ SAVING_META = "saving"
 """Journal meta key of the save being uploaded: ``{"seq", "sha256"}`` of its content."""
 
 SAVE_KEY_PREFIX = "cs3collab.save."
+READ_ONLY_STATE = "cs3collab:readOnly"
+"""Key in the document's ``state`` map: why the room is read-only for everyone
+("locked by <app> (<user>)"), or "" when it is not."""
 """Arbitrary metadata key prefix: ``cs3collab.save.<etag>`` describes the save that produced that etag."""
 
 
@@ -148,7 +151,7 @@ class RoomStorage:
             log.info("room opened from CS3 room=%s path=%s etag=%s", self.room.key, self.path, info.etag)
         await self._adopt_lock_id(record)
         await self.lock.learn_holder(info, session)
-        self._update_read_only(info)  # a foreign lock makes the room read-only from the start
+        await self._update_read_only(info)  # a foreign lock makes the room read-only from the start
         if not self.read_only_reason:
             await self.lock.acquire([session])  # the room opens holding its lock
         if self.unsaved:
@@ -251,7 +254,7 @@ class RoomStorage:
                     log.warning("poll failed room=%s path=%s error=%s", self.room.key, self.path, exc)
                     continue
             await self.lock.learn_holder(info, session)
-            self._update_read_only(info)
+            await self._update_read_only(info)
 
     def _sessions(self) -> list[Session]:
         """Sessions to act with: connected editors (contributors first), then
@@ -261,7 +264,7 @@ class RoomStorage:
         sessions += [p.session for p in self.room.participants if p.session not in sessions]
         return sessions
 
-    def _update_read_only(self, info) -> None:
+    async def _update_read_only(self, info) -> None:
         self.lock.observe(info)
         foreign = self.lock.foreign_holder(info)
         reason = f"locked by {foreign}" if foreign else None
@@ -269,6 +272,9 @@ class RoomStorage:
             self.read_only_reason = reason
             self.room.read_only = reason
             self.room.notify({"type": "cs3collab:read-only", "reason": reason})
+            # also in the document's state, so that a tab that joins later (or
+            # missed the message while connecting) reads it with the sync
+            await self._quiet_state_edit(lambda: self._set_state(READ_ONLY_STATE, reason or ""))
             log.info("room read-only state changed room=%s path=%s reason=%s", self.room.key, self.path, reason)
             if reason is None and self.unsaved:
                 self._dirty.set()
@@ -372,7 +378,7 @@ class RoomStorage:
                 info = await session.files.stat(self.resource_id)
                 held = self.lock.held
                 await self.lock.learn_holder(info, session)
-                self._update_read_only(info)
+                await self._update_read_only(info)
                 if self.read_only_reason:
                     return "failed"
                 if info.etag == self.persisted_etag:
@@ -418,8 +424,17 @@ class RoomStorage:
             self.room.document.dirty = False
             self.room.document.hash = etag
 
-        seq = await self.room.edit(clean, quiet=True)
-        if seq and not self.unsaved and self.persisted_seq < seq:
+        await self._quiet_state_edit(clean, etag)
+
+    def _set_state(self, key: str, value: str) -> None:
+        self.room.document.ystate[key] = value
+
+    async def _quiet_state_edit(self, change, etag: str | None = None) -> None:
+        """A change of the document's ``state`` map only (not file content):
+        journaled and sent to every tab, but not a reason to save."""
+        seq = await self.room.edit(change, quiet=True)
+        etag = etag or self.persisted_etag
+        if seq and etag and not self.unsaved and self.persisted_seq < seq:
             # state is not file content: the file still holds everything up to here
             self.persisted_seq = seq
             await self.room.journal.mark_persisted(self.room.key, seq, etag)

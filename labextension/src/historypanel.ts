@@ -1,7 +1,8 @@
 /**
  * The version history panel (right sidebar) of the current notebook: CS3
- * versions newest first with time, authors and tags, "Load more", a
- * read-only preview, tagging, and a live restore for editors.
+ * versions newest first with time, authors and tags, more loaded on scroll
+ * (or "Load more"), a read-only preview, tagging and untagging, and a live
+ * restore for editors.
  */
 
 import { Dialog, showDialog, showErrorMessage } from '@jupyterlab/apputils';
@@ -40,7 +41,21 @@ export class HistoryPanel extends Widget {
     this._message = document.createElement('div');
     this._message.className = 'cs3collab-HistoryMessage';
     this.node.append(this._header, this._message, this._list, this._more);
+    // scrolling "Load more" into view loads the next page (the button stays for keyboards)
+    if (typeof IntersectionObserver !== 'undefined') {
+      this._observer = new IntersectionObserver(entries => {
+        if (entries.some(e => e.isIntersecting) && this._shown.length < this._total && !this._loading) {
+          void this.loadMore();
+        }
+      });
+      this._observer.observe(this._more);
+    }
     this.setTarget(null);
+  }
+
+  dispose(): void {
+    this._observer?.disconnect();
+    super.dispose();
   }
 
   get target(): IHistoryTarget | null {
@@ -88,10 +103,11 @@ export class HistoryPanel extends Widget {
 
   async loadMore(): Promise<void> {
     const target = this._target;
-    if (!target) {
+    if (!target || this._loading) {
       return;
     }
     const generation = ++this._generation;
+    this._loading = true;
     try {
       const page = await target.client.list(this._shown.length, PAGE_SIZE);
       if (generation !== this._generation) {
@@ -102,6 +118,8 @@ export class HistoryPanel extends Widget {
       this._render('');
     } catch (error) {
       void showErrorMessage('Version history', (error as Error).message);
+    } finally {
+      this._loading = false;
     }
   }
 
@@ -140,18 +158,28 @@ export class HistoryPanel extends Widget {
     const authors = document.createElement('div');
     authors.className = 'cs3collab-VersionAuthors';
     authors.textContent = formatAuthors(version);
+    const editor = this._target?.role() === 'editor';
     const tags = document.createElement('div');
     tags.className = 'cs3collab-VersionTags';
     for (const name of version.tags) {
       const tag = document.createElement('span');
       tag.className = 'cs3collab-Tag';
+      tag.dataset.tag = name;
       tag.textContent = name;
+      if (editor) {
+        const remove = document.createElement('button');
+        remove.className = 'cs3collab-Untag';
+        remove.title = `Remove the tag "${name}"`;
+        remove.setAttribute('aria-label', remove.title);
+        remove.textContent = '×';
+        remove.addEventListener('click', () => void this._untag(name));
+        tag.append(remove);
+      }
       tags.append(tag);
     }
     const actions = document.createElement('div');
     actions.className = 'cs3collab-VersionActions';
     actions.append(button('Preview', 'cs3collab-Preview', () => void this._preview(version)));
-    const editor = this._target?.role() === 'editor';
     if (editor) {
       actions.append(button('Tag…', 'cs3collab-TagVersion', () => void this._tag(version.key)));
       if (!version.current) {
@@ -219,6 +247,27 @@ export class HistoryPanel extends Widget {
     }
   }
 
+  private async _untag(name: string): Promise<void> {
+    const target = this._target;
+    if (!target) {
+      return;
+    }
+    const result = await showDialog({
+      title: 'Remove this tag?',
+      body: `The tag "${name}" goes; the version itself stays in the history.`,
+      buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Remove tag' })]
+    });
+    if (!result.button.accept) {
+      return;
+    }
+    try {
+      await target.client.untag(name);
+      await this.refresh();
+    } catch (error) {
+      void showErrorMessage('Remove tag', (error as Error).message);
+    }
+  }
+
   private async _restore(version: IVersion): Promise<void> {
     const target = this._target;
     if (!target) {
@@ -246,6 +295,8 @@ export class HistoryPanel extends Widget {
   private _shown: IVersion[] = [];
   private _total = 0;
   private _generation = 0;
+  private _loading = false;
+  private _observer: IntersectionObserver | null = null;
   private _header: HTMLElement;
   private _list: HTMLElement;
   private _more: HTMLButtonElement;

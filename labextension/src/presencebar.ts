@@ -17,7 +17,16 @@ import {
   statusChip,
   tooltipOf
 } from './presence';
-import { AWARENESS_FIELD, RAW_READ_ONLY, RAW_ROLE, RAW_VERSIONS_CHANGED, Role, ServiceMessage } from './protocol';
+import {
+  AWARENESS_FIELD,
+  RAW_READ_ONLY,
+  RAW_ROLE,
+  RAW_VERSIONS_CHANGED,
+  READ_ONLY_STATE,
+  readOnlyFromState,
+  Role,
+  ServiceMessage
+} from './protocol';
 import { RoomChannel } from './room';
 
 /** A minimal y-protocols Awareness. */
@@ -46,7 +55,10 @@ export class PresenceBar extends Widget {
     channel.message.connect(this._onMessage, this);
     const awareness = this._awareness();
     awareness?.on('change', this._onAwareness);
+    const shared = panel.context.model.sharedModel;
+    shared.changed.connect(this._onSharedChange, this);
     void panel.context.ready.then(() => {
+      this._readStateReason();
       if (this._role === null) {
         this._setRole(panel.context.contentsModel?.writable === false ? 'viewer' : 'editor');
       }
@@ -107,6 +119,20 @@ export class PresenceBar extends Widget {
       this.onVersionsChanged?.();
     }
     this._update();
+  }
+
+  private _readStateReason(): void {
+    const reason = readOnlyFromState(this.panel.context.model.sharedModel.getState(READ_ONLY_STATE));
+    if (reason !== undefined) {
+      this._lockedReason = reason;
+    }
+  }
+
+  private _onSharedChange(_: unknown, change: any): void {
+    if (Array.isArray(change?.stateChange) && change.stateChange.some((c: any) => c?.name === READ_ONLY_STATE)) {
+      this._readStateReason();
+      this._update();
+    }
   }
 
   private _onAwareness = (): void => {

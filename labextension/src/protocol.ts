@@ -20,6 +20,15 @@ export const RAW_ROLE = 'cs3collab:role';
 export const RAW_READ_ONLY = 'cs3collab:read-only';
 export const RAW_SAVED = 'cs3collab:saved';
 export const RAW_VERSIONS_CHANGED = 'cs3collab:versions-changed';
+/** Key of the document's `state` map where the service keeps why the room is
+ * read-only for everyone ("locked by <app> (<user>)", "" when it is not): it
+ * comes with the sync, so a tab that missed the RAW message still knows. */
+export const READ_ONLY_STATE = 'cs3collab:readOnly';
+
+/** The room-wide read-only reason from the document's state value, if it says. */
+export function readOnlyFromState(value: unknown): string | null | undefined {
+  return typeof value === 'string' ? value || null : undefined;
+}
 
 export type Role = 'editor' | 'viewer';
 

@@ -90,7 +90,9 @@ export class RoomChannel {
       provider.on('status', this._onStatus);
       provider.on('connection-close', this._onClose);
       this._closeReason = null;
-      this._setState(provider.wsconnected ? 'connected' : this._everConnected ? 'reconnecting' : 'connecting');
+      const state = provider.wsconnected ? 'connected' : this._everConnected ? 'reconnecting' : 'connecting';
+      // a new provider (a "Retry") starts afresh, even after a fatal close
+      this._setState(state, this._state === 'disconnected');
       this._attachSocket();
     }
   }
@@ -132,8 +134,10 @@ export class RoomChannel {
     if (state === 'connected') {
       this._everConnected = true;
     }
-    if (this._state === 'disconnected' && !force && state !== 'connected') {
-      return; // a fatal close stays shown while y-websocket keeps trying
+    if (this._state === 'disconnected' && !force) {
+      // a fatal close stays shown while y-websocket keeps trying: its sockets
+      // may open before the service refuses them, which is no reconnection
+      return;
     }
     if (state !== this._state || force) {
       this._state = state;
@@ -144,8 +148,10 @@ export class RoomChannel {
   private _onStatus = (event: { status: string }): void => {
     this._attachSocket();
     if (event.status === 'connected') {
-      this._closeReason = null;
-      this._setState('connected', true);
+      if (this._state !== 'disconnected') {
+        this._closeReason = null;
+      }
+      this._setState('connected');
     } else if (event.status === 'connecting' || event.status === 'disconnected') {
       this._setState(this._everConnected ? 'reconnecting' : 'connecting');
     }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { CloseCode, describeClose, isFatalClose, parseServiceMessage } from '../src/protocol';
+import { CloseCode, describeClose, isFatalClose, parseServiceMessage, readOnlyFromState } from '../src/protocol';
 
 /** A RAW frame as cs3collab/service/protocol.py raw_json_message builds it. */
 function raw(payload: unknown, type = 2): Uint8Array {
@@ -79,5 +79,18 @@ describe('describeClose', () => {
     expect(isFatalClose(1003)).toBe(true);
     expect(isFatalClose(1011)).toBe(false);
     expect(isFatalClose(1006)).toBe(false);
+  });
+});
+
+describe('readOnlyFromState', () => {
+  it('reads the room-wide reason the service keeps in the document state', () => {
+    expect(readOnlyFromState('locked by wopi (Albert Einstein)')).toBe('locked by wopi (Albert Einstein)');
+  });
+  it('takes an empty string as "not read-only"', () => {
+    expect(readOnlyFromState('')).toBeNull();
+  });
+  it('says nothing when the state has no such key (another server)', () => {
+    expect(readOnlyFromState(undefined)).toBeUndefined();
+    expect(readOnlyFromState(3)).toBeUndefined();
   });
 });

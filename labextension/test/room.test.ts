@@ -41,6 +41,17 @@ describe('RoomChannel', () => {
     provider.emit('status', { status: 'disconnected' });
     expect(states).toEqual(['connected', 'reconnecting', 'connected', 'disconnected']);
     expect(channel.closeReason).toBe('share revoked');
+    // y-websocket goes on trying; a socket that opens before the service refuses it changes nothing
+    provider.emit('status', { status: 'connected' });
+    provider.emit('connection-close', { code: 4404, reason: 'not found' });
+    provider.emit('status', { status: 'disconnected' });
+    expect(channel.state).toBe('disconnected');
+    expect(states).toEqual(['connected', 'reconnecting', 'connected', 'disconnected']);
+    // a new provider (the stock "Retry") starts afresh
+    const retried = new FakeProvider();
+    channel.rebind(retried);
+    retried.emit('status', { status: 'connected' });
+    expect(channel.state).toBe('connected');
   });
 
   it('emits the service messages of the current socket, and of the next one after a reconnect', () => {

@@ -13,6 +13,9 @@ import nbformat
 import pytest
 
 from cs3collab.cs3 import Locked
+from pycrdt import Map
+
+from cs3collab.service.storage import READ_ONLY_STATE
 from tests.service.conftest import start_service
 from tests.service.rtc import (
     file_sources,
@@ -34,6 +37,10 @@ async def barrier(client, marker: str) -> None:
     await client.channel.wait_awareness(lambda states: {"barrier": marker} in states.values())
 
 
+def read_only_state(client) -> str | None:
+    return client.doc.get("state", type=Map).get(READ_ONLY_STATE)
+
+
 async def test_foreign_lock_gives_a_read_only_room_until_unlocked(svc, einstein, notebook):
     path = await notebook("locked = True")
     await einstein.locks.set(path, lock_id="wopi-lock-1", app_name="wopi", lifetime=60)
@@ -43,6 +50,8 @@ async def test_foreign_lock_gives_a_read_only_room_until_unlocked(svc, einstein,
         notice = await typist.channel.wait_raw(lambda m: m.get("type") in ("cs3collab:role", "cs3collab:read-only"))
         holder = notice.get("readOnly") or notice.get("reason")
         assert holder == "locked by wopi (Albert Einstein)", notice  # the holder by name, not by id
+        # a tab that missed the message reads it in the document's state, synced with the content
+        assert read_only_state(typist) == "locked by wopi (Albert Einstein)"
 
         state = typist.doc.get_state()
         type_text(typist, 0, "  # dropped")
@@ -56,6 +65,7 @@ async def test_foreign_lock_gives_a_read_only_room_until_unlocked(svc, einstein,
         await einstein.locks.unlock(path, lock_id="wopi-lock-1", app_name="wopi")
         # the room's poll notices, tells everyone, and takes edits again
         await other.channel.wait_raw(lambda m: m == {"type": "cs3collab:read-only", "reason": None})
+        await wait_for(other.doc, lambda: read_only_state(other) == "")
         type_text(other, 0, "  # after unlock")
         await wait_for(typist.doc, lambda: "after unlock" in sources(typist)[0])
         saved = await saved_containing(einstein, path, "after unlock")

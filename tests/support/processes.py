@@ -132,9 +132,12 @@ class Service:
 
 
 @contextlib.asynccontextmanager
-async def service(gateway: str, state_dir: Path, *, extra: tuple[str, ...] = ()) -> AsyncIterator[Service]:
-    """The collaboration service as a real process on a free loopback port."""
+async def service(
+    gateway: str, state_dir: Path, *, extra: tuple[str, ...] = (), port: int = 0
+) -> AsyncIterator[Service]:
+    """The collaboration service as a real process on a loopback port (0: a free one;
+    a port of an earlier run's brings a killed service back where its clients look)."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    args = cs3collab_command("serve", f"--gateway={gateway}", f"--state-dir={state_dir}", "--port=0", *extra)
+    args = cs3collab_command("serve", f"--gateway={gateway}", f"--state-dir={state_dir}", f"--port={port}", *extra)
     async with run_process(args, SERVICE_READY) as running:
         yield Service(running.ready["url"], state_dir, running)
