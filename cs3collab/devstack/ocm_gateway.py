@@ -25,7 +25,7 @@ from .errors import Unimplemented
 from .gateway import Gateway
 from .ocm_http import ocm_http_rules
 from .ocm_inbox import OCMInbox
-from .ocm_model import SCOPE_KIND, ocm_scope_allows
+from .ocm_model import ROLE_EDITOR, SCOPE_KIND, ocm_scope_allows
 from .ocm_peers import OCMSender, PeerSite, TrustedPeers
 from .ocm_service import OCMConfig, OCMShares
 from .ocm_store import create_tables
@@ -89,7 +89,7 @@ class OCMGateway(Gateway):
     async def UpdateOCMShare(self, request, context):
         async def work(caller):
             await self._shares().update(request.ref, list(request.field), caller.user)
-            return {}
+            return {}  # UpdateOCMShareResponse carries no share
         return await self.respond("UpdateOCMShare", ocm_api.UpdateOCMShareResponse, _ref(request.ref), work)
 
     async def ListReceivedOCMShares(self, request, context):
@@ -149,6 +149,10 @@ async def install_ocm(site: "DevstackSite", settings: OCMSettings) -> None:
     site.gateway.ocm_inbox = OCMInbox(config, site.store, peers, site.users, sender)
     site.add_unprotected(f"/{GATEWAY_SERVICE}/GetOCMShareByToken")
     site.auth_providers.register("ocmshares", site.gateway.ocm_shares.authenticate)
-    site.add_scope_rule(SCOPE_KIND, lambda scope, method: ocm_scope_allows(scope.role, method))
+    # The role a token was minted with may be out of date (UpdateOCMShare): the
+    # method gate lets through what the widest OCM role may call, and what the
+    # caller may do to a resource is decided by the share's current role
+    # (access.SCOPE_CHECKS, on the store thread).
+    site.add_scope_rule(SCOPE_KIND, lambda scope, method: ocm_scope_allows(ROLE_EDITOR, method))
     site.add_http_routes(*ocm_http_rules(config, site.gateway.ocm_inbox))
     site.add_cleanup(sender.aclose)
