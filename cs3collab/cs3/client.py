@@ -8,8 +8,8 @@ allow it, authenticates again by itself when the token expires.
 
 The operations are grouped by what they act on, each in its own module:
 ``session.files`` (namespace and transfers), ``session.versions``,
-``session.locks``, ``session.metadata``, ``session.shares``, ``session.ocm``
-and ``session.users``.
+``session.locks``, ``session.metadata``, ``session.shares``, ``session.ocm``,
+``session.users``, ``session.groups`` and ``session.invites``.
 
 Usage::
 
@@ -238,6 +238,8 @@ class Session:
         credentials: Credentials | None,
     ) -> None:
         from cs3collab.cs3.files import FilesAPI
+        from cs3collab.cs3.groups import GroupsAPI
+        from cs3collab.cs3.invites import InvitesAPI
         from cs3collab.cs3.locks import LocksAPI
         from cs3collab.cs3.metadata import MetadataAPI
         from cs3collab.cs3.ocm import OCMAPI
@@ -257,6 +259,8 @@ class Session:
         self.shares = SharesAPI(self)
         self.ocm = OCMAPI(self)
         self.users = UsersAPI(self)
+        self.groups = GroupsAPI(self)
+        self.invites = InvitesAPI(self)
 
     @property
     def token(self) -> str:

@@ -67,6 +67,37 @@ class OCMAPI:
         )
         return reply.share
 
+    async def update_share(self, share_id: str, role: str) -> ocm.Share:
+        """Change the role of an OCM share; returns the updated share.
+
+        UpdateOCMShare changes access methods in place, one per kind, as
+        Reva's share repository does: so the share is read first and each of
+        its WebDAV and webapp methods is sent back with the role's
+        permissions. The grantee's sessions get the new role at their next call.
+        """
+        share = await self.get_share(share_id)
+        permissions = permissions_for(role)
+        fields = []
+        for method in share.access_methods:
+            kind = method.WhichOneof("term")
+            if kind == "webdav_options":
+                new = ocm.AccessMethod(webdav_options=ocm.WebDAVAccessMethod(permissions=permissions))
+            elif kind == "webapp_options":
+                new = ocm.AccessMethod(webapp_options=ocm.WebappAccessMethod(
+                    permissions=permissions, app_name=method.webapp_options.app_name))
+            else:
+                continue
+            fields.append(ocm_api.UpdateOCMShareRequest.UpdateField(access_methods=new))
+        request = ocm_api.UpdateOCMShareRequest(
+            ref=ocm.ShareReference(id=ocm.ShareId(opaque_id=share_id)), field=fields)
+        await self._session.call("UpdateOCMShare", request, target=f"OCM share {share_id}")
+        return await self.get_share(share_id)
+
+    async def get_share(self, share_id: str) -> ocm.Share:
+        request = ocm_api.GetOCMShareRequest(ref=ocm.ShareReference(id=ocm.ShareId(opaque_id=share_id)))
+        reply = await self._session.call("GetOCMShare", request, target=f"OCM share {share_id}")
+        return reply.share
+
     async def list_shares(self) -> list[ocm.Share]:
         reply = await self._session.call("ListOCMShares", ocm_api.ListOCMSharesRequest(), target="OCM shares")
         return list(reply.shares)

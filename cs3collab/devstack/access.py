@@ -14,7 +14,9 @@
   has its scopes' roles below its scoped resources; a scope that must still
   be backed by something stored here (an ``ocmshare:<id>`` scope: the share
   must be active and unexpired) is checked in the same transaction each
-  time it is used (``SCOPE_CHECKS``), so revoking works at once.
+  time it is used (``SCOPE_CHECKS``), so revoking works at once; that check
+  also gives the role the scope has now (an OCM share's current role), so a
+  changed role applies to tokens minted before.
 - Locks expire lazily: an expired lock is removed when next read, as
   decomposedfs' ``ReadLock`` does (pkg/storage/utils/decomposedfs/node/locks.go).
 """
@@ -33,6 +35,7 @@ from cs3.types.v1beta1 import types_pb2
 
 from . import permissions as P
 from .errors import Aborted, InvalidArgument, Locked, NotFound, PreconditionFailed
+from .ocm_model import AUTH_ROLES
 from .ocm_store import check_share_scope
 from .store import HOMES_ID, ROOT_ID, Node, Tree, user_key
 from .tokens import Identity
@@ -64,18 +67,25 @@ class Access:
 
 
 # scope kind (name before ":") → check(tree, rest of the name), raising
-# Unauthenticated when what granted the scope is gone.
+# Unauthenticated when what granted the scope is gone, and returning the role
+# (auth ROLE_*) the scope grants now, or None to keep the role it was minted with.
 SCOPE_CHECKS = {
-    "ocmshare": lambda tree, share_id: check_share_scope(tree.conn, share_id),
+    "ocmshare": lambda tree, share_id: AUTH_ROLES[check_share_scope(tree.conn, share_id)],
 }
 
 
-def check_scopes(tree: Tree, caller: Identity) -> None:
+def check_scopes(tree: Tree, caller: Identity) -> dict[str, int]:
+    """Run the checks of the caller's scopes; scope name → current role for
+    the scopes whose check names one."""
+    current = {}
     for name in caller.scopes:
         kind, _, ref = name.partition(":")
         check = SCOPE_CHECKS.get(kind)
         if check is not None:
-            check(tree, ref)
+            role = check(tree, ref)
+            if role is not None:
+                current[name] = role
+    return current
 
 
 def grantee_keys(caller: Identity) -> list[str]:
@@ -161,11 +171,12 @@ def access(tree: Tree, caller: Identity, node: Node) -> Access:
     """The caller's permissions on ``node`` (see module docstring)."""
     chain = tree.ancestors(node)
     ids = [n.id for n in chain]
-    roots = caller.restricted_roots()
+    roots = caller.scoped_roots()
     if roots is not None:
-        check_scopes(tree, caller)
+        current = check_scopes(tree, caller)
         perms, via = P.NONE, None
-        for root_id, role in roots:
+        for name, root_id, minted in roots:
+            role = current.get(name, minted)
             if root_id in ids:
                 perms |= P.role_perms(role)
                 if via is None or ids.index(root_id) < ids.index(via):

@@ -16,6 +16,7 @@ from typing import Any, Awaitable, Callable
 from cs3.gateway.v1beta1 import gateway_api_pb2 as gw
 from cs3.gateway.v1beta1 import gateway_api_pb2_grpc as gw_grpc
 from cs3.gateway.v1beta1 import resources_pb2 as gw_res
+from cs3.identity.group.v1beta1 import group_api_pb2 as group_api
 from cs3.identity.user.v1beta1 import resources_pb2 as user_res
 from cs3.identity.user.v1beta1 import user_api_pb2 as user_api
 from cs3.rpc.v1beta1 import code_pb2, status_pb2
@@ -23,6 +24,7 @@ from cs3.storage.provider.v1beta1 import provider_api_pb2 as sp_api
 
 from . import content, errors, locks, namespace
 from .auth import AuthProviders, current_identity
+from .groups import GroupDirectory
 from .sharing import SharingHandlers
 from .store import Store
 from .tokens import Identity, TokenManager
@@ -87,6 +89,7 @@ class Gateway(SharingHandlers, gw_grpc.GatewayAPIServicer):
                  auth_providers: AuthProviders) -> None:
         self.store = store
         self.users = users
+        self.groups = GroupDirectory(users)
         self.tokens = tokens
         self.auth_providers = auth_providers
         self.data_url = ""  # set by the site once the HTTP server is bound
@@ -153,6 +156,37 @@ class Gateway(SharingHandlers, gw_grpc.GatewayAPIServicer):
             found = self.users.find(queries[0], types[0] if types else None, request.skip_fetching_user_groups)
             return {"users": found}
         return await self.respond("FindUsers", user_api.FindUsersResponse, "-", work)
+
+    # -- groups (Reva's gateway groupprovider.go + pkg/group/manager/json) ---------
+
+    async def FindGroups(self, request, context):
+        async def work(_):
+            F = group_api.Filter
+            queries = [f.query for f in request.filters if f.type == F.TYPE_QUERY]
+            if not queries:
+                raise errors.InvalidArgument("FindGroups needs a filter of type TYPE_QUERY")
+            types = [f.grouptype for f in request.filters if f.type == F.TYPE_GROUPTYPE]
+            found = self.groups.find(queries[0], types[0] if types else None, request.skip_fetching_members)
+            return {"groups": found}
+        return await self.respond("FindGroups", group_api.FindGroupsResponse, "-", work)
+
+    async def GetGroup(self, request, context):
+        async def work(_):
+            return {"group": self.groups.get(request.group_id, request.skip_fetching_members)}
+        return await self.respond("GetGroup", group_api.GetGroupResponse,
+                                  f"group={request.group_id.opaque_id}", work)
+
+    async def GetGroupByClaim(self, request, context):
+        async def work(_):
+            return {"group": self.groups.get_by_claim(request.claim, request.value, request.skip_fetching_members)}
+        return await self.respond("GetGroupByClaim", group_api.GetGroupByClaimResponse,
+                                  f"{request.claim}={request.value}", work)
+
+    async def GetMembers(self, request, context):
+        async def work(_):
+            return {"members": self.groups.members(request.group_id)}
+        return await self.respond("GetMembers", group_api.GetMembersResponse,
+                                  f"group={request.group_id.opaque_id}", work)
 
     async def GetHome(self, request, context):
         async def work(caller):

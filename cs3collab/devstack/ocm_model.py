@@ -41,7 +41,7 @@ AUTH_ROLES = {ROLE_VIEWER: auth_res.ROLE_VIEWER, ROLE_EDITOR: auth_res.ROLE_EDIT
 
 # gRPC methods an ``ocmshares`` token may call, after Reva pkg/auth/scope/
 # ocmshare.go ``ocmShareScope``; which resources it reaches is then decided by
-# the scope's resource and role (access.py). ListFileVersions is not in Reva's
+# the scope's resource and the share's current role (access.py). ListFileVersions is not in Reva's
 # OCM scope; we add it because cs3collab browses the history of shared notebooks.
 OCM_SCOPE_METHODS = {
     ROLE_VIEWER: frozenset({

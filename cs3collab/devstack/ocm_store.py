@@ -54,13 +54,16 @@ def create_tables(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
-def check_share_scope(conn: sqlite3.Connection, share_id: str) -> None:
+def check_share_scope(conn: sqlite3.Connection, share_id: str) -> str:
     """The per-call check of an ``ocmshare:<id>`` token scope: the share must
-    still be active and unexpired, else Unauthenticated."""
-    row = conn.execute(f"SELECT 1 FROM ocm_sent_shares WHERE id = ? AND state = 'active' AND {_UNEXPIRED}",
+    still be active and unexpired, else Unauthenticated. Returns the share's
+    role *now* (viewer or editor): the one place that decides what an OCM
+    token may do, so ``UpdateOCMShare`` changes live sessions at once."""
+    row = conn.execute(f"SELECT role FROM ocm_sent_shares WHERE id = ? AND state = 'active' AND {_UNEXPIRED}",
                        (share_id, int(time.time()))).fetchone()
     if row is None:
         raise Unauthenticated("the OCM share of this token was removed or has expired")
+    return row[0]
 
 
 @dataclass
@@ -188,6 +191,19 @@ class OCMStore:
         self._db.execute("UPDATE ocm_sent_shares SET expiration = ?, mtime = ?, share = ? WHERE id = ?",
                          (expiration or None, time.time(), rec.share.SerializeToString(), share_id))
         return True
+
+    def update_sent_access(self, share_id: str, methods: list[ocm_res.AccessMethod], role: str) -> SentShare | None:
+        """Replace the access methods (and so the role) of an active share."""
+        rec = self.get_sent(share_id)
+        if rec is None:
+            return None
+        del rec.share.access_methods[:]
+        rec.share.access_methods.extend(methods)
+        rec.share.mtime.CopyFrom(now_ts())
+        rec.role = role
+        self._db.execute("UPDATE ocm_sent_shares SET role = ?, mtime = ?, share = ? WHERE id = ?",
+                         (role, time.time(), rec.share.SerializeToString(), share_id))
+        return rec
 
     # -- received shares -------------------------------------------------------------
 

@@ -99,13 +99,19 @@ class Identity:
         """None for an owner-scoped token; otherwise the (node id, role) pairs
         the token may reach. A scope whose resource names no resource id
         grants nothing."""
+        named = self.scoped_roots()
+        return None if named is None else [(node_id, role) for _, node_id, role in named]
+
+    def scoped_roots(self) -> list[tuple[str, str, int]] | None:
+        """As ``restricted_roots``, with the scope name first: (scope name,
+        node id, role as minted)."""
         if any(s.role == auth_res.ROLE_OWNER for s in self.scopes.values()):
             return None
         roots = []
-        for scope in self.scopes.values():
+        for name, scope in self.scopes.items():
             rid = _scope_resource_id(scope)
             if rid is not None:
-                roots.append((rid.opaque_id, scope.role))
+                roots.append((name, rid.opaque_id, scope.role))
         return roots
 
 

@@ -163,3 +163,62 @@ async def test_refused_shares(sites, einstein):
     with pytest.raises(InvalidArgument, match="provider not trusted: unknown.test"):
         await einstein.ocm.create_share(nb.id, federated_user("marie", "unknown.test"), VIEWER)
     assert [s for s in await einstein.ocm.list_shares() if s.resource_id == nb.id] == []
+
+
+async def test_role_change_reaches_a_live_session_and_site_b(sites, einstein, marie_b):
+    client_a, _ = sites
+    nb, _ = await new_notebook(einstein)
+    share = await einstein.ocm.create_share(nb.id, federated_user("marie", "cesnet.test"), VIEWER)
+    [rs] = await received(marie_b, share.id.opaque_id)
+    _, secret = webdav_secret(rs)
+    fed = await client_a.ocm_login(share.id.opaque_id, secret)
+    with pytest.raises(PermissionDenied):
+        await fed.files.upload(nb.id, b"not yet")
+
+    updated = await einstein.ocm.update_share(share.id.opaque_id, EDITOR)
+    assert updated.id == share.id and updated.token == share.token
+    assert {m.WhichOneof("term") for m in updated.access_methods} == {"webdav_options", "webapp_options"}
+    assert all(m.webdav_options.permissions.initiate_file_upload for m in updated.access_methods
+               if m.HasField("webdav_options"))
+    # the session logged in as a viewer is an editor from its next call on
+    assert role_of((await fed.files.stat(nb.id)).permission_set) == EDITOR
+    await fed.files.upload(nb.id, NOTEBOOK + b" ")
+    assert await einstein.files.download(nb.id) == NOTEBOOK + b" "
+    # B got the share again: its user sees write permission on the same received share
+    [again] = await received(marie_b, share.id.opaque_id)
+    assert again.id == rs.id
+    dav = next(p.webdav_options for p in again.protocols if p.HasField("webdav_options"))
+    webapp = next(p.webapp_options for p in again.protocols if p.HasField("webapp_options"))
+    assert dav.permissions.permissions.initiate_file_upload and webapp.share_permissions.initiate_file_upload
+
+    await einstein.ocm.update_share(share.id.opaque_id, VIEWER)
+    assert role_of((await fed.files.stat(nb.id)).permission_set) == VIEWER
+    with pytest.raises(PermissionDenied):
+        await fed.files.upload(nb.id, b"no longer")
+    [again] = await received(marie_b, share.id.opaque_id)
+    dav = next(p.webdav_options for p in again.protocols if p.HasField("webdav_options"))
+    assert not dav.permissions.permissions.initiate_file_upload
+    await einstein.ocm.remove_share(share.id.opaque_id)
+
+
+async def test_role_change_refusals(sites, einstein):
+    client_a, _ = sites
+    nb, _ = await new_notebook(einstein)
+    share = await einstein.ocm.create_share(nb.id, federated_user("marie", "cesnet.test"), VIEWER, webapp=False)
+    ref = ocm.ShareReference(id=share.id)
+    richard = await client_a.login("richard", PASSWORDS["richard"])
+    with pytest.raises(NotFound):  # not the owner's or creator's
+        await richard.ocm.update_share(share.id.opaque_id, EDITOR)
+    with pytest.raises(NotFound):
+        await einstein.ocm.update_share("no-such-share", EDITOR)
+    webapp = ocm.AccessMethod(webapp_options=ocm.WebappAccessMethod(app_name="cs3collab"))
+    nothing = ocm.AccessMethod(webdav_options=ocm.WebDAVAccessMethod())
+    for method, message in ((webapp, "no webapp_options access method"), (nothing, "neither read nor write")):
+        with pytest.raises(InvalidArgument, match=message):
+            await einstein.call("UpdateOCMShare", ocm_api.UpdateOCMShareRequest(
+                ref=ref, field=[ocm_api.UpdateOCMShareRequest.UpdateField(access_methods=method)]))
+    # a share without the webapp method is updated through its WebDAV method only
+    updated = await einstein.ocm.update_share(share.id.opaque_id, EDITOR)
+    assert [m.WhichOneof("term") for m in updated.access_methods] == ["webdav_options"]
+    assert role_of(updated.access_methods[0].webdav_options.permissions) == EDITOR
+    await einstein.ocm.remove_share(share.id.opaque_id)
