@@ -160,6 +160,10 @@ async def test_diff_shows_the_changed_and_the_added_cell(tabs, stack, screenshot
     await expect(changed).to_be_visible()
     await screenshot(einstein, "diff-hide-unchanged")
 
+    # nbdime's own server extension (local-disk and git diffs) is off, as the demo starts JupyterLab
+    lab = stack.labs["einstein"]
+    nbdime_api = await page.request.get(f"{lab.url}/nbdime/api/isgit?path=analysis.ipynb&token={lab.token}")
+    assert nbdime_api.status == 404
     # the extension and nbdime's widgets loaded without errors in the page
     problems = [m for m in einstein.console if m.startswith("[pageerror]") or (
         m.startswith("[error]") and any(word in m.lower() for word in ("cs3collab", "nbdime", "codemirror")))]

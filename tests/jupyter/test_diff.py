@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+import shutil
 from urllib.parse import quote
 
 import nbdime
 import nbformat
 import pytest
+from jupyter_server.extension.config import ExtensionConfigManager
 from nbdime.diff_format import DiffEntry
 
-from tests.jupyter.conftest_bridge import bridge_svc, jupyter_with_cs3collab  # noqa: F401 - fixtures
+from tests.jupyter.conftest_bridge import EXTENSION_CONFIG, bridge_svc, jupyter_with_cs3collab  # noqa: F401 - fixtures
 from tests.service.rtc import put_notebook
 
 MAX_DIFF_SIZE = 64 * 1024
@@ -125,3 +128,26 @@ async def test_diff_needs_jupyter_auth(diff_server, einstein, workdir):
     async with diff_server.client(token=False) as http:
         answer = await http.post("api/cs3collab/diff", json={"path": "a.ipynb", "version": "k", "current": {}})
     assert answer.status_code == 403
+
+
+def test_installed_config_turns_nbdimes_server_extension_off(tmp_path):
+    """Installing nbdime enables its server extension (local-disk and git
+    diffs, not CS3's); where pip installs ours next to it, ours wins
+    (docs/labextension.md, "Diff")."""
+    folder = tmp_path / "jupyter_server_config.d"
+    folder.mkdir()
+    # what nbdime 4 installs, and ours, side by side in sys.prefix/etc/jupyter
+    (folder / "nbdime.json").write_text(json.dumps({"ServerApp": {"jpserver_extensions": {"nbdime": True}}}))
+    shutil.copy(EXTENSION_CONFIG, folder / EXTENSION_CONFIG.name)
+    extensions = ExtensionConfigManager(read_config_path=[str(tmp_path)]).get_jpserver_extensions()
+    assert extensions["nbdime"] is False
+    assert extensions["cs3collab.jupyter"] is True
+
+
+async def test_nbdimes_lab_extension_is_off_where_ours_is_installed(diff_server):
+    async with diff_server.client() as http:
+        lab = await http.get("lab")
+    assert lab.status_code == 200
+    page_config = json.loads(re.search(r'id="jupyter-config-data"[^>]*>(.*?)</script>', lab.text, re.S).group(1))
+    assert "nbdime-jupyterlab" in page_config["disabledExtensions"]
+    assert "@cs3collab/labextension" in [e["name"] for e in page_config["federated_extensions"]]
