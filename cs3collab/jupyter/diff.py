@@ -32,7 +32,7 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
-from cs3collab.jupyter.versions_proxy import VersionsProxy, _refusal, service_message
+from cs3collab.jupyter.versions_proxy import VersionsProxy, proxy_refusal, service_message
 
 DIFF_ROUTE = r"/api/cs3collab/diff"
 
@@ -116,7 +116,7 @@ class NotebookDiffer:
         try:
             response = await self.proxy.forward("GET", tail, "type=notebook", None)
         except Exception as exc:  # noqa: BLE001 - answered as JSON by APIHandler.write_error
-            raise _refusal(exc) from exc
+            raise proxy_refusal(exc) from exc
         if response.status_code >= 400:
             words = service_message(response.content) or f"the collaboration service answered {response.status_code}"
             if response.status_code == 404:

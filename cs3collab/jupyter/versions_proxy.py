@@ -117,7 +117,7 @@ class VersionsProxy:
             body = json.dumps({"format": fmt, "type": doc_type}).encode()
             status, answer = await self.bridge.open_session(reference, body)
         except Exception as exc:  # noqa: BLE001 - answered as JSON by APIHandler.write_error
-            raise _refusal(exc) from exc
+            raise proxy_refusal(exc) from exc
         if status >= 400:
             raise web.HTTPError(status, service_message(answer) or f"the collaboration service answered {status}")
         return json.loads(answer)["fileId"]
@@ -128,7 +128,7 @@ class VersionsProxy:
             self._http = None
 
 
-def _refusal(exc: BaseException) -> web.HTTPError:
+def proxy_refusal(exc: BaseException) -> web.HTTPError:
     """What went wrong, as the Jupyter API's HTTP error (answered as JSON by
     APIHandler): the bridge's translation, except that a server without a
     CS3 session is a 403 here (the panel is not a login)."""
@@ -176,7 +176,7 @@ class VersionsProxyHandler(APIHandler):
         try:
             response = await self.proxy.forward(method, self._tail(), self.request.query, body)
         except Exception as exc:  # noqa: BLE001 - answered as JSON by APIHandler.write_error
-            raise _refusal(exc) from exc
+            raise proxy_refusal(exc) from exc
         self.set_status(response.status_code)
         for name in FORWARDED_RESPONSE_HEADERS:
             if name in response.headers:
