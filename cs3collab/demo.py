@@ -182,6 +182,8 @@ def jupyter_command(user: str, token: str, gateway: str, service_url: str, root:
         "--ServerApp.ip=127.0.0.1", "--ServerApp.port=0", f"--ServerApp.root_dir={root}",
         f"--IdentityProvider.token={token}",
         "--ServerApp.jpserver_extensions=cs3collab.jupyter=True",
+        # as zz_cs3collab.json does where the package is installed (docs/labextension.md, "Diff")
+        "--ServerApp.jpserver_extensions=nbdime=False",
         f"--CS3CollabConnection.gateway={gateway}",
         f"--CS3CollabConnection.username={user}", f"--CS3CollabConnection.password={DEMO_USERS[user]}",
         f"--CS3CollabExtension.service_url={service_url}",

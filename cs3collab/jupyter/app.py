@@ -34,6 +34,7 @@ from traitlets.config import TraitError
 
 from cs3collab.jupyter.bridge import CollaborationBridge, bridge_handlers
 from cs3collab.jupyter.connection import CS3CollabConnection
+from cs3collab.jupyter.diff import NotebookDiffer, diff_handlers
 from cs3collab.jupyter.versions_proxy import VersionsProxy, versions_handlers
 
 CONTENTS_MANAGER_CLASS = "cs3collab.jupyter.contents.CS3ContentsManager"
@@ -99,6 +100,12 @@ class CS3CollabExtension(ExtensionApp):
         help="Largest WebSocket frame relayed, in bytes, either way (default 128 MiB); the service "
         "applies its own, usually lower, limit.",
     ).tag(config=True)
+    max_diff_size = Int(
+        32 * 1024 * 1024,
+        help="Largest notebook a version diff compares, in bytes (default 32 MiB): the request of "
+        "POST /api/cs3collab/diff (the live notebook the browser sends) and the version fetched for it. "
+        "Larger ones are refused with 413.",
+    ).tag(config=True)
 
     connection = Instance(CS3CollabConnection, allow_none=True)
     bridge = Instance(CollaborationBridge, allow_none=True)
@@ -112,7 +119,7 @@ class CS3CollabExtension(ExtensionApp):
             raise TraitError(f"CS3CollabExtension.service_url must be an http(s) URL, got {url!r}")
         return url
 
-    @validate("connect_timeout", "request_timeout", "max_message_size")
+    @validate("connect_timeout", "request_timeout", "max_message_size", "max_diff_size")
     def _validate_positive(self, proposal):
         if proposal["value"] <= 0:
             raise TraitError(f"CS3CollabExtension.{proposal['trait'].name} must be positive")
@@ -162,6 +169,8 @@ class CS3CollabExtension(ExtensionApp):
         self.handlers.extend(bridge_handlers(self.bridge))
         self.versions_proxy = VersionsProxy(self.bridge)  # the labextension's history panel
         self.handlers.extend(versions_handlers(self.versions_proxy))
+        # the history panel's "Diff": a version against the live notebook
+        self.handlers.extend(diff_handlers(NotebookDiffer(self.versions_proxy, max_size=self.max_diff_size)))
 
     async def _start_jupyter_server_extension(self, serverapp) -> None:
         if self.service_url or not self.embedded_service:

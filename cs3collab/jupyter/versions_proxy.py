@@ -52,6 +52,15 @@ def _checked_tail(tail: str) -> str:
     return tail
 
 
+def service_message(body: bytes) -> str:
+    """The ``message`` of a service error answer (``{"error", "message"}``), or ""."""
+    try:
+        message = json.loads(body).get("message", "")
+    except (ValueError, AttributeError):
+        return ""
+    return message if isinstance(message, str) else ""
+
+
 class VersionsProxy:
     """Forwards version requests to the collaboration service as the server's CS3 user.
 
@@ -95,13 +104,31 @@ class VersionsProxy:
             return response
         raise AssertionError("unreachable")
 
+    async def file_id(self, contents_manager, path: str, doc_type: str = "notebook") -> str:
+        """The room's fileId of the contents ``path``, asked of the service
+        through the session request the stock frontend makes; what went wrong
+        as the Jupyter API's HTTP error (the service's status and words)."""
+        fmt = "json" if doc_type == "notebook" else "text"
+        try:
+            cs3_reference = getattr(contents_manager, "cs3_reference", None)
+            if cs3_reference is None:
+                raise web.HTTPError(500, f"{type(contents_manager).__name__} cannot name CS3 files")
+            reference = await ensure_async(cs3_reference(path))
+            body = json.dumps({"format": fmt, "type": doc_type}).encode()
+            status, answer = await self.bridge.open_session(reference, body)
+        except Exception as exc:  # noqa: BLE001 - answered as JSON by APIHandler.write_error
+            raise proxy_refusal(exc) from exc
+        if status >= 400:
+            raise web.HTTPError(status, service_message(answer) or f"the collaboration service answered {status}")
+        return json.loads(answer)["fileId"]
+
     async def close(self) -> None:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
 
 
-def _refusal(exc: BaseException) -> web.HTTPError:
+def proxy_refusal(exc: BaseException) -> web.HTTPError:
     """What went wrong, as the Jupyter API's HTTP error (answered as JSON by
     APIHandler): the bridge's translation, except that a server without a
     CS3 session is a 403 here (the panel is not a login)."""
@@ -128,23 +155,8 @@ class FileIdHandler(APIHandler):
             raise web.HTTPError(400, "path is required")
         if doc_type not in ("notebook", "file"):
             raise web.HTTPError(400, "type must be notebook or file")
-        fmt = "json" if doc_type == "notebook" else "text"
-        try:
-            cs3_reference = getattr(self.contents_manager, "cs3_reference", None)
-            if cs3_reference is None:
-                raise web.HTTPError(500, f"{type(self.contents_manager).__name__} cannot name CS3 files")
-            reference = await ensure_async(cs3_reference(path))
-            body = json.dumps({"format": fmt, "type": doc_type}).encode()
-            status, answer = await self.proxy.bridge.open_session(reference, body)
-        except Exception as exc:  # noqa: BLE001 - answered as JSON by APIHandler.write_error
-            raise _refusal(exc) from exc
-        if status >= 400:
-            try:
-                message = json.loads(answer).get("message", "")
-            except (ValueError, AttributeError):
-                message = ""
-            raise web.HTTPError(status, message or f"the collaboration service answered {status}")
-        self.finish({"fileId": json.loads(answer)["fileId"], "path": path})
+        file_id = await self.proxy.file_id(self.contents_manager, path, doc_type)
+        self.finish({"fileId": file_id, "path": path})
 
 
 class VersionsProxyHandler(APIHandler):
@@ -164,7 +176,7 @@ class VersionsProxyHandler(APIHandler):
         try:
             response = await self.proxy.forward(method, self._tail(), self.request.query, body)
         except Exception as exc:  # noqa: BLE001 - answered as JSON by APIHandler.write_error
-            raise _refusal(exc) from exc
+            raise proxy_refusal(exc) from exc
         self.set_status(response.status_code)
         for name in FORWARDED_RESPONSE_HEADERS:
             if name in response.headers:

@@ -1,8 +1,8 @@
 /**
  * The version history panel (right sidebar) of the current notebook: CS3
  * versions newest first with time, authors and tags, more loaded on scroll
- * (or "Load more"), a read-only preview, tagging and untagging, and a live
- * restore for editors.
+ * (or "Load more"), a read-only preview, a diff against the live notebook
+ * (diffview.ts), tagging and untagging, and a live restore for editors.
  */
 
 import { Dialog, showDialog, showErrorMessage } from '@jupyterlab/apputils';
@@ -25,6 +25,8 @@ export interface IHistoryTarget {
   path: string;
   client: VersionsClient;
   role(): Role | null;
+  /** Open the diff of `version` against the live notebook (a main-area widget). */
+  diff(version: IVersion): void;
 }
 
 export class HistoryPanel extends Widget {
@@ -180,6 +182,11 @@ export class HistoryPanel extends Widget {
     const actions = document.createElement('div');
     actions.className = 'cs3collab-VersionActions';
     actions.append(button('Preview', 'cs3collab-Preview', () => void this._preview(version)));
+    if (!version.current) {
+      const diff = button('Diff', 'cs3collab-DiffAction', () => this._target?.diff(version));
+      diff.title = 'Compare this version with the notebook as it is now';
+      actions.append(diff);
+    }
     if (editor) {
       actions.append(button('Tag…', 'cs3collab-TagVersion', () => void this._tag(version.key)));
       if (!version.current) {

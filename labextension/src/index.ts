@@ -1,15 +1,19 @@
 /**
  * @cs3collab/labextension: presence bar and status chip in each notebook's
- * toolbar, and the version history panel in the right sidebar.
+ * toolbar, who is in which cell, the version history panel in the right
+ * sidebar and the diff of a version against the live notebook.
  */
 
 import { ICollaborativeContentProvider } from '@jupyter/collaborative-drive';
 import { ILabShell, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { URLExt } from '@jupyterlab/coreutils';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { ServerConnection } from '@jupyterlab/services';
 import { historyIcon } from '@jupyterlab/ui-components';
 
+import { CellPresence } from './cellpresence';
+import { DiffView } from './diffview';
 import { HistoryPanel } from './historypanel';
 import { PresenceBar } from './presencebar';
 import { providerFor, RoomChannel, yWebsocketOf } from './room';
@@ -29,11 +33,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
   description: 'cs3collab: presence, status and version history of notebooks in CS3',
   autoStart: true,
-  requires: [INotebookTracker],
+  requires: [INotebookTracker, IRenderMimeRegistry],
   optional: [ICollaborativeContentProvider, ILabShell],
   activate: (
     app: JupyterFrontEnd,
     tracker: INotebookTracker,
+    rendermime: IRenderMimeRegistry,
     contentProvider: ICollaborativeContentProvider | null,
     labShell: ILabShell | null
   ) => {
@@ -64,7 +69,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
       history.setTarget({
         path: panel.context.localPath,
         client: clientOf(panel),
-        role: () => bars.get(panel)?.role ?? null
+        role: () => bars.get(panel)?.role ?? null,
+        diff: version => {
+          const view = new DiffView({
+            client: clientOf(panel),
+            version,
+            current: panel.context.model.toJSON(),
+            rendermime
+          });
+          app.shell.add(view, 'main');
+          app.shell.activateById(view.id);
+        }
       });
     };
 
@@ -73,6 +88,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       const bar = new PresenceBar(panel, channel);
       bars.set(panel, bar);
       panel.toolbar.insertAfter('spacer', 'cs3collab-presence', bar);
+      const cells = new CellPresence(panel);
       const rebind = () => {
         const provider = providerFor((contentProvider as any)?.providers, panel.context.model.sharedModel);
         channel.rebind(yWebsocketOf(provider));
@@ -93,6 +109,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       });
       panel.disposed.connect(() => {
         window.clearInterval(timer);
+        cells.dispose();
         bar.dispose();
       });
     });

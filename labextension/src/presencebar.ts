@@ -28,6 +28,7 @@ import {
   ServiceMessage
 } from './protocol';
 import { RoomChannel } from './room';
+import { cellIndexOfCursor } from './cellpresence';
 
 /** A minimal y-protocols Awareness. */
 interface IAwareness {
@@ -181,20 +182,10 @@ export class PresenceBar extends Widget {
   scrollToCursor(participant: IParticipant): boolean {
     const awareness = this._awareness();
     const state = awareness?.getStates().get(participant.cursorClientId);
-    const cursor = Array.isArray(state?.cursors) ? state!.cursors[0] : null;
-    if (!cursor) {
-      return false;
-    }
     const ydoc = (this.panel.context.model.sharedModel as any).ydoc as Y.Doc;
-    let target: Y.AbstractType<any> | null = null;
-    try {
-      const rel = Y.createRelativePositionFromJSON(cursor.head ?? cursor.anchor);
-      target = Y.createAbsolutePositionFromRelativePosition(rel, ydoc)?.type ?? null;
-    } catch {
-      return false;
-    }
     const notebook = this.panel.content;
-    const index = notebook.widgets.findIndex(cell => (cell.model.sharedModel as any).ysource === target);
+    const sources = notebook.widgets.map(cell => (cell.model.sharedModel as any).ysource);
+    const index = cellIndexOfCursor(state, ydoc, sources);
     if (index < 0) {
       return false;
     }

@@ -32,6 +32,12 @@ export interface IRestoreResult {
   changed: boolean;
 }
 
+/** `POST /api/cs3collab/diff`'s answer: the version's notebook and nbdime's diff from it to the live one. */
+export interface INotebookDiff {
+  base: any;
+  diff: any[];
+}
+
 /** How the panel reaches the server: `ServerConnection.makeRequest` in the app, a fake in tests. */
 export type Fetcher = (path: string, init?: { method?: string; body?: string }) => Promise<Response>;
 
@@ -107,6 +113,20 @@ export class VersionsClient {
     await checked(await this.fetcher(await this.url('tags', name), { method: 'DELETE' }));
   }
 
+  /**
+   * nbdime's diff of version `key` against `current` (the live notebook's
+   * nbformat JSON), computed by the Jupyter server (cs3collab/jupyter/diff.py).
+   */
+  async diff(key: string, current: unknown): Promise<INotebookDiff> {
+    const response = await checked(
+      await this.fetcher('api/cs3collab/diff', {
+        method: 'POST',
+        body: JSON.stringify({ path: this.path, version: key, current })
+      })
+    );
+    return response.json();
+  }
+
   async restore(key: string): Promise<IRestoreResult> {
     const response = await checked(await this.fetcher(await this.url(key, 'restore'), { method: 'POST' }));
     return response.json();
@@ -158,4 +178,10 @@ export function previewCells(notebook: any): { type: string; source: string }[] 
     type: String(cell?.cell_type ?? 'code'),
     source: Array.isArray(cell?.source) ? cell.source.join('') : String(cell?.source ?? '')
   }));
+}
+
+/** The diff's title: "analysis.ipynb: version today 13:12 → current". */
+export function diffTitle(path: string, version: IVersion, now: Date = new Date()): string {
+  const name = path.split('/').pop() || path;
+  return `${name}: version ${formatTime(version.time, now)} → current`;
 }

@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest';
 
-import { formatAuthors, formatTime, IVersion, mergePages, previewCells, tagNameProblem, VersionsClient } from '../src/versions';
+import {
+  diffTitle,
+  formatAuthors,
+  formatTime,
+  IVersion,
+  mergePages,
+  previewCells,
+  tagNameProblem,
+  VersionsClient
+} from '../src/versions';
 
 function version(key: string, extra: Partial<IVersion> = {}): IVersion {
   return { key, etag: `"${key}"`, time: 0, size: 1, authors: [], tags: [], current: false, ...extra };
@@ -29,6 +38,26 @@ describe('VersionsClient', () => {
     ]);
   });
 
+  it('asks the server for the diff of a version against the live notebook', async () => {
+    const calls: [string, string | undefined, any][] = [];
+    const client = new VersionsClient(async (path, init) => {
+      calls.push([path, init?.method, init?.body ? JSON.parse(init.body) : undefined]);
+      return new Response(JSON.stringify({ base: { cells: [] }, diff: [{ op: 'patch', key: 'cells', diff: [] }] }));
+    }, 'Shared with me/a.ipynb');
+    const live = { cells: [{ cell_type: 'code', source: 'x = 1' }], nbformat: 4 };
+    const answer = await client.diff('v1', live);
+    expect(answer.diff[0].key).toBe('cells');
+    expect(calls).toEqual([['api/cs3collab/diff', 'POST', { path: 'Shared with me/a.ipynb', version: 'v1', current: live }]]);
+  });
+
+  it('shows why a diff was refused', async () => {
+    const client = new VersionsClient(
+      async () => new Response(JSON.stringify({ message: 'the notebook sent is 40000000 bytes' }), { status: 413 }),
+      'a.ipynb'
+    );
+    await expect(client.diff('v1', {})).rejects.toThrow('the notebook sent is 40000000 bytes');
+  });
+
   it('turns an error answer into its message', async () => {
     const client = new VersionsClient(
       async () => new Response(JSON.stringify({ message: 'editor access required' }), { status: 403 }),
@@ -42,6 +71,12 @@ describe('panel helpers', () => {
   it('appends a page without showing an entry twice', () => {
     const shown = [version('current'), version('v2')];
     expect(mergePages(shown, [version('v2'), version('v1')]).map(v => v.key)).toEqual(['current', 'v2', 'v1']);
+  });
+
+  it('titles a diff by file name, version time and "current"', () => {
+    const now = new Date(2026, 10, 25, 15, 0);
+    const v = version('v1', { time: new Date(2026, 10, 25, 13, 5).getTime() / 1000 });
+    expect(diffTitle('Shared with me/analysis.ipynb', v, now)).toBe('analysis.ipynb: version today 13:05 → current');
   });
 
   it('formats time and authors', () => {
