@@ -346,6 +346,26 @@ class CS3ContentsManager(AsyncContentsManager):
             )
         return entries[name]
 
+    # -- for the REST handlers of cs3collab.jupyter.browse -------------------------------
+
+    async def locate(self, api_path: str) -> tuple[Session, Place]:
+        """The session and where ``api_path`` leads (raises CS3 errors; callers translate)."""
+        session = await self._session()
+        return session, await self._locate(session, api_path)
+
+    async def home_path(self, session: Session) -> str:
+        """The CS3 path of the user's home (the contents root)."""
+        return await self._home_path(session)
+
+    async def shared_entries(self, session: Session) -> dict[str, SharedEntry]:
+        """The entries of the shared folder by name, freshly listed."""
+        return await self._shared_entries(session, fresh=True)
+
+    def forget_shared(self) -> None:
+        """Drop the cached shared entries (after a share was accepted or declined),
+        so that the next path below the shared folder is resolved afresh."""
+        self._shares = None
+
     # -- path resolution --------------------------------------------------------------
 
     async def _locate(self, session: Session, api_path: str) -> Place:
