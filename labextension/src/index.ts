@@ -1,6 +1,7 @@
 /**
  * @cs3collab/labextension: presence bar and status chip in each notebook's
- * toolbar, and the version history panel in the right sidebar.
+ * toolbar, the version history panel in the right sidebar, and (browser.ts)
+ * the CS3 file browser panel in the left sidebar.
  */
 
 import { ICollaborativeContentProvider } from '@jupyter/collaborative-drive';
@@ -10,6 +11,7 @@ import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { ServerConnection } from '@jupyterlab/services';
 import { historyIcon } from '@jupyterlab/ui-components';
 
+import { browserPlugin } from './browser';
 import { HistoryPanel } from './historypanel';
 import { PresenceBar } from './presencebar';
 import { providerFor, RoomChannel, yWebsocketOf } from './room';
@@ -106,4 +108,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+export default [plugin, browserPlugin];
