@@ -166,7 +166,7 @@ export interface IReceivedRow {
   from: string;
   /** "editor · 2.1 KB · modified 2026-11-25 13:05" */
   details: string;
-  /** What the row offers: pending → accept and decline; accepted → open. */
+  /** What the row offers: pending → accept and decline; accepted → open; declined → accept. */
   actions: ('accept' | 'decline' | 'open')[];
 }
 
@@ -194,8 +194,15 @@ export function receivedRows(shares: IReceivedShare[]): IReceivedRow[] {
     if (share.state === 'declined') {
       details.push('declined');
     }
+    // a declined share can still be accepted (the panel keeps it in a collapsed "Declined" section)
     const actions: IReceivedRow['actions'] =
-      share.state === 'pending' ? ['accept', 'decline'] : share.state === 'accepted' && share.path ? ['open'] : [];
+      share.state === 'pending'
+        ? ['accept', 'decline']
+        : share.state === 'declined'
+          ? ['accept']
+          : share.path
+            ? ['open']
+            : [];
     return { key: `${share.kind}/${share.id}`, share, from: `from ${personLabel(share.owner)}`, details: details.join(' · '), actions };
   });
 }

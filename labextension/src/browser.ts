@@ -86,7 +86,8 @@ abstract class ShareList extends Widget {
     this._message.className = 'cs3collab-ListMessage';
     this._list = document.createElement('ul');
     this._list.className = 'cs3collab-Rows';
-    this.node.append(header, this._message, this._list);
+    this._extra = document.createElement('div');
+    this.node.append(header, this._message, this._list, this._extra);
   }
 
   protected onAfterShow(): void {
@@ -96,10 +97,11 @@ abstract class ShareList extends Widget {
   async refresh(): Promise<void> {
     const generation = ++this._generation;
     try {
-      const rows = await this.load();
+      const [rows, extra] = await this.load();
       if (generation === this._generation) {
-        this._message.textContent = rows.length ? '' : this.empty;
+        this._message.textContent = rows.length || extra ? '' : this.empty;
         this._list.replaceChildren(...rows);
+        this._extra.replaceChildren(...(extra ? [extra] : []));
       }
     } catch (error) {
       if (generation === this._generation) {
@@ -108,9 +110,11 @@ abstract class ShareList extends Widget {
     }
   }
 
-  protected abstract load(): Promise<HTMLElement[]>;
+  /** The rows, and what goes below them (or null). */
+  protected abstract load(): Promise<[HTMLElement[], HTMLElement | null]>;
 
   private _generation = 0;
+  private _extra: HTMLElement;
   private _message: HTMLElement;
   private _list: HTMLElement;
 }
@@ -121,9 +125,28 @@ export class ReceivedList extends ShareList {
     super(client, actions, 'Nothing is shared with you yet.');
   }
 
-  protected async load(): Promise<HTMLElement[]> {
-    return receivedRows(await this.client.received()).map(row => this._row(row));
+  protected async load(): Promise<[HTMLElement[], HTMLElement | null]> {
+    const rows = receivedRows(await this.client.received());
+    const shown = rows.filter(row => row.share.state !== 'declined').map(row => this._row(row));
+    const declined = rows.filter(row => row.share.state === 'declined').map(row => this._row(row));
+    if (!declined.length) {
+      return [shown, null];
+    }
+    // declined shares are out of the way, but can still be accepted
+    const section = document.createElement('details');
+    section.className = 'cs3collab-Declined';
+    section.open = this._declinedOpen;
+    section.addEventListener('toggle', () => (this._declinedOpen = section.open));
+    const summary = document.createElement('summary');
+    summary.textContent = `Declined (${declined.length})`;
+    const list = document.createElement('ul');
+    list.className = 'cs3collab-Rows';
+    list.append(...declined);
+    section.append(summary, list);
+    return [shown, section];
   }
+
+  private _declinedOpen = false;
 
   private _row(row: IReceivedRow): HTMLElement {
     const { share } = row;
@@ -150,10 +173,10 @@ export class ReceivedList extends ShareList {
       buttons.append(button('Info', 'cs3collab-Info', () => this.actions.execute(FILE_INFO_COMMAND, { path })));
     }
     if (row.actions.includes('accept')) {
-      buttons.append(
-        button('Accept', 'cs3collab-Accept', () => void this._set(row, 'accepted', buttons)),
-        button('Decline', 'cs3collab-Decline', () => void this._set(row, 'declined', buttons))
-      );
+      buttons.append(button('Accept', 'cs3collab-Accept', () => void this._set(row, 'accepted', buttons)));
+    }
+    if (row.actions.includes('decline')) {
+      buttons.append(button('Decline', 'cs3collab-Decline', () => void this._set(row, 'declined', buttons)));
     }
     item.append(typeIcon(share.type), main, buttons);
     return item;
@@ -177,8 +200,8 @@ export class SentList extends ShareList {
     super(client, actions, 'You have not shared anything yet.');
   }
 
-  protected async load(): Promise<HTMLElement[]> {
-    return sentRows(await this.client.sharedByMe()).map(row => this._row(row));
+  protected async load(): Promise<[HTMLElement[], HTMLElement | null]> {
+    return [sentRows(await this.client.sharedByMe()).map(row => this._row(row)), null];
   }
 
   private _row(row: ISentRow): HTMLElement {

@@ -113,7 +113,7 @@ describe('Shared with me rows', () => {
       ['new.ipynb', ['accept', 'decline']],
       ['newer.ipynb', ['open']],
       ['old.ipynb', ['open']],
-      ['gone.ipynb', []]
+      ['gone.ipynb', ['accept']]
     ]);
     expect(rows[0].from).toBe('from Albert Einstein (cernbox.test)');
     expect(rows[0].details).toMatch(/^editor · 2\.1 KB · modified \d{4}-\d\d-\d\d \d\d:\d\d$/);
