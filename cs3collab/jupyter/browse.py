@@ -303,7 +303,8 @@ async def _lock_of(session: Session, info: storage.ResourceInfo) -> dict | None:
     if lock.HasField("user") and lock.user.opaque_id:
         person = (await people(session, [lock.user]))[_key(lock.user)]
         holder = {"displayName": person["displayName"], "username": person["username"]}
-    return {"app": lock.app_name, "holder": holder, "expires": iso(lock.expiration) if lock.HasField("expiration") else None}
+    expires = iso(lock.expiration) if lock.HasField("expiration") else None
+    return {"app": lock.app_name, "holder": holder, "expires": expires}
 
 
 async def _versions_of(session: Session, info: storage.ResourceInfo) -> int:
@@ -330,24 +331,25 @@ async def file_info(cm: CS3ContentsManager, api_path: str) -> dict:
     """
     session, place = await cm.locate(api_path)
     name = place.api_path.rsplit("/", 1)[-1] if place.api_path else ""
-    me = {"username": session.user.username, "idp": session.user.id.idp,
-          "displayName": session.user.display_name or session.user.username}
-    if place.kind == "virtual":
-        return {"path": place.api_path, "name": name, "type": "directory", "owner": me, "size": None, "mtime": None,
-                "permissions": {"role": VIEWER, "can": ["read"]}, "lock": None, "shares": None, "versions": None,
-                "resourceId": None}
-    if place.kind == "ocm":
+    bare = {"path": place.api_path, "name": name, "size": None, "lock": None, "shares": None, "versions": None,
+            "resourceId": None}
+    if place.kind == "virtual":  # the "Shared with me" folder: the caller's own listing of shares
+        me = session.user
+        owner = {"username": me.username, "idp": me.id.idp, "displayName": me.display_name or me.username}
+        return {**bare, "type": "directory", "owner": owner, "mtime": None,
+                "permissions": {"role": VIEWER, "can": ["read"]}}
+    if place.kind == "ocm":  # a federated share: what the received share says
         if place.below_entry:
             raise place.entry.unreachable(place.api_path)
         share = place.entry.ocm
-        owner = (await people(session, [share.owner], {_key(share.owner): _opaque(share, "ownerDisplayName")}))[
-            _key(share.owner)]
+        hint = {_key(share.owner): _opaque(share, "ownerDisplayName")}
+        owner = (await people(session, [share.owner], hint))[_key(share.owner)]
         writable = share_writable(share)
-        return {"path": place.api_path, "name": name, "type": kind_of(name, place.entry.is_dir),
-                "owner": {k: owner[k] for k in ("username", "idp", "displayName")}, "size": None,
+        return {**bare, "type": kind_of(name, place.entry.is_dir),
+                "owner": {k: owner[k] for k in ("username", "idp", "displayName")},
                 "mtime": iso(share.mtime) or iso(share.ctime),
-                "permissions": {"role": EDITOR if writable else VIEWER, "can": ["read", "write"] if writable else ["read"]},
-                "lock": None, "shares": None, "versions": None, "resourceId": None}
+                "permissions": {"role": EDITOR if writable else VIEWER,
+                                "can": ["read", "write"] if writable else ["read"]}}
     info = await session.files.stat(place.ref)
     is_dir = info.type == storage.RESOURCE_TYPE_CONTAINER
     perms = info.permission_set

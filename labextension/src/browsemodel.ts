@@ -203,7 +203,13 @@ export function receivedRows(shares: IReceivedShare[]): IReceivedRow[] {
           : share.path
             ? ['open']
             : [];
-    return { key: `${share.kind}/${share.id}`, share, from: `from ${personLabel(share.owner)}`, details: details.join(' · '), actions };
+    return {
+      key: `${share.kind}/${share.id}`,
+      share,
+      from: `from ${personLabel(share.owner)}`,
+      details: details.join(' · '),
+      actions
+    };
   });
 }
 
@@ -226,7 +232,13 @@ export function sentRows(shares: ISentShare[]): ISentRow[] {
   return sorted.map(share => {
     const to = share.kind === 'group' ? `with group ${share.grantee.displayName}` : `with ${personLabel(share.grantee)}`;
     const created = formatDate(share.created);
-    const details = [share.role, ...(share.kind === 'federated' ? ['federated'] : []), ...(created ? [`shared ${created}`] : [])];
+    const details: string[] = [share.role];
+    if (share.kind === 'federated') {
+      details.push('federated');
+    }
+    if (created) {
+      details.push(`shared ${created}`);
+    }
     return { key: `${share.kind}/${share.id}`, share, to, details: details.join(' · '), openable: share.path !== null };
   });
 }
@@ -246,7 +258,10 @@ export function lockLabel(lock: IFileInfo['lock']): string {
   if (!lock) {
     return 'Not locked';
   }
-  let text = lock.app === 'cs3collab' ? 'Locked by cs3collab (live editing)' : `Locked by ${lock.app || 'another application'}`;
+  let text =
+    lock.app === 'cs3collab'
+      ? 'Locked by cs3collab (live editing)'
+      : `Locked by ${lock.app || 'another application'}`;
   if (lock.holder) {
     text += ` · ${lock.holder.displayName || lock.holder.username}`;
   }
@@ -283,7 +298,8 @@ export function infoRows(info: IFileInfo): IInfoRow[] {
   rows.push({ field: 'shares', label: 'Shared with', value: shares });
   if (info.type !== 'directory') {
     const n = info.versions;
-    const versions = n === null ? 'not available' : n === 0 ? 'No earlier versions' : n === 1 ? '1 version' : `${n} versions`;
+    const versions =
+      n === null ? 'not available' : n === 0 ? 'No earlier versions' : n === 1 ? '1 version' : `${n} versions`;
     rows.push({ field: 'versions', label: 'Versions', value: versions });
   }
   return rows;

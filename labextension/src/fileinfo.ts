@@ -78,7 +78,9 @@ function defaultPath(app: JupyterFrontEnd, factory: IFileBrowserFactory): string
   }
   const context = (app.shell.currentWidget as any)?.context;
   if (context && typeof context.path === 'string') {
-    return typeof context.localPath === 'string' ? context.localPath : app.serviceManager.contents.localPath(context.path);
+    return typeof context.localPath === 'string'
+      ? context.localPath
+      : app.serviceManager.contents.localPath(context.path);
   }
   return null;
 }

@@ -19,7 +19,13 @@ const einstein = {
   displayName: 'Albert Einstein',
   institution: 'cernbox.test'
 };
-const marie = { id: 'm-1', username: 'marie', idp: 'cernbox.test', displayName: 'Marie Curie', institution: 'cernbox.test' };
+const marie = {
+  id: 'm-1',
+  username: 'marie',
+  idp: 'cernbox.test',
+  displayName: 'Marie Curie',
+  institution: 'cernbox.test'
+};
 
 function received(name: string, state: IReceivedShare['state'], extra: Partial<IReceivedShare> = {}): IReceivedShare {
   return {
@@ -137,8 +143,16 @@ describe('Shared with me rows', () => {
 describe('Shared by me rows', () => {
   it('names file, grantee and role; only files in My files open', () => {
     const shares: ISentShare[] = [
-      { id: '2', kind: 'group', path: 'b.ipynb', name: 'b.ipynb', grantee: { ...marie, displayName: 'physics-lovers' }, role: 'viewer', created: null },
-      { id: '1', kind: 'user', path: 'a.ipynb', name: 'a.ipynb', grantee: marie, role: 'editor', created: '2026-11-25T12:00:00Z' },
+      {
+        id: '2',
+        kind: 'group',
+        path: 'b.ipynb',
+        name: 'b.ipynb',
+        grantee: { ...marie, displayName: 'physics-lovers' },
+        role: 'viewer',
+        created: null
+      },
+      { id: '1', kind: 'user', path: 'a.ipynb', name: 'a.ipynb', grantee: marie, role: 'editor', created: '2026-11-25T12:00Z' },
       { id: '3', kind: 'user', path: null, name: 'elsewhere.txt', grantee: marie, role: 'viewer', created: null }
     ];
     const rows = sentRows(shares);
@@ -173,9 +187,8 @@ describe('File info rows', () => {
   });
 
   it('says what a recipient cannot see, and what is not there', () => {
-    const byField = Object.fromEntries(
-      infoRows(info({ permissions: { role: 'viewer', can: ['read'] }, shares: null, versions: 0 })).map(r => [r.field, r.value])
-    );
+    const rows = infoRows(info({ permissions: { role: 'viewer', can: ['read'] }, shares: null, versions: 0 }));
+    const byField = Object.fromEntries(rows.map(r => [r.field, r.value]));
     expect(byField.permissions).toBe('Viewer: read');
     expect(byField.shares).toBe('Visible to the owner only');
     expect(byField.lock).toBe('Not locked');

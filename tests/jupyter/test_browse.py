@@ -14,6 +14,7 @@ import pytest
 
 from cs3collab.cs3 import format_resource_id, roles
 from cs3collab.cs3.shares import ACCEPTED, user_grantee
+from tests.conftest import DEMO_PASSWORDS
 from tests.jupyter.conftest_bridge import jupyter_with_cs3collab
 from tests.service.rtc import put_notebook
 
@@ -193,8 +194,22 @@ async def test_errors_are_clear(jp):
         assert malformed.status_code == 400 and "JSON" in malformed.json()["message"]
 
 
-async def test_routes_need_jupyter_auth(jp):
-    server = await jp("marie")
-    async with server.client(token=False) as http:
+async def test_routes_need_jupyter_auth_and_xsrf(site, tmp_path_factory):
+    """A browser session (login cookie): reads work, a POST needs the XSRF header."""
+    async with jupyter_with_cs3collab(
+        tmp_path_factory.mktemp("jp-browse-login"), gateway=site.gateway, jupyter_token=False,
+        extra={"CS3CollabExtension": {"embedded_service": False}},
+    ) as server, server.client(token=False) as http:
         assert (await http.get("api/cs3collab/received")).status_code == 403
         assert (await http.get("api/cs3collab/info", params={"path": ""})).status_code == 403
+        assert (await http.get("login")).status_code == 200
+        answer = await http.post(
+            "login", data={"username": "marie", "password": DEMO_PASSWORDS["marie"], "_xsrf": http.cookies["_xsrf"]}
+        )
+        assert answer.status_code == 302
+        assert (await http.get("api/cs3collab/received")).status_code == 200
+        body = {"state": "accepted"}
+        assert (await http.post("api/cs3collab/received/user/no-such-share", json=body)).status_code == 403
+        with_xsrf = await http.post("api/cs3collab/received/user/no-such-share", json=body,
+                                    headers={"X-XSRFToken": http.cookies["_xsrf"]})
+        assert with_xsrf.status_code == 404, with_xsrf.text  # through the XSRF check, to CS3
