@@ -33,6 +33,7 @@ from traitlets import Bool, Float, Instance, Int, Unicode, validate
 from traitlets.config import TraitError
 
 from cs3collab.jupyter.bridge import CollaborationBridge, bridge_handlers
+from cs3collab.jupyter.browse import browse_handlers
 from cs3collab.jupyter.connection import CS3CollabConnection
 from cs3collab.jupyter.diff import NotebookDiffer, diff_handlers
 from cs3collab.jupyter.versions_proxy import VersionsProxy, versions_handlers
@@ -171,6 +172,7 @@ class CS3CollabExtension(ExtensionApp):
         self.handlers.extend(versions_handlers(self.versions_proxy))
         # the history panel's "Diff": a version against the live notebook
         self.handlers.extend(diff_handlers(NotebookDiffer(self.versions_proxy, max_size=self.max_diff_size)))
+        self.handlers.extend(browse_handlers())  # the labextension's CS3 file browser and File info
 
     async def _start_jupyter_server_extension(self, serverapp) -> None:
         if self.service_url or not self.embedded_service:

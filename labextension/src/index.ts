@@ -1,7 +1,8 @@
 /**
  * @cs3collab/labextension: presence bar and status chip in each notebook's
  * toolbar, who is in which cell, the version history panel in the right
- * sidebar and the diff of a version against the live notebook.
+ * sidebar, the diff of a version against the live notebook, and (browser.ts)
+ * the CS3 file browser panel in the left sidebar.
  */
 
 import { ICollaborativeContentProvider } from '@jupyter/collaborative-drive';
@@ -14,6 +15,7 @@ import { historyIcon } from '@jupyterlab/ui-components';
 
 import { CellPresence } from './cellpresence';
 import { DiffView } from './diffview';
+import { browserPlugin } from './browser';
 import { HistoryPanel } from './historypanel';
 import { PresenceBar } from './presencebar';
 import { providerFor, RoomChannel, yWebsocketOf } from './room';
@@ -123,4 +125,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+export default [plugin, browserPlugin];

@@ -4,3 +4,4 @@ import 'nbdime/lib/styles/common.css';
 import 'nbdime/lib/styles/diff.css';
 import 'nbdime/lib/common/collapsible.css';
 import './index.css';
+import './browser.css';

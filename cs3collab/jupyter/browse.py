@@ -1,0 +1,471 @@
+"""REST routes of the labextension's CS3 file browser and File info dialog.
+
+Thin authenticated handlers over the server's CS3 session (the contents
+manager's: one user per server). Every route is authorized on the
+``contents`` resource; the writing verb checks XSRF (APIHandler does).
+CS3 errors are logged and translated once, by :func:`cs3collab.jupyter.contents.http_error`.
+
+* ``GET /api/cs3collab/received`` → ``{"shares": [entry, ...]}``: the user
+  and federated (OCM) shares received, pending first. An entry is
+  ``{"id", "kind": "user"|"federated", "state": "pending"|"accepted"|"declined",
+  "name", "type": "notebook"|"file"|"directory", "path", "owner": {"username",
+  "idp", "displayName", "institution"}, "role": "viewer"|"editor", "size",
+  "mtime", "shared"}``; ``path`` is the contents path under the shared folder
+  once accepted, else null; times are ISO 8601 (UTC).
+* ``POST /api/cs3collab/received/<kind>/<id>`` with ``{"state": "accepted"|"declined"}``
+  → the updated entry. The contents manager forgets its cached shared
+  entries, so "Shared with me" shows the change at once.
+* ``GET /api/cs3collab/shared-by-me`` → ``{"shares": [{"id", "kind":
+  "user"|"group"|"federated", "path", "name", "grantee": {"id", "idp",
+  "username", "displayName", "institution"}, "role", "created"}]}``;
+  ``path`` is the contents path of the shared resource when it lies in the
+  home, else null.
+* ``GET /api/cs3collab/info?path=<contents path>`` → ``{"path", "name",
+  "type", "owner", "size", "mtime", "permissions": {"role", "can"}, "lock",
+  "shares", "versions", "resourceId"}`` (see :func:`file_info`), the CS3
+  calls made concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+from cs3.identity.user.v1beta1 import resources_pb2 as identity
+from cs3.sharing.collaboration.v1beta1 import resources_pb2 as sharing
+from cs3.sharing.ocm.v1beta1 import resources_pb2 as ocm
+from cs3.storage.provider.v1beta1 import resources_pb2 as storage
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from tornado import web
+
+from cs3collab.cs3 import CS3Error, InvalidArgument, NotFound, PermissionDenied, Session, Unimplemented
+from cs3collab.cs3.refs import format_resource_id
+from cs3collab.cs3.roles import EDITOR, OWNER, VIEWER, role_of
+from cs3collab.jupyter.contents import CS3ContentsManager, http_error
+from cs3collab.jupyter.ocm_remote import share_writable
+
+log = logging.getLogger("cs3collab.jupyter.browse")
+
+STATES = {
+    sharing.SHARE_STATE_PENDING: "pending",
+    sharing.SHARE_STATE_ACCEPTED: "accepted",
+    sharing.SHARE_STATE_REJECTED: "declined",
+}
+"""CS3 share state → the word the REST answers use (OCM states have the same numbers)."""
+WANTED = {"accepted": sharing.SHARE_STATE_ACCEPTED, "declined": sharing.SHARE_STATE_REJECTED}
+KINDS = ("user", "federated")
+
+CAN = (
+    ("read", "initiate_file_download"),
+    ("write", "initiate_file_upload"),
+    ("create", "create_container"),
+    ("rename", "move"),
+    ("delete", "delete"),
+    ("share", "add_grant"),
+    ("list versions", "list_file_versions"),
+    ("restore versions", "restore_file_version"),
+)
+"""What the File info dialog says a user can do, and the CS3 permission behind each word."""
+
+_LOOKUP_MISSES = (NotFound, PermissionDenied, InvalidArgument, Unimplemented)
+"""A user the gateway cannot describe (a federated user, a deleted account): shown by id."""
+
+
+def iso(ts) -> str | None:
+    """ISO 8601 (UTC) of a CS3 timestamp; None when it is unset."""
+    if ts is None or (ts.seconds == 0 and ts.nanos == 0):
+        return None
+    return datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, tz=timezone.utc).isoformat()
+
+
+def kind_of(name: str, is_dir: bool) -> str:
+    if is_dir:
+        return "directory"
+    return "notebook" if name.endswith(".ipynb") else "file"
+
+
+def _key(user_id: identity.UserId) -> tuple[str, str]:
+    return user_id.idp, user_id.opaque_id
+
+
+def _opaque(message, key: str) -> str:
+    entry = message.opaque.map.get(key) if message.HasField("opaque") else None
+    return entry.value.decode("utf-8", "replace") if entry is not None else ""
+
+
+async def people(session: Session, ids: Iterable[identity.UserId], hints: dict | None = None) -> dict:
+    """``{(idp, opaque id): {"username", "idp", "displayName", "institution"}}`` of
+    each user, looked up concurrently (each once); ``hints`` gives display names
+    for users the gateway does not know (e.g. an OCM share's ``ownerDisplayName``)."""
+    unique = {_key(uid): uid for uid in ids if uid.opaque_id}
+    hints = hints or {}
+
+    async def one(uid: identity.UserId) -> dict:
+        try:
+            user = await session.users.get(uid)
+        except _LOOKUP_MISSES:
+            name = hints.get(_key(uid)) or uid.opaque_id
+            return {"username": uid.opaque_id, "idp": uid.idp, "displayName": name, "institution": uid.idp}
+        login = user.username or uid.opaque_id
+        return {
+            "username": login,
+            "idp": user.id.idp or uid.idp,
+            "displayName": user.display_name or login,
+            "institution": user.id.idp or uid.idp,
+        }
+
+    found = await asyncio.gather(*(one(uid) for uid in unique.values()))
+    return dict(zip(unique, found))
+
+
+# -- received shares ------------------------------------------------------------------
+
+
+async def _stat_or_none(session: Session, rid: storage.ResourceId) -> storage.ResourceInfo | None:
+    try:
+        return await session.files.stat(rid)
+    except (NotFound, PermissionDenied):  # a dangling share: listed by its id, without details
+        return None
+
+
+async def _received_ocm(session: Session) -> list[ocm.ReceivedShare]:
+    try:
+        return await session.ocm.list_received()
+    except (Unimplemented, PermissionDenied, NotFound) as exc:  # a site without OCM
+        log.debug("no received OCM shares user=%s: %s", session.user.username, exc)
+        return []
+
+
+async def received_shares(cm: CS3ContentsManager) -> list[dict]:
+    """Every received share as a REST entry, pending first, then newest first."""
+    session, _ = await cm.locate("")
+    user_shares, remote, entries = await asyncio.gather(
+        session.shares.list_received(), _received_ocm(session), cm.shared_entries(session)
+    )
+    infos = await asyncio.gather(*(_stat_or_none(session, r.share.resource_id) for r in user_shares))
+    hints = {_key(s.owner): _opaque(s, "ownerDisplayName") for s in remote}
+    owners = await people(session, [r.share.owner for r in user_shares] + [s.owner for s in remote], hints)
+    by_resource = {format_resource_id(e.info.id): n for n, e in entries.items() if e.info is not None}
+    by_ocm_id = {e.ocm.id.opaque_id: n for n, e in entries.items() if e.ocm is not None}
+    folder = cm.shared_folder_name
+    found: list[dict] = []
+    for received, info in zip(user_shares, infos):
+        share = received.share
+        state = STATES.get(received.state, "pending")
+        name = (info.name or info.path.rstrip("/").rsplit("/", 1)[-1]) if info is not None else share.id.opaque_id
+        mounted = by_resource.get(format_resource_id(share.resource_id)) if state == "accepted" else None
+        found.append({
+            "id": share.id.opaque_id,
+            "kind": "user",
+            "state": state,
+            "name": name,
+            "type": kind_of(name, info is not None and info.type == storage.RESOURCE_TYPE_CONTAINER),
+            "path": f"{folder}/{mounted}" if mounted else None,
+            "owner": owners.get(_key(share.owner)),
+            "role": EDITOR if role_of(share.permissions.permissions) == EDITOR else VIEWER,
+            "size": info.size if info is not None and info.type != storage.RESOURCE_TYPE_CONTAINER else None,
+            "mtime": iso(info.mtime) if info is not None else None,
+            "shared": iso(share.ctime),
+        })
+    for share in remote:
+        state = STATES.get(share.state, "pending")
+        name = share.name or share.id.opaque_id
+        mounted = by_ocm_id.get(share.id.opaque_id) if state == "accepted" else None
+        found.append({
+            "id": share.id.opaque_id,
+            "kind": "federated",
+            "state": state,
+            "name": name,
+            "type": kind_of(name, share.shared_resource_type == ocm.SHARE_RESOURCE_TYPE_CONTAINER),
+            "path": f"{folder}/{mounted}" if mounted else None,
+            "owner": owners.get(_key(share.owner)),
+            "role": EDITOR if share_writable(share) else VIEWER,
+            "size": None,
+            "mtime": iso(share.mtime) or iso(share.ctime),
+            "shared": iso(share.ctime),
+        })
+    order = {"pending": 0, "accepted": 1, "declined": 2}
+    found.sort(key=lambda e: e["shared"] or "", reverse=True)
+    found.sort(key=lambda e: order[e["state"]])
+    return found
+
+
+async def set_received_state(cm: CS3ContentsManager, kind: str, share_id: str, state: str) -> dict:
+    """Accept or decline a received share; the updated entry."""
+    session, _ = await cm.locate("")
+    if kind == "user":
+        await session.shares.update_received(share_id, state=WANTED[state])
+    else:
+        if not any(s.id.opaque_id == share_id for s in await _received_ocm(session)):
+            raise NotFound(f"no received federated share {share_id!r}", operation="UpdateReceivedOCMShare",
+                           target=f"OCM share {share_id}")
+        await session.ocm.update_received(share_id, state=WANTED[state])
+    cm.forget_shared()
+    log.info("received share %s share=%s kind=%s user=%s", state, share_id, kind, session.user.username)
+    for entry in await received_shares(cm):
+        if entry["kind"] == kind and entry["id"] == share_id:
+            return entry
+    raise NotFound(f"received share {share_id!r} is gone", operation="ListReceivedShares", target=f"share {share_id}")
+
+
+# -- shares I made ------------------------------------------------------------------------
+
+
+def _ocm_role(share: ocm.Share) -> str:
+    for method in share.access_methods:
+        if method.HasField("webdav_options"):
+            return EDITOR if method.webdav_options.permissions.initiate_file_upload else VIEWER
+    return VIEWER
+
+
+def _group(group_id) -> dict:
+    return {"id": group_id.opaque_id, "idp": group_id.idp, "username": group_id.opaque_id,
+            "displayName": group_id.opaque_id, "institution": group_id.idp}
+
+
+async def _sent_ocm(session: Session) -> list[ocm.Share]:
+    try:
+        return await session.ocm.list_shares()
+    except (Unimplemented, PermissionDenied, NotFound) as exc:  # a site without OCM
+        log.debug("no OCM shares user=%s: %s", session.user.username, exc)
+        return []
+
+
+def _contents_path(cs3_path: str, home: str) -> str | None:
+    if cs3_path == home:
+        return ""
+    if cs3_path.startswith(home + "/"):
+        return cs3_path[len(home) + 1:]
+    return None
+
+
+async def _grants(session: Session, resource_id: storage.ResourceId | None = None) -> list[tuple[str, Any]]:
+    """(kind, share) of the user, group and OCM shares the caller made (of one resource)."""
+    local, remote = await asyncio.gather(session.shares.list(resource_id), _sent_ocm(session))
+    if resource_id is not None:
+        remote = [s for s in remote if s.resource_id == resource_id]
+    grants: list[tuple[str, Any]] = []
+    for share in local:
+        grants.append(("group" if share.grantee.type == storage.GRANTEE_TYPE_GROUP else "user", share))
+    grants.extend(("federated", share) for share in remote)
+    return grants
+
+
+async def _grant_entries(session: Session, grants: list[tuple[str, Any]]) -> list[dict]:
+    found = await people(session, [s.grantee.user_id for kind, s in grants if kind != "group"])
+    entries = []
+    for kind, share in grants:
+        if kind == "group":
+            grantee = _group(share.grantee.group_id)
+        else:
+            uid = share.grantee.user_id
+            grantee = {"id": uid.opaque_id, **found[_key(uid)]}
+        role = _ocm_role(share) if kind == "federated" else (
+            EDITOR if role_of(share.permissions.permissions) == EDITOR else VIEWER)
+        entries.append({"id": share.id.opaque_id, "kind": kind, "grantee": grantee, "role": role,
+                        "created": iso(share.ctime)})
+    return entries
+
+
+async def shared_by_me(cm: CS3ContentsManager) -> list[dict]:
+    """The shares the user made, newest first, each with the shared file's contents path."""
+    session, _ = await cm.locate("")
+    grants, home = await asyncio.gather(_grants(session), cm.home_path(session))
+    resources = {format_resource_id(s.resource_id): s.resource_id for _, s in grants}
+    infos = dict(zip(resources, await asyncio.gather(*(_stat_or_none(session, r) for r in resources.values()))))
+    entries = await _grant_entries(session, grants)
+    for entry, (_, share) in zip(entries, grants):
+        info = infos[format_resource_id(share.resource_id)]
+        name = getattr(share, "name", "") or share.id.opaque_id
+        path = None
+        if info is not None:
+            name = info.name or info.path.rstrip("/").rsplit("/", 1)[-1] or name
+            path = _contents_path(info.path, home)
+        entry.update(path=path, name=name)
+    entries.sort(key=lambda e: e["created"] or "", reverse=True)
+    return entries
+
+
+# -- File info ----------------------------------------------------------------------------------
+
+
+async def _lock_of(session: Session, info: storage.ResourceInfo) -> dict | None:
+    lock = await session.locks.get(info.id)
+    if lock is None:
+        return None
+    holder = None
+    if lock.HasField("user") and lock.user.opaque_id:
+        person = (await people(session, [lock.user]))[_key(lock.user)]
+        holder = {"displayName": person["displayName"], "username": person["username"]}
+    expires = iso(lock.expiration) if lock.HasField("expiration") else None
+    return {"app": lock.app_name, "holder": holder, "expires": expires}
+
+
+async def _versions_of(session: Session, info: storage.ResourceInfo) -> int:
+    return len(await session.versions.list(info.id))
+
+
+async def _shares_of(session: Session, info: storage.ResourceInfo) -> list[dict]:
+    entries = await _grant_entries(session, await _grants(session, info.id))
+    return [{"id": e["id"], "kind": e["kind"], "grantee": e["grantee"], "role": e["role"]} for e in entries]
+
+
+async def _none() -> None:
+    return None
+
+
+async def file_info(cm: CS3ContentsManager, api_path: str) -> dict:
+    """What the File info dialog shows of a contents path.
+
+    ``permissions.role`` is ``owner`` for the caller's own files, else the
+    share's ``editor`` or ``viewer``; ``can`` names what the permission set
+    allows (:data:`CAN`). ``lock`` is null or ``{"app", "holder", "expires"}``;
+    ``shares`` is null unless the caller may list the resource's grants;
+    ``versions`` counts CS3 versions (null for folders and federated shares).
+    """
+    session, place = await cm.locate(api_path)
+    name = place.api_path.rsplit("/", 1)[-1] if place.api_path else ""
+    bare = {"path": place.api_path, "name": name, "size": None, "lock": None, "shares": None, "versions": None,
+            "resourceId": None}
+    if place.kind == "virtual":  # the "Shared with me" folder: the caller's own listing of shares
+        me = session.user
+        owner = {"username": me.username, "idp": me.id.idp, "displayName": me.display_name or me.username}
+        return {**bare, "type": "directory", "owner": owner, "mtime": None,
+                "permissions": {"role": VIEWER, "can": ["read"]}}
+    if place.kind == "ocm":  # a federated share: what the received share says
+        if place.below_entry:
+            raise place.entry.unreachable(place.api_path)
+        share = place.entry.ocm
+        hint = {_key(share.owner): _opaque(share, "ownerDisplayName")}
+        owner = (await people(session, [share.owner], hint))[_key(share.owner)]
+        writable = share_writable(share)
+        return {**bare, "type": kind_of(name, place.entry.is_dir),
+                "owner": {k: owner[k] for k in ("username", "idp", "displayName")},
+                "mtime": iso(share.mtime) or iso(share.ctime),
+                "permissions": {"role": EDITOR if writable else VIEWER,
+                                "can": ["read", "write"] if writable else ["read"]}}
+    info = await session.files.stat(place.ref)
+    is_dir = info.type == storage.RESOURCE_TYPE_CONTAINER
+    perms = info.permission_set
+    owner_id = info.owner if info.HasField("owner") and info.owner.opaque_id else session.user.id
+    mine = _key(owner_id) == _key(session.user.id)
+    owners, lock, versions, shares = await asyncio.gather(
+        people(session, [owner_id]),
+        _none() if is_dir else _lock_of(session, info),
+        _none() if is_dir or not perms.list_file_versions else _versions_of(session, info),
+        _shares_of(session, info) if perms.list_grants else _none(),
+    )
+    owner = owners[_key(owner_id)]
+    return {
+        "path": place.api_path,
+        "name": name,
+        "type": kind_of(name, is_dir),
+        "owner": {k: owner[k] for k in ("username", "idp", "displayName")},
+        "size": None if is_dir else info.size,
+        "mtime": iso(info.mtime),
+        "permissions": {"role": OWNER if mine else (EDITOR if role_of(perms) == EDITOR else VIEWER),
+                        "can": [word for word, field in CAN if getattr(perms, field)]},
+        "lock": lock,
+        "shares": shares,
+        "versions": versions,
+        "resourceId": format_resource_id(info.id),
+    }
+
+
+# -- handlers --------------------------------------------------------------------------------
+
+
+class _BrowseHandler(APIHandler):
+    auth_resource = "contents"
+
+    @property
+    def cm(self) -> CS3ContentsManager:
+        cm = self.contents_manager
+        if not isinstance(cm, CS3ContentsManager):
+            raise web.HTTPError(501, f"{type(cm).__name__} is not on CS3: no shares to browse")
+        return cm
+
+    @contextlib.contextmanager
+    def translated(self, action: str, target: str) -> Iterator[None]:
+        """Log a CS3 error (user, CS3 target, status) and answer it through the
+        contents manager's one table (:func:`~cs3collab.jupyter.contents.http_error`)."""
+        try:
+            yield
+        except CS3Error as exc:
+            user = self.current_user.username if self.current_user else "-"
+            log.warning("%s failed user=%s target=%s cs3_status=%s operation=%s: %s", action, user,
+                        exc.target or target, exc.code, exc.operation, exc.message)
+            raise http_error(exc, action, target) from None
+
+
+class ReceivedHandler(_BrowseHandler):
+    """``GET /api/cs3collab/received``."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        with self.translated("Cannot list", "received shares"):
+            shares = await received_shares(self.cm)
+        self.finish({"shares": shares})
+
+
+class ReceivedShareHandler(_BrowseHandler):
+    """``POST /api/cs3collab/received/<kind>/<id>`` ``{"state": "accepted"|"declined"}``."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, kind: str, share_id: str) -> None:
+        if kind not in KINDS:
+            raise web.HTTPError(404, f"no share kind {kind!r} (expected user or federated)")
+        try:
+            body = json.loads(self.request.body or b"")
+        except ValueError:
+            raise web.HTTPError(400, 'the body must be JSON: {"state": "accepted" or "declined"}') from None
+        state = body.get("state") if isinstance(body, dict) else None
+        if state not in WANTED:
+            raise web.HTTPError(400, f'state must be "accepted" or "declined", got {state!r}')
+        with self.translated(f"Cannot set to {state} the {kind} share", share_id):
+            entry = await set_received_state(self.cm, kind, share_id, state)
+        self.finish(entry)
+
+
+class SharedByMeHandler(_BrowseHandler):
+    """``GET /api/cs3collab/shared-by-me``."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        with self.translated("Cannot list", "shares made by you"):
+            shares = await shared_by_me(self.cm)
+        self.finish({"shares": shares})
+
+
+class InfoHandler(_BrowseHandler):
+    """``GET /api/cs3collab/info?path=<contents path>``."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        path = self.get_query_argument("path", None)
+        if path is None:
+            raise web.HTTPError(400, "path is required")
+        path = path.strip("/")
+        with self.translated("Cannot describe", path):
+            info = await file_info(self.cm, path)
+        self.finish(info)
+
+
+def browse_handlers() -> list[tuple[str, type, dict]]:
+    """The routes the extension installs (base_url is prepended by ExtensionApp)."""
+    return [
+        (r"/api/cs3collab/received", ReceivedHandler, {}),
+        (r"/api/cs3collab/received/([^/]+)/([^/]+)", ReceivedShareHandler, {}),
+        (r"/api/cs3collab/shared-by-me", SharedByMeHandler, {}),
+        (r"/api/cs3collab/info", InfoHandler, {}),
+    ]
