@@ -391,7 +391,7 @@ async def run_two_sites(args: argparse.Namespace) -> None:
         print(f"  site B {domains['b']}: gateway {gateway['b']}   collaboration service {service_b.match['url']}",
               flush=True)
         print(f"  sample notebook at A: {sample} (shared through OCM with marie@{domains['b']}, editor)", flush=True)
-        print(f"  einstein@{domains['a']} and marie@{domains['b']} are OCM contacts (by invitation)", flush=True)
+        print(f"  OCM contacts (by invitation): einstein@{domains['a']} and marie@{domains['b']}", flush=True)
         print(f"  einstein@{domains['a']:14} {einstein}", flush=True)
         print(f"  marie@{domains['b']:17} {marie}", flush=True)
         print("Ctrl-C stops everything.", flush=True)

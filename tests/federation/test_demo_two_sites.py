@@ -54,7 +54,7 @@ async def test_two_site_demo(tmp_path: Path, monkeypatch):
                                   json={"format": "json", "type": "notebook"})
         assert mine.json()["fileId"] == session.json()["fileId"]  # one room, at A
         # einstein and marie became contacts by an OCM invitation
-        assert any("are OCM contacts (by invitation)" in line for line in demo.output)
+        assert any("OCM contacts (by invitation): einstein@" in line for line in demo.output)
         gateways = dict(re.findall(r"site [AB] (\S+): gateway (\S+)", "\n".join(demo.output)))
         async with CS3Client(gateways["cernbox.demo"]) as cs3_a, CS3Client(gateways["cesnet.demo"]) as cs3_b:
             einstein = await cs3_a.login("einstein", DEMO_USERS["einstein"])
