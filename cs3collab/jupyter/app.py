@@ -34,6 +34,7 @@ from traitlets.config import TraitError
 
 from cs3collab.jupyter.bridge import CollaborationBridge, bridge_handlers
 from cs3collab.jupyter.connection import CS3CollabConnection
+from cs3collab.jupyter.sharing import Sharing, sharing_handlers
 from cs3collab.jupyter.versions_proxy import VersionsProxy, versions_handlers
 
 CONTENTS_MANAGER_CLASS = "cs3collab.jupyter.contents.CS3ContentsManager"
@@ -100,6 +101,12 @@ class CS3CollabExtension(ExtensionApp):
         "applies its own, usually lower, limit.",
     ).tag(config=True)
 
+    share_search_limit = Int(
+        20,
+        help="Most people the Share dialog's search returns of each kind (local users, groups, "
+        "federated contacts) per query (default 20).",
+    ).tag(config=True)
+
     connection = Instance(CS3CollabConnection, allow_none=True)
     bridge = Instance(CollaborationBridge, allow_none=True)
     _embedded: EmbeddedService | None = None
@@ -112,7 +119,7 @@ class CS3CollabExtension(ExtensionApp):
             raise TraitError(f"CS3CollabExtension.service_url must be an http(s) URL, got {url!r}")
         return url
 
-    @validate("connect_timeout", "request_timeout", "max_message_size")
+    @validate("connect_timeout", "request_timeout", "max_message_size", "share_search_limit")
     def _validate_positive(self, proposal):
         if proposal["value"] <= 0:
             raise TraitError(f"CS3CollabExtension.{proposal['trait'].name} must be positive")
@@ -162,6 +169,8 @@ class CS3CollabExtension(ExtensionApp):
         self.handlers.extend(bridge_handlers(self.bridge))
         self.versions_proxy = VersionsProxy(self.bridge)  # the labextension's history panel
         self.handlers.extend(versions_handlers(self.versions_proxy))
+        # the labextension's Share dialog
+        self.handlers.extend(sharing_handlers(Sharing(self.connection, search_limit=self.share_search_limit)))
 
     async def _start_jupyter_server_extension(self, serverapp) -> None:
         if self.service_url or not self.embedded_service:
