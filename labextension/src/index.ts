@@ -1,6 +1,7 @@
 /**
  * @cs3collab/labextension: presence bar and status chip in each notebook's
- * toolbar, and the version history panel in the right sidebar.
+ * toolbar, the version history panel in the right sidebar, and the Share
+ * dialog (sharingplugin.ts).
  */
 
 import { ICollaborativeContentProvider } from '@jupyter/collaborative-drive';
@@ -12,6 +13,7 @@ import { historyIcon } from '@jupyterlab/ui-components';
 
 import { HistoryPanel } from './historypanel';
 import { PresenceBar } from './presencebar';
+import { sharingPlugin } from './sharingplugin';
 import { providerFor, RoomChannel, yWebsocketOf } from './room';
 import { Fetcher, VersionsClient } from './versions';
 
@@ -106,4 +108,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+export default [plugin, sharingPlugin];
