@@ -9,7 +9,7 @@ allow it, authenticates again by itself when the token expires.
 The operations are grouped by what they act on, each in its own module:
 ``session.files`` (namespace and transfers), ``session.versions``,
 ``session.locks``, ``session.metadata``, ``session.shares``, ``session.ocm``,
-``session.users`` and ``session.groups``.
+``session.users``, ``session.groups`` and ``session.invites``.
 
 Usage::
 
@@ -239,6 +239,7 @@ class Session:
     ) -> None:
         from cs3collab.cs3.files import FilesAPI
         from cs3collab.cs3.groups import GroupsAPI
+        from cs3collab.cs3.invites import InvitesAPI
         from cs3collab.cs3.locks import LocksAPI
         from cs3collab.cs3.metadata import MetadataAPI
         from cs3collab.cs3.ocm import OCMAPI
@@ -259,6 +260,7 @@ class Session:
         self.ocm = OCMAPI(self)
         self.users = UsersAPI(self)
         self.groups = GroupsAPI(self)
+        self.invites = InvitesAPI(self)
 
     @property
     def token(self) -> str:

@@ -57,6 +57,9 @@ def add_devstack_parser(subparsers) -> argparse.ArgumentParser:
                    help="base URL of this site's collaboration service, sent as the uri of the webapp protocol "
                         "(app cs3collab) of the OCM shares it sends (default: the providers file's "
                         "\"cs3collab\" service of this site, else <public url>/app/ocm/<share id>)")
+    p.add_argument("--invite-token-lifetime", type=float, default=24 * 3600, metavar="SECONDS",
+                   help="how long an OCM invite token is valid when its creator names no lifetime "
+                        "(default: 86400, Reva's token_expiration of 24h)")
     p.set_defaults(run=run_devstack)
     return p
 
@@ -78,7 +81,8 @@ async def run_devstack(args: argparse.Namespace) -> None:
                         users_file=args.users, token_lifetime=args.token_lifetime,
                         max_upload_size=args.max_upload_size,
                         ocm=OCMSettings(peers=args.peer, providers_file=args.ocm_providers,
-                                        public_url=args.public_url, webapp_url=args.ocm_webapp_url))
+                                        public_url=args.public_url, webapp_url=args.ocm_webapp_url,
+                                        invite_token_lifetime=args.invite_token_lifetime))
     async with site:
         print(f"cs3collab devstack ready: gateway={site.gateway_address} http={site.http_url} "
               f"domain={site.domain}", flush=True)

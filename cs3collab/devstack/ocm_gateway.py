@@ -4,13 +4,17 @@
 gateway/ocmshareprovider.go) to ``gateway.Gateway``: CreateOCMShare,
 RemoveOCMShare, GetOCMShare, GetOCMShareByToken (no token needed, as Reva's
 ``UnprotectedEndpoints``), ListOCMShares, UpdateOCMShare,
-ListReceivedOCMShares, GetReceivedOCMShare, UpdateReceivedOCMShare. Each
-parses the request and calls one method of ``OCMShares`` or ``OCMInbox``;
-``Gateway.respond`` turns errors into statuses.
+ListReceivedOCMShares, GetReceivedOCMShare, UpdateReceivedOCMShare; the
+invitation calls (GenerateInviteToken, ListInviteTokens, ForwardInvite,
+AcceptInvite, GetAcceptedUser, FindAcceptedUsers, DeleteAcceptedUser) and
+GetInfoByDomain. Each parses the request and calls one method of
+``OCMShares``, ``OCMInbox`` or ``InviteManager``; ``Gateway.respond`` turns
+errors into statuses.
 
 ``install_ocm(site, settings)`` is the extension every ``DevstackSite``
 runs: OCM tables in the site's database, the ``ocmshares`` auth type, the
-method rule of ``ocmshare:`` token scopes, and the OCM HTTP routes.
+method rule of ``ocmshare:`` token scopes, and the OCM HTTP routes
+(``/invite-accepted`` included).
 """
 
 from __future__ import annotations
@@ -18,14 +22,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
+from urllib.parse import urlsplit
 
+from cs3.ocm.invite.v1beta1 import invite_api_pb2 as invite_api
+from cs3.ocm.provider.v1beta1 import provider_api_pb2 as provider_api
+from cs3.ocm.provider.v1beta1 import resources_pb2 as provider_res
 from cs3.sharing.ocm.v1beta1 import ocm_api_pb2 as ocm_api
 
-from .errors import Unimplemented
-from .gateway import Gateway
+from .errors import NotFound, Unimplemented
+from .errors import InvalidArgument
+from .gateway import Gateway, _opaque_str
 from .ocm_http import ocm_http_rules
 from .ocm_inbox import OCMInbox
-from .ocm_model import ROLE_EDITOR, SCOPE_KIND, ocm_scope_allows
+from .ocm_invites import DEFAULT_TOKEN_LIFETIME, InviteManager, create_invite_tables
+from .ocm_model import OCM_API_VERSION, ROLE_EDITOR, SCOPE_KIND, normalize_domain, ocm_scope_allows
 from .ocm_peers import OCMSender, PeerSite, TrustedPeers
 from .ocm_service import OCMConfig, OCMShares
 from .ocm_store import create_tables
@@ -47,6 +57,9 @@ class OCMGateway(Gateway):
 
     ocm_shares: OCMShares | None = None
     ocm_inbox: OCMInbox | None = None
+    ocm_invites: InviteManager | None = None
+    ocm_peers: TrustedPeers | None = None
+    ocm_sender: OCMSender | None = None
 
     def _shares(self) -> OCMShares:
         if self.ocm_shares is None:
@@ -57,6 +70,11 @@ class OCMGateway(Gateway):
         if self.ocm_inbox is None:
             raise Unimplemented("OCM is not set up on this site")
         return self.ocm_inbox
+
+    def _invites(self) -> InviteManager:
+        if self.ocm_invites is None:
+            raise Unimplemented("OCM is not set up on this site")
+        return self.ocm_invites
 
     async def CreateOCMShare(self, request, context):
         async def work(caller):
@@ -111,6 +129,77 @@ class OCMGateway(Gateway):
                                   request.share.id.opaque_id or "-", work)
 
 
+    # -- invitations (Reva's gateway ocminvitemanager.go + ocminvitemanager) ------
+
+    async def GenerateInviteToken(self, request, context):
+        expires_in = _opaque_str(request.opaque, "expires_in")
+
+        async def work(caller):
+            try:
+                seconds = float(expires_in) if expires_in else None
+            except ValueError:
+                raise InvalidArgument("opaque expires_in must be a number of seconds") from None
+            token = await self._invites().generate(caller.user, request.description, seconds)
+            return {"invite_token": token}
+        return await self.respond("GenerateInviteToken", invite_api.GenerateInviteTokenResponse, "-", work)
+
+    async def ListInviteTokens(self, request, context):
+        async def work(caller):
+            return {"invite_tokens": await self._invites().list_tokens(caller.user)}
+        return await self.respond("ListInviteTokens", invite_api.ListInviteTokensResponse, "-", work)
+
+    async def ForwardInvite(self, request, context):
+        domain = request.origin_system_provider.domain
+
+        async def work(caller):
+            contact = await self._invites().forward(caller.user, request.invite_token.token, domain)
+            return {"user_id": contact.id, "email": contact.mail, "display_name": contact.display_name}
+        return await self.respond("ForwardInvite", invite_api.ForwardInviteResponse, f"origin={domain or '-'}", work)
+
+    async def AcceptInvite(self, request, context):
+        async def work(_):
+            initiator = await self._invites().accept(request.invite_token.token, request.remote_user)
+            return {"user_id": initiator.id, "email": initiator.mail, "display_name": initiator.display_name}
+        return await self.respond("AcceptInvite", invite_api.AcceptInviteResponse,
+                                  f"remote={request.remote_user.id.opaque_id}@{request.remote_user.id.idp}", work)
+
+    async def GetAcceptedUser(self, request, context):
+        async def work(caller):
+            return {"remote_user": await self._invites().get_accepted(caller.user, request.remote_user_id)}
+        return await self.respond("GetAcceptedUser", invite_api.GetAcceptedUserResponse,
+                                  f"{request.remote_user_id.opaque_id}@{request.remote_user_id.idp}", work)
+
+    async def FindAcceptedUsers(self, request, context):
+        async def work(caller):
+            return {"accepted_users": await self._invites().find_accepted(caller.user, request.filter)}
+        return await self.respond("FindAcceptedUsers", invite_api.FindAcceptedUsersResponse, "-", work)
+
+    async def DeleteAcceptedUser(self, request, context):
+        async def work(caller):
+            await self._invites().delete_accepted(caller.user, request.remote_user_id)
+            return {}
+        return await self.respond("DeleteAcceptedUser", invite_api.DeleteAcceptedUserResponse,
+                                  f"{request.remote_user_id.opaque_id}@{request.remote_user_id.idp}", work)
+
+    async def GetInfoByDomain(self, request, context):
+        """The trusted provider ``domain`` with its OCM endpoint (Reva's
+        ocmproviderauthorizer over the json authorizer); unknown → NOT_FOUND."""
+        async def work(_):
+            peers, sender = self.ocm_peers, self.ocm_sender
+            if peers is None or sender is None:
+                raise Unimplemented("OCM is not set up on this site")
+            peer = peers.get(request.domain)
+            if peer is None:
+                raise NotFound(f"provider not trusted: {normalize_domain(request.domain) or '-'}")
+            endpoint = await sender.endpoint(peer.domain)
+            service = provider_res.Service(
+                endpoint=provider_res.ServiceEndpoint(type=provider_res.ServiceType(name="OCM"), path=endpoint + "/"),
+                host=urlsplit(endpoint).netloc, api_version=OCM_API_VERSION)
+            return {"provider_info": provider_res.ProviderInfo(
+                domain=peer.domain, name=peer.name, full_name=peer.name, services=[service])}
+        return await self.respond("GetInfoByDomain", provider_api.GetInfoByDomainResponse, request.domain or "-", work)
+
+
 @dataclass
 class OCMSettings:
     """OCM settings of a site (all optional: a site is always OCM-capable).
@@ -133,13 +222,14 @@ class OCMSettings:
     public_url: str | None = None
     provider_name: str = "cs3collab devstack"
     webapp_url: str | None = None
+    invite_token_lifetime: float = DEFAULT_TOKEN_LIFETIME
 
 
 async def install_ocm(site: "DevstackSite", settings: OCMSettings) -> None:
     """Turn on OCM for ``site`` (runs before its servers start)."""
     if not isinstance(site.gateway, OCMGateway):
         raise TypeError("a devstack site needs a gateway_class derived from ocm_gateway.OCMGateway")
-    await site.store.run(lambda tree: create_tables(tree.conn))
+    await site.store.run(lambda tree: (create_tables(tree.conn), create_invite_tables(tree.conn)))
     peers = TrustedPeers(settings.peers, settings.providers_file)
     config = OCMConfig(site.domain, settings.public_url or (lambda: site.http_url),
                        provider_name=settings.provider_name,
@@ -147,6 +237,11 @@ async def install_ocm(site: "DevstackSite", settings: OCMSettings) -> None:
     sender = OCMSender(peers)
     site.gateway.ocm_shares = OCMShares(config, site.store, peers, site, sender)
     site.gateway.ocm_inbox = OCMInbox(config, site.store, peers, site.users, sender)
+    site.gateway.ocm_invites = InviteManager(site.domain, site.store, site.users, peers, sender,
+                                             settings.invite_token_lifetime)
+    site.gateway.ocm_peers, site.gateway.ocm_sender = peers, sender
+    # as Reva's invite service and provider authorizer: no login needed
+    site.add_unprotected(f"/{GATEWAY_SERVICE}/AcceptInvite", f"/{GATEWAY_SERVICE}/GetInfoByDomain")
     site.add_unprotected(f"/{GATEWAY_SERVICE}/GetOCMShareByToken")
     site.auth_providers.register("ocmshares", site.gateway.ocm_shares.authenticate)
     # The role a token was minted with may be out of date (UpdateOCMShare): the
@@ -154,5 +249,5 @@ async def install_ocm(site: "DevstackSite", settings: OCMSettings) -> None:
     # caller may do to a resource is decided by the share's current role
     # (access.SCOPE_CHECKS, on the store thread).
     site.add_scope_rule(SCOPE_KIND, lambda scope, method: ocm_scope_allows(ROLE_EDITOR, method))
-    site.add_http_routes(*ocm_http_rules(config, site.gateway.ocm_inbox))
+    site.add_http_routes(*ocm_http_rules(config, site.gateway.ocm_inbox, site.gateway.ocm_invites))
     site.add_cleanup(sender.aclose)

@@ -5,6 +5,11 @@ Routes (no login, as in Reva where they are unprotected):
 - ``GET /.well-known/ocm`` and the legacy ``GET /ocm-provider``: discovery.
 - ``POST /ocm/shares``: Share Creation Notification from a trusted peer.
 - ``POST /ocm/notifications``: SHARE_UNSHARED from the sending peer.
+- ``POST /ocm/invite-accepted``: a user of a trusted peer accepted one of our
+  invite tokens (Reva ocmd ``invites.go``): JSON or form fields ``token``,
+  ``userID``, ``recipientProvider``, ``name``, ``email``; 200 with the
+  inviting user ``{userID, email, name}``; missing fields or an expired token
+  400, untrusted provider 403, unknown token 404, accepted before 409.
 
 Errors: the HTTP status comes from the data server's one table
 (``dataserver.HTTP_STATUS``: InvalidArgument 400, Unauthenticated 401,
@@ -20,10 +25,12 @@ import logging
 from typing import Any, Awaitable, Callable
 
 import tornado.web
+from cs3.identity.user.v1beta1 import resources_pb2 as user_res
 
 from . import errors
 from .dataserver import http_status_for
 from .ocm_inbox import OCMInbox
+from .ocm_invites import InviteManager
 from .ocm_payload import discovery_document
 from .ocm_service import OCMConfig
 
@@ -36,9 +43,10 @@ REVA_CODES = {400: "INVALID_PARAMETER", 401: "UNAUTHENTICATED", 403: "UNTRUSTED_
 
 
 class _OCMHandler(tornado.web.RequestHandler):
-    def initialize(self, config: OCMConfig, inbox: OCMInbox) -> None:
+    def initialize(self, config: OCMConfig, inbox: OCMInbox, invites: InviteManager | None = None) -> None:
         self.config = config
         self.inbox = inbox
+        self.invites = invites
 
     def check_xsrf_cookie(self) -> None:  # server-to-server API, no cookies
         return None
@@ -97,12 +105,41 @@ class NotificationsHandler(_OCMHandler):
         await self.answer("/notifications", self.inbox.receive_notification)
 
 
-def ocm_http_rules(config: OCMConfig, inbox: OCMInbox) -> list[tuple]:
-    """Tornado rules for the OCM HTTP API (``site.add_http_routes``)."""
-    kw = {"config": config, "inbox": inbox}
+class InviteAcceptedHandler(_OCMHandler):
+    def _fields(self) -> dict[str, str]:
+        names = ("token", "userID", "recipientProvider", "name", "email")
+        ctype = self.request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+        if ctype == "application/json":
+            doc = self.json_body()
+            if not isinstance(doc, dict):
+                raise errors.InvalidArgument("missing parameters in request")
+            return {n: doc.get(n) if isinstance(doc.get(n), str) else "" for n in names}
+        return {n: self.get_body_argument(n, "") for n in names}
+
+    async def post(self) -> None:
+        try:
+            f = self._fields()
+            remote = user_res.User(id=user_res.UserId(opaque_id=f["userID"], idp=f["recipientProvider"]),
+                                   mail=f["email"], display_name=f["name"])
+            initiator = await self.invites.accept(f["token"], remote)
+        except errors.DevstackError as e:
+            status = 409 if isinstance(e, errors.AlreadyExists) else http_status_for(e)
+            if status >= 500:
+                log.exception("ocm /invite-accepted from=%s failed", self.request.remote_ip)
+            log.info("ocm /invite-accepted from=%s refused status=%d msg=%r", self.request.remote_ip, status, e.message)
+            self.write_json(status, {"code": REVA_CODES.get(status, "SERVER_ERROR"), "message": e.message})
+            return
+        self.write_json(200, {"userID": initiator.id.opaque_id, "email": initiator.mail,
+                              "name": initiator.display_name})
+
+
+def ocm_http_rules(config: OCMConfig, inbox: OCMInbox, invites: InviteManager | None = None) -> list[tuple]:
+    """Tornado rules for the OCM HTTP API (``site.add_http_routes``);
+    ``/invite-accepted`` only with ``invites``."""
+    kw = {"config": config, "inbox": inbox, "invites": invites}
     return [
         (r"/\.well-known/ocm/?", DiscoveryHandler, kw),
         (r"/ocm-provider/?", DiscoveryHandler, kw),
         (r"/ocm/shares/?", SharesHandler, kw),
         (r"/ocm/notifications/?", NotificationsHandler, kw),
-    ]
+    ] + ([(r"/ocm/invite-accepted/?", InviteAcceptedHandler, kw)] if invites is not None else [])

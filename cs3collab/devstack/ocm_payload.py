@@ -41,7 +41,7 @@ def discovery_document(endpoint: str, provider: str) -> dict[str, Any]:
             {"name": "file", "shareTypes": ["user"], "protocols": dict(protocols)},
             {"name": "folder", "shareTypes": ["user"], "protocols": dict(protocols)},
         ],
-        "capabilities": ["/notifications"],
+        "capabilities": ["/notifications", "/invite-accepted"],
     }
 
 

@@ -10,7 +10,8 @@ ports chosen at run time).
 
 ``OCMSender`` is the HTTP client towards them (Reva ocmd/client.go):
 discovery (``/.well-known/ocm``, falling back to ``/ocm-provider``), the
-Share Creation Notification (``POST {endPoint}/shares``) and notifications.
+Share Creation Notification (``POST {endPoint}/shares``), notifications and
+``POST {endPoint}/invite-accepted`` (``post``).
 """
 
 from __future__ import annotations
@@ -285,6 +286,14 @@ class OCMSender:
         if resp.status_code == 501:
             raise Unimplemented(f"{domain} does not support the share: {detail}")
         raise DevstackError(f"{domain} answered HTTP {resp.status_code}: {detail}")
+
+    async def post(self, domain: str, path: str, body: dict[str, Any]) -> httpx.Response:
+        """``POST {endPoint}{path}`` with a JSON body; unreachable → internal error."""
+        url = await self.endpoint(domain) + path
+        try:
+            return await self._client.post(url, json=body)
+        except httpx.HTTPError as e:
+            raise DevstackError(f"cannot reach {domain} at {url}: {type(e).__name__}") from None
 
     async def notify(self, domain: str, body: dict[str, Any]) -> bool:
         """Best-effort ``POST {endPoint}/notifications``; True on 2xx."""
