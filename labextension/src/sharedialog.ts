@@ -68,7 +68,7 @@ export class ShareDialogBody extends Widget {
     });
     this._role = roleSelect('cs3collab-ShareRole', model.role, role => model.setRole(role));
     this._add = element('button', 'jp-mod-styled jp-mod-accept cs3collab-ShareAdd', 'Share');
-    this._add.addEventListener('click', () => void model.share());
+    this._add.addEventListener('click', () => void model.share().then(this._refocus));
     this._form = element('div', 'cs3collab-ShareForm');
     this._form.append(this._search, this._role, this._add);
     this._results = element('ul', 'cs3collab-ShareResults');
@@ -103,11 +103,12 @@ export class ShareDialogBody extends Widget {
     if (first) {
       this._choose(first);
     } else if (this.model.picked) {
-      void this.model.share();
+      void this.model.share().then(this._refocus);
     }
   };
 
   dispose(): void {
+    document.removeEventListener('keydown', this._onEnter, true);
     this._debouncer.cancel();
     this.model.onChange = () => undefined;
     super.dispose();
@@ -121,7 +122,8 @@ export class ShareDialogBody extends Widget {
     const reason = model.readOnlyReason;
     this._notice.textContent = reason ?? '';
     this._notice.hidden = !reason;
-    this._form.hidden = !model.canShare;
+    // shown while the list loads (the search box has the focus), hidden for who cannot share
+    this._form.hidden = model.listing !== null && !model.canShare;
     this._add.disabled = model.busy || !model.picked;
     this._role.value = model.role;
     if (model.picked && this._search.value !== model.query) {
@@ -136,7 +138,7 @@ export class ShareDialogBody extends Widget {
   private _renderResults(): void {
     const model = this.model;
     this._results.replaceChildren();
-    this._results.hidden = !model.canShare || model.results.length === 0;
+    this._results.hidden = this._form.hidden || model.results.length === 0;
     for (const person of model.results) {
       const item = element('li', 'cs3collab-ShareResult');
       item.dataset.kind = person.kind;
@@ -162,6 +164,18 @@ export class ShareDialogBody extends Widget {
     }
   }
 
+  /**
+   * Back to the search box after a button that disappears or is disabled was
+   * used: the focus stays in the dialog (Escape, Tab, Enter keep working).
+   */
+  private _refocus = (): void => {
+    if (!this._form.hidden) {
+      this._search.focus();
+    } else {
+      (this.node.closest('.jp-Dialog-content')?.querySelector('.jp-Dialog-button') as HTMLElement | null)?.focus();
+    }
+  };
+
   private _choose(person: IPerson): void {
     this._debouncer.cancel();
     this.model.pick(person);
@@ -170,12 +184,28 @@ export class ShareDialogBody extends Widget {
 
   private _renderList(): void {
     const model = this.model;
+    // the entries are rebuilt: the focused control's twin in the new entry gets the focus back
+    const focused = document.activeElement as HTMLElement | null;
+    const wasIn = focused && this._list.contains(focused) ? focused.closest<HTMLElement>('.cs3collab-ShareEntry') : null;
+    const again = wasIn ? { grantee: wasIn.dataset.grantee, className: focused!.classList[focused!.classList.length - 1] } : null;
     this._list.replaceChildren();
     if (model.listing && model.shares.length === 0) {
       this._list.append(element('li', 'cs3collab-ShareEmpty', `${model.name} is not shared with anyone yet.`));
     }
     for (const share of model.shares) {
       this._list.append(this._entry(share));
+    }
+    if (again) {
+      const item = [...this._list.querySelectorAll<HTMLElement>('.cs3collab-ShareEntry')].find(
+        candidate => candidate.dataset.grantee === again.grantee
+      );
+      // the same control, else the entry's first button (Remove → its confirmation)
+      const twin = item?.querySelector<HTMLElement>(`.${again.className}`) ?? item?.querySelector<HTMLElement>('button');
+      if (twin) {
+        twin.focus();
+      } else {
+        this._refocus();
+      }
     }
   }
 
@@ -200,11 +230,13 @@ export class ShareDialogBody extends Widget {
     }
     if (model.confirming === share.id) {
       const confirm = element('button', 'jp-mod-styled jp-mod-warn cs3collab-ShareRevokeConfirm', 'Remove access');
-      confirm.addEventListener('click', () => void model.revoke(share));
+      confirm.addEventListener('click', () => void model.revoke(share).then(this._refocus));
       const cancel = element('button', 'jp-mod-styled jp-mod-reject cs3collab-ShareRevokeCancel', 'Keep');
       cancel.addEventListener('click', () => model.askRevoke(null));
       const ask = element('span', 'cs3collab-ShareConfirmText', `Remove ${share.grantee.displayName}'s access?`);
-      item.append(ask, confirm, cancel);
+      const row = element('div', 'cs3collab-ShareConfirm');
+      row.append(ask, confirm, cancel);
+      item.append(row);
     } else {
       const revoke = element('button', 'jp-mod-styled cs3collab-ShareRevoke', 'Remove');
       revoke.title = `Remove ${share.grantee.displayName}'s access`;

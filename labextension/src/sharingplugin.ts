@@ -73,9 +73,20 @@ export const sharingPlugin: JupyterFrontEndPlugin<void> = {
         className: 'cs3collab-ShareButton',
         onClick: () => void app.commands.execute(SHARE_COMMAND, { path: panel.context.localPath })
       });
-      if (!panel.toolbar.insertAfter('cs3collab-presence', 'cs3collab-share', button)) {
-        panel.toolbar.insertAfter('spacer', 'cs3collab-share', button);
-      }
+      // once the toolbar holds its configured items (they are added as the settings load,
+      // by index): next to the presence bar, else after the spacer
+      void panel.context.ready.then(() => {
+        if (button.isDisposed || panel.isDisposed) {
+          return;
+        }
+        const toolbar = panel.toolbar;
+        if (!toolbar.insertAfter('cs3collab-presence', 'cs3collab-share', button)) {
+          if (!toolbar.insertAfter('spacer', 'cs3collab-share', button)) {
+            toolbar.addItem('cs3collab-share', button);
+          }
+        }
+      });
+      panel.disposed.connect(() => button.dispose());
     });
   }
 };
