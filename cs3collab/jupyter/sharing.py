@@ -17,7 +17,7 @@ Routes (docs/architecture.md, "Sharing"); errors are Jupyter's JSON error
 replies whose ``message`` the dialog shows as it is:
 
 * ``GET /api/cs3collab/shares?path=`` → ``{"path", "resourceId", "canShare",
-  "reason", "shares": [share]}``
+  "reason", "owner": grantee | null, "shares": [share]}``
 * ``POST /api/cs3collab/shares`` ``{"path", "grantee": {"kind", "id", "idp"},
   "role"}`` → 201 ``share``
 * ``PATCH /api/cs3collab/shares/{kind}/{id}`` ``{"role"}`` → ``share``
@@ -171,7 +171,7 @@ class Sharing:
             raise
         name = _name_of(path)
         if isinstance(reference, OCMTarget):
-            return Target(path, None, f"{name} is shared with you from another institution; only there can it be shared")
+            return Target(path, None, f"{name} is shared with you from another institution; only there can it be shared.")
         session = await self.session()
         try:
             info = await session.files.stat(reference)
@@ -183,10 +183,16 @@ class Sharing:
         if not info.permission_set.add_grant:
             role = role_of(info.permission_set)
             held = f"you are a {role} of it" if role in ROLES else "your access does not allow it"
-            reason = f"You cannot share {name}: {held}, and only its owner or people allowed to share can"
+            reason = f"You cannot share {name}: {held}, and only its owner or people allowed to share can."
         return Target(path, info, reason)
 
     # -- shares -----------------------------------------------------------------------
+
+    async def owner(self, target: Target) -> dict | None:
+        """Who owns the file (a recipient sees no one else's shares, but sees this)."""
+        if target.info is None or not target.info.owner.opaque_id:
+            return None
+        return await Names(await self.session()).user(target.info.owner)
 
     async def list(self, target: Target) -> list[dict]:
         """The shares of the file the caller can see: its user, group and OCM shares."""
@@ -382,6 +388,7 @@ class SharesHandler(_SharingHandler):
                 "resourceId": target.resource,
                 "canShare": target.reason is None,
                 "reason": target.reason,
+                "owner": await self.sharing.owner(target),
                 "shares": await self.sharing.list(target),
             }
 

@@ -74,7 +74,8 @@ export class ShareDialogBody extends Widget {
     this._results = element('ul', 'cs3collab-ShareResults');
     this._list = element('ul', 'cs3collab-ShareList');
     this._heading = element('div', 'cs3collab-ShareHeading', 'People with access');
-    this.node.append(this._error, this._notice, this._form, this._results, this._heading, this._list);
+    this._owner = element('div', 'cs3collab-ShareOwner');
+    this.node.append(this._error, this._notice, this._form, this._results, this._heading, this._owner, this._list);
 
     model.onChange = () => this.render();
     this.render();
@@ -122,6 +123,8 @@ export class ShareDialogBody extends Widget {
     const reason = model.readOnlyReason;
     this._notice.textContent = reason ?? '';
     this._notice.hidden = !reason;
+    this._owner.textContent = model.ownerLine ?? '';
+    this._owner.hidden = !model.ownerLine;
     // shown while the list loads (the search box has the focus), hidden for who cannot share
     this._form.hidden = model.listing !== null && !model.canShare;
     this._add.disabled = model.busy || !model.picked;
@@ -190,7 +193,7 @@ export class ShareDialogBody extends Widget {
     const again = wasIn ? { grantee: wasIn.dataset.grantee, className: focused!.classList[focused!.classList.length - 1] } : null;
     this._list.replaceChildren();
     if (model.listing && model.shares.length === 0) {
-      this._list.append(element('li', 'cs3collab-ShareEmpty', `${model.name} is not shared with anyone yet.`));
+      this._list.append(element('li', 'cs3collab-ShareEmpty', model.emptyLine));
     }
     for (const share of model.shares) {
       this._list.append(this._entry(share));
@@ -256,6 +259,7 @@ export class ShareDialogBody extends Widget {
   private _form: HTMLDivElement;
   private _results: HTMLUListElement;
   private _heading: HTMLDivElement;
+  private _owner: HTMLDivElement;
   private _list: HTMLUListElement;
 }
 

@@ -39,6 +39,7 @@ export interface IShareList {
   resourceId: string;
   canShare: boolean;
   reason?: string | null;
+  owner?: IGrantee | null;
   shares: IShare[];
 }
 
@@ -179,6 +180,19 @@ export class ShareModel {
 
   get canShare(): boolean {
     return this.listing?.canShare ?? false;
+  }
+
+  /** "Owner: Albert Einstein", when the server named the owner. */
+  get ownerLine(): string | null {
+    const owner = this.listing?.owner;
+    return owner ? `Owner: ${owner.displayName}` : null;
+  }
+
+  /** What the list says when it is empty: a recipient does not see the others' shares. */
+  get emptyLine(): string {
+    return this.canShare
+      ? `${this.name} is not shared with anyone yet.`
+      : `Only people who may share ${this.name} see who else has access.`;
   }
 
   /** Why the list is read-only (null when the user may share). */

@@ -125,7 +125,14 @@ describe('ShareModel', () => {
     const server = fakeServer({
       'GET api/cs3collab/shares': () => [
         200,
-        { path: 'd/analysis.ipynb', resourceId: 'x', canShare, reason: canShare ? null : 'You are a viewer', shares }
+        {
+          path: 'd/analysis.ipynb',
+          resourceId: 'x',
+          canShare,
+          reason: canShare ? null : 'You are a viewer',
+          owner: { id: 'e-1', idp: 'cernbox.test', username: 'einstein', displayName: 'Albert Einstein', institution: 'cernbox.test' },
+          shares
+        }
       ],
       'GET api/cs3collab/people': () => [200, { people: [marie, physics, richard] }],
       'POST api/cs3collab/shares': body => {
@@ -147,6 +154,7 @@ describe('ShareModel', () => {
     expect(m.name).toBe('analysis.ipynb');
     expect(m.canShare).toBe(true);
     expect(m.readOnlyReason).toBeNull();
+    expect(m.emptyLine).toBe('analysis.ipynb is not shared with anyone yet.');
 
     await m.search('m'); // too short: nothing asked
     expect(server.calls.filter(c => c[0].startsWith('api/cs3collab/people'))).toEqual([]);
@@ -201,7 +209,10 @@ describe('ShareModel', () => {
     await m.load();
     expect(m.canShare).toBe(false);
     expect(m.readOnlyReason).toBe('You are a viewer');
+    expect(m.ownerLine).toBe('Owner: Albert Einstein');
     expect(m.shares).toHaveLength(1);
+    m.listing = { ...m.listing!, shares: [] };
+    expect(m.emptyLine).toBe('Only people who may share analysis.ipynb see who else has access.');
   });
 
   it('keeps only the newest search answer', async () => {

@@ -14,6 +14,7 @@ import contextlib
 import shutil
 import uuid
 from collections.abc import AsyncIterator
+from urllib.parse import quote
 
 import httpx
 import nbformat
@@ -23,6 +24,7 @@ from playwright.async_api import Page, expect
 
 from cs3collab.cs3.roles import can_write
 from cs3collab.cs3.shares import user_grantee
+from cs3collab.demo import SAMPLE_NAME
 from tests.e2e.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, LOAD_TIMEOUT_MS, Screenshots, Tab
 
 DIALOG = ".jp-Dialog .cs3collab-ShareDialog"
@@ -37,29 +39,37 @@ def screenshot() -> Screenshots:
     return Screenshots(folder)
 
 
-@pytest.fixture(scope="module")
-async def einstein_tab(stack, browser_driver, tmp_path_factory) -> AsyncIterator[Tab]:
-    """einstein's JupyterLab in a browser of its own, on his home folder."""
+@contextlib.asynccontextmanager
+async def lab_tab(stack, browser_driver, profile, user: str, folder: str = "") -> AsyncIterator[Tab]:
+    """``user``'s JupyterLab in a browser of its own, the file browser on ``folder``."""
     context = await browser_driver.chromium.launch_persistent_context(
-        tmp_path_factory.mktemp("share-profile"),
+        profile,
         executable_path=str(CHROMIUM),
         args=CHROMIUM_ARGS,
         headless=True,
         viewport={"width": 1280, "height": 800},
     )
+    page = context.pages[0] if context.pages else await context.new_page()
+    tab = Tab(user, page)
     try:
-        page = context.pages[0] if context.pages else await context.new_page()
-        tab = Tab("einstein", page)
         page.on("console", lambda message: tab.console.append(f"[{message.type}] {message.text}"))
         page.on("pageerror", lambda error: tab.console.append(f"[pageerror] {error}"))
-        lab = stack.labs["einstein"]
-        await page.goto(f"{lab.url}/lab?token={lab.token}")
+        lab = stack.labs[user]
+        where = f"/lab/tree/{quote(folder)}" if folder else "/lab"
+        await page.goto(f"{lab.url}{where}?token={lab.token}")
         await expect(page.locator(".jp-DirListing-content")).to_be_visible(timeout=LOAD_TIMEOUT_MS)
         yield tab
     finally:
         (ARTIFACTS / "sharing").mkdir(parents=True, exist_ok=True)
-        (ARTIFACTS / "sharing" / "console-einstein.log").write_text("\n".join(tab.console) + "\n")
+        (ARTIFACTS / "sharing" / f"console-{user}.log").write_text("\n".join(tab.console) + "\n")
         await context.close()
+
+
+@pytest.fixture(scope="module")
+async def einstein_tab(stack, browser_driver, tmp_path_factory) -> AsyncIterator[Tab]:
+    """einstein's JupyterLab on his home folder."""
+    async with lab_tab(stack, browser_driver, tmp_path_factory.mktemp("share-einstein"), "einstein") as tab:
+        yield tab
 
 
 @contextlib.asynccontextmanager
@@ -180,3 +190,18 @@ async def test_toolbar_button_and_an_error_in_words(stack, einstein_tab, screens
     await screenshot(einstein_tab, "error-in-words")
     await page.keyboard.press("Escape")
     await expect(dialog).to_have_count(0)
+
+
+async def test_a_viewer_sees_the_list_read_only_and_why(stack, browser_driver, screenshot, tmp_path):
+    """richard is a viewer of the demo notebook (shared with him by einstein)."""
+    async with lab_tab(stack, browser_driver, tmp_path / "profile", "richard", folder="Shared with me") as richard:
+        page = richard.page
+        await open_from_file_browser(page, SAMPLE_NAME)
+        dialog = page.locator(DIALOG)
+        await expect(dialog.locator(".cs3collab-ShareNotice")).to_have_text(
+            f"You cannot share {SAMPLE_NAME}: you are a viewer of it, and only its owner or people allowed to share can."
+        )
+        await expect(dialog.locator(".cs3collab-ShareOwner")).to_have_text("Owner: Albert Einstein")
+        await expect(dialog.locator(".cs3collab-ShareSearch")).to_be_hidden()
+        await expect(dialog.locator(".cs3collab-ShareAdd")).to_be_hidden()
+        await screenshot(richard, "viewer-read-only")

@@ -59,6 +59,7 @@ async def test_share_change_role_and_revoke_reach_the_grantee(bridge_einstein, e
         assert empty.json()["canShare"] is True
         assert empty.json()["shares"] == []
         assert empty.json()["resourceId"]
+        assert empty.json()["owner"]["displayName"] == "Albert Einstein"
 
         made = await http.post(
             "api/cs3collab/shares", json={"path": path, "grantee": person("user", MARIE_ID), "role": "editor"}
@@ -171,6 +172,8 @@ async def test_errors_in_words(bridge_einstein, jp_marie, einstein, marie, workd
         assert mine.status_code == 200, mine.text
         assert mine.json()["canShare"] is False
         assert "you are a viewer" in mine.json()["reason"]
+        assert mine.json()["owner"]["username"] == "einstein"  # who she may ask
+        assert mine.json()["shares"] == []  # einstein's shares are his to see
         reshare = await http.post(
             "api/cs3collab/shares",
             json={"path": "Shared with me/twice.ipynb", "grantee": person("user", RICHARD_ID), "role": "viewer"},
