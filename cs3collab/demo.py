@@ -45,7 +45,7 @@ import httpx
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from cs3collab.cs3 import CS3Client, NotFound, Session, roles
+from cs3collab.cs3 import AlreadyExists, CS3Client, NotFound, Session, roles
 from cs3collab.cs3.ocm import federated_user
 from cs3collab.cs3.shares import ACCEPTED, user_grantee
 from cs3collab.devstack.ocm_peers import PeerSite, write_providers
@@ -274,14 +274,35 @@ def _kept_port(path: Path) -> int:
     return port
 
 
-async def seed_federated(gateway_a: str, gateway_b: str, remote_domain: str, service_a_url: str) -> str:
-    """The sample notebook in einstein's home at A, shared through OCM with
-    marie at B (editor) and accepted by her there (once). A share of an
+async def exchange_invite(inviter: Session, invitee: Session, inviter_domain: str) -> None:
+    """Make two users of different sites each other's OCM contacts, the way
+    their users would: ``inviter`` generates an invite token, ``invitee``'s
+    site forwards it to ``inviter_domain`` (``POST /invite-accepted``) and
+    both sites store the other user. Nothing happens when the invitee knows
+    the inviter already (a demo run again on the same folder)."""
+    known = {(u.id.idp, u.id.opaque_id) for u in await invitee.invites.find_accepted_users()}
+    if (inviter_domain, inviter.user.id.opaque_id) in known:
+        return
+    token = await inviter.invites.generate(f"cs3collab demo: {invitee.username}")
+    try:
+        await invitee.invites.forward(token.token, inviter_domain)
+    except AlreadyExists:  # the inviter's site knew the invitee already
+        log.info("invite not needed: %s knows %s already", inviter.username, invitee.username)
+
+
+async def seed_federated(gateway_a: str, gateway_b: str, remote_domain: str, service_a_url: str,
+                         domain_a: str | None = None) -> str:
+    """einstein at A (``domain_a``) and marie at B become contacts by an OCM
+    invitation (once, when ``domain_a`` is given); the sample notebook in
+    einstein's home at A is shared through OCM with marie at B (editor) and
+    accepted by her there (once). A share of an
     earlier run whose webapp names another service URL (A's port was taken)
     is replaced: removing it at A removes it at B too."""
     async with CS3Client(gateway_a) as cs3_a, CS3Client(gateway_b) as cs3_b:
         einstein = await cs3_a.login("einstein", DEMO_USERS["einstein"])
         marie = await cs3_b.login("marie", DEMO_USERS["marie"])
+        if domain_a:
+            await exchange_invite(einstein, marie, domain_a)
         path = f"{await einstein.get_home()}/{SAMPLE_NAME}"
         try:
             info = await einstein.files.stat(path)
@@ -357,7 +378,7 @@ async def run_two_sites(args: argparse.Namespace) -> None:
             python + ["serve", f"--gateway={gateway['b']}", f"--state-dir={base / 'service-b'}", "--port=0"],
             SERVICE_READY, tasks,
         ))
-        sample = await seed_federated(gateway["a"], gateway["b"], domains["b"], service_a.match["url"])
+        sample = await seed_federated(gateway["a"], gateway["b"], domains["b"], service_a.match["url"], domains["a"])
         einstein = await _lab(stack, tasks, "lab-a-einstein", "einstein", gateway["a"], service_a.match["url"],
                               base / "site-a-labs", SAMPLE_NAME)
         marie = await _lab(stack, tasks, "lab-b-marie", "marie", gateway["b"], service_b.match["url"],
@@ -368,6 +389,7 @@ async def run_two_sites(args: argparse.Namespace) -> None:
         print(f"  site B {domains['b']}: gateway {gateway['b']}   collaboration service {service_b.match['url']}",
               flush=True)
         print(f"  sample notebook at A: {sample} (shared through OCM with marie@{domains['b']}, editor)", flush=True)
+        print(f"  einstein@{domains['a']} and marie@{domains['b']} are OCM contacts (by invitation)", flush=True)
         print(f"  einstein@{domains['a']:14} {einstein}", flush=True)
         print(f"  marie@{domains['b']:17} {marie}", flush=True)
         print("Ctrl-C stops everything.", flush=True)

@@ -133,3 +133,22 @@ async def test_viewer_share(conn, target):
         await session.shares.remove(share.id.opaque_id)
     with pytest.raises((PermissionDenied, NotFound)):
         await other.files.download(info.id)
+
+
+async def test_groups_of_the_user_are_found(conn):
+    _, session, _ = conn
+    if not session.user.groups:
+        pytest.skip("the test user belongs to no group")
+    name = session.user.groups[0]
+    found = await session.groups.find(name)
+    assert name in [g.group_name for g in found]
+    group = await session.groups.get(next(g for g in found if g.group_name == name).id)
+    assert group.group_name == name
+
+
+async def test_invite_tokens(conn):
+    _, session, _ = conn
+    token = await session.invites.generate("cs3collab conformance")
+    assert token.token and token.expiration.seconds > 0
+    assert token.token in [t.token for t in await session.invites.list_tokens()]
+    await session.invites.find_accepted_users()  # answers OK (raises otherwise)

@@ -31,6 +31,7 @@ from pycrdt import Doc, Provider
 
 from cs3collab.cs3 import CS3Client, Session, roles
 from cs3collab.cs3.ocm import federated_user
+from cs3collab.demo import exchange_invite
 from cs3collab.devstack.ocm_peers import PeerSite, write_providers
 from tests.conftest import DEMO_PASSWORDS
 from tests.jupyter.conftest_bridge import jupyter_with_cs3collab
@@ -122,6 +123,9 @@ async def fed(tmp_path_factory, svc_a_args) -> AsyncIterator[Federation]:
             root / "lab-marie", gateway=b.gateway, service_url=svc_b.url, username="marie"))
         client_a = await stack.enter_async_context(CS3Client(a.gateway))
         einstein = await client_a.login("einstein", DEMO_PASSWORDS["einstein"])
+        # einstein@A and marie@B are each other's contacts by an OCM invitation
+        client_b = await stack.enter_async_context(CS3Client(b.gateway))
+        await exchange_invite(einstein, await client_b.login("marie", DEMO_PASSWORDS["marie"]), a.domain)
         yield Federation(a, b, svc_a, svc_b, Lab(lab.url.rstrip("/"), lab.token, lab.running), client_a, einstein,
                          stack, port_a, root)
 

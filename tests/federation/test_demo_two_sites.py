@@ -1,7 +1,8 @@
 """``cs3collab demo --two-sites`` as a user runs it: real processes, its own output.
 
-The demo starts both sites, shares the sample notebook at A with marie at B
-through OCM and prints two URLs; marie's Jupyter server (site B) opens
+The demo starts both sites, makes einstein@A and marie@B contacts by an OCM
+invitation, shares the sample notebook at A with marie at B through OCM and
+prints two URLs; marie's Jupyter server (site B) opens
 "Shared with me/analysis.ipynb" from A's service, and a JupyterLab whose
 cs3collab extension failed to link is refused at start.
 """
@@ -16,7 +17,8 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 import httpx
 import pytest
 
-from cs3collab.demo import JUPYTER_READY, check_lab, jupyter_command, jupyter_env
+from cs3collab.cs3 import CS3Client
+from cs3collab.demo import DEMO_USERS, JUPYTER_READY, check_lab, jupyter_command, jupyter_env
 from tests.support import processes
 from tests.support.processes import run_process
 
@@ -51,6 +53,16 @@ async def test_two_site_demo(tmp_path: Path, monkeypatch):
             mine = await http.put(f"/api/collaboration/session/{quote(einstein_path, safe='')}",
                                   json={"format": "json", "type": "notebook"})
         assert mine.json()["fileId"] == session.json()["fileId"]  # one room, at A
+        # einstein and marie became contacts by an OCM invitation
+        assert any("are OCM contacts (by invitation)" in line for line in demo.output)
+        gateways = dict(re.findall(r"site [AB] (\S+): gateway (\S+)", "\n".join(demo.output)))
+        async with CS3Client(gateways["cernbox.demo"]) as cs3_a, CS3Client(gateways["cesnet.demo"]) as cs3_b:
+            einstein = await cs3_a.login("einstein", DEMO_USERS["einstein"])
+            marie = await cs3_b.login("marie", DEMO_USERS["marie"])
+            assert [(u.id.idp, u.display_name) for u in await einstein.invites.find_accepted_users()] == \
+                [("cesnet.demo", "Marie Curie")]
+            assert [(u.id.idp, u.id.opaque_id) for u in await marie.invites.find_accepted_users()] == \
+                [("cernbox.demo", einstein.user.id.opaque_id)]
 
 
 async def test_lab_without_linked_extension_is_refused(tmp_path: Path):

@@ -8,6 +8,8 @@ pycrdt client directly on service A.
 
 from __future__ import annotations
 
+import uuid
+
 import anyio
 import httpx
 import pytest
@@ -15,6 +17,7 @@ import websockets
 from urllib.parse import quote
 
 from cs3collab.cs3 import roles
+from cs3collab.cs3.ocm import federated_user
 from cs3collab.service import ids
 from tests.federation.conftest import SHARED, open_through_lab, room_through_lab
 from tests.service.rtc import eventually, sources, type_text
@@ -133,3 +136,27 @@ async def test_wrong_secret_or_other_share_refused(fed):
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await ws.recv()
     assert closed.value.rcvd.code == 1003 and "unauthenticated" in closed.value.rcvd.reason
+
+
+async def test_a_contact_by_invitation_is_shared_with_and_promoted_live(fed):
+    """The fixture's invitation made marie@B einstein's contact: a share to
+    that contact reaches her Jupyter at B, and raising her role at A turns
+    her open viewer session into an editor's without reconnecting."""
+    [marie_contact] = await fed.einstein.invites.find_accepted_users("curie")
+    assert marie_contact.id.idp == "cesnet.test" and marie_contact.display_name == "Marie Curie"
+    home = await fed.einstein.get_home()
+    path = f"{home}/contact-{uuid.uuid4().hex[:8]}.ipynb"
+    await fed.einstein.files.upload(path, b'{"cells": [{"cell_type": "code", "source": "c = 1", "metadata": {}, '
+                                          b'"outputs": [], "execution_count": null, "id": "c1"}], "metadata": {}, '
+                                          b'"nbformat": 4, "nbformat_minor": 5}')
+    info = await fed.einstein.files.stat(path)
+    share = await fed.einstein.ocm.create_share(info.id, federated_user(marie_contact.id.opaque_id, "cesnet.test"),
+                                                roles.VIEWER)
+    async with connect(fed.svc_a.url, fed.einstein.token, path) as einstein, \
+            room_through_lab(fed.lab_b, f"{SHARED}/{info.name}") as marie:
+        await marie.channel.wait_raw(lambda m: m.get("type") == "cs3collab:role" and m["role"] == "viewer")
+        await fed.einstein.ocm.update_share(share.id.opaque_id, roles.EDITOR)
+        await marie.channel.wait_raw(lambda m: m.get("type") == "cs3collab:role" and m["role"] == "editor")
+        type_text(marie, 0, "  # marie, now an editor")
+        await wait_for(einstein.doc, lambda: "# marie, now an editor" in sources(einstein)[0])
+    await fed.einstein.ocm.remove_share(share.id.opaque_id)
