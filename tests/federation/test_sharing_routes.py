@@ -1,6 +1,6 @@
 """The Share dialog's routes across institutions: einstein's Jupyter server
-at site A finds marie of site B among his contacts (an accepted OCM
-invitation), shares a notebook with her through OCM, changes her role and
+at site A finds marie of site B among his contacts (the fixture's accepted
+OCM invitation), shares a notebook with her through OCM, changes her role and
 revokes; marie's own Jupyter server at B lists what she got."""
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import nbformat
 import pytest
 from nbformat import v4
 
-from cs3collab.cs3 import CS3Client
-from tests.conftest import DEMO_PASSWORDS
 from tests.federation.conftest import SHARED
 from tests.jupyter.conftest_bridge import Jupyter, jupyter_with_cs3collab
 
@@ -27,15 +25,6 @@ async def lab_a(fed, tmp_path_factory) -> AsyncIterator[Jupyter]:
         yield server
 
 
-@pytest.fixture(scope="module")
-async def marie_is_a_contact(fed):
-    """marie (at B) accepts einstein's invitation: she becomes his contact."""
-    invite = await fed.einstein.invites.generate("for marie")
-    async with CS3Client(fed.b.gateway) as client_b:
-        marie = await client_b.login("marie", DEMO_PASSWORDS["marie"])
-        await marie.invites.forward(invite.token, fed.a.domain)
-
-
 async def listed_at_b(fed, name: str) -> dict | None:
     async with fed.lab_b.http() as http:
         answer = await http.get(f"/api/contents/{SHARED}", params={"content": 1})
@@ -43,7 +32,8 @@ async def listed_at_b(fed, name: str) -> dict | None:
     return next((item for item in answer.json()["content"] if item["name"] == name), None)
 
 
-async def test_federated_contact_found_shared_changed_and_revoked(fed, lab_a, marie_is_a_contact):
+async def test_federated_contact_found_shared_changed_and_revoked(fed, lab_a):
+    # the fixture made marie@B einstein's contact by an OCM invitation
     home = await fed.einstein.get_home()
     name = f"fed-share-{uuid.uuid4().hex[:6]}.ipynb"
     await fed.einstein.files.upload(f"{home}/{name}", nbformat.writes(v4.new_notebook(cells=[v4.new_code_cell("x")])).encode())
