@@ -36,6 +36,7 @@ from cs3collab.jupyter.bridge import CollaborationBridge, bridge_handlers
 from cs3collab.jupyter.browse import browse_handlers
 from cs3collab.jupyter.connection import CS3CollabConnection
 from cs3collab.jupyter.diff import NotebookDiffer, diff_handlers
+from cs3collab.jupyter.sharing import Sharing, sharing_handlers
 from cs3collab.jupyter.versions_proxy import VersionsProxy, versions_handlers
 
 CONTENTS_MANAGER_CLASS = "cs3collab.jupyter.contents.CS3ContentsManager"
@@ -108,6 +109,12 @@ class CS3CollabExtension(ExtensionApp):
         "Larger ones are refused with 413.",
     ).tag(config=True)
 
+    share_search_limit = Int(
+        20,
+        help="Most people the Share dialog's search returns of each kind (local users, groups, "
+        "federated contacts) per query (default 20).",
+    ).tag(config=True)
+
     connection = Instance(CS3CollabConnection, allow_none=True)
     bridge = Instance(CollaborationBridge, allow_none=True)
     _embedded: EmbeddedService | None = None
@@ -120,7 +127,7 @@ class CS3CollabExtension(ExtensionApp):
             raise TraitError(f"CS3CollabExtension.service_url must be an http(s) URL, got {url!r}")
         return url
 
-    @validate("connect_timeout", "request_timeout", "max_message_size", "max_diff_size")
+    @validate("connect_timeout", "request_timeout", "max_message_size", "max_diff_size", "share_search_limit")
     def _validate_positive(self, proposal):
         if proposal["value"] <= 0:
             raise TraitError(f"CS3CollabExtension.{proposal['trait'].name} must be positive")
@@ -173,6 +180,8 @@ class CS3CollabExtension(ExtensionApp):
         # the history panel's "Diff": a version against the live notebook
         self.handlers.extend(diff_handlers(NotebookDiffer(self.versions_proxy, max_size=self.max_diff_size)))
         self.handlers.extend(browse_handlers())  # the labextension's CS3 file browser and File info
+        # the labextension's Share dialog
+        self.handlers.extend(sharing_handlers(Sharing(self.connection, search_limit=self.share_search_limit)))
 
     async def _start_jupyter_server_extension(self, serverapp) -> None:
         if self.service_url or not self.embedded_service:

@@ -1,8 +1,9 @@
 /**
  * @cs3collab/labextension: presence bar and status chip in each notebook's
  * toolbar, who is in which cell, the version history panel in the right
- * sidebar, the diff of a version against the live notebook, and (browser.ts)
- * the CS3 file browser panel in the left sidebar.
+ * sidebar, the diff of a version against the live notebook, the CS3 file
+ * browser panel in the left sidebar (browser.ts) and the Share dialog
+ * (sharingplugin.ts).
  */
 
 import { ICollaborativeContentProvider } from '@jupyter/collaborative-drive';
@@ -18,6 +19,7 @@ import { DiffView } from './diffview';
 import { browserPlugin } from './browser';
 import { HistoryPanel } from './historypanel';
 import { PresenceBar } from './presencebar';
+import { sharingPlugin } from './sharingplugin';
 import { providerFor, RoomChannel, yWebsocketOf } from './room';
 import { Fetcher, VersionsClient } from './versions';
 
@@ -125,4 +127,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [plugin, browserPlugin];
+export default [plugin, browserPlugin, sharingPlugin];

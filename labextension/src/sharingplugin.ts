@@ -1,0 +1,92 @@
+/**
+ * The `cs3collab:share` command ("Share…"): in the file browser's context
+ * menu (files and folders) and as a "Share" button in each notebook's
+ * toolbar, next to the presence bar. It opens the Share dialog.
+ */
+
+import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { URLExt } from '@jupyterlab/coreutils';
+import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
+import { INotebookTracker } from '@jupyterlab/notebook';
+import { ServerConnection } from '@jupyterlab/services';
+import { shareIcon, ToolbarButton } from '@jupyterlab/ui-components';
+
+import { openShareDialog } from './sharedialog';
+import { SharingClient } from './sharing';
+
+export const SHARE_COMMAND = 'cs3collab:share';
+
+const DIR_ITEM = '.jp-DirListing-item[data-isdir]';
+
+export const sharingPlugin: JupyterFrontEndPlugin<void> = {
+  id: '@cs3collab/labextension:sharing',
+  description: 'cs3collab: share files and notebooks in CS3 with people, groups and other institutions',
+  autoStart: true,
+  requires: [INotebookTracker],
+  optional: [IDefaultFileBrowser],
+  activate: (app: JupyterFrontEnd, tracker: INotebookTracker, browser: IDefaultFileBrowser | null) => {
+    const settings = app.serviceManager.serverSettings;
+    const client = new SharingClient((path, init) =>
+      ServerConnection.makeRequest(URLExt.join(settings.baseUrl, path), { method: 'GET', ...init }, settings)
+    );
+    const contents = app.serviceManager.contents;
+
+    const selectedInBrowser = (): string | null => {
+      const item = browser?.selectedItems().next();
+      return item && !item.done ? contents.localPath(item.value.path) : null;
+    };
+
+    /** The path a call is about: its argument, the right-clicked item, the notebook, the selection. */
+    const pathFor = (args: { path?: unknown }): string | null => {
+      if (typeof args.path === 'string' && args.path) {
+        return args.path;
+      }
+      if (app.contextMenuHitTest(node => node.matches(DIR_ITEM))) {
+        return selectedInBrowser();
+      }
+      const panel = tracker.currentWidget;
+      if (panel && app.shell.currentWidget === panel) {
+        return panel.context.localPath;
+      }
+      return selectedInBrowser() ?? panel?.context.localPath ?? null;
+    };
+
+    app.commands.addCommand(SHARE_COMMAND, {
+      label: 'Share…',
+      caption: 'Share with people, groups or contacts at other institutions',
+      icon: shareIcon,
+      isEnabled: args => pathFor(args) !== null,
+      execute: async args => {
+        const path = pathFor(args);
+        if (path) {
+          await openShareDialog(client, path);
+        }
+      }
+    });
+    app.contextMenu.addItem({ command: SHARE_COMMAND, selector: DIR_ITEM, rank: 9 });
+
+    tracker.widgetAdded.connect((_, panel) => {
+      const button = new ToolbarButton({
+        icon: shareIcon,
+        label: 'Share',
+        tooltip: 'Share this notebook…',
+        className: 'cs3collab-ShareButton',
+        onClick: () => void app.commands.execute(SHARE_COMMAND, { path: panel.context.localPath })
+      });
+      // once the toolbar holds its configured items (they are added as the settings load,
+      // by index): next to the presence bar, else after the spacer
+      void panel.context.ready.then(() => {
+        if (button.isDisposed || panel.isDisposed) {
+          return;
+        }
+        const toolbar = panel.toolbar;
+        if (!toolbar.insertAfter('cs3collab-presence', 'cs3collab-share', button)) {
+          if (!toolbar.insertAfter('spacer', 'cs3collab-share', button)) {
+            toolbar.addItem('cs3collab-share', button);
+          }
+        }
+      });
+      panel.disposed.connect(() => button.dispose());
+    });
+  }
+};
