@@ -11,11 +11,9 @@ import { infoIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
 import { BrowseClient, IFileInfo, infoRows } from './browsemodel';
+import { ROW_WITH_PATH, targetPath } from './targetpath';
 
 export const FILE_INFO_COMMAND = 'cs3collab:file-info';
-
-/** Rows of the panel's lists carry their contents path in `data-path`. */
-export const ROW_WITH_PATH = '.cs3collab-Row[data-path]';
 
 /** The dialog's body: one `cs3collab-FileInfoRow` per field (`data-field`). */
 export function fileInfoBody(info: IFileInfo): Widget {
@@ -53,38 +51,6 @@ export async function showFileInfo(client: BrowseClient, path: string): Promise<
   });
 }
 
-/**
- * The path the command acts on when called without one: the row or file
- * browser item the context menu was opened on, else the selection of the
- * current file browser, else the current document.
- */
-function defaultPath(app: JupyterFrontEnd, factory: IFileBrowserFactory): string | null {
-  const row = app.contextMenuHitTest(node => node.matches?.(ROW_WITH_PATH) ?? false);
-  if (row?.dataset.path !== undefined) {
-    return row.dataset.path;
-  }
-  const item = app.contextMenuHitTest(node => node.classList?.contains('jp-DirListing-item') ?? false);
-  let browser = factory.tracker.currentWidget;
-  if (item) {
-    factory.tracker.forEach(candidate => {
-      if (candidate.node.contains(item)) {
-        browser = candidate;
-      }
-    });
-  }
-  const selected = browser?.selectedItems().next();
-  if (selected && !selected.done && selected.value) {
-    return app.serviceManager.contents.localPath(selected.value.path);
-  }
-  const context = (app.shell.currentWidget as any)?.context;
-  if (context && typeof context.path === 'string') {
-    return typeof context.localPath === 'string'
-      ? context.localPath
-      : app.serviceManager.contents.localPath(context.path);
-  }
-  return null;
-}
-
 /** Register `cs3collab:file-info` and its context-menu entries. */
 export function addFileInfoCommand(app: JupyterFrontEnd, factory: IFileBrowserFactory, client: BrowseClient): void {
   app.commands.addCommand(FILE_INFO_COMMAND, {
@@ -92,7 +58,7 @@ export function addFileInfoCommand(app: JupyterFrontEnd, factory: IFileBrowserFa
     caption: 'Owner, size, permissions, lock, shares and versions of this CS3 file',
     icon: infoIcon,
     execute: async args => {
-      const path = typeof args.path === 'string' ? args.path : defaultPath(app, factory);
+      const path = typeof args.path === 'string' ? args.path : targetPath(app, factory);
       if (path === null) {
         void showErrorMessage('File info', 'Select a file first.');
         return;

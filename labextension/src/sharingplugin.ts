@@ -1,18 +1,20 @@
 /**
  * The `cs3collab:share` command ("Share…"): in the file browser's context
- * menu (files and folders) and as a "Share" button in each notebook's
+ * menu (files and folders, in either file browser, and the CS3 panel's rows)
+ * and as a "Share" button in each notebook's
  * toolbar, next to the presence bar. It opens the Share dialog.
  */
 
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { URLExt } from '@jupyterlab/coreutils';
-import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
+import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { ServerConnection } from '@jupyterlab/services';
 import { shareIcon, ToolbarButton } from '@jupyterlab/ui-components';
 
 import { openShareDialog } from './sharedialog';
 import { SharingClient } from './sharing';
+import { ROW_WITH_PATH, targetPath } from './targetpath';
 
 export const SHARE_COMMAND = 'cs3collab:share';
 
@@ -22,34 +24,15 @@ export const sharingPlugin: JupyterFrontEndPlugin<void> = {
   id: '@cs3collab/labextension:sharing',
   description: 'cs3collab: share files and notebooks in CS3 with people, groups and other institutions',
   autoStart: true,
-  requires: [INotebookTracker],
-  optional: [IDefaultFileBrowser],
-  activate: (app: JupyterFrontEnd, tracker: INotebookTracker, browser: IDefaultFileBrowser | null) => {
+  requires: [INotebookTracker, IFileBrowserFactory],
+  activate: (app: JupyterFrontEnd, tracker: INotebookTracker, factory: IFileBrowserFactory) => {
     const settings = app.serviceManager.serverSettings;
     const client = new SharingClient((path, init) =>
       ServerConnection.makeRequest(URLExt.join(settings.baseUrl, path), { method: 'GET', ...init }, settings)
     );
-    const contents = app.serviceManager.contents;
-
-    const selectedInBrowser = (): string | null => {
-      const item = browser?.selectedItems().next();
-      return item && !item.done ? contents.localPath(item.value.path) : null;
-    };
-
-    /** The path a call is about: its argument, the right-clicked item, the notebook, the selection. */
-    const pathFor = (args: { path?: unknown }): string | null => {
-      if (typeof args.path === 'string' && args.path) {
-        return args.path;
-      }
-      if (app.contextMenuHitTest(node => node.matches(DIR_ITEM))) {
-        return selectedInBrowser();
-      }
-      const panel = tracker.currentWidget;
-      if (panel && app.shell.currentWidget === panel) {
-        return panel.context.localPath;
-      }
-      return selectedInBrowser() ?? panel?.context.localPath ?? null;
-    };
+    /** The path a call is about: its argument, else the right-clicked row or item, the document, the selection. */
+    const pathFor = (args: { path?: unknown }): string | null =>
+      typeof args.path === 'string' && args.path ? args.path : targetPath(app, factory);
 
     app.commands.addCommand(SHARE_COMMAND, {
       label: 'Share…',
@@ -64,6 +47,7 @@ export const sharingPlugin: JupyterFrontEndPlugin<void> = {
       }
     });
     app.contextMenu.addItem({ command: SHARE_COMMAND, selector: DIR_ITEM, rank: 9 });
+    app.contextMenu.addItem({ command: SHARE_COMMAND, selector: ROW_WITH_PATH, rank: 2 });
 
     tracker.widgetAdded.connect((_, panel) => {
       const button = new ToolbarButton({

@@ -57,7 +57,7 @@ async def lab_tab(stack, browser_driver, profile, user: str, folder: str = "") -
         lab = stack.labs[user]
         where = f"/lab/tree/{quote(folder)}" if folder else "/lab"
         await page.goto(f"{lab.url}{where}?token={lab.token}")
-        await expect(page.locator(".jp-DirListing-content")).to_be_visible(timeout=LOAD_TIMEOUT_MS)
+        await expect(page.locator("#filebrowser .jp-DirListing-content")).to_be_visible(timeout=LOAD_TIMEOUT_MS)
         yield tab
     finally:
         (ARTIFACTS / "sharing").mkdir(parents=True, exist_ok=True)
@@ -100,7 +100,7 @@ async def notebook_in_home(stack, name: str) -> str:
 
 
 async def open_from_file_browser(page: Page, name: str) -> None:
-    item = page.locator(".jp-DirListing-item", has=page.locator(".jp-DirListing-itemText", has_text=name))
+    item = page.locator("#filebrowser .jp-DirListing-item", has=page.locator(".jp-DirListing-itemText", has_text=name))
     await expect(item).to_be_visible(timeout=LOAD_TIMEOUT_MS)
     await item.click(button="right")
     await page.locator('.lm-Menu-item[data-command="cs3collab:share"]').click()
@@ -115,7 +115,7 @@ async def test_share_change_and_revoke_from_the_file_browser(stack, einstein_tab
     page = einstein_tab.page
     name = f"shared-{uuid.uuid4().hex[:6]}.ipynb"
     await notebook_in_home(stack, name)
-    await page.locator(".jp-FileBrowser .jp-ToolbarButtonComponent[title^='Refresh']").click()
+    await page.locator("#filebrowser .jp-ToolbarButtonComponent[title^='Refresh']").click()
     await open_from_file_browser(page, name)
     dialog = page.locator(DIALOG)
     await expect(page.locator(".jp-Dialog-header")).to_have_text(f"Share {name}")
