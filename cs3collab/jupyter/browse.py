@@ -32,11 +32,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
-from typing import Any
+from collections.abc import Iterator
 
-from cs3.identity.user.v1beta1 import resources_pb2 as identity
 from cs3.sharing.collaboration.v1beta1 import resources_pb2 as sharing
 from cs3.sharing.ocm.v1beta1 import resources_pb2 as ocm
 from cs3.storage.provider.v1beta1 import resources_pb2 as storage
@@ -44,11 +41,12 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
-from cs3collab.cs3 import CS3Error, InvalidArgument, NotFound, PermissionDenied, Session, Unimplemented
+from cs3collab.cs3 import CS3Error, NotFound, PermissionDenied, Session, Unimplemented
 from cs3collab.cs3.refs import format_resource_id
-from cs3collab.cs3.roles import EDITOR, OWNER, VIEWER, role_of
+from cs3collab.cs3.roles import EDITOR, OWNER, VIEWER
 from cs3collab.jupyter.contents import CS3ContentsManager, http_error
 from cs3collab.jupyter.ocm_remote import share_writable
+from cs3collab.jupyter.people import Names, grant_entries, iso, share_role
 
 log = logging.getLogger("cs3collab.jupyter.browse")
 
@@ -73,55 +71,15 @@ CAN = (
 )
 """What the File info dialog says a user can do, and the CS3 permission behind each word."""
 
-_LOOKUP_MISSES = (NotFound, PermissionDenied, InvalidArgument, Unimplemented)
-"""A user the gateway cannot describe (a federated user, a deleted account): shown by id."""
-
-
-def iso(ts) -> str | None:
-    """ISO 8601 (UTC) of a CS3 timestamp; None when it is unset."""
-    if ts is None or (ts.seconds == 0 and ts.nanos == 0):
-        return None
-    return datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, tz=timezone.utc).isoformat()
-
-
 def kind_of(name: str, is_dir: bool) -> str:
     if is_dir:
         return "directory"
     return "notebook" if name.endswith(".ipynb") else "file"
 
 
-def _key(user_id: identity.UserId) -> tuple[str, str]:
-    return user_id.idp, user_id.opaque_id
-
-
 def _opaque(message, key: str) -> str:
     entry = message.opaque.map.get(key) if message.HasField("opaque") else None
     return entry.value.decode("utf-8", "replace") if entry is not None else ""
-
-
-async def people(session: Session, ids: Iterable[identity.UserId], hints: dict | None = None) -> dict:
-    """``{(idp, opaque id): {"username", "idp", "displayName", "institution"}}`` of
-    each user, looked up concurrently (each once); ``hints`` gives display names
-    for users the gateway does not know (e.g. an OCM share's ``ownerDisplayName``)."""
-    unique = {_key(uid): uid for uid in ids if uid.opaque_id}
-    hints = hints or {}
-
-    async def one(uid: identity.UserId) -> dict:
-        try:
-            user = await session.users.get(uid)
-        except _LOOKUP_MISSES:
-            name = hints.get(_key(uid)) or uid.opaque_id
-            return {"username": uid.opaque_id, "idp": uid.idp, "displayName": name, "institution": uid.idp}
-        login = user.username or uid.opaque_id
-        return {
-            "username": login,
-            "idp": user.id.idp or uid.idp,
-            "displayName": user.display_name or login,
-            "institution": user.id.idp or uid.idp,
-        }
-
-    found = await asyncio.gather(*(one(uid) for uid in unique.values()))
-    return dict(zip(unique, found))
 
 
 # -- received shares ------------------------------------------------------------------
@@ -149,13 +107,15 @@ async def received_shares(cm: CS3ContentsManager) -> list[dict]:
         session.shares.list_received(), _received_ocm(session), cm.shared_entries(session)
     )
     infos = await asyncio.gather(*(_stat_or_none(session, r.share.resource_id) for r in user_shares))
-    hints = {_key(s.owner): _opaque(s, "ownerDisplayName") for s in remote}
-    owners = await people(session, [r.share.owner for r in user_shares] + [s.owner for s in remote], hints)
+    names = Names(session)
+    owners = await asyncio.gather(*(names.user(r.share.owner) for r in user_shares),
+                                  *(names.user(s.owner, _opaque(s, "ownerDisplayName")) for s in remote))
+    user_owners, remote_owners = owners[:len(user_shares)], owners[len(user_shares):]
     by_resource = {format_resource_id(e.info.id): n for n, e in entries.items() if e.info is not None}
     by_ocm_id = {e.ocm.id.opaque_id: n for n, e in entries.items() if e.ocm is not None}
     folder = cm.shared_folder_name
     found: list[dict] = []
-    for received, info in zip(user_shares, infos):
+    for received, info, owner in zip(user_shares, infos, user_owners):
         share = received.share
         state = STATES.get(received.state, "pending")
         name = (info.name or info.path.rstrip("/").rsplit("/", 1)[-1]) if info is not None else share.id.opaque_id
@@ -167,13 +127,13 @@ async def received_shares(cm: CS3ContentsManager) -> list[dict]:
             "name": name,
             "type": kind_of(name, info is not None and info.type == storage.RESOURCE_TYPE_CONTAINER),
             "path": f"{folder}/{mounted}" if mounted else None,
-            "owner": owners.get(_key(share.owner)),
-            "role": EDITOR if role_of(share.permissions.permissions) == EDITOR else VIEWER,
+            "owner": owner,
+            "role": share_role(share.permissions.permissions),
             "size": info.size if info is not None and info.type != storage.RESOURCE_TYPE_CONTAINER else None,
             "mtime": iso(info.mtime) if info is not None else None,
             "shared": iso(share.ctime),
         })
-    for share in remote:
+    for share, owner in zip(remote, remote_owners):
         state = STATES.get(share.state, "pending")
         name = share.name or share.id.opaque_id
         mounted = by_ocm_id.get(share.id.opaque_id) if state == "accepted" else None
@@ -184,7 +144,7 @@ async def received_shares(cm: CS3ContentsManager) -> list[dict]:
             "name": name,
             "type": kind_of(name, share.shared_resource_type == ocm.SHARE_RESOURCE_TYPE_CONTAINER),
             "path": f"{folder}/{mounted}" if mounted else None,
-            "owner": owners.get(_key(share.owner)),
+            "owner": owner,
             "role": EDITOR if share_writable(share) else VIEWER,
             "size": None,
             "mtime": iso(share.mtime) or iso(share.ctime),
@@ -217,18 +177,6 @@ async def set_received_state(cm: CS3ContentsManager, kind: str, share_id: str, s
 # -- shares I made ------------------------------------------------------------------------
 
 
-def _ocm_role(share: ocm.Share) -> str:
-    for method in share.access_methods:
-        if method.HasField("webdav_options"):
-            return EDITOR if method.webdav_options.permissions.initiate_file_upload else VIEWER
-    return VIEWER
-
-
-def _group(group_id) -> dict:
-    return {"id": group_id.opaque_id, "idp": group_id.idp, "username": group_id.opaque_id,
-            "displayName": group_id.opaque_id, "institution": group_id.idp}
-
-
 async def _sent_ocm(session: Session) -> list[ocm.Share]:
     try:
         return await session.ocm.list_shares()
@@ -245,42 +193,23 @@ def _contents_path(cs3_path: str, home: str) -> str | None:
     return None
 
 
-async def _grants(session: Session, resource_id: storage.ResourceId | None = None) -> list[tuple[str, Any]]:
-    """(kind, share) of the user, group and OCM shares the caller made (of one resource)."""
+async def _grants(session: Session, resource_id: storage.ResourceId | None = None) -> tuple[list, list]:
+    """The user and group shares, and the OCM shares, the caller made (of one resource)."""
     local, remote = await asyncio.gather(session.shares.list(resource_id), _sent_ocm(session))
     if resource_id is not None:
         remote = [s for s in remote if s.resource_id == resource_id]
-    grants: list[tuple[str, Any]] = []
-    for share in local:
-        grants.append(("group" if share.grantee.type == storage.GRANTEE_TYPE_GROUP else "user", share))
-    grants.extend(("federated", share) for share in remote)
-    return grants
-
-
-async def _grant_entries(session: Session, grants: list[tuple[str, Any]]) -> list[dict]:
-    found = await people(session, [s.grantee.user_id for kind, s in grants if kind != "group"])
-    entries = []
-    for kind, share in grants:
-        if kind == "group":
-            grantee = _group(share.grantee.group_id)
-        else:
-            uid = share.grantee.user_id
-            grantee = {"id": uid.opaque_id, **found[_key(uid)]}
-        role = _ocm_role(share) if kind == "federated" else (
-            EDITOR if role_of(share.permissions.permissions) == EDITOR else VIEWER)
-        entries.append({"id": share.id.opaque_id, "kind": kind, "grantee": grantee, "role": role,
-                        "created": iso(share.ctime)})
-    return entries
+    return local, remote
 
 
 async def shared_by_me(cm: CS3ContentsManager) -> list[dict]:
     """The shares the user made, newest first, each with the shared file's contents path."""
     session, _ = await cm.locate("")
-    grants, home = await asyncio.gather(_grants(session), cm.home_path(session))
-    resources = {format_resource_id(s.resource_id): s.resource_id for _, s in grants}
+    (local, remote), home = await asyncio.gather(_grants(session), cm.home_path(session))
+    shares = [*local, *remote]
+    resources = {format_resource_id(s.resource_id): s.resource_id for s in shares}
     infos = dict(zip(resources, await asyncio.gather(*(_stat_or_none(session, r) for r in resources.values()))))
-    entries = await _grant_entries(session, grants)
-    for entry, (_, share) in zip(entries, grants):
+    entries = await grant_entries(Names(session), local, remote)  # in the order of `shares`
+    for entry, share in zip(entries, shares):
         info = infos[format_resource_id(share.resource_id)]
         name = getattr(share, "name", "") or share.id.opaque_id
         path = None
@@ -301,7 +230,7 @@ async def _lock_of(session: Session, info: storage.ResourceInfo) -> dict | None:
         return None
     holder = None
     if lock.HasField("user") and lock.user.opaque_id:
-        person = (await people(session, [lock.user]))[_key(lock.user)]
+        person = await Names(session).user(lock.user)
         holder = {"displayName": person["displayName"], "username": person["username"]}
     expires = iso(lock.expiration) if lock.HasField("expiration") else None
     return {"app": lock.app_name, "holder": holder, "expires": expires}
@@ -312,7 +241,7 @@ async def _versions_of(session: Session, info: storage.ResourceInfo) -> int:
 
 
 async def _shares_of(session: Session, info: storage.ResourceInfo) -> list[dict]:
-    entries = await _grant_entries(session, await _grants(session, info.id))
+    entries = await grant_entries(Names(session), *await _grants(session, info.id))
     return [{"id": e["id"], "kind": e["kind"], "grantee": e["grantee"], "role": e["role"]} for e in entries]
 
 
@@ -342,8 +271,7 @@ async def file_info(cm: CS3ContentsManager, api_path: str) -> dict:
         if place.below_entry:
             raise place.entry.unreachable(place.api_path)
         share = place.entry.ocm
-        hint = {_key(share.owner): _opaque(share, "ownerDisplayName")}
-        owner = (await people(session, [share.owner], hint))[_key(share.owner)]
+        owner = await Names(session).user(share.owner, _opaque(share, "ownerDisplayName"))
         writable = share_writable(share)
         return {**bare, "type": kind_of(name, place.entry.is_dir),
                 "owner": {k: owner[k] for k in ("username", "idp", "displayName")},
@@ -354,14 +282,13 @@ async def file_info(cm: CS3ContentsManager, api_path: str) -> dict:
     is_dir = info.type == storage.RESOURCE_TYPE_CONTAINER
     perms = info.permission_set
     owner_id = info.owner if info.HasField("owner") and info.owner.opaque_id else session.user.id
-    mine = _key(owner_id) == _key(session.user.id)
-    owners, lock, versions, shares = await asyncio.gather(
-        people(session, [owner_id]),
+    mine = (owner_id.idp, owner_id.opaque_id) == (session.user.id.idp, session.user.id.opaque_id)
+    owner, lock, versions, shares = await asyncio.gather(
+        Names(session).user(owner_id),
         _none() if is_dir else _lock_of(session, info),
         _none() if is_dir or not perms.list_file_versions else _versions_of(session, info),
         _shares_of(session, info) if perms.list_grants else _none(),
     )
-    owner = owners[_key(owner_id)]
     return {
         "path": place.api_path,
         "name": name,
@@ -369,7 +296,7 @@ async def file_info(cm: CS3ContentsManager, api_path: str) -> dict:
         "owner": {k: owner[k] for k in ("username", "idp", "displayName")},
         "size": None if is_dir else info.size,
         "mtime": iso(info.mtime),
-        "permissions": {"role": OWNER if mine else (EDITOR if role_of(perms) == EDITOR else VIEWER),
+        "permissions": {"role": OWNER if mine else share_role(perms),
                         "can": [word for word, field in CAN if getattr(perms, field)]},
         "lock": lock,
         "shares": shares,

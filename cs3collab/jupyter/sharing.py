@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 from cs3.identity.user.v1beta1 import resources_pb2 as identity
@@ -62,7 +61,7 @@ from cs3collab.cs3.shares import group_grantee, user_grantee
 from cs3collab.jupyter.connection import CS3CollabConnection
 from cs3collab.jupyter.contents import http_error
 from cs3collab.jupyter.ocm_remote import OCMTarget
-from cs3collab.jupyter.people import MIN_QUERY, Names, find_people
+from cs3collab.jupyter.people import MIN_QUERY, Names, find_people, grant_entries
 
 log = logging.getLogger("cs3collab.jupyter.sharing")
 
@@ -73,10 +72,6 @@ PEOPLE_ROUTE = r"/api/cs3collab/people"
 ROLES = (VIEWER, EDITOR)
 KINDS = ("user", "group", "federated")
 __all__ = ["MIN_QUERY", "Sharing", "Target", "sharing_handlers"]
-
-
-def _iso(ts) -> str:
-    return datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, tz=timezone.utc).isoformat()
 
 
 def _name_of(path: str) -> str:
@@ -208,10 +203,8 @@ class Sharing:
                 remote = []
         except CS3Error as exc:
             raise self.refusal(exc, session=session, action="list the shares of", what=target.name) from None
-        names = Names(session)
-        shares = [await self._local_json(names, s) for s in local]
-        shares += [await self._ocm_json(names, s) for s in remote]
-        return sorted(shares, key=lambda s: s["created"])
+        shares = await grant_entries(Names(session), local, remote)
+        return sorted(shares, key=lambda s: s["created"] or "")
 
     async def create(self, target: Target, grantee: dict, role: str) -> dict:
         """Share the file with a user, a group or a federated contact."""
@@ -223,7 +216,7 @@ class Sharing:
         try:
             if kind == "federated":
                 share = await session.ocm.create_share(target.info.id, federated_user(gid, idp), role)
-                made = await self._ocm_json(names, share)
+                (made,) = await grant_entries(names, (), [share])
             else:
                 cs3_grantee = (
                     user_grantee(identity.UserId(idp=idp, opaque_id=gid))
@@ -231,7 +224,7 @@ class Sharing:
                     else group_grantee(group_id(gid, idp))
                 )
                 share = await session.shares.create(target.info.id, cs3_grantee, role)
-                made = await self._local_json(names, share)
+                (made,) = await grant_entries(names, [share])
         except CS3Error as exc:
             who = await names.display(kind, gid, idp) if isinstance(exc, AlreadyExists) else ""
             raise self.refusal(exc, session=session, action="share", what=target.name, who=who) from None
@@ -248,10 +241,10 @@ class Sharing:
         try:
             if kind == "federated":
                 share = await session.ocm.update_share(share_id, role)
-                made = await self._ocm_json(names, share)
+                (made,) = await grant_entries(names, (), [share])
             else:
                 share = await session.shares.update_role(share_id, role)
-                made = await self._local_json(names, share)
+                (made,) = await grant_entries(names, [share])
         except CS3Error as exc:
             raise self.refusal(exc, session=session, action="change", what="this share") from None
         log.info("share role changed user=%s share=%s kind=%s role=%s", session.username, share_id, kind, role)
@@ -268,37 +261,6 @@ class Sharing:
         except CS3Error as exc:
             raise self.refusal(exc, session=session, action="revoke", what="this share") from None
         log.info("share revoked user=%s share=%s kind=%s", session.username, share_id, kind)
-
-    async def _local_json(self, names: Names, share) -> dict:
-        grantee = share.grantee
-        if grantee.type == storage.GRANTEE_TYPE_GROUP:
-            kind, person = "group", await names.group(grantee.group_id.opaque_id, grantee.group_id.idp)
-        else:
-            kind, person = "user", await names.user(grantee.user_id)
-        return {
-            "id": share.id.opaque_id,
-            "kind": kind,
-            "grantee": person,
-            "role": role_of(share.permissions.permissions),
-            "created": _iso(share.ctime),
-        }
-
-    async def _ocm_json(self, names: Names, share) -> dict:
-        permissions = storage.ResourcePermissions()
-        for method in share.access_methods:
-            which = method.WhichOneof("term")
-            if which == "webdav_options":
-                permissions = method.webdav_options.permissions
-                break
-            if which == "webapp_options":
-                permissions = method.webapp_options.permissions
-        return {
-            "id": share.id.opaque_id,
-            "kind": "federated",
-            "grantee": await names.contact(share.grantee.user_id),
-            "role": role_of(permissions),
-            "created": _iso(share.ctime),
-        }
 
     # -- people --------------------------------------------------------------------------
 

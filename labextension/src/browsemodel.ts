@@ -5,7 +5,12 @@
  * that unit tests run in node.
  */
 
-import type { Fetcher } from './versions';
+import { checked as checkedResponse, Fetcher } from './rest';
+
+/** The JSON body of a successful response, else a RestError in the server's words. */
+async function checked(response: Response): Promise<any> {
+  return (await checkedResponse(response)).json();
+}
 
 export type ShareState = 'pending' | 'accepted' | 'declined';
 export type ItemType = 'notebook' | 'file' | 'directory';
@@ -66,29 +71,6 @@ export interface IFileInfo {
 }
 
 /** A REST error with the server's message (APIHandler's JSON `message`). */
-export class BrowseError extends Error {
-  constructor(
-    readonly status: number,
-    message: string
-  ) {
-    super(message);
-  }
-}
-
-async function checked(response: Response): Promise<any> {
-  if (!response.ok) {
-    let message = `${response.status} ${response.statusText}`;
-    try {
-      const body = await response.json();
-      message = body.message || body.reason || message;
-    } catch {
-      // not JSON
-    }
-    throw new BrowseError(response.status, message);
-  }
-  return response.json();
-}
-
 /** The browser's routes on the user's own Jupyter server. */
 export class BrowseClient {
   constructor(private readonly fetcher: Fetcher) {}

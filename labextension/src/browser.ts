@@ -9,9 +9,7 @@
 
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { showErrorMessage, ToolbarButton } from '@jupyterlab/apputils';
-import { URLExt } from '@jupyterlab/coreutils';
 import { FileBrowser, IFileBrowserFactory } from '@jupyterlab/filebrowser';
-import { ServerConnection } from '@jupyterlab/services';
 import { fileIcon, folderIcon, LabIcon, notebookIcon, refreshIcon } from '@jupyterlab/ui-components';
 import { TabPanel, Widget } from '@lumino/widgets';
 
@@ -24,7 +22,7 @@ import {
   sentRows
 } from './browsemodel';
 import { addFileInfoCommand, FILE_INFO_COMMAND } from './fileinfo';
-import { Fetcher } from './versions';
+import { serverFetcher } from './serverfetcher';
 
 export const BROWSER_ID = 'cs3collab-browser';
 export const SHARE_COMMAND = 'cs3collab:share';
@@ -274,10 +272,6 @@ export class CS3Browser extends TabPanel {
   readonly byMe: SentList;
 }
 
-function fetcher(settings: ServerConnection.ISettings): Fetcher {
-  return (path, init) =>
-    ServerConnection.makeRequest(URLExt.join(settings.baseUrl, path), { method: 'GET', ...init }, settings);
-}
 
 export const browserPlugin: JupyterFrontEndPlugin<void> = {
   id: '@cs3collab/labextension:browser',
@@ -290,7 +284,7 @@ export const browserPlugin: JupyterFrontEndPlugin<void> = {
     factory: IFileBrowserFactory,
     restorer: ILayoutRestorer | null
   ) => {
-    const client = new BrowseClient(fetcher(app.serviceManager.serverSettings));
+    const client = new BrowseClient(serverFetcher(app.serviceManager.serverSettings));
     const mine = factory.createFileBrowser('cs3collab-myfiles');
     mine.toolbar.addItem(
       'refresh',

@@ -8,10 +8,8 @@
 
 import { ICollaborativeContentProvider } from '@jupyter/collaborative-drive';
 import { ILabShell, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { URLExt } from '@jupyterlab/coreutils';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
-import { ServerConnection } from '@jupyterlab/services';
 import { historyIcon } from '@jupyterlab/ui-components';
 
 import { CellPresence } from './cellpresence';
@@ -21,17 +19,14 @@ import { HistoryPanel } from './historypanel';
 import { PresenceBar } from './presencebar';
 import { sharingPlugin } from './sharingplugin';
 import { providerFor, RoomChannel, yWebsocketOf } from './room';
-import { Fetcher, VersionsClient } from './versions';
+import { serverFetcher } from './serverfetcher';
+import { VersionsClient } from './versions';
 
 const PLUGIN_ID = '@cs3collab/labextension:plugin';
 
 /** How often a panel looks for a replaced provider (y-websocket "Retry"), in ms. */
 const REBIND_INTERVAL_MS = 1000;
 
-function fetcher(settings: ServerConnection.ISettings): Fetcher {
-  return (path, init) =>
-    ServerConnection.makeRequest(URLExt.join(settings.baseUrl, path), { method: 'GET', ...init }, settings);
-}
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
@@ -47,7 +42,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     labShell: ILabShell | null
   ) => {
     const settings = app.serviceManager.serverSettings;
-    const fetch = fetcher(settings);
+    const fetch = serverFetcher(settings);
     const bars = new WeakMap<NotebookPanel, PresenceBar>();
     const clients = new WeakMap<NotebookPanel, VersionsClient>();
 

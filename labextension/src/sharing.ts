@@ -4,7 +4,7 @@
  * from the DOM so that it is tested on its own.
  */
 
-import { Fetcher } from './versions';
+import { checked, Fetcher } from './rest';
 
 export type ShareKind = 'user' | 'group' | 'federated';
 export type ShareRole = 'viewer' | 'editor';
@@ -52,30 +52,6 @@ export interface IPerson {
   username?: string;
   mail?: string;
   institution?: string;
-}
-
-/** A REST error with the server's words (Jupyter's JSON `message`). */
-export class SharingError extends Error {
-  constructor(
-    readonly status: number,
-    message: string
-  ) {
-    super(message);
-  }
-}
-
-async function checked(response: Response): Promise<Response> {
-  if (response.ok) {
-    return response;
-  }
-  let message = `${response.status} ${response.statusText}`.trim();
-  try {
-    const body = await response.json();
-    message = body.message || body.reason || message;
-  } catch {
-    // not JSON
-  }
-  throw new SharingError(response.status, message);
 }
 
 /** The server's sharing routes. */
@@ -140,7 +116,7 @@ export function nameOf(path: string): string {
   return parts.length ? parts[parts.length - 1] : path;
 }
 
-/** Messages of anything thrown: the server's words for a SharingError. */
+/** Messages of anything thrown: the server's words for a RestError. */
 export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }

@@ -6,13 +6,12 @@
  */
 
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { URLExt } from '@jupyterlab/coreutils';
 import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
 import { INotebookTracker } from '@jupyterlab/notebook';
-import { ServerConnection } from '@jupyterlab/services';
 import { shareIcon, ToolbarButton } from '@jupyterlab/ui-components';
 
 import { openShareDialog } from './sharedialog';
+import { serverFetcher } from './serverfetcher';
 import { SharingClient } from './sharing';
 import { ROW_WITH_PATH, targetPath } from './targetpath';
 
@@ -26,10 +25,7 @@ export const sharingPlugin: JupyterFrontEndPlugin<void> = {
   autoStart: true,
   requires: [INotebookTracker, IFileBrowserFactory],
   activate: (app: JupyterFrontEnd, tracker: INotebookTracker, factory: IFileBrowserFactory) => {
-    const settings = app.serviceManager.serverSettings;
-    const client = new SharingClient((path, init) =>
-      ServerConnection.makeRequest(URLExt.join(settings.baseUrl, path), { method: 'GET', ...init }, settings)
-    );
+    const client = new SharingClient(serverFetcher(app.serviceManager.serverSettings));
     /** The path a call is about: its argument, else the right-clicked row or item, the document, the selection. */
     const pathFor = (args: { path?: unknown }): string | null =>
       typeof args.path === 'string' && args.path ? args.path : targetPath(app, factory);

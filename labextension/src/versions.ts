@@ -4,6 +4,8 @@
  * /api/collaboration/versions/{fileId}) and pure helpers for the panel.
  */
 
+import { checked, Fetcher } from './rest';
+
 /** One entry of `GET .../versions/{fileId}` (docs/architecture.md, "Versions and tags"). */
 export interface IVersion {
   key: string;
@@ -38,34 +40,7 @@ export interface INotebookDiff {
   diff: any[];
 }
 
-/** How the panel reaches the server: `ServerConnection.makeRequest` in the app, a fake in tests. */
-export type Fetcher = (path: string, init?: { method?: string; body?: string }) => Promise<Response>;
-
 export const PAGE_SIZE = 20;
-
-/** A REST error, with the server's message (APIHandler's JSON `message`, or the service's). */
-export class VersionsError extends Error {
-  constructor(
-    readonly status: number,
-    message: string
-  ) {
-    super(message);
-  }
-}
-
-async function checked(response: Response): Promise<Response> {
-  if (response.ok) {
-    return response;
-  }
-  let message = `${response.status} ${response.statusText}`;
-  try {
-    const body = await response.json();
-    message = body.message || body.reason || body.error || message;
-  } catch {
-    // not JSON
-  }
-  throw new VersionsError(response.status, message);
-}
 
 /** The versions of one file, by its contents path. */
 export class VersionsClient {

@@ -169,6 +169,21 @@ class Screenshots:
         return path
 
 
+def module_screenshots(folder_name: str):
+    """A test module's ``screenshot`` fixture (``screenshot = module_screenshots("sharing")``):
+    numbered screenshots in ``test-artifacts/e2e/<folder_name>/``, which shows the last run only."""
+
+    @pytest.fixture(scope="module")
+    def screenshot() -> Screenshots:
+        folder = ARTIFACTS / folder_name
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        return Screenshots(folder)
+
+    return screenshot
+
+
 @pytest.fixture(scope="module")
 def screenshot() -> Screenshots:
     if ARTIFACTS.exists():
@@ -185,6 +200,24 @@ async def browser_driver() -> AsyncIterator[Playwright]:
         yield driver
 
 
+async def new_tab(driver: Playwright, profile: Path, user: str, exits: contextlib.AsyncExitStack) -> Tab:
+    """A tab for ``user`` in a browser of its own (Debian's chromium, a fresh
+    profile folder), its console kept in ``tab.console``; ``exits`` closes it."""
+    context = await driver.chromium.launch_persistent_context(
+        profile,
+        executable_path=str(CHROMIUM),
+        args=CHROMIUM_ARGS,
+        headless=True,
+        viewport={"width": 1280, "height": 800},
+    )
+    exits.push_async_callback(context.close)
+    page = context.pages[0] if context.pages else await context.new_page()
+    tab = Tab(user, page)
+    page.on("console", lambda message: tab.console.append(f"[{message.type}] {message.text}"))
+    page.on("pageerror", lambda error: tab.console.append(f"[pageerror] {error}"))
+    return tab
+
+
 @pytest.fixture(scope="module")
 async def tabs(stack, browser_driver, screenshot, tmp_path_factory) -> AsyncIterator[dict[str, Tab]]:
     """einstein's, marie's and richard's tabs, each in its own browser on its own
@@ -194,18 +227,8 @@ async def tabs(stack, browser_driver, screenshot, tmp_path_factory) -> AsyncIter
     async with contextlib.AsyncExitStack() as exits:
 
         async def open_tab(user: str) -> Tab:
-            context = await browser_driver.chromium.launch_persistent_context(
-                profiles / user,
-                executable_path=str(CHROMIUM),
-                args=CHROMIUM_ARGS,
-                headless=True,
-                viewport={"width": 1280, "height": 800},
-            )
-            exits.push_async_callback(context.close)
-            page = context.pages[0] if context.pages else await context.new_page()
-            tab = Tab(user, page)
-            page.on("console", lambda message: tab.console.append(f"[{message.type}] {message.text}"))
-            page.on("pageerror", lambda error: tab.console.append(f"[pageerror] {error}"))
+            tab = await new_tab(browser_driver, profiles / user, user, exits)
+            page = tab.page
             await page.goto(stack.labs[user].tree_url(NOTEBOOK_PATHS[user]))
             # the title cell comes from the shared document: the room synced
             await expect(tab.cell(0)).to_contain_text("Detector calibration", timeout=LOAD_TIMEOUT_MS)

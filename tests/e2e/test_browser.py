@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import math
 import re
-import shutil
 import uuid
 from collections.abc import AsyncIterator
 
@@ -30,19 +29,13 @@ from playwright.async_api import expect
 from cs3collab.cs3 import roles
 from cs3collab.cs3.shares import user_grantee
 from cs3collab.demo import SAMPLE_NAME, sample_notebook
-from tests.e2e.conftest import ARTIFACTS, CHROMIUM_ARGS, CHROMIUM, LOAD_TIMEOUT_MS, Screenshots, Tab
+from tests.e2e.conftest import ARTIFACTS, LOAD_TIMEOUT_MS, module_screenshots, new_tab, Tab
 
 PANEL = "#cs3collab-browser"
 USERS = ("einstein", "marie")
 
 
-@pytest.fixture(scope="module")
-def screenshot() -> Screenshots:
-    folder = ARTIFACTS / "browser"
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    return Screenshots(folder)
+screenshot = module_screenshots("browser")
 
 
 @pytest.fixture(scope="module")
@@ -53,15 +46,8 @@ async def pages(stack, browser_driver, tmp_path_factory) -> AsyncIterator[dict[s
     async with contextlib.AsyncExitStack() as exits:
 
         async def open_lab(user: str) -> Tab:
-            context = await browser_driver.chromium.launch_persistent_context(
-                profiles / user, executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True,
-                viewport={"width": 1280, "height": 800},
-            )
-            exits.push_async_callback(context.close)
-            page = context.pages[0] if context.pages else await context.new_page()
-            tab = Tab(user, page)
-            page.on("console", lambda message: tab.console.append(f"[{message.type}] {message.text}"))
-            page.on("pageerror", lambda error: tab.console.append(f"[pageerror] {error}"))
+            tab = await new_tab(browser_driver, profiles / user, user, exits)
+            page = tab.page
             lab = stack.labs[user]
             await page.goto(f"{lab.url}/lab?token={lab.token}")
             await page.locator('.jp-SideBar .lm-TabBar-tab[title="CS3 files"]').click(timeout=LOAD_TIMEOUT_MS)

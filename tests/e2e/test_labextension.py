@@ -16,14 +16,12 @@ Waits are Playwright's auto-waiting expectations, never sleeps.
 from __future__ import annotations
 
 import re
-import shutil
 import uuid
 
 import anyio
-import pytest
 from playwright.async_api import expect
 
-from tests.e2e.conftest import ARTIFACTS, DISPLAY_NAMES, Screenshots
+from tests.e2e.conftest import DISPLAY_NAMES, module_screenshots
 
 CODE_CELL = 1
 ACTIVE = re.compile(r"\bjp-mod-active\b")
@@ -32,15 +30,7 @@ SAVE_TIMEOUT_MS = 30_000
 """The service saves after 1 s without edits; the panel refreshes on its ``cs3collab:saved``."""
 
 
-@pytest.fixture(scope="module")
-def screenshot() -> Screenshots:
-    """This module's screenshots in a folder of their own (the other browser
-    module clears ``test-artifacts/e2e/`` itself)."""
-    folder = ARTIFACTS / "labextension"
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    return Screenshots(folder)
+screenshot = module_screenshots("labextension")
 
 
 def avatar(tab, user: str):

@@ -18,14 +18,12 @@ the file in CS3 (which has no push) are bounded.
 from __future__ import annotations
 
 import re
-import shutil
 import uuid
 
 import anyio
-import pytest
 from playwright.async_api import expect
 
-from tests.e2e.conftest import ARTIFACTS, Screenshots
+from tests.e2e.conftest import module_screenshots
 
 TITLE_CELL, CODE_CELL, NOTES_CELL = 0, 1, 2
 SAVE_TIMEOUT_S = 30.0
@@ -34,14 +32,7 @@ SEEDED_LINE = "energies = [0.511, 1.022, 1.275]"
 """A line of the sample notebook's code cell as the demo seeds it (its oldest version)."""
 
 
-@pytest.fixture(scope="module")
-def screenshot() -> Screenshots:
-    """This module's screenshots in a folder of their own."""
-    folder = ARTIFACTS / "labextension-diff"
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    return Screenshots(folder)
+screenshot = module_screenshots("labextension-diff")
 
 
 def cell_presence(tab, index: int):

@@ -13,18 +13,16 @@ awaited on its ready line.
 from __future__ import annotations
 
 import re
-import shutil
 import signal
 import uuid
 from urllib.parse import quote
 
 import nbformat
-import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from playwright.async_api import expect
 
 from cs3collab.cs3.shares import ACCEPTED, user_grantee
-from tests.e2e.conftest import ARTIFACTS, LOAD_TIMEOUT_MS, Screenshots, Tab
+from tests.e2e.conftest import LOAD_TIMEOUT_MS, module_screenshots, Tab
 from tests.support.processes import service
 
 BAR = ".jp-NotebookPanel:not(.lm-mod-hidden) .cs3collab-PresenceBar"
@@ -34,13 +32,7 @@ CHIP_TIMEOUT_MS = 30_000
 """A chip change that waits on the service: its lock poll (2 s), a restart, a reconnect backoff."""
 
 
-@pytest.fixture(scope="module")
-def screenshot() -> Screenshots:
-    folder = ARTIFACTS / "labextension-states"
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    return Screenshots(folder)
+screenshot = module_screenshots("labextension-states")
 
 
 def chip(tab: Tab):

@@ -11,7 +11,6 @@ Waits are Playwright's auto-waiting expectations, never sleeps.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import uuid
 from collections.abc import AsyncIterator
 from urllib.parse import quote
@@ -25,44 +24,29 @@ from playwright.async_api import Page, expect
 from cs3collab.cs3.roles import can_write
 from cs3collab.cs3.shares import user_grantee
 from cs3collab.demo import SAMPLE_NAME
-from tests.e2e.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, LOAD_TIMEOUT_MS, Screenshots, Tab
+from tests.e2e.conftest import ARTIFACTS, LOAD_TIMEOUT_MS, module_screenshots, new_tab, Tab
 
 DIALOG = ".jp-Dialog .cs3collab-ShareDialog"
 
 
-@pytest.fixture(scope="module")
-def screenshot() -> Screenshots:
-    folder = ARTIFACTS / "sharing"
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    return Screenshots(folder)
+screenshot = module_screenshots("sharing")
 
 
 @contextlib.asynccontextmanager
 async def lab_tab(stack, browser_driver, profile, user: str, folder: str = "") -> AsyncIterator[Tab]:
     """``user``'s JupyterLab in a browser of its own, the file browser on ``folder``."""
-    context = await browser_driver.chromium.launch_persistent_context(
-        profile,
-        executable_path=str(CHROMIUM),
-        args=CHROMIUM_ARGS,
-        headless=True,
-        viewport={"width": 1280, "height": 800},
-    )
-    page = context.pages[0] if context.pages else await context.new_page()
-    tab = Tab(user, page)
-    try:
-        page.on("console", lambda message: tab.console.append(f"[{message.type}] {message.text}"))
-        page.on("pageerror", lambda error: tab.console.append(f"[pageerror] {error}"))
-        lab = stack.labs[user]
-        where = f"/lab/tree/{quote(folder)}" if folder else "/lab"
-        await page.goto(f"{lab.url}{where}?token={lab.token}")
-        await expect(page.locator("#filebrowser .jp-DirListing-content")).to_be_visible(timeout=LOAD_TIMEOUT_MS)
-        yield tab
-    finally:
-        (ARTIFACTS / "sharing").mkdir(parents=True, exist_ok=True)
-        (ARTIFACTS / "sharing" / f"console-{user}.log").write_text("\n".join(tab.console) + "\n")
-        await context.close()
+    async with contextlib.AsyncExitStack() as exits:
+        tab = await new_tab(browser_driver, profile, user, exits)
+        page = tab.page
+        try:
+            lab = stack.labs[user]
+            where = f"/lab/tree/{quote(folder)}" if folder else "/lab"
+            await page.goto(f"{lab.url}{where}?token={lab.token}")
+            await expect(page.locator("#filebrowser .jp-DirListing-content")).to_be_visible(timeout=LOAD_TIMEOUT_MS)
+            yield tab
+        finally:
+            (ARTIFACTS / "sharing").mkdir(parents=True, exist_ok=True)
+            (ARTIFACTS / "sharing" / f"console-{user}.log").write_text("\n".join(tab.console) + "\n")
 
 
 @pytest.fixture(scope="module")

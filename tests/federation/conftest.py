@@ -29,7 +29,7 @@ from jupyter_ydoc import YNotebook
 from nbformat import v4
 from pycrdt import Doc, Provider
 
-from cs3collab.cs3 import CS3Client, Session, roles
+from cs3collab.cs3 import CS3Client, Session
 from cs3collab.cs3.ocm import federated_user
 from cs3collab.demo import exchange_invite
 from cs3collab.devstack.ocm_peers import PeerSite, write_providers

@@ -19,7 +19,7 @@ from urllib.parse import quote
 from cs3collab.cs3 import roles
 from cs3collab.cs3.ocm import federated_user
 from cs3collab.service import ids
-from tests.federation.conftest import SHARED, open_through_lab, room_through_lab
+from tests.federation.conftest import SHARED, room_through_lab
 from tests.service.rtc import eventually, sources, type_text
 from tests.support.yclient import connect, send_awareness, wait_for
 

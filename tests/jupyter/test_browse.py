@@ -66,7 +66,7 @@ async def test_a_pending_share_is_accepted_then_declined(jp, einstein, marie, wo
         assert entry is not None
         assert entry["kind"] == "user" and entry["state"] == "pending" and entry["path"] is None
         assert entry["name"] == name and entry["type"] == "notebook" and entry["role"] == "editor"
-        assert entry["owner"] == {"username": "einstein", "idp": "cernbox.test",
+        assert entry["owner"] == {"id": einstein.user.id.opaque_id, "username": "einstein", "idp": "cernbox.test",
                                   "displayName": "Albert Einstein", "institution": "cernbox.test"}
         info = await einstein.files.stat(path)
         assert entry["size"] == info.size
