@@ -3,7 +3,7 @@
 Thin authenticated handlers over the server's CS3 session (the contents
 manager's: one user per server). Every route is authorized on the
 ``contents`` resource; the writing verb checks XSRF (APIHandler does).
-CS3 errors are logged and translated once, by :func:`cs3collab.jupyter.contents.http_error`.
+CS3 errors are logged and translated once, by :func:`cs3collab.jupyter.errors.http_error`.
 
 * ``GET /api/cs3collab/received`` → ``{"shares": [entry, ...]}``: the user
   and federated (OCM) shares received, pending first. An entry is
@@ -44,7 +44,8 @@ from tornado import web
 from cs3collab.cs3 import CS3Error, NotFound, PermissionDenied, Session, Unimplemented
 from cs3collab.cs3.refs import format_resource_id
 from cs3collab.cs3.roles import EDITOR, OWNER, VIEWER
-from cs3collab.jupyter.contents import CS3ContentsManager, http_error
+from cs3collab.jupyter.contents import CS3ContentsManager
+from cs3collab.jupyter.errors import http_error
 from cs3collab.jupyter.ocm_remote import share_writable
 from cs3collab.jupyter.people import Names, grant_entries, iso, share_role
 
@@ -321,7 +322,7 @@ class _BrowseHandler(APIHandler):
     @contextlib.contextmanager
     def translated(self, action: str, target: str) -> Iterator[None]:
         """Log a CS3 error (user, CS3 target, status) and answer it through the
-        contents manager's one table (:func:`~cs3collab.jupyter.contents.http_error`)."""
+        contents manager's one table (:func:`~cs3collab.jupyter.errors.http_error`)."""
         try:
             yield
         except CS3Error as exc:

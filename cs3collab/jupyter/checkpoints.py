@@ -33,7 +33,8 @@ from jupyter_server.services.contents.checkpoints import AsyncCheckpoints
 from tornado.web import HTTPError
 
 from cs3collab.cs3 import InvalidArgument, NotFound, Session
-from cs3collab.jupyter.contents import CS3ContentsManager, cs3_errors
+from cs3collab.jupyter.contents import CS3ContentsManager
+from cs3collab.jupyter.errors import cs3_errors
 
 __all__ = ["CS3Checkpoints", "checkpoint_id", "version_key"]
 

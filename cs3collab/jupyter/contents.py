@@ -35,11 +35,11 @@ from a CS3 site through the server's one CS3 session
 * Large files stream both ways: uploads in the frontend's chunked protocol
   (``chunk`` 1, 2, …, -1) are appended to a local temporary file and
   streamed to CS3 at the last chunk; ``/files/`` downloads are streamed
-  from CS3 by :class:`CS3FilesHandler`. Only the contents API's own JSON
+  from CS3 by :class:`~cs3collab.jupyter.fileshandler.CS3FilesHandler`. Only the contents API's own JSON
   models (notebooks, text and base64 files) are held in memory.
 * Errors: storage code raises the CS3 client's typed errors only; the public
-  methods translate them once, with :data:`HTTP_STATUS` and
-  :func:`http_error`, into a tornado ``HTTPError`` naming the API path and
+  methods translate them once, with the table of
+  :mod:`cs3collab.jupyter.errors`, into a tornado ``HTTPError`` naming the API path and
   carrying the CS3 message.
 
 How the CS3 session is found (``connection``): the trait if it is set (the
@@ -63,52 +63,38 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import nbformat
-from cs3.sharing.collaboration.v1beta1 import resources_pb2 as sharing
 from cs3.sharing.ocm.v1beta1 import resources_pb2 as ocm
 from cs3.storage.provider.v1beta1 import resources_pb2 as storage
-from jupyter_core.utils import ensure_async
-from jupyter_server.auth.decorator import authorized
-from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.services.contents.manager import AsyncContentsManager
-from tornado import web
 from tornado.web import HTTPError
 from traitlets import Float, Instance, Unicode, default
 
 from cs3collab.cs3 import (
     AlreadyExists,
-    CS3Error,
-    FailedPrecondition,
-    InternalError,
     InvalidArgument,
-    Locked,
     NotFound,
     PermissionDenied,
     Session,
-    TooLarge,
-    Unauthenticated,
-    Unavailable,
-    Unimplemented,
 )
 from cs3collab.cs3.refs import RefLike, describe
 from cs3collab.cs3.roles import can_write
 from cs3collab.jupyter.connection import CS3CollabConnection
+from cs3collab.jupyter.errors import cs3_errors
+from cs3collab.jupyter.shared import SharedEntry, SharedWithMe
 from cs3collab.jupyter.ocm_remote import OCMTarget, fetch_content, ocm_target, share_writable
 
 __all__ = [
     "CONNECTION_SETTING",
     "CS3ContentsManager",
-    "CS3FilesHandler",
     "HASH_ALGORITHM",
-    "HTTP_STATUS",
     "OCM_MIMETYPE",
-    "http_error",
 ]
 
 CONNECTION_SETTING = "cs3collab_connection"
@@ -122,72 +108,7 @@ OCM_MIMETYPE = "application/vnd.cs3collab.ocm-share"
 
 DIR_MIME = "httpd/unix-directory"
 
-# -- errors: the one table ----------------------------------------------------
-
-HTTP_STATUS: tuple[tuple[type[CS3Error], int], ...] = (
-    (NotFound, 404),
-    (PermissionDenied, 403),
-    # The CS3 session is gone (token expired, nobody logged in): jupyter_server
-    # answers unauthenticated API calls with 403 too, and the frontend has no
-    # special handling for 401.
-    (Unauthenticated, 403),
-    (Locked, 409),  # locked by another app or user
-    (FailedPrecondition, 409),  # etag mismatch, lock mismatch, parent missing
-    (AlreadyExists, 409),
-    (InvalidArgument, 400),
-    (TooLarge, 413),
-    (Unavailable, 503),
-    (Unimplemented, 501),
-    (InternalError, 502),
-)
-"""CS3 error class → HTTP status, first match wins (subclasses first); any
-other CS3Error is a 502 (the storage behind this server failed)."""
-
-_REASONS = {Locked: "Locked", Unauthenticated: "CS3 session not authenticated"}
-
-
-def http_error(exc: CS3Error, action: str, api_path: str) -> HTTPError:
-    """The HTTPError for a CS3 error met while doing ``action`` on ``api_path``."""
-    status = next((code for cls, code in HTTP_STATUS if isinstance(exc, cls)), 502)
-    reason = next((text for cls, text in _REASONS.items() if isinstance(exc, cls)), None)
-    return HTTPError(status, f"{action} {api_path!r}: {exc}", reason=reason)
-
-
-@contextlib.contextmanager
-def cs3_errors(action: str, api_path: str) -> Iterator[None]:
-    """Translate CS3 errors raised inside into HTTPErrors (public methods only)."""
-    try:
-        yield
-    except CS3Error as exc:
-        raise http_error(exc, action, api_path) from None
-
-
 # -- paths ----------------------------------------------------------------------
-
-
-@dataclass
-class SharedEntry:
-    """One entry of the "Shared with me" folder."""
-
-    name: str
-    info: storage.ResourceInfo | None = None  # user share: Stat of the shared resource
-    ocm: ocm.ReceivedShare | None = None  # OCM share: the received share
-
-    @property
-    def is_dir(self) -> bool:
-        if self.ocm is not None:
-            return self.ocm.shared_resource_type == ocm.SHARE_RESOURCE_TYPE_CONTAINER
-        return self.info is not None and self.info.type == storage.RESOURCE_TYPE_CONTAINER
-
-    def unreachable(self, api_path: str) -> Unimplemented:
-        owner = self.ocm.owner if self.ocm is not None else None
-        site = owner.idp if owner is not None and owner.idp else "another site"
-        return Unimplemented(
-            f"{self.name!r} is shared with you from {site} through OCM; its content lives there and is not "
-            f"reachable through this server (open it at {site})",
-            operation="open OCM share",
-            target=api_path,
-        )
 
 
 @dataclass
@@ -216,14 +137,6 @@ def _parts(api_path: str) -> list[str]:
 
 def _datetime(ts) -> datetime:
     return datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, tz=timezone.utc)
-
-
-def _with_suffix(name: str, n: int, is_dir: bool) -> str:
-    """``name (n).ext`` (the extension stays, so a notebook stays a notebook)."""
-    stem, dot, ext = name.rpartition(".")
-    if is_dir or not dot or not stem:
-        return f"{name} ({n})"
-    return f"{stem} ({n}).{ext}"
 
 
 # -- the manager --------------------------------------------------------------------
@@ -265,12 +178,14 @@ class CS3ContentsManager(AsyncContentsManager):
 
     @default("files_handler_class")
     def _default_files_handler_class(self):
+        from cs3collab.jupyter.fileshandler import CS3FilesHandler
+
         return CS3FilesHandler
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._home: tuple[str, str] | None = None  # (user id, home path)
-        self._shares: tuple[float, str, dict[str, SharedEntry]] | None = None  # (time, user id, entries)
+        self._shared = SharedWithMe(self)  # the entries of the virtual folder, briefly cached
         self._chunks: dict[str, tuple[Path, float]] = {}  # api path -> (temp file, last write)
         self._hide_pattern: tuple[tuple[str, ...], re.Pattern | None] | None = None  # (hide_globs, compiled)
 
@@ -295,59 +210,10 @@ class CS3ContentsManager(AsyncContentsManager):
     # -- "Shared with me" ------------------------------------------------------------
 
     async def _shared_entries(self, session: Session, fresh: bool = False) -> dict[str, SharedEntry]:
-        user = session.user.id.opaque_id
-        cached = self._shares
-        if not fresh and cached is not None and cached[1] == user and time.monotonic() - cached[0] < self.shared_cache_seconds:
-            return cached[2]
-        received = await session.shares.list_received(state=sharing.SHARE_STATE_ACCEPTED)
-
-        async def stat(share: sharing.ReceivedShare) -> storage.ResourceInfo | None:
-            try:
-                return await session.files.stat(share.share.resource_id)
-            except (NotFound, PermissionDenied) as exc:  # a dangling share: the resource is gone
-                self.log.debug("skipping received share %s: %s", share.share.id.opaque_id, exc)
-                return None
-
-        infos = await asyncio.gather(*(stat(r) for r in received))
-        found: list[tuple[tuple, SharedEntry]] = []
-        for share, info in zip(received, infos):
-            if info is None:
-                continue
-            name = info.name or info.path.rstrip("/").rsplit("/", 1)[-1] or share.share.id.opaque_id
-            order = (share.share.ctime.seconds, share.share.ctime.nanos, share.share.id.opaque_id)
-            found.append((order, SharedEntry(name=name, info=info)))
-        try:
-            remote = await session.ocm.list_received()
-        except (Unimplemented, PermissionDenied, NotFound) as exc:  # a site without OCM
-            self.log.debug("no received OCM shares: %s", exc)
-            remote = []
-        for share in remote:
-            if share.state == ocm.SHARE_STATE_REJECTED:
-                continue
-            order = (share.ctime.seconds, share.ctime.nanos, share.id.opaque_id)
-            found.append((order, SharedEntry(name=share.name or share.id.opaque_id, ocm=share)))
-        entries: dict[str, SharedEntry] = {}
-        for _, entry in sorted(found, key=lambda item: item[0]):
-            name, n = entry.name, 1
-            while name in entries:
-                n += 1
-                name = _with_suffix(entry.name, n, entry.is_dir)
-            entry.name = name
-            entries[name] = entry
-        self._shares = (time.monotonic(), user, entries)
-        return entries
+        return await self._shared.entries(session, fresh=fresh)
 
     async def _shared_entry(self, session: Session, name: str, api_path: str) -> SharedEntry:
-        entries = await self._shared_entries(session)
-        if name not in entries:
-            entries = await self._shared_entries(session, fresh=True)
-        if name not in entries:
-            raise NotFound(
-                f"no accepted share named {name!r} in {self.shared_folder_name!r}",
-                operation="resolve",
-                target=api_path,
-            )
-        return entries[name]
+        return await self._shared.entry(session, name, api_path)
 
     # -- for the REST handlers of cs3collab.jupyter.browse -------------------------------
 
@@ -367,7 +233,7 @@ class CS3ContentsManager(AsyncContentsManager):
     def forget_shared(self) -> None:
         """Drop the cached shared entries (after a share was accepted or declined),
         so that the next path below the shared folder is resolved afresh."""
-        self._shares = None
+        self._shared.forget()
 
     # -- path resolution --------------------------------------------------------------
 
@@ -836,57 +702,3 @@ class CS3ContentsManager(AsyncContentsManager):
     def get_kernel_path(self, path, model=None):
         """Kernels start in the server's root_dir: CS3 paths are not local folders."""
         return ""
-
-
-# -- /files/: streamed downloads ------------------------------------------------------
-
-
-class CS3FilesHandler(JupyterHandler):
-    """``GET /files/{path}``: the raw bytes of a CS3 file, streamed chunk by chunk
-    (the stock handler would load the whole file through ``get``)."""
-
-    auth_resource = "contents"
-
-    @property
-    def content_security_policy(self):
-        return super().content_security_policy + "; sandbox allow-scripts"
-
-    @web.authenticated
-    @authorized
-    async def head(self, path: str) -> None:
-        await self._serve(path, include_body=False)
-
-    @web.authenticated
-    @authorized
-    async def get(self, path: str) -> None:
-        await self._serve(path, include_body=True)
-
-    async def _serve(self, path: str, include_body: bool) -> None:
-        self.check_xsrf_cookie()
-        cm: CS3ContentsManager = self.contents_manager
-        path = path.strip("/")
-        if not cm.allow_hidden and await ensure_async(cm.is_hidden(path)):
-            raise HTTPError(404)
-        name = path.rsplit("/", 1)[-1]
-        async with cm.open_file(path) as (model, chunks):
-            if self.get_argument("download", None):
-                self.set_attachment_header(name)
-            self.set_header("Content-Type", _content_type(name))
-            self.set_header("Content-Length", str(model["size"]))
-            self.set_header("Last-Modified", model["last_modified"])
-            if include_body:
-                async for chunk in chunks:
-                    self.write(chunk)
-                    await self.flush()
-        await self.finish()
-
-
-def _content_type(name: str) -> str:
-    if name.lower().endswith(".ipynb"):
-        return "application/x-ipynb+json"
-    mime, encoding = mimetypes.guess_type(name)
-    if encoding == "gzip":
-        return "application/gzip"
-    if encoding is not None or mime is None:
-        return "application/octet-stream"
-    return "text/plain; charset=UTF-8" if mime == "text/plain" else mime

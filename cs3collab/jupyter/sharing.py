@@ -59,7 +59,7 @@ from cs3collab.cs3.ocm import federated_user
 from cs3collab.cs3.roles import EDITOR, VIEWER, role_of
 from cs3collab.cs3.shares import group_grantee, user_grantee
 from cs3collab.jupyter.connection import CS3CollabConnection
-from cs3collab.jupyter.contents import http_error
+from cs3collab.jupyter.errors import http_error
 from cs3collab.jupyter.ocm_remote import OCMTarget
 from cs3collab.jupyter.people import MIN_QUERY, Names, find_people, grant_entries
 
@@ -124,7 +124,7 @@ class Sharing:
 
     def refusal(self, exc: CS3Error, *, session: Session | None, action: str, what: str, who: str = "") -> web.HTTPError:
         """One CS3 error as the HTTP error the dialog shows: the status from the
-        contents table (:func:`~cs3collab.jupyter.contents.http_error`), the
+        contents table (:func:`~cs3collab.jupyter.errors.http_error`), the
         message in words for what people run into."""
         status = http_error(exc, action, what).status_code
         user = session.username if session is not None else "-"
