@@ -46,9 +46,8 @@ export class HistoryPanel extends Widget {
     // scrolling "Load more" into view loads the next page (the button stays for keyboards)
     if (typeof IntersectionObserver !== 'undefined') {
       this._observer = new IntersectionObserver(entries => {
-        if (entries.some(e => e.isIntersecting) && this._shown.length < this._total && !this._loading) {
-          void this.loadMore();
-        }
+        this._moreInView = entries.some(e => e.isIntersecting);
+        this._loadMoreIfInView();
       });
       this._observer.observe(this._more);
     }
@@ -147,6 +146,14 @@ export class HistoryPanel extends Widget {
     this._list.replaceChildren(...this._shown.map(v => this._item(v)));
     // a style, not the `hidden` attribute: jp-Button's display rule would override it
     this._more.style.display = this._shown.length >= this._total ? 'none' : '';
+    // a refresh that leaves "Load more" in view fires no new intersection: load on from here
+    window.setTimeout(() => this._loadMoreIfInView(), 0);
+  }
+
+  private _loadMoreIfInView(): void {
+    if (this._moreInView && this._target && this._shown.length < this._total && !this._loading) {
+      void this.loadMore();
+    }
   }
 
   private _item(version: IVersion): HTMLElement {
@@ -303,6 +310,7 @@ export class HistoryPanel extends Widget {
   private _total = 0;
   private _generation = 0;
   private _loading = false;
+  private _moreInView = false;
   private _observer: IntersectionObserver | null = null;
   private _header: HTMLElement;
   private _list: HTMLElement;

@@ -125,9 +125,9 @@ async def test_a_long_history_loads_more_as_it_is_scrolled(tabs, stack, screensh
     await expect(versions).to_have_count(VERSIONS_SHOWN_FIRST)
     await expect(panel.locator(".cs3collab-LoadMore")).to_be_visible()
     await screenshot(mine, "first-page")
-    # scrolling to the end of the list brings the rest, without a click
-    await versions.last.scroll_into_view_if_needed()
-    await panel.locator(".cs3collab-LoadMore").scroll_into_view_if_needed()
+    # scrolling to the end of the list (the mouse wheel over the panel) brings the rest, without a click
+    await panel.hover()
+    await mine.page.mouse.wheel(0, 20_000)
     await expect(panel.locator(".cs3collab-LoadMore")).to_be_hidden(timeout=20_000)
     # all of them (opening may have added one: the kernel's language_info), newest first,
     # without duplicates; the oldest is the first upload
