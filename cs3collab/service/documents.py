@@ -18,8 +18,8 @@ into bytes for storage, lives here and goes through jupyter_ydoc's schema
 
 from __future__ import annotations
 
+import hashlib
 import json
-import random
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -180,8 +180,13 @@ def outside_edit_update(kind: DocumentKind, persisted_state: bytes, new_content:
     by id, sources diffed, by jupyter_ydoc's ``set``) under a client id of
     its own, so applying it to the live document merges it with everything
     typed since that save instead of overwriting it.
+
+    It is deterministic: the client id comes from the persisted state and
+    the new content, so computing the same merge again (a service restarted
+    before it noted the merge) gives the same update, which Yjs applies as a
+    no-op rather than as a second copy of the change.
     """
-    doc = Doc(client_id=random.randrange(1, 2**32))
+    doc = Doc(client_id=_merge_client_id(kind, persisted_state, new_content))
     doc.apply_update(persisted_state)
     before = doc.get_state()
     document = kind.wrap(doc)
@@ -190,6 +195,45 @@ def outside_edit_update(kind: DocumentKind, persisted_state: bytes, new_content:
             _update_outputs_in_place(document, new_content)
         document.set(new_content)
     return doc.get_update(before)
+
+
+def _merge_client_id(kind: DocumentKind, persisted_state: bytes, new_content: Any) -> int:
+    """A Yjs client id (uint32, never 0 nor INITIAL_CLIENT_ID) for one merge:
+    a digest of the base (its state vector, client by client, and its content)
+    and the new content. Not of the base's bytes: the same state rebuilt from
+    the journal may encode differently."""
+    base = Doc()
+    base.apply_update(persisted_state)
+    digest = hashlib.sha256()
+    for client, clock in sorted(_state_vector(base.get_state())):
+        digest.update(f"{client}:{clock};".encode())
+    for content in (kind.wrap(base).get(), new_content):
+        digest.update(json.dumps(content, sort_keys=True, default=str).encode("utf-8"))
+        digest.update(b"\0")
+    client_id = int.from_bytes(digest.digest()[:4], "big")
+    return client_id if client_id not in (0, INITIAL_CLIENT_ID) else client_id ^ 0x5A5A5A5A
+
+
+def _state_vector(encoded: bytes) -> list[tuple[int, int]]:
+    """(client, clock) pairs of an encoded Yjs state vector (lib0 varuints)."""
+
+    def varuint(pos: int) -> tuple[int, int]:
+        value = shift = 0
+        while True:
+            byte = encoded[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return value, pos
+            shift += 7
+
+    count, pos = varuint(0)
+    pairs = []
+    for _ in range(count):
+        client, pos = varuint(pos)
+        clock, pos = varuint(pos)
+        pairs.append((client, clock))
+    return pairs
 
 
 def _update_outputs_in_place(document: YNotebook, notebook: dict) -> None:

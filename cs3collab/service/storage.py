@@ -50,6 +50,10 @@ SAVING_META = "saving"
 """Journal meta key of the save being uploaded: ``{"seq", "sha256"}`` of its content."""
 
 SAVE_KEY_PREFIX = "cs3collab.save."
+MERGED_META = "merged_outside"
+"""Journal meta: ``{"etag", "seqs"}`` of outside edits merged while the room
+had unsaved edits: the stored file (``etag``) is the last saved state plus
+the updates at ``seqs``, so a restart does not merge it a second time."""
 READ_ONLY_STATE = "cs3collab:readOnly"
 """Key in the document's ``state`` map: why the room is read-only for everyone
 ("locked by <app> (<user>)"), or "" when it is not."""
@@ -99,6 +103,7 @@ class RoomStorage:
         self._writers: dict[str, Session] = {}
         self._save_lock = asyncio.Lock()
         self._merging = False
+        self._merged_seqs: list[int] = []  # outside edits merged since the last save (MERGED_META)
         self._dirty = asyncio.Event()
         self.lock = LockKeeper(resource_id, settings.app_name, settings.lock_lifetime, self.where)
         room.on_change(self._changed)
@@ -134,7 +139,7 @@ class RoomStorage:
                 "room rebuilt from journal room=%s path=%s seq=%d persisted_seq=%d",
                 self.room.key, self.path, record.last_seq, record.persisted_seq,
             )
-            if info.etag != self.persisted_etag:
+            if info.etag != self.persisted_etag and not self._recognise_merged(record, info.etag):
                 data = await session.files.download(self.resource_id)
                 if not await self._recognise_own_save(record, info.etag, data):
                     await self._merge_outside(session, info.etag, data)
@@ -180,6 +185,37 @@ class RoomStorage:
         self.unsaved = record.last_seq > seq
         await self.room.journal.mark_persisted(self.room.key, seq, etag)
         log.info("recognised an unrecorded save of ours room=%s path=%s etag=%s seq=%d", self.room.key, self.path, etag, seq)
+        return True
+
+    def _recognise_merged(self, record, etag: str) -> bool:
+        """Take back the outside edits this room had merged before it went
+        down with unsaved edits (MERGED_META): they are in the journal already,
+        as the updates at ``seqs``, so the state the stored file was merged
+        against is the last save plus those. True if the stored file
+        (``etag``) is the last of them: nothing is left to merge. Otherwise a
+        merge follows from that state; if it is the one whose note the crash
+        cut off, its delta comes out identical (documents.outside_edit_update
+        is deterministic), so applying it again changes nothing."""
+        try:
+            merged = json.loads(record.meta.get(MERGED_META, "") or "null")
+        except json.JSONDecodeError:
+            merged = None
+        if not merged:
+            return False
+        seqs = [int(seq) for seq in merged.get("seqs", [])]
+        if not seqs or not all(record.persisted_seq < seq <= record.last_seq for seq in seqs):
+            return False  # a note of an earlier life of the room
+        state = Doc()
+        state.apply_update(self.persisted_state)
+        for update, seq in zip(record.updates, record.seqs):
+            if seq in seqs:
+                state.apply_update(update)
+        self.persisted_state = state.get_update()
+        self._merged_seqs = seqs
+        if merged.get("etag") != etag:
+            return False
+        self.persisted_etag = etag
+        log.info("outside edit already merged room=%s path=%s etag=%s seqs=%s", self.room.key, self.path, etag, seqs)
         return True
 
     async def _adopt_lock_id(self, record) -> None:
@@ -313,7 +349,20 @@ class RoomStorage:
         if not self.unsaved and seq:
             self.persisted_seq = seq
             await self.room.journal.mark_persisted(self.room.key, seq, etag)
-        log.info("merged outside edit room=%s path=%s etag=%s", self.room.key, self.path, etag)
+            await self._forget_merged()
+        elif seq:
+            # the journal's saved state stays the last save of ours, which the
+            # stored file no longer is: note what it is instead
+            self._merged_seqs.append(seq)
+            await self.room.journal.set_meta(
+                self.room.key, MERGED_META, json.dumps({"etag": etag, "seqs": self._merged_seqs})
+            )
+        log.info("merged outside edit room=%s path=%s etag=%s seq=%s", self.room.key, self.path, etag, seq)
+
+    async def _forget_merged(self) -> None:
+        if self._merged_seqs:
+            self._merged_seqs = []
+            await self.room.journal.set_meta(self.room.key, MERGED_META, "")
 
     # -- saving ------------------------------------------------------------------
 
@@ -402,6 +451,7 @@ class RoomStorage:
             self.unsaved = False
             self._authors.clear()
         await self.room.journal.mark_persisted(self.room.key, seq, etag)
+        await self._forget_merged()  # the stored file is our save now
         record = {"seq": seq, "time": int(time.time()), "authors": sorted(authors), "names": authors}
         try:
             await session.metadata.set(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 
 import anyio
+import nbformat
 import websockets
 
 from tests.service.conftest import start_service
@@ -89,3 +90,34 @@ async def test_kill_while_typing_loses_no_acknowledged_keystroke(site, tmp_path,
             assert len(fresh.document.ycells) == 1
             saved = await saved_containing(einstein, path, acknowledged, timeout=5)
     assert saved[0].startswith(acknowledged)
+
+
+async def test_kill_after_an_outside_edit_was_merged_into_unsaved_typing(site, tmp_path, einstein, notebook):
+    """Another tool changes the stored file while typing in the room is unsaved;
+    the room merges it, and the service dies before it saves. After the restart
+    the outside change is there once (not merged a second time from the stored
+    file) and the typing is kept; then both are saved."""
+    path = await notebook("cell one", "cell two")
+    state_dir = tmp_path / "state"
+    expected = ["cell one + typed, unsaved", "cell two, changed outside"]
+    async with start_service(site, state_dir, *NO_SAVE_BEFORE_KILL, *LONG_LOCK) as svc:
+        async with until_killed(connect(svc.url, einstein.token, path)) as typist, until_killed(
+            connect(svc.url, einstein.token, path)
+        ) as witness:
+            type_text(typist, 0, " + typed, unsaved")
+            await wait_for(witness.doc, lambda: sources(witness)[0] == "cell one + typed, unsaved")
+            # a writer below the room's lock changes cell 2 of the stored file (cell ids kept)
+            stored = nbformat.reads((await einstein.files.download(path)).decode(), as_version=4)
+            stored.cells[1].source = "cell two, changed outside"
+            lock = await einstein.locks.get(path)
+            await einstein.files.upload(path, nbformat.writes(stored).encode(), lock_id=lock.lock_id)
+            await wait_for(witness.doc, lambda: sources(witness) == expected)  # merged, not saved
+            await kill(svc)
+    stored_now = nbformat.reads((await einstein.files.download(path)).decode(), as_version=4)
+    assert [c.source for c in stored_now.cells] == ["cell one", "cell two, changed outside"]
+
+    async with start_service(site, state_dir, *LONG_LOCK) as svc:
+        async with connect(svc.url, einstein.token, path) as fresh:
+            assert sources(fresh) == expected
+            saved = await saved_containing(einstein, path, "+ typed, unsaved", timeout=5)
+    assert saved == expected
