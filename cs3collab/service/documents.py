@@ -28,6 +28,8 @@ import nbformat
 from jupyter_ydoc import YNotebook, YUnicode
 from pycrdt import Doc
 
+from cs3collab.service.protocol import read_var_uint
+
 INITIAL_CLIENT_ID = 0
 """Client id of the Y items built from a file (as jupyter-collaboration does)."""
 
@@ -215,23 +217,12 @@ def _merge_client_id(kind: DocumentKind, persisted_state: bytes, new_content: An
 
 
 def _state_vector(encoded: bytes) -> list[tuple[int, int]]:
-    """(client, clock) pairs of an encoded Yjs state vector (lib0 varuints)."""
-
-    def varuint(pos: int) -> tuple[int, int]:
-        value = shift = 0
-        while True:
-            byte = encoded[pos]
-            pos += 1
-            value |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                return value, pos
-            shift += 7
-
-    count, pos = varuint(0)
+    """(client, clock) pairs of an encoded Yjs state vector."""
+    count, pos = read_var_uint(encoded, 0)
     pairs = []
     for _ in range(count):
-        client, pos = varuint(pos)
-        clock, pos = varuint(pos)
+        client, pos = read_var_uint(encoded, pos)
+        clock, pos = read_var_uint(encoded, pos)
         pairs.append((client, clock))
     return pairs
 

@@ -38,6 +38,7 @@ __all__ = [
     "awareness_message",
     "parse_frame",
     "raw_json_message",
+    "read_var_uint",
     "save_reply",
     "session_close_reason",
     "step1_message",
@@ -96,7 +97,8 @@ class Frame:
     save_id: int | None = None
 
 
-def _read_var_uint(data: bytes, pos: int) -> tuple[int, int]:
+def read_var_uint(data: bytes, pos: int) -> tuple[int, int]:
+    """lib0's varUint at ``pos``: (value, position after it); ProtocolError if malformed."""
     value = 0
     shift = 0
     while True:
@@ -113,7 +115,7 @@ def _read_var_uint(data: bytes, pos: int) -> tuple[int, int]:
 
 
 def _read_var_bytes(data: bytes, pos: int) -> tuple[bytes, int]:
-    length, pos = _read_var_uint(data, pos)
+    length, pos = read_var_uint(data, pos)
     end = pos + length
     if end > len(data):
         raise ProtocolError(f"truncated frame: {length} bytes announced, {len(data) - pos} present")
@@ -124,9 +126,9 @@ def parse_frame(data: bytes) -> Frame:
     """Parse one incoming frame; raise :class:`ProtocolError` if it is malformed."""
     if not data:
         raise ProtocolError("empty frame")
-    kind, pos = _read_var_uint(data, 0)
+    kind, pos = read_var_uint(data, 0)
     if kind == MessageType.SYNC:
-        sub, pos = _read_var_uint(data, pos)
+        sub, pos = read_var_uint(data, pos)
         if sub not in (SyncType.STEP1, SyncType.STEP2, SyncType.UPDATE):
             raise ProtocolError(f"unknown sync message type {sub}")
         payload, _ = _read_var_bytes(data, pos)
@@ -142,7 +144,7 @@ def parse_frame(data: bytes) -> Frame:
             raise ProtocolError("RAW message name is not UTF-8") from None
         if command != "save":
             raise ProtocolError(f"unknown RAW message {command[:40]!r}")
-        save_id, _ = _read_var_uint(data, pos)
+        save_id, _ = read_var_uint(data, pos)
         return Frame(MessageType.RAW, save_id=save_id)
     if kind == MessageType.QUERY_AWARENESS:
         return Frame(MessageType.QUERY_AWARENESS)
@@ -197,13 +199,13 @@ awareness_message = create_awareness_message
 
 def parse_awareness(payload: bytes) -> list[tuple[int, int, dict | None]]:
     """Check an awareness update strictly and return its (client id, clock, state) entries."""
-    count, pos = _read_var_uint(payload, 0)
+    count, pos = read_var_uint(payload, 0)
     if count > 10_000:
         raise ProtocolError(f"awareness update announces {count} clients")
     entries = []
     for _ in range(count):
-        client_id, pos = _read_var_uint(payload, pos)
-        clock, pos = _read_var_uint(payload, pos)
+        client_id, pos = read_var_uint(payload, pos)
+        clock, pos = read_var_uint(payload, pos)
         raw, pos = _read_var_bytes(payload, pos)
         try:
             state = json.loads(raw.decode("utf-8")) if raw else None
