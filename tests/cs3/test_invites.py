@@ -10,19 +10,13 @@ from cs3collab.cs3 import AlreadyExists, CS3Client, NotFound
 from cs3collab.cs3.invites import ocm_address
 from cs3collab.cs3.ocm import federated_user
 from cs3collab.cs3.roles import VIEWER
-from cs3collab.devstack.ocm_peers import PeerSite, write_providers
 from tests.conftest import DEMO_PASSWORDS
-from tests.support.processes import devstack
+from tests.support.processes import trusting_sites
 
 
 @pytest.fixture(scope="module")
 async def two_sites(tmp_path_factory):
-    root = tmp_path_factory.mktemp("contacts")
-    providers = root / "ocm-providers.json"
-    extra = ("--ocm-providers", str(providers))
-    async with devstack(root / "a", domain="cernbox.test", extra=extra) as a, \
-            devstack(root / "b", domain="cesnet.test", extra=extra) as b:
-        write_providers(providers, [PeerSite(a.domain, a.http_url), PeerSite(b.domain, b.http_url)])
+    async with trusting_sites(tmp_path_factory.mktemp("contacts")) as (a, b):
         async with CS3Client(a.gateway) as ca, CS3Client(b.gateway) as cb:
             yield ca, cb
 

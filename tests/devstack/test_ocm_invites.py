@@ -23,8 +23,7 @@ from cs3.ocm.provider.v1beta1 import resources_pb2 as provider_res
 from cs3.rpc.v1beta1 import code_pb2
 from cs3.types.v1beta1 import types_pb2
 
-from cs3collab.devstack.ocm_peers import PeerSite, write_providers
-from tests.support.processes import devstack
+from tests.support.processes import devstack, trusting_sites
 
 from .conftest import OK, Client, Stack
 from .test_shares import USER_IDS
@@ -35,12 +34,8 @@ FEDERATED = user_res.USER_TYPE_FEDERATED
 @pytest.fixture(scope="module")
 async def sites(tmp_path_factory):
     root = tmp_path_factory.mktemp("invites")
-    providers = root / "ocm-providers.json"
-    extra = ("--ocm-providers", str(providers))
     async with contextlib.AsyncExitStack() as stack:
-        a = await stack.enter_async_context(devstack(root / "a", domain="cernbox.test", extra=extra))
-        b = await stack.enter_async_context(devstack(root / "b", domain="cesnet.test", extra=extra))
-        write_providers(providers, [PeerSite(a.domain, a.http_url), PeerSite(b.domain, b.http_url)])
+        a, b = await stack.enter_async_context(trusting_sites(root))
         c = await stack.enter_async_context(devstack(root / "c", domain="untrusted.test",
                                                      extra=("--peer", f"cernbox.test={a.http_url}")))
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=30))

@@ -20,8 +20,7 @@ from cs3collab.cs3 import CS3Client
 from cs3collab.cs3.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from cs3collab.cs3.ocm import federated_user, webdav_secret
 from cs3collab.cs3.roles import EDITOR, VIEWER, role_of
-from cs3collab.devstack.ocm_peers import PeerSite, write_providers
-from tests.support.processes import devstack
+from tests.support.processes import trusting_sites
 
 PASSWORDS = {"einstein": "relativity", "marie": "radioactivity", "richard": "superfluidity"}
 NOTEBOOK = b'{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
@@ -29,12 +28,7 @@ NOTEBOOK = b'{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
 
 @pytest.fixture(scope="module")
 async def sites(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ocm")
-    providers = root / "ocm-providers.json"
-    extra = ("--ocm-providers", str(providers))
-    async with devstack(root / "a", domain="cernbox.test", extra=extra) as a, \
-            devstack(root / "b", domain="cesnet.test", extra=extra) as b:
-        write_providers(providers, [PeerSite(a.domain, a.http_url), PeerSite(b.domain, b.http_url)])
+    async with trusting_sites(tmp_path_factory.mktemp("ocm")) as (a, b):
         async with CS3Client(a.gateway) as ca, CS3Client(b.gateway) as cb:
             yield ca, cb
 

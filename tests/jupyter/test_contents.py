@@ -406,15 +406,9 @@ async def test_rest_errors(jp_einstein, jp_marie, einstein, marie, workdir, wd):
 @pytest.fixture(scope="module")
 async def two_sites(tmp_path_factory):
     """Sites A (cernbox.test) and B (cesnet.test) that know each other for OCM."""
-    from cs3collab.devstack.ocm_peers import PeerSite, write_providers
-    from tests.support.processes import devstack
+    from tests.support.processes import trusting_sites
 
-    root = tmp_path_factory.mktemp("jp-ocm")
-    providers = root / "ocm-providers.json"
-    extra = ("--ocm-providers", str(providers))
-    async with devstack(root / "a", domain="cernbox.test", extra=extra) as a, \
-            devstack(root / "b", domain="cesnet.test", extra=extra) as b:
-        write_providers(providers, [PeerSite(a.domain, a.http_url), PeerSite(b.domain, b.http_url)])
+    async with trusting_sites(tmp_path_factory.mktemp("jp-ocm")) as (a, b):
         yield a, b
 
 

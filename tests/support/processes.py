@@ -141,3 +141,17 @@ async def service(
     args = cs3collab_command("serve", f"--gateway={gateway}", f"--state-dir={state_dir}", f"--port={port}", *extra)
     async with run_process(args, SERVICE_READY) as running:
         yield Service(running.ready["url"], state_dir, running)
+
+
+@contextlib.asynccontextmanager
+async def trusting_sites(root: Path) -> AsyncIterator[tuple[Devstack, Devstack]]:
+    """Sites A (cernbox.test) and B (cesnet.test) as real processes, trusting
+    each other for OCM through one Reva-format providers file under ``root``."""
+    from cs3collab.devstack.ocm_peers import PeerSite, write_providers
+
+    providers = root / "ocm-providers.json"
+    extra = ("--ocm-providers", str(providers))
+    async with devstack(root / "a", domain="cernbox.test", extra=extra) as a, \
+            devstack(root / "b", domain="cesnet.test", extra=extra) as b:
+        write_providers(providers, [PeerSite(a.domain, a.http_url), PeerSite(b.domain, b.http_url)])
+        yield a, b
