@@ -74,6 +74,10 @@ async def test_clicking_an_avatar_goes_to_that_persons_cell(tabs):
     await marie.editor(CODE_CELL).click()
     await einstein.cell(0).click()
     await expect(einstein.cell(0)).to_have_class(ACTIVE)
+    # einstein's tab knows where she is: her marker is on that cell (her cursor reached him)
+    await expect(einstein.cell(CODE_CELL).locator(".cs3collab-CellPresence")).to_have_attribute(
+        "data-usernames", re.compile(r"\bmarie@"), timeout=20_000
+    )
     # einstein clicks marie's avatar: the cell with her cursor becomes his active cell
     await avatar(einstein, "marie").click()
     await expect(einstein.cell(CODE_CELL)).to_have_class(ACTIVE)
