@@ -1,0 +1,513 @@
+"""The ``cs3collab-sandbox`` kernel provisioner: a Jupyter kernel inside bubblewrap.
+
+Kernels run code from people who have no account at this site, so each one
+runs in a sandbox rather than as the service's user. This module plugs into
+jupyter_client's supported extension point, the kernel provisioner
+(``jupyter_client.provisioning``, entry point group
+``jupyter_client.kernel_provisioners``): ``SandboxProvisioner`` is a
+``LocalProvisioner`` whose launch command is wrapped in ``bwrap`` (Debian's
+``bubblewrap``) and whose process is placed in cgroups with limits.
+
+What the kernel sees (see docs/execution.md, "The sandbox"):
+
+- a new mount namespace with only: the Python environment read-only (the
+  kernel's venv and the base Python it points to, plus ``/usr`` for the C
+  libraries), the kernel's working folder (the workspace, read-write), its
+  runtime folder (connection file and the ``ipc`` sockets, read-write), a
+  private ``/tmp`` (tmpfs, bounded), a fresh ``/proc`` and a minimal
+  ``/dev``. No ``/etc`` (so no ``/etc/passwd``), no service state, no home
+  folders;
+- new user, pid, ipc, uts, cgroup and network namespaces (the network only
+  when ``KernelSandbox.allow_network`` is false, the default: the kernel then
+  has only its own loopback, which is why the kernel's ZMQ transport must be
+  ``ipc``); all capabilities dropped; ``--new-session`` (no terminal
+  injection) and ``--die-with-parent``;
+- limits: memory and number of processes through cgroup v1 controllers when
+  they are writable (``memory.limit_in_bytes``, ``pids.max``), else through
+  rlimits (``RLIMIT_AS``; ``RLIMIT_NPROC``, which does not bind uid 0); CPU
+  time (``RLIMIT_CPU``), largest file written (``RLIMIT_FSIZE``), no core
+  dumps.
+
+When the kernel dies, ``SandboxProvisioner.last_exit`` says why in words
+(``KernelExit.message``): which limit it hit, or its exit status or signal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import resource
+import shutil
+import signal
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+from jupyter_client.provisioning import LocalProvisioner
+from traitlets import Bool, Int, List, Unicode
+from traitlets.config import LoggingConfigurable
+
+log = logging.getLogger("cs3collab.kernels.sandbox")
+
+PROVISIONER_NAME = "cs3collab-sandbox"
+GiB = 1024**3
+MiB = 1024**2
+
+
+def describe_bytes(n: int) -> str:
+    """``1073741824`` → ``"1 GiB"``, for messages people read."""
+    for unit, size in (("GiB", GiB), ("MiB", MiB), ("KiB", 1024)):
+        if n >= size:
+            value = n / size
+            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
+    return f"{n} bytes"
+
+
+class KernelSandbox(LoggingConfigurable):
+    """Limits and visibility of every sandboxed kernel (``c.KernelSandbox.*``)."""
+
+    bwrap = Unicode(
+        "bwrap", config=True,
+        help="The bubblewrap executable (Debian package `bubblewrap`), a name looked up on PATH or an absolute path. Default: bwrap.",
+    )
+    memory_limit = Int(
+        GiB, config=True,
+        help="Most memory one kernel (with everything it starts, /tmp included) may use, in bytes. "
+             "Enforced by the cgroup v1 memory controller when writable (the kernel is killed and the "
+             "room told it ran out of memory), else by RLIMIT_AS per process (allocations fail with "
+             "MemoryError). 0 = no limit. Default: 1 GiB.",
+    )
+    cpu_time_limit = Int(
+        3600, config=True,
+        help="CPU seconds each process of a kernel may use (RLIMIT_CPU; the kernel is stopped when it "
+             "uses them up and the room told why). 0 = no limit. Default: 3600 s.",
+    )
+    max_processes = Int(
+        64, config=True,
+        help="Most processes and threads alive at once in one kernel's sandbox, the kernel and "
+             "bubblewrap included (cgroup v1 pids.max when writable; else RLIMIT_NPROC, which does "
+             "not bind uid 0). A fork bomb gets 'Resource temporarily unavailable'. 0 = no limit. "
+             "Default: 64.",
+    )
+    disk_limit = Int(
+        GiB, config=True,
+        help="Largest file a kernel may write, in bytes (RLIMIT_FSIZE: a bigger write fails with "
+             "'File too large'); also the most a workspace may hold when it is written back to CS3. "
+             "0 = no limit. Default: 1 GiB.",
+    )
+    tmp_size = Int(
+        256 * MiB, config=True,
+        help="Size of the kernel's private /tmp (a tmpfs; it counts towards memory_limit), in bytes. "
+             "Default: 256 MiB.",
+    )
+    allow_network = Bool(
+        False, config=True,
+        help="Let kernels use the host's network (no network namespace of their own; /etc/resolv.conf, "
+             "/etc/hosts and /etc/ssl are then visible read-only). Default: False (the kernel has only "
+             "a loopback of its own).",
+    )
+    extra_ro_binds = List(
+        Unicode(), config=True,
+        help="More host paths made visible read-only at the same path inside every sandbox (for example "
+             "a site-wide software stack such as /cvmfs). Default: none.",
+    )
+    use_cgroups = Bool(
+        True, config=True,
+        help="Enforce memory_limit and max_processes with cgroup v1 controllers (memory, pids) when "
+             "their folders under cgroup_root are writable; False = rlimits only. Default: True.",
+    )
+    cgroup_root = Unicode(
+        "/sys/fs/cgroup", config=True,
+        help="Where the cgroup v1 controllers are mounted (one folder per controller). Each kernel gets "
+             "a child cgroup below the service's own. Default: /sys/fs/cgroup.",
+    )
+
+
+@dataclass(frozen=True)
+class KernelExit:
+    """How and why a sandboxed kernel ended.
+
+    ``limit`` is the limit it hit (``"memory"``, ``"cpu_time"``) or None;
+    ``message`` says it in words for the room, e.g. "the kernel ran out of
+    memory (limit 1 GiB) and was stopped".
+    """
+
+    exit_code: int | None
+    signal: int | None
+    limit: str | None
+    message: str
+
+
+def _own_cgroup(root: Path, controller: str) -> Path | None:
+    """The folder of this process's cgroup for a v1 ``controller``, or None."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controller in controllers.split(","):
+            folder = root / controller / path.lstrip("/")
+            return folder if folder.is_dir() else None
+    return None
+
+
+class _Cgroup:
+    """One child cgroup of one v1 controller, made for one kernel launch."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def make(cls, root: Path, controller: str, name: str) -> _Cgroup | None:
+        parent = _own_cgroup(root, controller)
+        if parent is None or not os.access(parent, os.W_OK):
+            return None
+        path = parent / name
+        try:
+            path.mkdir()
+        except OSError as e:
+            log.warning("cgroup unavailable controller=%s path=%s error=%r", controller, path, e)
+            return None
+        return cls(path)
+
+    def write(self, name: str, value: str) -> bool:
+        try:
+            (self.path / name).write_text(value)
+            return True
+        except OSError:
+            return False
+
+    def read(self, name: str) -> str:
+        try:
+            return (self.path / name).read_text()
+        except OSError:
+            return ""
+
+    def pids(self) -> list[int]:
+        return [int(p) for p in self.read("cgroup.procs").split()]
+
+    def kill_all(self) -> None:
+        for pid in self.pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    async def remove(self) -> None:
+        """Kill what is left and remove the folder (it can only go once empty)."""
+        for _ in range(50):
+            self.kill_all()
+            try:
+                self.path.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError as e:
+                if e.errno != errno.EBUSY:
+                    break
+            await asyncio.sleep(0.1)  # the killed processes are being reaped: nothing to await
+        log.warning("cgroup left behind path=%s", self.path)
+
+
+class SandboxProvisioner(LocalProvisioner):
+    """A ``LocalProvisioner`` that runs the kernel inside bubblewrap with limits.
+
+    The kernel manager must use ``transport = "ipc"`` (unless
+    ``KernelSandbox.allow_network``) with an absolute ``ip`` (the socket path
+    prefix) and its connection file in the kernel's runtime folder; the
+    working folder comes as ``cwd=`` to ``start_kernel``. Both folders are
+    mounted read-write at the same paths inside the sandbox.
+    """
+
+    last_exit: KernelExit | None = None
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sandbox = KernelSandbox(parent=self)
+        self._cgroups: dict[str, _Cgroup] = {}
+        self._workdir: str | None = None
+        self._oom_before = 0
+
+    # -- launch ------------------------------------------------------------
+
+    async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        km = self.parent
+        cfg = self.sandbox
+        if km is not None and km.transport != "ipc" and not cfg.allow_network:
+            raise RuntimeError("a sandboxed kernel has no network: its kernel manager must use transport='ipc'")
+        bwrap = shutil.which(cfg.bwrap)
+        if bwrap is None:
+            raise RuntimeError(f"bubblewrap ({cfg.bwrap}) is not installed: install the Debian package 'bubblewrap'")
+        workdir = kwargs.get("cwd")
+        if not workdir or not Path(workdir).is_absolute() or not Path(workdir).is_dir():
+            raise RuntimeError("a sandboxed kernel needs its working folder as an absolute cwd= that exists")
+        kwargs = await super().pre_launch(**kwargs)
+        self._workdir = str(workdir)
+        runtime = set()
+        if km is not None:
+            runtime.add(str(Path(km.connection_file).resolve().parent))
+            if km.transport == "ipc":
+                if not os.path.isabs(km.ip):
+                    raise RuntimeError("with transport='ipc' the kernel manager's ip must be an absolute socket path prefix")
+                runtime.add(str(Path(km.ip).parent))
+        self.last_exit = None
+        await self._make_cgroups()
+        cmd = self._wrap(bwrap, kwargs.pop("cmd"), Path(workdir), sorted(runtime))
+        kwargs["cmd"] = cmd
+        kwargs["env"] = self._kernel_env()
+        # bubblewrap itself starts from /, the kernel from its workspace (--chdir)
+        kwargs["cwd"] = "/"
+        return kwargs
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any):
+        info = await super().launch_kernel(cmd, **kwargs)
+        self.cwd = self._workdir
+        log.info("sandboxed kernel started kernel=%s pid=%s workspace=%s limits=%s",
+                 self.kernel_id, self.pid, self._workdir, self.enforcement())
+        return info
+
+    def _wrap(self, bwrap: str, cmd: list[str], workdir: Path, runtime: list[str]) -> list[str]:
+        cfg = self.sandbox
+        args = [bwrap, "--unshare-all"]
+        if cfg.allow_network:
+            args.append("--share-net")
+        args += ["--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+        # jupyter_client tells ipykernel its parent's pid, which means nothing in the kernel's pid
+        # namespace (its parent is bubblewrap, pid 1 there): --die-with-parent does that job
+        args += ["--unsetenv", "JPY_PARENT_PID"]
+        # the Python environment, read-only: /usr (C libraries), the venv, its base Python
+        for top in ("bin", "lib", "lib32", "lib64", "sbin"):
+            host = Path("/") / top
+            if host.is_symlink():
+                args += ["--symlink", os.readlink(host), str(host)]
+            elif host.is_dir():
+                args += ["--ro-bind", str(host), str(host)]
+        ro = ["/usr", *self._python_roots(cmd), *cfg.extra_ro_binds]
+        if cfg.allow_network:
+            ro += [p for p in ("/etc/resolv.conf", "/etc/hosts", "/etc/ssl", "/etc/ca-certificates") if os.path.exists(p)]
+        for path in dict.fromkeys(ro):
+            args += ["--ro-bind", path, path]
+        args += ["--proc", "/proc", "--dev", "/dev"]
+        if cfg.tmp_size > 0:
+            args += ["--size", str(cfg.tmp_size)]
+        args += ["--tmpfs", "/tmp"]
+        for path in runtime:
+            args += ["--bind", path, path]
+        args += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir)]
+        args += ["--", *cmd]
+        launch = [sys.executable, "-m", "cs3collab.kernels.sandbox_launch"]
+        for group in self._cgroups.values():
+            launch += ["--cgroup", str(group.path)]
+        for name, soft, hard in self._rlimits():
+            launch += ["--rlimit", f"{name}={soft}:{hard}"]
+        return [*launch, "--", *args]
+
+    @staticmethod
+    def _python_roots(cmd: list[str]) -> list[str]:
+        """The folders the kernel's Python lives in: its environment (venv)
+        and the base installation the venv points to."""
+        roots = []
+        exe = Path(shutil.which(cmd[0]) or cmd[0])
+        env = exe.parent.parent  # <prefix>/bin/python
+        roots.append(str(env))
+        cfg = env / "pyvenv.cfg"
+        if cfg.exists():
+            for line in cfg.read_text().splitlines():
+                key, _, value = line.partition("=")
+                if key.strip() == "home" and value.strip():
+                    roots.append(str(Path(value.strip()).parent))
+        real = exe.resolve().parent.parent
+        roots.append(str(real))
+        return [r for r in dict.fromkeys(roots) if r not in ("/usr", "/")]
+
+    def _kernel_env(self) -> dict[str, str]:
+        """A fresh environment: nothing of the service's (tokens, secrets) leaks in."""
+        python_bin = str(Path(self.kernel_spec.argv[0]).parent) if self.kernel_spec else "/usr/bin"
+        return {
+            "PATH": f"{python_bin}:/usr/local/bin:/usr/bin:/bin",
+            "HOME": "/tmp",
+            "LANG": "C.UTF-8",
+            "PYTHONNOUSERSITE": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+            "MPLCONFIGDIR": "/tmp/.matplotlib",
+            "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+        }
+
+    def _rlimits(self) -> list[tuple[str, int, int]]:
+        cfg = self.sandbox
+        inf = resource.RLIM_INFINITY
+        limits = [("core", 0, 0)]
+        if cfg.cpu_time_limit > 0:
+            # the soft limit sends SIGXCPU (the kernel stops, the cause is knowable); the hard one SIGKILL
+            limits.append(("cpu", cfg.cpu_time_limit, cfg.cpu_time_limit + 5))
+        if cfg.disk_limit > 0:
+            limits.append(("fsize", cfg.disk_limit, cfg.disk_limit))
+        if cfg.memory_limit > 0 and "memory" not in self._cgroups:
+            limits.append(("as", cfg.memory_limit, cfg.memory_limit))
+        if cfg.max_processes > 0 and "pids" not in self._cgroups:
+            limits.append(("nproc", cfg.max_processes, cfg.max_processes))
+        return [(n, s, h if h else inf) for n, s, h in limits]
+
+    def enforcement(self) -> str:
+        """How each limit is enforced for this kernel, as ``key=value`` words for logs."""
+        cfg = self.sandbox
+        memory = "off" if cfg.memory_limit <= 0 else ("cgroup" if "memory" in self._cgroups else "rlimit-as")
+        procs = "off" if cfg.max_processes <= 0 else ("cgroup" if "pids" in self._cgroups else "rlimit-nproc")
+        return (f"memory:{memory}:{describe_bytes(cfg.memory_limit)},processes:{procs}:{cfg.max_processes},"
+                f"cpu:{cfg.cpu_time_limit}s,file:{describe_bytes(cfg.disk_limit)},network:{cfg.allow_network}")
+
+    async def _make_cgroups(self) -> None:
+        await self._remove_cgroups()
+        cfg = self.sandbox
+        if not cfg.use_cgroups:
+            return
+        name = f"cs3collab-kernel-{self.kernel_id}-{uuid.uuid4().hex[:8]}"
+        root = Path(cfg.cgroup_root)
+        if cfg.memory_limit > 0:
+            group = _Cgroup.make(root, "memory", name)
+            if group is not None:
+                if group.write("memory.limit_in_bytes", str(cfg.memory_limit)):
+                    group.write("memory.memsw.limit_in_bytes", str(cfg.memory_limit))  # no swapping around it
+                    self._cgroups["memory"] = group
+                else:
+                    await group.remove()
+        if cfg.max_processes > 0:
+            group = _Cgroup.make(root, "pids", name)
+            if group is not None:
+                if group.write("pids.max", str(cfg.max_processes)):
+                    self._cgroups["pids"] = group
+                else:
+                    await group.remove()
+        self._oom_before = self._oom_kills()
+
+    async def _remove_cgroups(self) -> None:
+        groups, self._cgroups = self._cgroups, {}
+        for group in groups.values():
+            await group.remove()
+
+    def _oom_kills(self) -> int:
+        group = self._cgroups.get("memory")
+        if group is None:
+            return 0
+        for line in group.read("memory.oom_control").splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value)
+        # older kernels: count hits of the limit instead
+        return int(group.read("memory.failcnt") or 0)
+
+    # -- exit --------------------------------------------------------------
+
+    async def poll(self) -> int | None:
+        process = self.process
+        ret = await super().poll()
+        if ret is not None and process is not None and self.last_exit is None:
+            self.last_exit = self._explain(ret)
+            level = logging.INFO if ret == 0 else logging.WARNING
+            log.log(level, "sandboxed kernel ended kernel=%s exit=%s signal=%s limit=%s reason=%r",
+                    self.kernel_id, self.last_exit.exit_code, self.last_exit.signal, self.last_exit.limit,
+                    self.last_exit.message)
+        return ret
+
+    async def wait(self) -> int | None:
+        process = self.process
+        ret = await super().wait()
+        if process is not None and self.last_exit is None and ret is not None:
+            self.last_exit = self._explain(ret)
+        return ret
+
+    def _explain(self, status: int) -> KernelExit:
+        """Why the kernel ended: a limit, a signal, or its exit status.
+
+        bubblewrap exits with the kernel's status, or 128 + the signal that
+        killed it; Popen reports a negative status when bubblewrap itself was
+        killed by a signal.
+        """
+        cfg = self.sandbox
+        sig = -status if status < 0 else (status - 128 if status > 128 else None)
+        if self._oom_kills() > self._oom_before:
+            return KernelExit(status, sig, "memory",
+                              f"the kernel ran out of memory (limit {describe_bytes(cfg.memory_limit)}) and was stopped")
+        if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cfg.cpu_time_limit > 0 and self._cpu_exhausted()):
+            return KernelExit(status, sig, "cpu_time",
+                              f"the kernel used up its CPU time (limit {cfg.cpu_time_limit} s) and was stopped")
+        if sig == signal.SIGKILL and "memory" not in self._cgroups and cfg.memory_limit > 0:
+            return KernelExit(status, sig, None, "the kernel was killed (perhaps the machine ran out of memory)")
+        if sig is not None:
+            try:
+                name = signal.Signals(sig).name
+            except ValueError:
+                name = f"signal {sig}"
+            return KernelExit(status, sig, None, f"the kernel was stopped by {name}")
+        if status == 0:
+            return KernelExit(status, None, None, "the kernel shut down")
+        return KernelExit(status, None, None, f"the kernel exited with status {status}")
+
+    def _cpu_exhausted(self) -> bool:
+        return False  # a SIGKILL at the hard CPU limit follows a SIGXCPU the kernel ignored: rare, reported as killed
+
+    async def kill(self, restart: bool = False) -> None:
+        await super().kill(restart=restart)
+        for group in self._cgroups.values():
+            group.kill_all()
+
+    async def cleanup(self, restart: bool = False) -> None:
+        await super().cleanup(restart=restart)
+        await self._remove_cgroups()
+
+    async def get_provisioner_info(self) -> dict[str, Any]:
+        info = await super().get_provisioner_info()
+        info["workspace"] = self._workdir
+        return info
+
+
+def sandbox_kernel_spec(python: str | None = None, *, display_name: str = "Python 3 (shared, sandboxed)") -> KernelSpec:
+    """A python3 kernel spec that selects the ``cs3collab-sandbox`` provisioner.
+
+    Args:
+        python: the interpreter of the kernel's environment (it needs
+            ipykernel; numpy, pandas and matplotlib for the demo); default:
+            the service's own interpreter.
+        display_name: the name JupyterLab shows.
+
+    The host uses it instead of looking up installed kernel specs, through
+    ``SandboxKernelSpecManager`` (kernel name ``SANDBOX_KERNEL_NAME``).
+    Interrupts go as a control message (``interrupt_mode: message``): a
+    signal to bubblewrap's process group would not reach a kernel in its own
+    session and pid namespace.
+    """
+    exe = python or sys.executable
+    return KernelSpec(
+        argv=[exe, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        display_name=display_name,
+        language="python",
+        interrupt_mode="message",
+        env={},
+        metadata={"debugger": False, "kernel_provisioner": {"provisioner_name": PROVISIONER_NAME, "config": {}}},
+    )
+
+
+SANDBOX_KERNEL_NAME = "cs3collab-python3"
+
+
+class SandboxKernelSpecManager(KernelSpecManager):
+    """Knows one more kernel name, ``cs3collab-python3``: ``sandbox_kernel_spec()``
+    of the service's interpreter. Other names are looked up as usual::
+
+        km = AsyncKernelManager(kernel_name=SANDBOX_KERNEL_NAME,
+                                kernel_spec_manager=SandboxKernelSpecManager(),
+                                transport="ipc", ip=..., connection_file=...)
+    """
+
+    def get_kernel_spec(self, kernel_name: str, *args: Any, **kwargs: Any) -> KernelSpec:
+        if kernel_name == SANDBOX_KERNEL_NAME:
+            return sandbox_kernel_spec()
+        return super().get_kernel_spec(kernel_name, *args, **kwargs)
