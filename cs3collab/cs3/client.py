@@ -9,7 +9,8 @@ allow it, authenticates again by itself when the token expires.
 The operations are grouped by what they act on, each in its own module:
 ``session.files`` (namespace and transfers), ``session.versions``,
 ``session.locks``, ``session.metadata``, ``session.shares``, ``session.ocm``,
-``session.users``, ``session.groups`` and ``session.invites``.
+``session.users``, ``session.groups``, ``session.invites`` and
+``session.app_passwords``.
 
 Usage::
 
@@ -237,6 +238,7 @@ class Session:
         user: identity.User,
         credentials: Credentials | None,
     ) -> None:
+        from cs3collab.cs3.apppasswords import AppPasswordsAPI
         from cs3collab.cs3.files import FilesAPI
         from cs3collab.cs3.groups import GroupsAPI
         from cs3collab.cs3.invites import InvitesAPI
@@ -261,11 +263,18 @@ class Session:
         self.users = UsersAPI(self)
         self.groups = GroupsAPI(self)
         self.invites = InvitesAPI(self)
+        self.app_passwords = AppPasswordsAPI(self)
 
     @property
     def token(self) -> str:
         """The current access token (it changes when the session renews itself)."""
         return self._token
+
+    @property
+    def credentials(self) -> Credentials | None:
+        """How this session authenticates (None for a bare token); its
+        ``repr`` never shows the secret."""
+        return self._credentials
 
     @property
     def renewable(self) -> bool:

@@ -38,7 +38,16 @@ from .errors import Aborted, InvalidArgument, Locked, NotFound, PreconditionFail
 from .ocm_model import AUTH_ROLES
 from .ocm_store import check_share_scope
 from .store import HOMES_ID, ROOT_ID, Node, Tree, user_key
-from .tokens import Identity
+from .tokens import Identity, _scope_resource_id
+
+# scope kinds whose token keeps the user's own permissions as a ceiling: the
+# scope only narrows them (Reva's resourceinfo scope, app passwords)
+NARROWING_SCOPES = frozenset({"resourceinfo"})
+
+
+def scope_resource_id(scope) -> sp_res.ResourceId | None:
+    """The resource a token scope names (share, OCM share or ResourceInfo JSON)."""
+    return _scope_resource_id(scope)
 
 SHARES_ROOT = "Shares"
 DIR_MIME = "httpd/unix-directory"
@@ -174,14 +183,25 @@ def access(tree: Tree, caller: Identity, node: Node) -> Access:
     roots = caller.scoped_roots()
     if roots is not None:
         current = check_scopes(tree, caller)
-        perms, via = P.NONE, None
+        perms, via, own = P.NONE, None, None
         for name, root_id, minted in roots:
             role = current.get(name, minted)
             if root_id in ids:
-                perms |= P.role_perms(role)
+                granted = P.role_perms(role)
+                if name.partition(":")[0] in NARROWING_SCOPES:
+                    if own is None:
+                        own = _own_access(tree, caller, node, ids).perms
+                    granted &= own
+                perms |= granted
                 if via is None or ids.index(root_id) < ids.index(via):
                     via = root_id
         return Access(perms, via)
+    return _own_access(tree, caller, node, ids)
+
+
+def _own_access(tree: Tree, caller: Identity, node: Node, ids: list[str]) -> Access:
+    """The user's own permissions on ``node`` (owner, or user/group shares on
+    it or an ancestor), whatever the token's scopes."""
     if node.owner_opaque and (node.owner_idp, node.owner_opaque) == caller.user_key:
         return Access(P.OWNER)
     keys = grantee_keys(caller)

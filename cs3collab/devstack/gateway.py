@@ -23,6 +23,7 @@ from cs3.rpc.v1beta1 import code_pb2, status_pb2
 from cs3.storage.provider.v1beta1 import provider_api_pb2 as sp_api
 
 from . import content, errors, locks, namespace
+from .app_passwords import AppPasswordHandlers
 from .auth import AuthProviders, current_identity
 from .groups import GroupDirectory
 from .sharing import SharingHandlers
@@ -72,7 +73,7 @@ def _opaque_str(opaque, key: str) -> str:
     return entry.value.decode("utf-8", "replace") if entry is not None else ""
 
 
-class Gateway(SharingHandlers, gw_grpc.GatewayAPIServicer):
+class Gateway(AppPasswordHandlers, SharingHandlers, gw_grpc.GatewayAPIServicer):
     """The site's gateway. Subclass it to add calls (e.g. OCM).
 
     Args:

@@ -33,6 +33,8 @@ from cs3.identity.user.v1beta1 import resources_pb2 as user_res
 from cs3.storage.provider.v1beta1 import resources_pb2 as sp_res
 
 from . import namespace
+from .app_passwords import create_tables as create_app_password_tables
+from .app_passwords import install_app_passwords
 
 from .auth import AuthInterceptor, AuthProviders
 from .dataserver import make_app
@@ -141,6 +143,8 @@ class DevstackSite:
         self.add_unprotected(*(f"/{GATEWAY_SERVICE}/{m}" for m in self.gateway.UNPROTECTED))
         try:
             await install_ocm(self, self.ocm_settings)
+            await create_app_password_tables(self)
+            self.gateway.app_passwords = install_app_passwords(self)
             for extension in self._extensions:
                 result = extension(self)
                 if inspect.isawaitable(result):

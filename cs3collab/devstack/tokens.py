@@ -74,6 +74,8 @@ def _scope_resource_id(scope: auth_res.Scope) -> sp_res.ResourceId | None:
         return None
     if isinstance(doc, dict) and isinstance(doc.get("resource_id"), dict):
         doc = doc["resource_id"]
+    elif isinstance(doc, dict) and isinstance(doc.get("id"), dict):  # a ResourceInfo (resourceinfo: scopes)
+        doc = doc["id"]
     if not isinstance(doc, dict) or not doc.get("opaque_id"):
         return None
     return sp_res.ResourceId(
