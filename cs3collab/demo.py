@@ -4,8 +4,11 @@ Starts, each as a real process on ports chosen free at start:
 
 1. a devstack CS3 site (domain ``cernbox.demo``) with the demo users, data
    kept in ``DIR/site`` so files survive a restart;
-2. a sample notebook ``analysis.ipynb`` in einstein's home, shared with marie
-   as editor and richard as viewer (both shares accepted), if not there yet;
+2. a sample notebook ``analysis.ipynb`` in einstein's home, and a folder
+   ``higgs-analysis/`` holding ``analysis.ipynb`` and its data ``events.csv``
+   (the shared-kernel story: the notebook reads the data beside it, at the
+   owner's site), both shared with marie as editor and richard as viewer
+   (shares accepted), if not there yet;
 3. the site's collaboration service (journal in ``DIR/service``);
 4. one JupyterLab server per demo user, each logged in to CS3 as that user
    and pointed at the service.
@@ -19,8 +22,9 @@ einstein's JupyterLab) and site B (``cesnet.demo``: devstack, its service,
 marie's JupyterLab). Both trust each other through a providers file written
 once both listen, which also names A's collaboration service (on a port kept
 in ``DIR/service-a.port``, so shares made by an earlier run stay reachable).
-The sample notebook at A is shared through OCM with marie@cesnet.demo (editor)
-and accepted by her at B.
+The sample notebook and the ``higgs-analysis/`` folder at A are shared through
+OCM with marie@cesnet.demo (editor) and accepted by her at B; richard (viewer)
+gets a share of the folder at A.
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ log = logging.getLogger("cs3collab.demo")
 
 DEMO_USERS = {"einstein": "relativity", "marie": "radioactivity", "richard": "superfluidity"}
 SAMPLE_NAME = "analysis.ipynb"
+HIGGS_FOLDER = "higgs-analysis"
+HIGGS_SEED = 125  # numpy seed of the generated events: the same data in every demo
 READY_TIMEOUT = 60.0
 
 DEVSTACK_READY = re.compile(r"cs3collab devstack ready: gateway=(?P<gateway>\S+) http=(?P<http>\S+)")
@@ -132,6 +138,75 @@ def sample_notebook() -> bytes:
     return nbformat.writes(notebook).encode()
 
 
+def higgs_events_csv(background: int = 4000, signal: int = 350) -> bytes:
+    """A few thousand diphoton invariant masses in GeV: a falling background
+    between 100 and 160 GeV and a bump near 125 GeV (numpy, fixed seed)."""
+    import numpy as np
+
+    rng = np.random.default_rng(HIGGS_SEED)
+    falling = 100.0 + rng.exponential(scale=25.0, size=background * 2)
+    falling = falling[falling < 160.0][:background]
+    bump = rng.normal(loc=125.0, scale=1.8, size=signal)
+    masses = rng.permutation(np.concatenate([falling, bump]))
+    return ("mass_gev\n" + "".join(f"{m:.3f}\n" for m in masses)).encode()
+
+
+HIGGS_CELLS = (
+    ("markdown", "# The bump near 125 GeV\n\n"
+                 "`events.csv` sits beside this notebook, at the owner's site. Everyone in the room runs "
+                 "these cells in one shared kernel there: no copy of the data, no account needed."),
+    ("code", "import numpy as np\n\n"
+             "mass = np.loadtxt(\"events.csv\", delimiter=\",\", skiprows=1)\n"
+             "print(f\"{len(mass)} events between {mass.min():.1f} and {mass.max():.1f} GeV\")"),
+    ("code", "edges = np.arange(100, 160.5, 1.0)\n"
+             "counts, _ = np.histogram(mass, bins=edges)\n"
+             "centers = (edges[:-1] + edges[1:]) / 2\n"
+             "window = (centers > 120) & (centers < 130)\n"
+             "# fit the falling background on the sidebands, count the excess in the window\n"
+             "slope, intercept = np.polyfit(centers[~window], np.log(np.maximum(counts[~window], 1)), 1)\n"
+             "background = np.exp(intercept + slope * centers)\n"
+             "expected = background[window].sum()\n"
+             "excess = counts[window].sum() - expected\n"
+             "peak = centers[window][np.argmax(counts[window] - background[window])]\n"
+             "print(f\"excess of {excess:.0f} events over {expected:.0f} expected, peak near {peak:.1f} GeV, \"\n"
+             "      f\"local significance about {excess / np.sqrt(expected):.1f} sigma\")"),
+    ("code", "%matplotlib inline\n"
+             "import matplotlib.pyplot as plt\n\n"
+             "fig, ax = plt.subplots(figsize=(7, 4))\n"
+             "ax.step(centers, counts, where=\"mid\", label=\"events\")\n"
+             "ax.plot(centers, background, \"--\", label=\"background (sideband fit)\")\n"
+             "ax.axvspan(120, 130, alpha=0.15, color=\"tab:orange\", label=\"signal window\")\n"
+             "ax.set_xlabel(\"diphoton invariant mass [GeV]\")\n"
+             "ax.set_ylabel(\"events / GeV\")\n"
+             "ax.legend()\n"
+             "plt.show()"),
+    ("markdown", "## Notes\n\n- marie: try a 2 GeV binning\n- richard: follows along (viewer)"),
+)
+
+
+def higgs_notebook() -> bytes:
+    """``higgs-analysis/analysis.ipynb``: reads ``events.csv``, counts the bump, draws it."""
+    cells = [new_markdown_cell(text) if kind == "markdown" else new_code_cell(text) for kind, text in HIGGS_CELLS]
+    notebook = new_notebook(
+        cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    return nbformat.writes(notebook).encode()
+
+
+async def seed_higgs(einstein: Session) -> str:
+    """Create ``higgs-analysis/`` (notebook and data) in einstein's home once; its path."""
+    folder = f"{await einstein.get_home()}/{HIGGS_FOLDER}"
+    try:
+        await einstein.files.mkdir(folder)
+    except AlreadyExists:
+        pass
+    for name, content in (("events.csv", higgs_events_csv), (SAMPLE_NAME, higgs_notebook)):
+        try:
+            await einstein.files.upload(f"{folder}/{name}", content(), if_not_exist=True)
+        except AlreadyExists:
+            pass
+    return folder
+
+
 async def seed(gateway: str) -> str:
     """Put the sample notebook in einstein's home and share it (once)."""
     async with CS3Client(gateway) as cs3:
@@ -143,13 +218,24 @@ async def seed(gateway: str) -> str:
         except NotFound:
             await einstein.files.upload(path, sample_notebook(), if_not_exist=True)
             info = await einstein.files.stat(path)
-        existing = {s.grantee.user_id.opaque_id for s in await einstein.shares.list(resource_id=info.id)}
-        for user, role in (("marie", roles.EDITOR), ("richard", roles.VIEWER)):
-            grantee = sessions[user].user.id
-            if grantee.opaque_id not in existing:
-                share = await einstein.shares.create(path, user_grantee(grantee), role)
-                await sessions[user].shares.update_received(share.id.opaque_id, state=ACCEPTED)
+        folder = await seed_higgs(einstein)
+        for shared in (path, folder):
+            await _share_locally(sessions, shared, ("marie", "richard"))
         return path
+
+
+async def _share_locally(sessions: dict[str, Session], path: str, users: tuple[str, ...]) -> None:
+    """Share ``path`` of einstein with the demo ``users`` (marie editor,
+    richard viewer) and accept it for them, unless done before."""
+    einstein = sessions["einstein"]
+    info = await einstein.files.stat(path)
+    existing = {s.grantee.user_id.opaque_id for s in await einstein.shares.list(resource_id=info.id)}
+    for user in users:
+        role = roles.EDITOR if user == "marie" else roles.VIEWER
+        grantee = sessions[user].user.id
+        if grantee.opaque_id not in existing:
+            share = await einstein.shares.create(path, user_grantee(grantee), role)
+            await sessions[user].shares.update_received(share.id.opaque_id, state=ACCEPTED)
 
 
 def jupyter_env(base: Path) -> dict[str, str]:
@@ -249,6 +335,8 @@ async def run_demo(args: argparse.Namespace) -> None:
         print("\ncs3collab demo ready", flush=True)
         print(f"  CS3 gateway: {gateway}   collaboration service: {service.match['url']}", flush=True)
         print(f"  sample notebook: {sample} (marie: editor, richard: viewer)", flush=True)
+        print(f"  shared-kernel demo: {HIGGS_FOLDER}/{SAMPLE_NAME} beside its events.csv (marie: editor, "
+              f"richard: viewer)", flush=True)
         for user, url in urls.items():
             print(f"  {user:8} {url}", flush=True)
         print("Ctrl-C stops everything.", flush=True)
@@ -311,24 +399,35 @@ async def seed_federated(gateway_a: str, gateway_b: str, remote_domain: str, ser
         except NotFound:
             await einstein.files.upload(path, sample_notebook(), if_not_exist=True)
             info = await einstein.files.stat(path)
+        folder = await einstein.files.stat(await seed_higgs(einstein))
         grantee = federated_user(marie.user.id.opaque_id, remote_domain)
-        received = {r.remote_share_id: r for r in await marie.ocm.list_received()}
-        share = None
-        for existing in await einstein.ocm.list_shares():
-            user = existing.grantee.user_id
-            if existing.resource_id != info.id or (user.opaque_id, user.idp) != (grantee.opaque_id, remote_domain):
-                continue
-            target = ocm_target(received[existing.id.opaque_id]) if existing.id.opaque_id in received else None
-            if share is None and target is not None and target.service_url == service_a_url:
-                share = existing
-            else:
-                await einstein.ocm.remove_share(existing.id.opaque_id)
-        if share is None:
-            share = await einstein.ocm.create_share(info.id, grantee, roles.EDITOR)
-        for mine in await marie.ocm.list_received():
-            if mine.remote_share_id == share.id.opaque_id and mine.state != ACCEPTED:
-                await marie.ocm.update_received(mine.id.opaque_id, state=ACCEPTED)
+        for shared in (info, folder):
+            await _share_federated(einstein, marie, shared, grantee, remote_domain, service_a_url)
+        richard = await cs3_a.login("richard", DEMO_USERS["richard"])
+        await _share_locally({"einstein": einstein, "richard": richard}, folder.path, ("richard",))
         return path
+
+
+async def _share_federated(einstein: Session, marie: Session, info, grantee, remote_domain: str,
+                           service_a_url: str) -> None:
+    """Share ``info`` with marie at B through OCM as editor, accepted at B
+    (once; see ``seed_federated`` for stale shares)."""
+    received = {r.remote_share_id: r for r in await marie.ocm.list_received()}
+    share = None
+    for existing in await einstein.ocm.list_shares():
+        user = existing.grantee.user_id
+        if existing.resource_id != info.id or (user.opaque_id, user.idp) != (grantee.opaque_id, remote_domain):
+            continue
+        target = ocm_target(received[existing.id.opaque_id]) if existing.id.opaque_id in received else None
+        if share is None and target is not None and target.service_url == service_a_url:
+            share = existing
+        else:
+            await einstein.ocm.remove_share(existing.id.opaque_id)
+    if share is None:
+        share = await einstein.ocm.create_share(info.id, grantee, roles.EDITOR)
+    for mine in await marie.ocm.list_received():
+        if mine.remote_share_id == share.id.opaque_id and mine.state != ACCEPTED:
+            await marie.ocm.update_received(mine.id.opaque_id, state=ACCEPTED)
 
 
 async def _lab(stack, tasks, name: str, user: str, gateway: str, service_url: str, base: Path, where: str) -> str:
@@ -391,6 +490,8 @@ async def run_two_sites(args: argparse.Namespace) -> None:
         print(f"  site B {domains['b']}: gateway {gateway['b']}   collaboration service {service_b.match['url']}",
               flush=True)
         print(f"  sample notebook at A: {sample} (shared through OCM with marie@{domains['b']}, editor)", flush=True)
+        print(f"  shared-kernel demo at A: {HIGGS_FOLDER}/{SAMPLE_NAME} beside its events.csv (OCM: marie, editor; "
+              f"richard, viewer)", flush=True)
         print(f"  OCM contacts (by invitation): einstein@{domains['a']} and marie@{domains['b']}", flush=True)
         print(f"  einstein@{domains['a']:14} {einstein}", flush=True)
         print(f"  marie@{domains['b']:17} {marie}", flush=True)
