@@ -24,6 +24,7 @@ from cs3collab.devstack.cli import add_devstack_parser  # noqa: E402
 from cs3collab.jupyter.app import CS3CollabExtension  # noqa: E402
 from cs3collab.jupyter.connection import CS3CollabConnection  # noqa: E402
 from cs3collab.jupyter.contents import CS3ContentsManager  # noqa: E402
+from cs3collab.kernels.sandbox import KernelSandbox  # noqa: E402
 from cs3collab.service.app import CollabService  # noqa: E402
 from cs3collab.service.journal_sqlite import SQLiteJournal  # noqa: E402
 
@@ -78,6 +79,11 @@ def render() -> str:
         "",
         "## The journal (`CollabService.journal_class`, default SQLite)\n",
         *_traits_table(SQLiteJournal, {}),
+        "",
+        "## Shared kernels: the sandbox (`KernelSandbox`, see execution.md)\n",
+        "Set in the service's config file (`c.KernelSandbox.memory_limit = ...`); it applies to every kernel "
+        "started with the `cs3collab-sandbox` provisioner.\n",
+        *_traits_table(KernelSandbox, {}),
         "",
         "## The Jupyter server extension (`cs3collab.jupyter`)\n",
         "Set on `jupyter lab` / `jupyter server` (or in `jupyter_server_config.py`).\n",
