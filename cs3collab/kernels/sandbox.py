@@ -57,6 +57,7 @@ log = logging.getLogger("cs3collab.kernels.sandbox")
 PROVISIONER_NAME = "cs3collab-sandbox"
 GiB = 1024**3
 MiB = 1024**2
+MAX_SOCKET_PATH = 108  # sizeof(sockaddr_un.sun_path) on Linux, the NUL included
 
 
 def describe_bytes(n: int) -> str:
@@ -255,6 +256,9 @@ class SandboxProvisioner(LocalProvisioner):
             if km.transport == "ipc":
                 if not os.path.isabs(km.ip):
                     raise RuntimeError("with transport='ipc' the kernel manager's ip must be an absolute socket path prefix")
+                if len(os.fsencode(km.ip)) + len("-65535") >= MAX_SOCKET_PATH:
+                    raise RuntimeError(f"the kernel's ipc socket path {km.ip!r} is too long for a unix socket "
+                                       f"(at most {MAX_SOCKET_PATH - 7} bytes): use a shorter runtime folder")
                 runtime.add(str(Path(km.ip).parent))
         self.last_exit = None
         await self._make_cgroups()
@@ -266,7 +270,11 @@ class SandboxProvisioner(LocalProvisioner):
         return kwargs
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any):
-        info = await super().launch_kernel(cmd, **kwargs)
+        try:
+            info = await super().launch_kernel(cmd, **kwargs)
+        except BaseException:
+            await self._remove_cgroups()
+            raise
         self.cwd = self._workdir
         log.info("sandboxed kernel started kernel=%s pid=%s workspace=%s limits=%s",
                  self.kernel_id, self.pid, self._workdir, self.enforcement())
@@ -436,7 +444,7 @@ class SandboxProvisioner(LocalProvisioner):
         if self._oom_kills() > self._oom_before:
             return KernelExit(status, sig, "memory",
                               f"the kernel ran out of memory (limit {describe_bytes(cfg.memory_limit)}) and was stopped")
-        if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cfg.cpu_time_limit > 0 and self._cpu_exhausted()):
+        if sig == signal.SIGXCPU:
             return KernelExit(status, sig, "cpu_time",
                               f"the kernel used up its CPU time (limit {cfg.cpu_time_limit} s) and was stopped")
         if sig == signal.SIGKILL and "memory" not in self._cgroups and cfg.memory_limit > 0:
@@ -450,9 +458,6 @@ class SandboxProvisioner(LocalProvisioner):
         if status == 0:
             return KernelExit(status, None, None, "the kernel shut down")
         return KernelExit(status, None, None, f"the kernel exited with status {status}")
-
-    def _cpu_exhausted(self) -> bool:
-        return False  # a SIGKILL at the hard CPU limit follows a SIGXCPU the kernel ignored: rare, reported as killed
 
     async def kill(self, restart: bool = False) -> None:
         await super().kill(restart=restart)
