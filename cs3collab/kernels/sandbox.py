@@ -234,6 +234,7 @@ class SandboxProvisioner(LocalProvisioner):
         self._cgroups: dict[str, _Cgroup] = {}
         self._workdir: str | None = None
         self._oom_before = 0
+        self._stopping = False  # a shutdown, restart or kill was asked for: its end is no accident
 
     # -- launch ------------------------------------------------------------
 
@@ -261,6 +262,7 @@ class SandboxProvisioner(LocalProvisioner):
                                        f"(at most {MAX_SOCKET_PATH - 7} bytes): use a shorter runtime folder")
                 runtime.add(str(Path(km.ip).parent))
         self.last_exit = None
+        self._stopping = False
         await self._make_cgroups()
         cmd = self._wrap(bwrap, kwargs.pop("cmd"), Path(workdir), sorted(runtime))
         kwargs["cmd"] = cmd
@@ -419,7 +421,7 @@ class SandboxProvisioner(LocalProvisioner):
         ret = await super().poll()
         if ret is not None and process is not None and self.last_exit is None:
             self.last_exit = self._explain(ret)
-            level = logging.INFO if ret == 0 else logging.WARNING
+            level = logging.INFO if ret == 0 or self._stopping else logging.WARNING
             log.log(level, "sandboxed kernel ended kernel=%s exit=%s signal=%s limit=%s reason=%r",
                     self.kernel_id, self.last_exit.exit_code, self.last_exit.signal, self.last_exit.limit,
                     self.last_exit.message)
@@ -431,6 +433,14 @@ class SandboxProvisioner(LocalProvisioner):
         if process is not None and self.last_exit is None and ret is not None:
             self.last_exit = self._explain(ret)
         return ret
+
+    async def shutdown_requested(self, restart: bool = False) -> None:
+        self._stopping = True
+        await super().shutdown_requested(restart=restart)
+
+    async def terminate(self, restart: bool = False) -> None:
+        self._stopping = True
+        await super().terminate(restart=restart)
 
     def _explain(self, status: int) -> KernelExit:
         """Why the kernel ended: a limit, a signal, or its exit status.
@@ -447,6 +457,8 @@ class SandboxProvisioner(LocalProvisioner):
         if sig == signal.SIGXCPU:
             return KernelExit(status, sig, "cpu_time",
                               f"the kernel used up its CPU time (limit {cfg.cpu_time_limit} s) and was stopped")
+        if self._stopping:
+            return KernelExit(status, sig, None, "the kernel was shut down")
         if sig == signal.SIGKILL and "memory" not in self._cgroups and cfg.memory_limit > 0:
             return KernelExit(status, sig, None, "the kernel was killed (perhaps the machine ran out of memory)")
         if sig is not None:
@@ -460,6 +472,7 @@ class SandboxProvisioner(LocalProvisioner):
         return KernelExit(status, None, None, f"the kernel exited with status {status}")
 
     async def kill(self, restart: bool = False) -> None:
+        self._stopping = True
         await super().kill(restart=restart)
         for group in self._cgroups.values():
             group.kill_all()

@@ -31,6 +31,8 @@ async def test_a_kernel_runs_code_in_its_workspace(start_kernel):
     # state lives on between executions
     await kernel.run("x = 41")
     assert (await kernel.run("print(x + 1)")).stdout.strip() == "42"
+    await kernel.km.shutdown_kernel(now=True)
+    assert kernel.provisioner.last_exit.message == "the kernel was shut down"
 
 
 async def test_the_host_file_system_is_invisible(start_kernel, site, tmp_path):
