@@ -208,16 +208,14 @@ async def seed_higgs(einstein: Session) -> str:
 
 
 async def seed(gateway: str) -> str:
-    """Put the sample notebook in einstein's home and share it (once)."""
+    """Put the sample notebook and ``higgs-analysis/`` in einstein's home and
+    share them (once); returns the sample notebook's path."""
     async with CS3Client(gateway) as cs3:
         sessions: dict[str, Session] = {u: await cs3.login(u, p) for u, p in DEMO_USERS.items()}
         einstein = sessions["einstein"]
         path = f"{await einstein.get_home()}/{SAMPLE_NAME}"
-        try:
-            info = await einstein.files.stat(path)
-        except NotFound:
+        if not await einstein.files.exists(path):
             await einstein.files.upload(path, sample_notebook(), if_not_exist=True)
-            info = await einstein.files.stat(path)
         folder = await seed_higgs(einstein)
         for shared in (path, folder):
             await _share_locally(sessions, shared, ("marie", "richard"))

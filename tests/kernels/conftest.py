@@ -17,9 +17,6 @@ from traitlets.config import Config
 
 from cs3collab.kernels.sandbox import SANDBOX_KERNEL_NAME, SandboxKernelSpecManager
 
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed (./dev installs it)")
-
-
 @dataclass
 class Ran:
     """What one execution showed: stdout text, and the error name if it failed."""
@@ -60,9 +57,12 @@ class Kernel:
 
 async def wait_until(predicate, timeout: float = 30, what: str = "condition") -> None:
     """Poll a condition that has no event to await (a cgroup counter)."""
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.1)
+    try:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        raise AssertionError(f"not reached within {timeout} s: {what}") from None
 
 
 @pytest.fixture
