@@ -221,9 +221,10 @@ class SandboxProvisioner(LocalProvisioner):
 
     The kernel manager must use ``transport = "ipc"`` (unless
     ``KernelSandbox.allow_network``) with an absolute ``ip`` (the socket path
-    prefix) and its connection file in the kernel's runtime folder; the
-    working folder comes as ``cwd=`` to ``start_kernel``. Both folders are
-    mounted read-write at the same paths inside the sandbox.
+    prefix) and its connection file in the kernel's own runtime folder
+    (nothing else in it, not inside the workspace); the working folder comes
+    as ``cwd=`` to ``start_kernel``. Both folders are mounted read-write at the
+    same paths inside the sandbox.
     """
 
     last_exit: KernelExit | None = None
@@ -261,6 +262,7 @@ class SandboxProvisioner(LocalProvisioner):
                     raise RuntimeError(f"the kernel's ipc socket path {km.ip!r} is too long for a unix socket "
                                        f"(at most {MAX_SOCKET_PATH - 7} bytes): use a shorter runtime folder")
                 runtime.add(str(Path(km.ip).parent))
+        self._check_runtime(km, Path(workdir), runtime)
         self.last_exit = None
         self._stopping = False
         await self._make_cgroups()
@@ -270,6 +272,23 @@ class SandboxProvisioner(LocalProvisioner):
         # bubblewrap itself starts from /, the kernel from its workspace (--chdir)
         kwargs["cwd"] = "/"
         return kwargs
+
+    @staticmethod
+    def _check_runtime(km: Any, workdir: Path, runtime: set[str]) -> None:
+        """The runtime folder is mounted read-write into the sandbox: it must
+        hold nothing but this kernel's connection file and sockets (another
+        kernel's connection file would give its key away), and lie outside the
+        workspace (which is written back to CS3)."""
+        if km is None:
+            return
+        own = {Path(km.connection_file).name}
+        prefix = Path(km.ip).name if km.transport == "ipc" else None
+        for folder in map(Path, runtime):
+            if folder == workdir or workdir in folder.parents:
+                raise RuntimeError("the kernel's runtime folder must not lie inside its workspace")
+            for entry in folder.iterdir():
+                if entry.name not in own and not (prefix and entry.name.startswith(prefix + "-")):
+                    raise RuntimeError(f"the kernel's runtime folder {folder} must be its own: it holds {entry.name!r}")
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any):
         try:

@@ -9,9 +9,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from jupyter_client import AsyncKernelManager
 
 import cs3collab
-from cs3collab.kernels.sandbox import MiB
+from cs3collab.kernels.sandbox import SANDBOX_KERNEL_NAME, MiB, SandboxKernelSpecManager
 
 from .conftest import wait_until
 
@@ -135,3 +136,17 @@ async def test_a_fork_bomb_is_contained(start_kernel):
     path = pids.path
     await kernel.km.shutdown_kernel(now=True)
     assert not path.exists()  # every process of the bomb was killed with the kernel
+
+
+async def test_a_shared_runtime_folder_is_refused(tmp_path):
+    """Another kernel's connection file (its key) must never be mounted into a sandbox."""
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    (runtime / "kernel-other.json").write_text("{}")
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    km = AsyncKernelManager(kernel_name=SANDBOX_KERNEL_NAME, kernel_spec_manager=SandboxKernelSpecManager(),
+                            transport="ipc", ip=str(runtime / "k"), connection_file=str(runtime / "kernel.json"))
+    with pytest.raises(RuntimeError, match="must be its own"):
+        await km.start_kernel(cwd=str(workspace))
+    await km.cleanup_resources()
