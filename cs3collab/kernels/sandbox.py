@@ -236,6 +236,7 @@ class SandboxProvisioner(LocalProvisioner):
         self._workdir: str | None = None
         self._oom_before = 0
         self._stopping = False  # a shutdown, restart or kill was asked for: its end is no accident
+        self._pids_hits = 0
 
     # -- launch ------------------------------------------------------------
 
@@ -416,6 +417,7 @@ class SandboxProvisioner(LocalProvisioner):
                 else:
                     await group.remove()
         self._oom_before = self._oom_kills()
+        self._pids_hits = 0
 
     async def _remove_cgroups(self) -> None:
         groups, self._cgroups = self._cgroups, {}
@@ -432,6 +434,24 @@ class SandboxProvisioner(LocalProvisioner):
                 return int(value)
         # older kernels: count hits of the limit instead
         return int(group.read("memory.failcnt") or 0)
+
+    def limit_notes(self) -> list[str]:
+        """Limits the running kernel ran into since the last call, in words
+        for the room (the kernel survived them): the process limit (fork
+        refused). The host may call it after each execution."""
+        notes = []
+        group = self._cgroups.get("pids")
+        if group is not None:
+            hits = 0
+            for line in group.read("pids.events").splitlines():
+                key, _, value = line.partition(" ")
+                if key == "max" and value.strip().isdigit():
+                    hits = int(value)
+            if hits > self._pids_hits:
+                self._pids_hits = hits
+                notes.append(f"the kernel reached its process limit ({self.sandbox.max_processes}): "
+                             "starting more processes was refused")
+        return notes
 
     # -- exit --------------------------------------------------------------
 

@@ -131,6 +131,8 @@ async def test_a_fork_bomb_is_contained(start_kernel):
     assert ran.stdout.strip() == "lit"
     await wait_until(lambda: "max 0" not in pids.read("pids.events"), timeout=60, what="the pids limit was hit")
     assert int(pids.read("pids.current")) <= 40
+    assert kernel.provisioner.limit_notes() == [
+        "the kernel reached its process limit (40): starting more processes was refused"]
     # the machine is unaffected: the host still starts processes at once
     assert subprocess.run(["true"], timeout=30).returncode == 0
     path = pids.path
