@@ -49,7 +49,7 @@ from typing import Any
 
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.provisioning import LocalProvisioner
-from traitlets import Bool, Int, List, Unicode
+from traitlets import Bool, Dict, Int, List, Unicode
 from traitlets.config import LoggingConfigurable
 
 log = logging.getLogger("cs3collab.kernels.sandbox")
@@ -116,6 +116,11 @@ class KernelSandbox(LoggingConfigurable):
         Unicode(), config=True,
         help="More host paths made visible read-only at the same path inside every sandbox (for example "
              "a site-wide software stack such as /cvmfs). Default: none.",
+    )
+    extra_env = Dict(
+        value_trait=Unicode(), key_trait=Unicode(), config=True,
+        help="More environment variables for every kernel (the kernel gets a fresh environment: PATH, "
+             "HOME=/tmp, LANG, matplotlib inline, one BLAS thread; nothing of the service's). Default: none.",
     )
     use_cgroups = Bool(
         True, config=True,
@@ -288,6 +293,8 @@ class SandboxProvisioner(LocalProvisioner):
             if folder == workdir or workdir in folder.parents:
                 raise RuntimeError("the kernel's runtime folder must not lie inside its workspace")
             for entry in folder.iterdir():
+                if entry == workdir or entry in workdir.parents:
+                    continue  # the kernel's own workspace may live in its runtime folder
                 if entry.name not in own and not (prefix and entry.name.startswith(prefix + "-")):
                     raise RuntimeError(f"the kernel's runtime folder {folder} must be its own: it holds {entry.name!r}")
 
@@ -357,7 +364,8 @@ class SandboxProvisioner(LocalProvisioner):
         return [r for r in dict.fromkeys(roots) if r not in ("/usr", "/")]
 
     def _kernel_env(self) -> dict[str, str]:
-        """A fresh environment: nothing of the service's (tokens, secrets) leaks in."""
+        """A fresh environment: nothing of the service's (tokens, secrets) leaks in,
+        whatever environment the kernel manager was given."""
         python_bin = str(Path(self.kernel_spec.argv[0]).parent) if self.kernel_spec else "/usr/bin"
         return {
             "PATH": f"{python_bin}:/usr/local/bin:/usr/bin:/bin",
@@ -369,6 +377,8 @@ class SandboxProvisioner(LocalProvisioner):
             "MPLCONFIGDIR": "/tmp/.matplotlib",
             "OPENBLAS_NUM_THREADS": "1",
             "OMP_NUM_THREADS": "1",
+            "PYDEVD_DISABLE_FILE_VALIDATION": "1",  # no debugger warning in everyone's first cell
+            **self.sandbox.extra_env,
         }
 
     def _rlimits(self) -> list[tuple[str, int, int]]:

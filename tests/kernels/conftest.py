@@ -77,8 +77,8 @@ async def start_kernel():
         roots.append(root)
         runtime = root / "runtime"
         runtime.mkdir(mode=0o700)
-        if workspace is None:
-            workspace = root / "workspace"
+        if workspace is None:  # inside the runtime folder, as the kernel host lays them out
+            workspace = runtime / "work"
             workspace.mkdir()
         km = AsyncKernelManager(
             kernel_name=SANDBOX_KERNEL_NAME,
