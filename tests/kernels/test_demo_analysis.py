@@ -10,6 +10,8 @@ import pytest
 
 from cs3collab.demo import higgs_events_csv, higgs_notebook
 
+from .sandboxed import start_kernel  # noqa: F401 - start_kernel is a fixture
+
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed (./dev installs it)")
 
 

@@ -14,7 +14,7 @@ from jupyter_client import AsyncKernelManager
 import cs3collab
 from cs3collab.kernels.sandbox import SANDBOX_KERNEL_NAME, MiB, SandboxKernelSpecManager
 
-from .conftest import wait_until
+from .sandboxed import start_kernel, wait_until  # noqa: F401 - start_kernel is a fixture
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed (./dev installs it)")
 

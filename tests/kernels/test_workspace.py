@@ -10,6 +10,7 @@ import pytest
 from cs3collab.kernels.authority import scoped_session
 from cs3collab.kernels.workspace import Workspace
 
+from .sandboxed import start_kernel  # noqa: F401 - start_kernel is a fixture
 from .test_authority import shared_folder
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed (./dev installs it)")

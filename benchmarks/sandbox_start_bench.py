@@ -11,7 +11,7 @@ average before and after (the machine is shared: read figures against it).
 - ``sandbox``: the ``cs3collab-sandbox`` provisioner (bubblewrap, cgroups,
   rlimits), ipc transport, an empty workspace.
 
-Usage: python benchmarks/kernel_bench.py [--runs 5]
+Usage: python benchmarks/sandbox_start_bench.py [--runs 5]
 """
 
 from __future__ import annotations

@@ -1,6 +1,9 @@
 """Sandboxed kernels for the tests: real ipykernel processes started by
 jupyter_client's AsyncKernelManager through the ``cs3collab-sandbox``
-provisioner (real bubblewrap), on the ``ipc`` transport."""
+provisioner (real bubblewrap), on the ``ipc`` transport.
+
+The ``start_kernel`` fixture is imported by the test modules that use it
+(not a conftest: tests/kernels/conftest.py belongs to the kernel host's tests)."""
 
 from __future__ import annotations
 
