@@ -465,9 +465,21 @@ class SandboxProvisioner(LocalProvisioner):
 
     # -- exit --------------------------------------------------------------
 
+    @staticmethod
+    def _signal_status(process: Any, status: int) -> int:
+        """bubblewrap reports a kernel killed by signal N as exit status 128 + N;
+        give it back as Popen does for a local kernel (-N), so that callers
+        reading the status (jupyter_client, the kernel host) see a signal."""
+        if 128 < status <= 128 + 64:
+            status = -(status - 128)
+            process.returncode = status
+        return status
+
     async def poll(self) -> int | None:
         process = self.process
         ret = await super().poll()
+        if ret is not None and process is not None:
+            ret = self._signal_status(process, ret)
         if ret is not None and process is not None and self.last_exit is None:
             self.last_exit = self._explain(ret)
             level = logging.INFO if ret == 0 or self._stopping else logging.WARNING
@@ -494,12 +506,11 @@ class SandboxProvisioner(LocalProvisioner):
     def _explain(self, status: int) -> KernelExit:
         """Why the kernel ended: a limit, a signal, or its exit status.
 
-        bubblewrap exits with the kernel's status, or 128 + the signal that
-        killed it; Popen reports a negative status when bubblewrap itself was
-        killed by a signal.
+        ``status`` is the kernel's exit status, or -N when signal N killed it
+        (``_signal_status``).
         """
         cfg = self.sandbox
-        sig = -status if status < 0 else (status - 128 if status > 128 else None)
+        sig = -status if status < 0 else None
         if self._oom_kills() > self._oom_before:
             return KernelExit(status, sig, "memory",
                               f"the kernel ran out of memory (limit {describe_bytes(cfg.memory_limit)}) and was stopped")
