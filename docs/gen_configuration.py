@@ -24,7 +24,7 @@ from cs3collab.devstack.cli import add_devstack_parser  # noqa: E402
 from cs3collab.jupyter.app import CS3CollabExtension  # noqa: E402
 from cs3collab.jupyter.connection import CS3CollabConnection  # noqa: E402
 from cs3collab.jupyter.contents import CS3ContentsManager  # noqa: E402
-from cs3collab.kernels.sandbox import KernelSandbox  # noqa: E402
+from cs3collab.kernels.limits import KernelSandbox  # noqa: E402
 from cs3collab.service.app import CollabService  # noqa: E402
 from cs3collab.service.journal_sqlite import SQLiteJournal  # noqa: E402
 
