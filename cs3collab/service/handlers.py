@@ -185,6 +185,9 @@ class RoomHandler(tornado.websocket.WebSocketHandler):
         session, self.federated = await authenticate(self.context, self, allow_query=True)
         identity = Identity.from_session(session)
         self._admission = self.context.limits.admit(identity, name[:120])  # per-user and per-site limits
+        if self._closed:  # the client left while it was being authenticated: on_close has run
+            self.context.limits.release(self._admission)
+            return
         if name == GLOBAL_AWARENESS:
             self.room = self.context.global_room
             self.participant = Participant(self, identity, "viewer", session)
