@@ -24,6 +24,7 @@ until a room of its own type has saved them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from pycrdt import Doc
@@ -88,7 +89,8 @@ async def adopt_journal(journal: Journal, key: str, kind: DocumentKind) -> None:
     record = await journal.load(key)
     journaled = record.meta.get(TYPE_META, "") if record is not None else ""
     if record is not None and record.updates:
-        journaled = journaled or _journaled_type(record.updates)
+        # journals older than the type meta: replay off the event loop (once; the meta is then written)
+        journaled = journaled or await asyncio.to_thread(_journaled_type, record.updates)
         if journaled != kind.doc_type:
             if record.needs_flush:
                 raise DocumentTypeConflict(KINDS.get(journaled, kind), kind, key)
