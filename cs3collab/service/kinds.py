@@ -87,7 +87,7 @@ async def adopt_journal(journal: Journal, key: str, kind: DocumentKind) -> None:
     Raises DocumentTypeConflict when it holds unsaved edits of another type.
     """
     record = await journal.load(key)
-    journaled = record.meta.get(TYPE_META, "") if record is not None else ""
+    recorded = journaled = record.meta.get(TYPE_META, "") if record is not None else ""
     if record is not None and record.updates:
         # journals older than the type meta: replay off the event loop (once; the meta is then written)
         journaled = journaled or await asyncio.to_thread(_journaled_type, record.updates)
@@ -97,6 +97,6 @@ async def adopt_journal(journal: Journal, key: str, kind: DocumentKind) -> None:
             log.info("journal of another document type dropped room=%s was=%s now=%s seq=%d",
                      key, journaled, kind.doc_type, record.last_seq)
             await journal.forget(key)
-            journaled = ""
-    if journaled != kind.doc_type:
+            recorded = ""
+    if recorded != kind.doc_type:
         await journal.set_meta(key, TYPE_META, kind.doc_type)
