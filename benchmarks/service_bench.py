@@ -2,7 +2,8 @@
 
 One run starts, on loopback:
 
-* a devstack CS3 site and the cs3collab service (``cs3collab serve``, default settings);
+* a devstack CS3 site and the cs3collab service (``cs3collab serve``, default settings but no
+  per-user connection limit: every bench client is the same user);
 * jupyter-collaboration's server (``jupyter server`` with ``jupyter-server-ydoc==3.0.4``)
   from its own virtual environment ``.bench-venv/`` (created with ``python3.11 -m venv``
   and pip on first use), serving a local folder that receives the same notebooks;
@@ -652,7 +653,10 @@ async def run(settings: Settings, workdir: Path) -> Bench:
         await stack.enter_async_context(bench.http)
         print("starting devstack, cs3collab service and jupyter-server-ydoc ...", flush=True)
         site = await stack.enter_async_context(devstack(workdir / "site"))
-        svc = await stack.enter_async_context(service(site.gateway, workdir / "svc"))
+        # every bench client is einstein: 10 rooms x 10 clients would meet the per-user connection limit
+        svc = await stack.enter_async_context(
+            service(site.gateway, workdir / "svc", extra=("--CollabService.max_connections_per_user=0",))
+        )
         running = await stack.enter_async_context(jupyter_server(jupyter_root, workdir / "jupyter-home", token))
         cs3 = await stack.enter_async_context(CS3Client(site.gateway))
         einstein = await cs3.login("einstein", "relativity")

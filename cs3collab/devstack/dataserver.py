@@ -19,6 +19,15 @@ token: 403), internal/http/interceptors/auth/auth.go (bad access token: 401)
 and pkg/rhttp/datatx/manager/simple/simple.go (404, 403; a lock conflict is
 409 as in Reva's current simple.go; failed preconditions 412 as in the
 decomposedfs-era simple.go); an upload over the size limit is 413.
+
+A refused request leaves its connection usable, as Reva's Go server does
+(net/http reads up to 256 KiB of an unread body after the handler answered,
+else it answers with ``Connection: close``): a refusal found before the body
+(a bad token, a body over the size limit) is answered only once a body of at
+most ``DISCARD_LIMIT`` declared bytes has been read and thrown away; a larger
+body, or one of unknown length (chunked), is refused at once with
+``Connection: close``. Never a response followed by a silent close on a
+keep-alive connection, which breaks a pooled client's next request.
 """
 
 from __future__ import annotations
@@ -37,6 +46,9 @@ from .tokens import TokenManager
 log = logging.getLogger("cs3collab.devstack.data")
 
 CHUNK = 64 * 1024
+DISCARD_LIMIT = 256 * 1024
+"""Largest declared body of a refused request read and thrown away to keep its
+connection alive (Go's net/http reads up to 256 KiB too); larger: ``Connection: close``."""
 HTTP_STATUS: dict[type, int] = {
     errors.NotFound: 404,
     errors.PermissionDenied: 403,
@@ -68,8 +80,27 @@ class DataGatewayHandler(tornado.web.RequestHandler):
         self._too_large = False
         self._ident = None
         self._target: dict = {}
+        self._refusal: tornado.web.HTTPError | None = None
+        self._close_connection = False
 
     async def prepare(self) -> None:
+        try:
+            await self._admit()
+        except tornado.web.HTTPError as refusal:
+            self._refuse(refusal)
+
+    def _refuse(self, refusal: tornado.web.HTTPError) -> None:
+        """Answer ``refusal`` without breaking the connection: after the body
+        when it is small enough to discard, else at once with ``Connection: close``."""
+        length = self.request.headers.get("Content-Length")
+        chunked = "chunked" in self.request.headers.get("Transfer-Encoding", "").lower()
+        if not chunked and (not length or (length.isdigit() and int(length) <= DISCARD_LIMIT)):
+            self._refusal = refusal  # data_received discards the body; the method raises it
+            return
+        self._close_connection = True  # send_error clears headers: write_error sets it
+        raise refusal
+
+    async def _admit(self) -> None:
         token = self.request.headers.get("X-Reva-Transfer") or self.path_kwargs.get("token") or ""
         try:
             self._target = self.tokens.verify_transfer(token)
@@ -109,6 +140,8 @@ class DataGatewayHandler(tornado.web.RequestHandler):
             self._tmp.unlink(missing_ok=True)
 
     async def put(self, token: str | None = None) -> None:
+        if self._refusal is not None:
+            raise self._refusal
         if self._too_large:
             raise tornado.web.HTTPError(413, log_message="upload exceeds the size limit")
         await asyncio.to_thread(self._file.close)
@@ -127,6 +160,8 @@ class DataGatewayHandler(tornado.web.RequestHandler):
         self.set_status(200)
 
     async def _open(self):
+        if self._refusal is not None:
+            raise self._refusal
         try:
             return await self.store.run(content.open_download, self._ident, self._target)
         except errors.DevstackError as e:
@@ -160,6 +195,8 @@ class DataGatewayHandler(tornado.web.RequestHandler):
 
     def write_error(self, status_code: int, **kwargs) -> None:
         self.set_header("Content-Type", "text/plain; charset=utf-8")
+        if self._close_connection:
+            self.set_header("Connection", "close")
         self.finish(f"{status_code} {self._reason}\n")
 
     def on_connection_close(self) -> None:

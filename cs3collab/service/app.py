@@ -24,6 +24,7 @@ from traitlets import Float, Int, Type, Unicode, default, validate
 from traitlets.config import Application, TraitError
 
 from cs3collab.cs3 import CS3Client
+from cs3collab.service.awareness import AwarenessSettings
 from cs3collab.service.documents import TEXT_FILE
 from cs3collab.service.handlers import GLOBAL_AWARENESS, RoomHandler, ServiceContext, SessionHandler
 from cs3collab.service.federation import FederatedLogin
@@ -31,6 +32,7 @@ from cs3collab.service.federation_handlers import OCMContentHandler
 from cs3collab.service.identity import Authenticator
 from cs3collab.service.journal import Journal
 from cs3collab.service.journal_sqlite import SQLiteJournal
+from cs3collab.service.limits import ConnectionLimits
 from cs3collab.service.registry import RoomRegistry
 from cs3collab.service.room import Room
 from cs3collab.service.storage import StorageSettings
@@ -105,6 +107,28 @@ class CollabService(Application):
         64 * 1024 * 1024,
         help="Bytes queued for one client before it is disconnected as too slow (default 64 MiB).",
     ).tag(config=True)
+    max_connections_per_user = Int(
+        100,
+        help="Room WebSockets (documents and the site-wide awareness room) one CS3 user may hold at once; "
+        "more are closed with 1003 too_many_connections (default 100; 0: no limit).",
+    ).tag(config=True)
+    max_connections_per_site = Int(
+        2000,
+        help="Room WebSockets the users of one site (their identity provider: this site's own, or a partner "
+        "institution's for federated users) may hold together; more are closed with 1003 too_many_connections "
+        "(default 2000; 0: no limit).",
+    ).tag(config=True)
+    awareness_rate = Float(
+        20.0,
+        help="Awareness updates per second relayed for one connection; faster updates are coalesced (the latest "
+        "state of each client id is relayed at the end of each 1/rate s interval, never dropped) "
+        "(default 20; 0: no limit).",
+    ).tag(config=True)
+    awareness_ids_per_connection = Int(
+        4,
+        help="Awareness client ids one connection may introduce (a tab uses one per document); entries for more "
+        "are dropped and logged (default 4; 0: no limit).",
+    ).tag(config=True)
     token_cache_seconds = Float(
         10.0, help="Seconds a token's WhoAmI answer is reused; 0 asks the gateway on every connection."
     ).tag(config=True)
@@ -118,6 +142,12 @@ class CollabService(Application):
     @default("log_level")
     def _default_log_level(self) -> int:
         return logging.INFO
+
+    @validate("max_connections_per_user", "max_connections_per_site", "awareness_rate", "awareness_ids_per_connection")
+    def _not_negative(self, proposal):
+        if proposal["value"] < 0:
+            raise TraitError(f"{proposal['trait'].name} must be 0 (no limit) or positive, got {proposal['value']}")
+        return proposal["value"]
 
     @validate("save_quiet", "save_ceiling", "poll_interval", "lock_lifetime")
     def _positive(self, proposal):
@@ -143,6 +173,11 @@ class CollabService(Application):
             poll_interval=self.poll_interval,
             lock_lifetime=self.lock_lifetime,
             app_name=self.lock_app_name,
+        )
+
+    def awareness_settings(self, *, private: bool = False) -> AwarenessSettings:
+        return AwarenessSettings(
+            rate=self.awareness_rate, ids_per_connection=self.awareness_ids_per_connection, private=private
         )
 
     def _session_id(self, state_dir: Path) -> str:
@@ -186,8 +221,10 @@ class CollabService(Application):
                 self.close_grace,
                 documents_worker=documents_worker,
                 access_recheck=self.access_recheck,
+                awareness=self.awareness_settings(),
             )
-            global_room = Room(GLOBAL_AWARENESS, TEXT_FILE, "globalAwareness", journal)
+            # the site-wide room carries no file paths (see awareness.py)
+            global_room = Room(GLOBAL_AWARENESS, TEXT_FILE, "globalAwareness", journal, self.awareness_settings(private=True))
             global_room.read_only = "global awareness room"
             context = ServiceContext(
                 authenticator=Authenticator(cs3, self.token_cache_seconds),
@@ -196,6 +233,7 @@ class CollabService(Application):
                 session_id=self._session_id(state_dir),
                 global_room=global_room,
                 max_pending=self.max_pending_bytes,
+                limits=ConnectionLimits(self.max_connections_per_user, self.max_connections_per_site),
             )
             sockets = tornado.netutil.bind_sockets(self.port, self.ip)
             server = tornado.httpserver.HTTPServer(self.make_app(context), max_body_size=self.max_frame_size)

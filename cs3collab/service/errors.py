@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from cs3collab.cs3 import errors as cs3_errors
 from cs3collab.service import versions
 from cs3collab.service.documents import InvalidDocument
+from cs3collab.service.kinds import REASON as TYPE_CONFLICT
+from cs3collab.service.kinds import DocumentTypeConflict
+from cs3collab.service.limits import REASON as TOO_MANY_CONNECTIONS
+from cs3collab.service.limits import ConnectionLimitReached
 from cs3collab.service.protocol import CloseCode, session_close_reason
 
 
@@ -52,6 +56,8 @@ _TABLE: list[tuple[type[BaseException], Refusal]] = [
     (versions.UnknownTag, Refusal(404, CloseCode.NOT_FOUND, "not_found")),
     (versions.EditorRequired, Refusal(403, CloseCode.FORBIDDEN, "forbidden")),
     (versions.RoomReadOnly, Refusal(409, CloseCode.SESSION, "read_only")),
+    (DocumentTypeConflict, Refusal(409, CloseCode.SESSION, TYPE_CONFLICT)),
+    (ConnectionLimitReached, Refusal(429, CloseCode.SESSION, TOO_MANY_CONNECTIONS)),
 ]
 
 
@@ -69,7 +75,8 @@ def message_for(exc: BaseException) -> str:
     """Words for the client: the error's own message, never a traceback."""
     if isinstance(exc, RequestError):
         return exc.message
-    if isinstance(exc, (cs3_errors.CS3Error, InvalidDocument, versions.VersionsError)):
+    if isinstance(exc, (cs3_errors.CS3Error, InvalidDocument, versions.VersionsError, DocumentTypeConflict,
+                        ConnectionLimitReached)):
         return str(exc)
     return "internal error"
 

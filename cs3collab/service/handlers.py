@@ -32,6 +32,7 @@ from cs3collab.service import documents, ids
 from cs3collab.service.errors import RequestError, close_for, message_for, refusal_for
 from cs3collab.service.federation import PATH_PREFIX, SCHEME, FederatedCaller, OCMCredentials, share_reference
 from cs3collab.service.identity import Identity, resolve_access
+from cs3collab.service.limits import Admission, ConnectionLimits
 from cs3collab.service.protocol import CloseCode, ProtocolError, session_close_reason
 from cs3collab.service.room import Participant, Room
 
@@ -60,13 +61,14 @@ class ServiceContext:
     """What the handlers share: set up by the app, passed to every handler."""
 
     def __init__(self, *, authenticator, registry, session_id: str, global_room: Room, max_pending: int,
-                 federation=None) -> None:
+                 federation=None, limits: ConnectionLimits | None = None) -> None:
         self.authenticator = authenticator
         self.federation = federation
         self.registry = registry
         self.session_id = session_id
         self.global_room = global_room
         self.max_pending = max_pending
+        self.limits = limits if limits is not None else ConnectionLimits()
 
 
 def _credentials_from(handler: tornado.web.RequestHandler, allow_query: bool) -> str | OCMCredentials:
@@ -164,6 +166,7 @@ class RoomHandler(tornado.websocket.WebSocketHandler):
         self._pending = 0
         self._closed = False
         self.federated: FederatedCaller | None = None
+        self._admission: Admission | None = None
 
     def check_origin(self, origin: str) -> bool:
         # Tokens, not cookies, authenticate here, so a foreign page gains nothing.
@@ -181,6 +184,10 @@ class RoomHandler(tornado.websocket.WebSocketHandler):
     async def _join(self, name: str) -> None:
         session, self.federated = await authenticate(self.context, self, allow_query=True)
         identity = Identity.from_session(session)
+        self._admission = self.context.limits.admit(identity, name[:120])  # per-user and per-site limits
+        if self._closed:  # the client left while it was being authenticated: on_close has run
+            self.context.limits.release(self._admission)
+            return
         if name == GLOBAL_AWARENESS:
             self.room = self.context.global_room
             self.participant = Participant(self, identity, "viewer", session)
@@ -227,6 +234,8 @@ class RoomHandler(tornado.websocket.WebSocketHandler):
 
     def on_close(self) -> None:
         self._closed = True
+        if self._admission is not None:
+            self.context.limits.release(self._admission)
         if self.participant is not None and self.room is not None and self.participant in self.room.participants:
             self.room.leave(self.participant)
             if self.room is not self.context.global_room:

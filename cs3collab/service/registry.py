@@ -18,7 +18,9 @@ import logging
 from dataclasses import dataclass, field
 
 from cs3collab.cs3 import Session
+from cs3collab.service import kinds
 from cs3collab.service.access import AccessWatcher
+from cs3collab.service.awareness import AwarenessSettings
 from cs3collab.service.documents import DocumentKind
 from cs3collab.service.journal import Journal
 from cs3collab.service.room import Room
@@ -50,6 +52,7 @@ class RoomRegistry:
         close_grace: seconds a room with nobody in it stays open.
         documents_worker: where parsing, building and serializing documents run.
         access_recheck: seconds between re-checks of each participant's access.
+        awareness: how rooms guard and relay awareness (see awareness.py).
     """
 
     def __init__(
@@ -60,9 +63,11 @@ class RoomRegistry:
         *,
         documents_worker: DocumentWorker,
         access_recheck: float = 5.0,
+        awareness: AwarenessSettings | None = None,
     ) -> None:
         self.journal = journal
         self.access_recheck = access_recheck
+        self.awareness = awareness
         self.documents_worker = documents_worker
         self.settings = settings
         self.close_grace = close_grace
@@ -93,6 +98,10 @@ class RoomRegistry:
         Raises what loading raises (InvalidDocument, CS3 errors) to every
         caller that waited for that load; the room is then not kept.
         """
+        live = self.rooms.get(key)
+        if live is not None and live.closing is None and live.ready.done() \
+                and kinds.replaceable(live.room.kind, len(live.room.participants), kind):
+            await self._free_for_other_kind(key, live, kind)
         # a room being closed is not joined: wait until it is freed (then load
         # it again) or kept (then join it)
         while (live := self.rooms.get(key)) is not None and live.closing is not None:
@@ -100,12 +109,13 @@ class RoomRegistry:
         if live is None:
             if self._tasks is None:
                 raise RuntimeError("the room registry is not running")
-            room = Room(key, kind, file_id, self.journal)
+            room = Room(key, kind, file_id, self.journal, self.awareness)
             storage = RoomStorage(room, resource_id, self.settings, self.documents_worker)
             live = LiveRoom(room, storage, AccessWatcher(room, resource_id, self.access_recheck))
             storage.before_save = live.access.check  # nobody who lost access is saved as
             self.rooms[key] = live
             try:
+                await kinds.adopt_journal(self.journal, key, kind)  # one history, one schema
                 await live.storage.load(session)
             except BaseException as exc:
                 del self.rooms[key]
@@ -116,12 +126,19 @@ class RoomRegistry:
             live.ready.set_result(None)
         else:
             await asyncio.shield(live.ready)
-        if live.room.kind != kind:
-            log.warning("file opened as two document types room=%s first=%s now=%s", key, live.room.kind.doc_type, kind.doc_type)
+        kinds.check_kind(live.room.kind, kind, key)  # one file, one live document type
         if live.closer is not None:
             live.closer.cancel()
             live.closer = None
         return live
+
+    async def _free_for_other_kind(self, key: str, live: LiveRoom, kind: DocumentKind) -> None:
+        """Flush and free an empty room so that its file opens as ``kind`` (see kinds.py)."""
+        log.info("room freed for another document type room=%s was=%s now=%s", key, live.room.kind.doc_type, kind.doc_type)
+        if live.closer is not None:
+            live.closer.cancel()
+            live.closer = None
+        await self._close(key)
 
     async def _run_room(self, live: LiveRoom) -> None:
         """A room's background work; its failure must not end the other rooms'."""

@@ -32,6 +32,7 @@ from pycrdt import Awareness, Doc, TransactionEvent
 
 from cs3collab.cs3 import Session
 from cs3collab.service import protocol
+from cs3collab.service.awareness import AwarenessPolicy, AwarenessSettings
 from cs3collab.service.documents import DocumentKind
 from cs3collab.service.identity import EDITOR, Identity
 from cs3collab.service.journal import Journal
@@ -83,9 +84,12 @@ class Room:
         kind: notebook or text file.
         file_id: the fileId clients use in the room name.
         journal: where updates are made durable before they are broadcast.
+        awareness: how awareness is guarded and relayed (see awareness.py).
     """
 
-    def __init__(self, key: str, kind: DocumentKind, file_id: str, journal: Journal) -> None:
+    def __init__(
+        self, key: str, kind: DocumentKind, file_id: str, journal: Journal, awareness: AwarenessSettings | None = None
+    ) -> None:
         self.key = key
         self.kind = kind
         self.file_id = file_id
@@ -93,6 +97,7 @@ class Room:
         self.doc = Doc()
         self.document = kind.wrap(self.doc)
         self.awareness = Awareness(self.doc)
+        self.awareness_policy = AwarenessPolicy(self, awareness or AwarenessSettings())
         self.participants: set[Participant] = set()
         self.last_seq = 0
         self.read_only: str | None = None
@@ -210,6 +215,7 @@ class Room:
     def leave(self, participant: Participant) -> None:
         """Remove a participant and tell the others its cursors are gone."""
         self.participants.discard(participant)
+        self.awareness_policy.leave(participant)
         gone = [cid for cid in participant.awareness_ids if cid in self.awareness.states]
         if gone:
             self.awareness.remove_awareness_states(gone, participant)
@@ -240,20 +246,6 @@ class Room:
 
     # -- frames ----------------------------------------------------------------
 
-    def _vouched(self, participant: Participant, entry: tuple[int, int, dict | None]) -> tuple[int, int, dict | None]:
-        """An awareness entry whose ``user`` field is the participant's real
-        identity: a state naming someone else is rewritten (and logged)."""
-        client_id, clock, state = entry
-        if state is None or "user" not in state or participant.identity.vouches(state["user"]):
-            return entry
-        claimed = state["user"]
-        log.warning(
-            "awareness user corrected room=%s user=%s site=%s claimed=%r",
-            self.key, participant.identity.label, participant.identity.idp,
-            (claimed.get("username") if isinstance(claimed, dict) else claimed),
-        )
-        return client_id, clock, {**state, "user": participant.identity.presence(claimed if isinstance(claimed, dict) else None)}
-
     async def receive(self, participant: Participant, data: bytes, on_save: Callable[[Participant], Any]) -> None:
         """Handle one frame from a participant.
 
@@ -283,18 +275,7 @@ class Room:
                 return
             await self.apply(frame.payload, participant)
         elif frame.type == MessageType.AWARENESS:
-            entries = protocol.parse_awareness(frame.payload)
-            payload = frame.payload
-            vouched = [self._vouched(participant, entry) for entry in entries]
-            if vouched != entries:
-                payload = protocol.encode_awareness(vouched)
-                data = protocol.awareness_message(payload)
-            for client_id, _clock, state in vouched:
-                if state is not None:
-                    participant.awareness_ids.add(client_id)
-            self.awareness.apply_awareness_update(payload, participant)
-            # relayed to everyone, the sender too: it keeps idle connections alive
-            self.broadcast(data)
+            self.awareness_policy.receive(participant, frame.payload)  # own ids only, vouched, coalesced, relayed
         elif frame.type == MessageType.RAW:
             status = await on_save(participant)
             participant.connection.send(protocol.save_reply(frame.save_id, status))

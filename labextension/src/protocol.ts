@@ -89,7 +89,9 @@ export const CLOSE_REASONS: Record<string, string> = {
   storage_unavailable: 'storage unavailable',
   storage_error: 'storage error',
   bad_request: 'bad request',
-  internal_error: 'server error'
+  internal_error: 'server error',
+  type_conflict: 'open as another document type by others: open it the same way to collaborate',
+  too_many_connections: 'too many open tabs: close one and reopen this'
 };
 
 /** Our key in a participant's awareness state: what they told the room about themselves. */

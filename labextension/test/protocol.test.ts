@@ -68,6 +68,15 @@ describe('describeClose', () => {
     expect(describeClose(CloseCode.Session, revoked)).toBe('share revoked');
     expect(describeClose(CloseCode.Session, JSON.stringify({ reason: 'forbidden' }))).toBe('no access');
     expect(describeClose(CloseCode.Session, 'plain words')).toBe('plain words');
+    // a notebook open as a notebook by others, opened with the Editor (kinds.py)
+    const conflict = {
+      reason: 'type_conflict',
+      reloadable: false,
+      errorReason: 'This is open as a notebook by others: open it as a notebook'
+    };
+    expect(describeClose(CloseCode.Session, JSON.stringify(conflict))).toBe(conflict.errorReason);
+    expect(describeClose(CloseCode.Session, JSON.stringify({ reason: 'type_conflict' }))).toContain('open it the same way');
+    expect(describeClose(CloseCode.Session, JSON.stringify({ reason: 'too_many_connections' }))).toContain('too many');
   });
 
   it('names codes without a reason', () => {

@@ -342,14 +342,13 @@ async def test_global_awareness_with_cookie_only(bridge_login, bridge_svc, einst
         async with anyio.create_task_group() as group:
             group.start_soon(drain, direct)
             group.start_soon(drain, browser)
-            state = {"user": {"username": "einstein@cernbox.test"}, "current": "notebook:a.ipynb"}
-            await send_awareness(browser, state)
+            user = {"user": {"username": "einstein@cernbox.test"}}
+            await send_awareness(browser, {**user, "current": "notebook:a.ipynb"})
             update = await direct.channel.wait_awareness(lambda u: browser.doc.client_id in u)
-            assert update[browser.doc.client_id] == state
-            other = {"user": {"username": "einstein@cernbox.test"}, "current": None}  # the same user, another tab
-            await send_awareness(direct, other)
+            assert update[browser.doc.client_id] == user  # the site-wide room carries no paths
+            await send_awareness(direct, {**user, "current": None})  # the same user, another tab
             update = await browser.channel.wait_awareness(lambda u: direct.doc.client_id in u)
-            assert update[direct.doc.client_id] == other
+            assert update[direct.doc.client_id] == user
             group.cancel_scope.cancel()
 
 
