@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,8 +33,16 @@ import httpx
 from cs3.gateway.v1beta1 import gateway_api_pb2 as gw
 from cs3.gateway.v1beta1 import gateway_api_pb2_grpc as gw_grpc
 from cs3.identity.user.v1beta1 import resources_pb2 as identity
+from cs3.rpc.v1beta1 import code_pb2
 
-from cs3collab.cs3.errors import NotFound, PermissionDenied, Unauthenticated, error_from_grpc, raise_for_status
+from cs3collab.cs3.errors import (
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+    Unavailable,
+    error_from_grpc,
+    raise_for_status,
+)
 
 log = logging.getLogger("cs3collab.cs3")
 
@@ -71,6 +81,11 @@ class CS3Client:
         http_timeout: seconds allowed to connect to a data server and between
             two chunks of a transfer (a large transfer may take longer in all).
         secure: use TLS for gRPC (the devstack speaks plaintext on loopback).
+        observer: called as ``observer(method, status, seconds)`` after every
+            gateway call attempt, with the CS3 status name of the reply
+            (``OK``, ``NOT_FOUND``, ...) or the gRPC status name when no
+            reply came (``UNAVAILABLE``, ...); metrics use it. It must not
+            raise or block.
     """
 
     def __init__(
@@ -82,8 +97,10 @@ class CS3Client:
         backoff: float = 0.2,
         http_timeout: float = 60.0,
         secure: bool = False,
+        observer: Callable[[str, str, float], None] | None = None,
     ) -> None:
         self.gateway = gateway
+        self.observer = observer
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
@@ -147,10 +164,13 @@ class CS3Client:
         metadata = ((TOKEN_HEADER, token),) if token else None
         attempt = 0
         while True:
+            started = time.perf_counter()
             try:
                 reply = await rpc(request, metadata=metadata, timeout=self.timeout)
+                self._observe(method, _status_name(reply.status.code), started)
                 break
             except grpc.aio.AioRpcError as exc:
+                self._observe(method, exc.code().name, started)
                 if exc.code() == grpc.StatusCode.UNAVAILABLE and idempotent and attempt < self.retries:
                     delay = self.backoff * (2**attempt)
                     attempt += 1
@@ -163,6 +183,33 @@ class CS3Client:
                 raise error_from_grpc(exc, method, target, self.gateway) from None
         raise_for_status(reply.status, method, target)
         return reply
+
+    def _observe(self, method: str, status: str, started: float) -> None:
+        if self.observer is not None:
+            self.observer(method, status, time.perf_counter() - started)
+
+    async def ping(self, timeout: float = 5.0) -> None:
+        """Raise :class:`Unavailable` unless the gateway answers a gRPC call now.
+
+        One WhoAmI without a token, never retried: any answer (a CS3 status
+        UNAUTHENTICATED included) shows the gateway is up and speaks the CS3
+        APIs; a transport failure or a timeout does not. For readiness probes.
+        """
+        if self._stub is None:
+            raise RuntimeError("CS3Client is not open: use 'async with CS3Client(...)'")
+        started = time.perf_counter()
+        try:
+            reply = await self._stub.WhoAmI(gw.WhoAmIRequest(token=""), timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            self._observe("WhoAmI", exc.code().name, started)
+            if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                              grpc.StatusCode.UNIMPLEMENTED):
+                raise Unavailable(
+                    f"CS3 gateway {self.gateway} unreachable: {exc.code().name} {exc.details() or ''}".strip(),
+                    operation="WhoAmI", target="readiness probe", code=exc.code().name,
+                ) from None
+            return  # the gateway answered, if only to refuse
+        self._observe("WhoAmI", _status_name(reply.status.code), started)
 
     async def authenticate(self, auth_type: str, client_id: str, client_secret: str) -> Session:
         """Authenticate with the gateway and return a session that re-authenticates by itself."""
@@ -217,6 +264,14 @@ class CS3Client:
                 exc.message or "invalid credentials", operation="Authenticate", target=target, code=exc.code
             ) from None
         return reply.token, reply.user
+
+
+def _status_name(code: int) -> str:
+    """``OK``, ``NOT_FOUND``... for a CS3 ``rpc.Code`` (its number when unknown)."""
+    try:
+        return code_pb2.Code.Name(code).removeprefix("CODE_")
+    except ValueError:
+        return str(code)
 
 
 class Session:
