@@ -221,6 +221,10 @@ def test_the_z2jh_values_point_at_the_charts_service():
     assert site["CS3CollabExtension"]["embedded_service"] is False
     assert values["singleuser"]["extraLabels"]["component"] == "singleuser-server"  # what the NetworkPolicy admits
     assert values["hub"]["config"]["Authenticator"]["enable_auth_state"] is True
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    authenticators = pyproject["project"]["entry-points"]["jupyterhub.authenticators"]
+    assert authenticators[values["hub"]["config"]["JupyterHub"]["authenticator_class"]] == (
+        "cs3collab.hub.authenticator:CS3Authenticator")
 
 
 def test_the_grafana_dashboard_shows_exactly_our_metrics():
