@@ -13,9 +13,10 @@ Refresh: JupyterHub asks ``refresh_user`` when the auth state is older than
 ``auth_refresh_age`` and before each spawn (``refresh_pre_spawn``, on by
 default here). A token that expires within ``token_refresh_margin`` is
 exchanged for a fresh one (``Authenticate`` type ``bearer`` with the current
-token, as Reva's gateway allows for its own tokens); an expired or refused
-token sends the user back to the login page; a gateway outage keeps the
-state as it is (the next refresh decides).
+token: the devstack takes its own tokens so; a stock Reva routes ``bearer``
+to its OIDC provider, which refuses them, and then the user logs in again);
+an expired or refused token sends the user back to the login page; a gateway
+outage keeps the state as it is (the next refresh decides).
 
 At a site whose users log in with OIDC, Reva's ``bearer``/``oidc`` auth does
 the same exchange from the identity provider's token; that path is not built
