@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -231,14 +231,16 @@ class CS3Client:
         """
         return await self.authenticate("ocmshares", share_id, shared_secret)
 
-    async def session_for_token(self, token: str) -> Session:
+    async def session_for_token(self, token: str, renewer: Callable[[], Awaitable[str]] | None = None) -> Session:
         """Wrap an access token obtained elsewhere (e.g. from JupyterHub).
 
-        The token is checked with WhoAmI; such a session cannot renew itself,
-        so an expired token surfaces as ``Unauthenticated``.
+        The token is checked with WhoAmI. Without ``renewer`` such a session
+        cannot renew itself, so an expired token surfaces as
+        ``Unauthenticated``; with it, renewing awaits ``renewer()`` for a
+        fresh token of the same user (from wherever the first came from).
         """
         reply = await self.call("WhoAmI", gw.WhoAmIRequest(token=token), target="access token")
-        return Session(self, token, reply.user, None)
+        return Session(self, token, reply.user, None, renewer)
 
     async def get_ocm_share_by_token(self, token: str):
         """The OCM share a token names, asked without logging in (as Reva allows)."""
@@ -283,6 +285,8 @@ class Session:
         user: the CS3 user the token belongs to.
         credentials: how to authenticate again when the token expires; None
             when the session was built from a bare token.
+        renewer: for a session from a bare token, where a fresh token comes
+            from (awaited; returns the token); None: it cannot renew.
     """
 
     def __init__(
@@ -291,6 +295,7 @@ class Session:
         token: str,
         user: identity.User,
         credentials: Credentials | None,
+        renewer: Callable[[], Awaitable[str]] | None = None,
     ) -> None:
         from cs3collab.cs3.files import FilesAPI
         from cs3collab.cs3.groups import GroupsAPI
@@ -306,6 +311,7 @@ class Session:
         self._token = token
         self.user = user
         self._credentials = credentials
+        self._renewer = renewer
         self._renewing = asyncio.Lock()
         self.files = FilesAPI(self)
         self.versions = VersionsAPI(self)
@@ -324,18 +330,18 @@ class Session:
 
     @property
     def renewable(self) -> bool:
-        return self._credentials is not None
+        return self._credentials is not None or self._renewer is not None
 
     @property
     def username(self) -> str:
         return self.user.username
 
     async def renew(self, stale_token: str | None = None) -> None:
-        """Authenticate again with the session's credentials.
+        """Authenticate again with the session's credentials (or ask its renewer).
 
         Concurrent callers that saw the same stale token share one renewal.
         """
-        if self._credentials is None:
+        if not self.renewable:
             raise Unauthenticated(
                 "the access token is no longer valid and this session has no credentials to renew it",
                 operation="renew",
@@ -344,7 +350,15 @@ class Session:
         async with self._renewing:
             if stale_token is not None and stale_token != self._token:
                 return  # another caller renewed already
-            self._token, self.user = await self.client._authenticate(self._credentials)
+            if self._credentials is not None:
+                self._token, self.user = await self.client._authenticate(self._credentials)
+            else:
+                token = await self._renewer()
+                reply = await self.client.call("WhoAmI", gw.WhoAmIRequest(token=token), target="renewed token")
+                if reply.user.id != self.user.id:
+                    raise Unauthenticated("the renewed token belongs to someone else", operation="renew",
+                                          target=self.user.username)
+                self._token, self.user = token, reply.user
             log.info("renewed CS3 access token user=%s", self.user.username)
 
     async def call(self, method: str, request: Any, *, target: str = "", idempotent: bool = True) -> Any:
@@ -353,7 +367,7 @@ class Session:
         try:
             return await self.client.call(method, request, token=token, target=target, idempotent=idempotent)
         except Unauthenticated:
-            if self._credentials is None:
+            if not self.renewable:
                 raise
             await self.renew(stale_token=token)
             return await self.client.call(method, request, token=self._token, target=target, idempotent=idempotent)

@@ -25,11 +25,14 @@ here yet (docs/deployment.md).
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 import jwt
+from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.auth import Authenticator
+from jupyterhub.user import User
 from tornado import web
 from traitlets import Bool, Float, Unicode, default
 
@@ -47,6 +50,35 @@ def token_expiry(token: str) -> float | None:
         return None
     expiry = claims.get("exp")
     return float(expiry) if isinstance(expiry, (int, float)) else None
+
+
+class CS3TokenHandler(APIHandler):
+    """``GET /hub/api/cs3collab/token``: the caller's current CS3 token, refreshed first when due.
+
+    For the user's own single-user server, which asks with its
+    ``JUPYTERHUB_API_TOKEN`` when its token nears expiry. Only token-authenticated
+    requests of a user, with a token that may access that user's servers; a
+    browser's cookie never gets the token.
+    """
+
+    _accept_cookie_auth = False
+
+    async def get(self) -> None:
+        user = self.current_user
+        if not isinstance(user, User):
+            raise web.HTTPError(403, "Only a user's own server may ask for the user's CS3 token.")
+        scopes = self.expanded_scopes
+        if not ("access:servers" in scopes or f"access:servers!user={user.name}" in scopes
+                or any(s.startswith(f"access:servers!server={user.name}/") for s in scopes)):
+            raise web.HTTPError(403, "This token may not act for the user's server.")
+        if await self.refresh_auth(user, force=True) is None:
+            raise web.HTTPError(401, "The CS3 session ended: log in to JupyterHub again.")
+        state = await user.get_auth_state() or {}
+        if not state.get("cs3_token"):
+            raise web.HTTPError(401, "No CS3 session for this user: log in to JupyterHub again.")
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps({"token": state["cs3_token"], "expires_at": state.get("cs3_expires_at")}))
 
 
 class CS3Authenticator(Authenticator):
@@ -159,6 +191,9 @@ class CS3Authenticator(Authenticator):
             return True
         self.log.info("cs3 token refreshed user=%s", user.name)
         return {"name": user.name, "auth_state": self._state(session.token, session.user)}
+
+    def get_handlers(self, app) -> list:
+        return [*super().get_handlers(app), (r"/api/cs3collab/token", CS3TokenHandler)]
 
     async def pre_spawn_start(self, user, spawner) -> None:
         state = await user.get_auth_state()

@@ -76,6 +76,7 @@ def hub_config(base: Path, gateway: str) -> Path:
 s = {settings!r}
 c.JupyterHub.authenticator_class = "cs3auth"
 c.CS3Authenticator.gateway = s["gateway"]
+c.CS3Authenticator.token_refresh_margin = 10 ** 9  # every refresh exchanges the token: shows that it happened
 c.JupyterHub.spawner_class = "jupyterhub.spawner.SimpleLocalProcessSpawner"
 c.SimpleLocalProcessSpawner.home_dir_template = s["users"] + "/{{username}}"
 c.Spawner.cmd = [s["python"], "-m", "jupyterhub.singleuser"]
@@ -94,7 +95,7 @@ c.JupyterHub.pid_file = s["base"] + "/hub.pid"
 c.JupyterHub.cleanup_servers = True
 c.JupyterHub.services = [{{"name": "probe", "api_token": s["token"]}}]
 c.JupyterHub.load_roles = [{{"name": "probe", "services": ["probe"],
-    "scopes": ["admin:users", "admin:auth_state", "admin:servers", "access:servers"]}}]
+    "scopes": ["admin:users", "admin:auth_state", "admin:servers", "access:servers", "tokens"]}}]
 """)
     return config
 
@@ -163,6 +164,44 @@ async def test_login_keeps_the_cs3_token_encrypted_and_the_server_gets_it(hub, s
         assert "Shared with me" in [item["name"] for item in home.json()["content"]]
         stopped = await http.delete("/hub/api/users/einstein/server")
         assert stopped.status_code in (202, 204)
+
+
+async def test_a_running_server_renews_its_token_from_the_hub(hub, site, monkeypatch):
+    async with httpx.AsyncClient(base_url=hub.url, timeout=60) as browser:
+        assert (await log_in(browser, "marie", DEMO_PASSWORDS["marie"])).status_code == 302
+        # a browser's cookie never gets the token
+        assert (await browser.get("/hub/api/cs3collab/token")).status_code in (401, 403)
+    api = {"Authorization": f"token {API_TOKEN}"}
+    async with httpx.AsyncClient(base_url=hub.url, headers=api, timeout=60) as http:
+        first = (await http.get("/hub/api/users/marie")).json()["auth_state"]["cs3_token"]
+        # a token of marie's that may act for her server, as her server's JUPYTERHUB_API_TOKEN may
+        made = await http.post("/hub/api/users/marie/tokens", json={"scopes": ["access:servers!user=marie"]})
+        assert made.status_code == 201, made.text
+        server_token = made.json()["token"]
+        narrow = (await http.post("/hub/api/users/marie/tokens", json={"scopes": ["read:users:name!user=marie"]}))
+        assert narrow.status_code == 201, narrow.text
+        # a service, or a token of hers that may not act for her server, gets nothing
+        assert (await http.get("/hub/api/cs3collab/token")).status_code == 403
+    async with httpx.AsyncClient(base_url=hub.url, timeout=60) as http:
+        refused = await http.get("/hub/api/cs3collab/token",
+                                 headers={"Authorization": f"token {narrow.json()['token']}"})
+        assert refused.status_code == 403
+
+    # the server's side: its session from the spawn-time token renews itself through the hub
+    from cs3collab.jupyter.connection import CS3CollabConnection
+
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", server_token)
+    connection = CS3CollabConnection(gateway=site.gateway, token=first,
+                                     hub_token_url=f"{hub.url}/hub/api/cs3collab/token")
+    try:
+        session = await connection.session()
+        assert session.renewable and session.username == "marie"
+        await session.renew(stale_token=first)
+        assert session.token != first and session.username == "marie"
+        assert (await session.whoami()).username == "marie"  # the fresh token works at the gateway
+    finally:
+        await connection.close()
+    await hub.running.wait_for_output("cs3 token refreshed user=marie")
 
 
 class StoredUser:
