@@ -190,7 +190,9 @@ class CS3Client:
         The token is checked with WhoAmI; such a session cannot renew itself,
         so an expired token surfaces as ``Unauthenticated``.
         """
-        reply = await self.call("WhoAmI", gw.WhoAmIRequest(token=token), target="access token")
+        # WhoAmI is a protected gateway call in Reva (not in UnprotectedEndpoints):
+        # the token travels in the request and as x-access-token
+        reply = await self.call("WhoAmI", gw.WhoAmIRequest(token=token), token=token, target="access token")
         return Session(self, token, reply.user, None)
 
     async def get_ocm_share_by_token(self, token: str):
@@ -304,7 +306,7 @@ class Session:
             return await self.client.call(method, request, token=self._token, target=target, idempotent=idempotent)
 
     async def whoami(self) -> identity.User:
-        reply = await self.client.call("WhoAmI", gw.WhoAmIRequest(token=self._token), target=self.user.username)
+        reply = await self.call("WhoAmI", gw.WhoAmIRequest(token=self._token), target=self.user.username)
         return reply.user
 
     async def get_home(self) -> str:
