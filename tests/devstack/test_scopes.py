@@ -49,7 +49,7 @@ async def test_scoped_tokens_see_only_their_resource_with_their_role(tmp_path):
                 code_pb2.CODE_PERMISSION_DENIED
             for ref in (id_ref(private.id), path_ref("/home/einstein/private.txt"), path_ref("/home/einstein")):
                 assert (await c.stat(viewer, ref)).status.code == code_pb2.CODE_NOT_FOUND
-            who = await c.stub.WhoAmI(gw.WhoAmIRequest(token=viewer))
+            who = await c.stub.WhoAmI(gw.WhoAmIRequest(token=viewer), metadata=c.md(viewer))
             assert who.user.id.type == user_res.USER_TYPE_FEDERATED and who.user.id.idp == "other-site.test"
 
             editor = site.tokens.mint_scoped(FEDERATED, folder.id, auth_res.ROLE_EDITOR)
@@ -63,5 +63,6 @@ async def test_scoped_tokens_see_only_their_resource_with_their_role(tmp_path):
             res = await c.stub.Authenticate(gw.AuthenticateRequest(type="magic", client_id="x", client_secret="y"))
             assert res.status.code == OK and res.user.username == "alice"
 
-            info = await site.stat_by_id(folder.id, (await c.stub.WhoAmI(gw.WhoAmIRequest(token=owner))).user)
+            info = await site.stat_by_id(folder.id, (await c.stub.WhoAmI(gw.WhoAmIRequest(token=owner),
+                                                                     metadata=c.md(owner))).user)
             assert info.path == "/home/einstein/shared"
