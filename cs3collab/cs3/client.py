@@ -184,6 +184,13 @@ class CS3Client:
         """
         return await self.authenticate("ocmshares", share_id, shared_secret)
 
+    async def ocm_exchanged_login(self, share_id: str, token: str) -> Session:
+        """Authenticate with a token obtained through the OCM code flow (auth
+        type ``ocmexchangedtoken``, Reva #5552): ``client_id`` is the share id
+        (empty: the token must carry exactly one OCM share scope). The session
+        renews itself with the same token until that token expires."""
+        return await self.authenticate("ocmexchangedtoken", share_id, token)
+
     async def session_for_token(self, token: str) -> Session:
         """Wrap an access token obtained elsewhere (e.g. from JupyterHub).
 

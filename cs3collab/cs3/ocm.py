@@ -143,6 +143,26 @@ class OCMAPI:
         await self._session.call("UpdateReceivedOCMShare", request, target=f"OCM share {share_id}")
 
 
+EXCHANGE_TOKEN = "must-exchange-token"
+"""The OCM requirement asking the receiver to exchange the secret (code flow) first."""
+
+
+def requires_exchange(share: ocm.Share) -> bool:
+    """Whether the receiver of ``share`` must exchange its secret for a token
+    (OCM code flow) before using it: a WebDAV method requiring
+    ``must-exchange-token`` (Reva's ``ocmshares`` auth then refuses the
+    secret), or a webapp method, which Reva 3.x always sends with
+    ``must-exchange-token`` (its default requirements when none are stored)."""
+    for method in share.access_methods:
+        kind = method.WhichOneof("term")
+        if kind == "webdav_options" and EXCHANGE_TOKEN in method.webdav_options.requirements:
+            return True
+        if kind == "webapp_options" and (not method.webapp_options.requirements
+                                         or EXCHANGE_TOKEN in method.webapp_options.requirements):
+            return True
+    return False
+
+
 def webdav_secret(received: ocm.ReceivedShare) -> tuple[str, str]:
     """The (uri, shared secret) of a received share's WebDAV protocol."""
     for protocol in received.protocols:

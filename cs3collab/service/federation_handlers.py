@@ -27,6 +27,9 @@ from cs3collab.service.federation import share_reference, PATH_PREFIX
 class OCMContentHandler(APIHandler):
     """``GET /api/collaboration/ocm/{share id}/content``."""
 
+    def ocm_share_hint(self) -> str:
+        return self.path_args[0] if self.path_args else ""
+
     async def get(self, share_id: str) -> None:
         try:
             session = await self.authenticate()
