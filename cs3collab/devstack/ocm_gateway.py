@@ -220,6 +220,9 @@ class OCMSettings:
         require_accepted_user: refuse an ``ocmshares``/``ocmsharecode`` login
             unless the grantee is an accepted user of the share's creator, as
             Reva 3.x does (False: trusted peers stay auto-accepted).
+        extra_scope_methods: gateway methods (bare names) an ``ocmshare:``
+            token may call besides Reva's ``ocmShareScope`` list, modelling a
+            site whose scope was patched (e.g. ("ListFileVersions",)).
     """
 
     peers: Iterable[PeerSite] = field(default_factory=list)
@@ -229,6 +232,7 @@ class OCMSettings:
     webapp_url: str | None = None
     invite_token_lifetime: float = DEFAULT_TOKEN_LIFETIME
     require_accepted_user: bool = False
+    extra_scope_methods: tuple[str, ...] = ()
 
 
 async def install_ocm(site: "DevstackSite", settings: OCMSettings) -> None:
@@ -267,7 +271,8 @@ async def install_ocm(site: "DevstackSite", settings: OCMSettings) -> None:
     # method gate lets through what the widest OCM role may call, and what the
     # caller may do to a resource is decided by the share's current role
     # (access.SCOPE_CHECKS, on the store thread).
-    site.add_scope_rule(SCOPE_KIND, lambda scope, method: ocm_scope_allows(ROLE_EDITOR, method))
+    extra = frozenset(settings.extra_scope_methods)
+    site.add_scope_rule(SCOPE_KIND, lambda scope, method: ocm_scope_allows(ROLE_EDITOR, method) or method in extra)
     site.add_http_routes(*ocm_http_rules(config, site.gateway.ocm_inbox, invites, exchange))
     site.add_cleanup(sender.aclose)
 
