@@ -27,7 +27,7 @@ from cs3collab.cs3 import CS3Client
 from cs3collab.service.documents import TEXT_FILE
 from cs3collab.service.handlers import GLOBAL_AWARENESS, RoomHandler, ServiceContext, SessionHandler
 from cs3collab.service.federation import FederatedLogin
-from cs3collab.service.federation_handlers import OCMContentHandler
+from cs3collab.service.federation_handlers import OCMContentHandler, OCMWebappHandler
 from cs3collab.service.identity import Authenticator
 from cs3collab.service.journal import Journal
 from cs3collab.service.journal_sqlite import SQLiteJournal
@@ -162,6 +162,7 @@ class CollabService(Application):
             (r"/api/collaboration/versions/([^/]+)/([^/]+)", VersionContentHandler, {"context": context}),
             (r"/api/collaboration/versions/([^/]+)", VersionListHandler, {"context": context}),
             (r"/api/collaboration/ocm/([^/]+)/content", OCMContentHandler, {"context": context}),
+            (r"/api/collaboration/ocm/([^/]+)/?", OCMWebappHandler, {"context": context}),
         ]
         return tornado.web.Application(routes, websocket_max_message_size=self.max_frame_size)
 

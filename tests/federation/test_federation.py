@@ -17,9 +17,10 @@ import pytest
 import websockets
 from urllib.parse import quote
 
-from cs3collab.cs3 import roles
+from cs3collab.cs3 import CS3Client, roles
 from cs3collab.cs3.ocm import federated_user
 from cs3collab.service import ids
+from tests.conftest import DEMO_PASSWORDS
 from tests.federation.conftest import SHARED, room_through_lab
 from tests.service.rtc import eventually, sources, type_text
 from tests.support.yclient import connect, send_awareness, wait_for
@@ -177,3 +178,24 @@ async def test_a_contact_by_invitation_is_shared_with_and_promoted_live(fed):
         type_text(marie, 0, "  # marie, now an editor")
         await wait_for(einstein.doc, lambda: "# marie, now an editor" in sources(einstein)[0])
     await fed.einstein.ocm.remove_share(share.id.opaque_id)
+
+
+async def test_browser_opens_the_webapp_uri_with_an_exchanged_token(fed):
+    """What a plain Reva/CERNBox receiver does with our webapp: exchange the
+    code, then POST ``access_token`` to the share's webapp ``uri`` in a browser."""
+    _, _, share = await fed.share(roles.VIEWER, "print('<b>hello</b>')")
+    async with CS3Client(fed.b.gateway) as client_b:
+        marie = await client_b.login("marie", DEMO_PASSWORDS["marie"])
+        [received] = [r for r in await marie.ocm.list_received() if r.remote_share_id == share.id.opaque_id]
+    [app] = [p.webapp_options for p in received.protocols if p.HasField("webapp_options")]
+    assert app.uri == f"{fed.svc_a.url}/api/collaboration/ocm/{share.id.opaque_id}"
+    token = (await _exchange(fed, share.token)).json()["access_token"]
+    async with httpx.AsyncClient(timeout=10) as http:
+        page = await http.post(app.uri, data={"access_token": token})
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert "print(&#x27;&lt;b&gt;hello&lt;/b&gt;&#x27;)" in page.text and "<b>hello" not in page.text
+        assert "can view" in page.text and "script-src" not in page.headers["content-security-policy"]
+        # the bare secret is no token; no token at all is refused too
+        for data in ({"access_token": share.token}, {}):
+            refused = await http.post(app.uri, data=data)
+            assert refused.status_code == 401 and "Cannot open this notebook" in refused.text
