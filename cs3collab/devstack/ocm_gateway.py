@@ -12,9 +12,10 @@ GetInfoByDomain. Each parses the request and calls one method of
 errors into statuses.
 
 ``install_ocm(site, settings)`` is the extension every ``DevstackSite``
-runs: OCM tables in the site's database, the ``ocmshares`` auth type, the
-method rule of ``ocmshare:`` token scopes, and the OCM HTTP routes
-(``/invite-accepted`` included).
+runs: OCM tables in the site's database, the ``ocmshares``,
+``ocmsharecode`` and ``ocmexchangedtoken`` auth types, the method rule of
+``ocmshare:`` token scopes, and the OCM HTTP routes (``/invite-accepted`` and
+the code flow's ``/token`` included).
 """
 
 from __future__ import annotations

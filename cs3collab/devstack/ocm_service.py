@@ -1,9 +1,9 @@
 """The shares this site gives out over OCM, and logins with their secrets.
 
 Follows Reva's ocmshareprovider (internal/grpc/services/ocmshareprovider/
-ocmshareprovider.go) and the ``ocmshares`` auth manager
-(pkg/auth/manager/ocmshares/ocmshares.go); see docs/devstack.md for every
-rule and where we differ:
+ocmshareprovider.go) and the ``ocmshares`` and ``ocmsharecode`` auth
+managers (pkg/auth/manager/) at aa6e45a (v3.12.2+11); see docs/devstack.md
+for every rule and where we differ:
 
 - ``create``: stat the resource as the caller, one share per (owner,
   resource, grantee), discovery of the receiver, POST the NewShare payload,
@@ -13,7 +13,8 @@ rule and where we differ:
 - ``authenticate``: client_id = share id (or empty, or the secret itself),
   client_secret = the shared secret; the user is the share's grantee as a
   federated user; the token scope ``ocmshare:<id>`` names the shared
-  resource and the role.
+  resource and the role. ``authenticate_code`` is the same login for the
+  code flow (``/ocm/token``), without the ``must-exchange-token`` refusal.
 
 Methods raise the devstack's typed errors; the gateway turns them into CS3
 statuses (``gateway.STATUS_CODES``).
