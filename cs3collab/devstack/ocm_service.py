@@ -38,9 +38,10 @@ from cs3.types.v1beta1 import types_pb2
 from google.protobuf import json_format
 
 from .errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied, Unimplemented
-from .ocm_model import (AUTH_ROLES, DEFAULT_APP_NAME, EXCHANGE_TOKEN, OCM_PREFIX, ROLE_EDITOR, ROLE_VIEWER, SCOPE_KIND, WEBAPP_ROOT, WEBAPP_SERVICE_PATH,
-                        WEBDAV_ROOT, access_methods_for_role, federated_user_id, format_ocm_address, new_secret,
-                        new_share_id, normalize_domain, now_ts, resource_key, role_of_access_methods, user_key)
+from .ocm_model import (AUTH_ROLES, DEFAULT_APP_NAME, EXCHANGE_TOKEN, OCM_PREFIX, ROLE_EDITOR, ROLE_VIEWER,
+                        SCOPE_KIND, WEBAPP_ROOT, WEBAPP_SERVICE_PATH, WEBDAV_ROOT, access_methods_for_role,
+                        federated_user_id, format_ocm_address, new_secret, new_share_id, normalize_domain, now_ts,
+                        resource_key, role_of_access_methods, user_key)
 from .ocm_payload import receives_webapp, webapp_permission_words, webapp_requirements, webdav_permission_words
 from .ocm_peers import OCMSender, TrustedPeers
 from .ocm_store import OCMStore, SentShare
