@@ -46,8 +46,9 @@ class Credentials:
 
     ``auth_type`` is the gateway's auth type: ``basic`` (username and
     password), ``bearer`` (a token from an identity provider, in
-    ``client_secret``) or ``ocmshares`` (an OCM share id in ``client_id``
-    and its shared secret in ``client_secret``).
+    ``client_secret``), ``ocmshares`` (an OCM share id in ``client_id``
+    and its shared secret in ``client_secret``) or ``ocmexchangedtoken`` (a
+    share id, and a token of the OCM code flow in ``client_secret``).
     """
 
     auth_type: str
@@ -279,6 +280,11 @@ class Session:
     @property
     def renewable(self) -> bool:
         return self._credentials is not None
+
+    @property
+    def credentials(self) -> Credentials | None:
+        """What the session renews itself with (None: it cannot)."""
+        return self._credentials
 
     @property
     def username(self) -> str:

@@ -33,6 +33,8 @@ secret names a share at all.
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import secrets
 import time
@@ -48,6 +50,9 @@ log = logging.getLogger("cs3collab.service.federation")
 
 SCHEME = "ocm"
 """The ``Authorization`` scheme of OCM credentials (case-insensitive)."""
+
+EXCHANGED_AUTH_TYPE = "ocmexchangedtoken"
+"""The gateway auth type of a token from the OCM code flow (Reva #5552)."""
 
 PATH_PREFIX = "ocm:"
 """How a session request names the resource of an OCM share."""
@@ -81,6 +86,35 @@ class FederatedCaller:
     @property
     def site(self) -> str:
         return self.share.grantee.user_id.idp
+
+
+def token_expired(token: str, now: float | None = None) -> bool:
+    """Whether an access token's ``exp`` has passed, read without verifying it.
+
+    Only to tell an expired OCM session (close for a reconnect: site B
+    exchanges the code again) from a revoked share (close for good); the
+    gateway alone decides whether a token is valid. Reva's and the
+    devstack's tokens are JWTs; anything else counts as not expired. ``exp``
+    is a NumericDate in whole seconds for the verifiers (PyJWT and Go's jwt
+    truncate it), so it is compared as such, with one second to spare for
+    the time between the gateway's refusal and this check.
+    """
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        exp = int(float(claims["exp"]))
+    except (IndexError, ValueError, KeyError, TypeError, OverflowError):
+        return False
+    return (time.time() if now is None else now) >= exp - 1
+
+
+def code_flow_token_expired(session: Session) -> bool:
+    """Whether ``session`` renews itself with a code-flow token that expired:
+    then its site should exchange the code again (a reconnect), rather than
+    the share being gone."""
+    credentials = session.credentials
+    return (credentials is not None and credentials.auth_type == EXCHANGED_AUTH_TYPE
+            and token_expired(credentials.client_secret))
 
 
 def share_reference(path: str, caller: FederatedCaller | None):

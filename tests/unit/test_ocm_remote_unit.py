@@ -46,3 +46,14 @@ def test_which_shares_require_the_code_flow():
     # Reva 3.x sends every webapp with must-exchange-token (its default requirements)
     app = ocm.AccessMethod(webapp_options=ocm.WebappAccessMethod(app_name="cs3collab"))
     assert requires_exchange(ocm.Share(access_methods=[dav, app]))
+
+
+def test_token_expiry_is_read_as_the_verifiers_read_it():
+    import jwt
+
+    from cs3collab.service.federation import token_expired
+
+    token = jwt.encode({"exp": 1000.9}, "a-key-long-enough-for-hs256-in-tests", algorithm="HS256")
+    assert token_expired(token, now=1000.0) and token_expired(token, now=999.0)  # whole seconds, 1 s to spare
+    assert not token_expired(token, now=998.5)
+    assert not token_expired("not-a-jwt") and not token_expired("a.b.c")
