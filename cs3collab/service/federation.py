@@ -88,6 +88,29 @@ class FederatedCaller:
         return self.share.grantee.user_id.idp
 
 
+def _claims(token: str) -> dict | None:
+    """A JWT's claims, read without verifying them (None: not a JWT)."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError, TypeError):
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+def may_be_code_flow_token(token: str) -> bool:
+    """Whether a bearer token WhoAmI refused is worth trying as a token of the
+    OCM code flow: a JWT with an ``ocmshare:`` scope (Reva's and the
+    devstack's claim ``scope``), or a token we cannot read. Only saves a
+    pointless second login (and a misleading log line) for an expired local
+    token; the gateway decides."""
+    claims = _claims(token)
+    if claims is None:
+        return True
+    scopes = claims.get("scope")
+    return isinstance(scopes, dict) and any(str(name).startswith("ocmshare:") for name in scopes)
+
+
 def token_expired(token: str, now: float | None = None) -> bool:
     """Whether an access token's ``exp`` has passed, read without verifying it.
 
@@ -99,11 +122,10 @@ def token_expired(token: str, now: float | None = None) -> bool:
     truncate it), so it is compared as such, with one second to spare for
     the time between the gateway's refusal and this check.
     """
+    claims = _claims(token)
     try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        exp = int(float(claims["exp"]))
-    except (IndexError, ValueError, KeyError, TypeError, OverflowError):
+        exp = int(float(claims["exp"]))  # type: ignore[index]
+    except (ValueError, KeyError, TypeError, OverflowError):
         return False
     return (time.time() if now is None else now) >= exp - 1
 

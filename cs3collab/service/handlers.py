@@ -30,7 +30,8 @@ from cs3collab.cs3 import PermissionDenied, Session, Unauthenticated
 from cs3collab.cs3.refs import format_resource_id, parse_resource_id
 from cs3collab.service import documents, ids
 from cs3collab.service.errors import RequestError, close_for, message_for, refusal_for
-from cs3collab.service.federation import PATH_PREFIX, SCHEME, FederatedCaller, OCMCredentials, share_reference
+from cs3collab.service.federation import (PATH_PREFIX, SCHEME, FederatedCaller, OCMCredentials,
+                                          may_be_code_flow_token, share_reference)
 from cs3collab.service.identity import Identity, resolve_access
 from cs3collab.service.protocol import CloseCode, ProtocolError, session_close_reason
 from cs3collab.service.room import Participant, Room
@@ -105,7 +106,7 @@ async def authenticate(
     try:
         return await context.authenticator.authenticate(credentials), None
     except (Unauthenticated, PermissionDenied) as exc:
-        if context.federation is None:
+        if context.federation is None or not may_be_code_flow_token(credentials):
             raise
         hint = getattr(handler, "ocm_share_hint", lambda: "")()
         try:

@@ -57,3 +57,14 @@ def test_token_expiry_is_read_as_the_verifiers_read_it():
     assert token_expired(token, now=1000.0) and token_expired(token, now=999.0)  # whole seconds, 1 s to spare
     assert not token_expired(token, now=998.5)
     assert not token_expired("not-a-jwt") and not token_expired("a.b.c")
+
+
+def test_only_tokens_with_an_ocm_scope_are_tried_as_code_flow_tokens():
+    import jwt
+
+    from cs3collab.service.federation import may_be_code_flow_token
+
+    key = "a-key-long-enough-for-hs256-in-tests"
+    assert may_be_code_flow_token(jwt.encode({"scope": {"ocmshare:s-1": {}}}, key, algorithm="HS256"))
+    assert not may_be_code_flow_token(jwt.encode({"scope": {"user": {}}}, key, algorithm="HS256"))
+    assert may_be_code_flow_token("opaque-token-of-another-kind")
