@@ -31,6 +31,7 @@ from cs3collab.service.federation import FederatedLogin
 from cs3collab.service import metrics
 from cs3collab.service.federation_handlers import OCMContentHandler
 from cs3collab.service.health import HealthHandler, MetricsHandler, ReadyHandler
+from cs3collab.service.federation_handlers import OCMContentHandler, OCMWebappHandler
 from cs3collab.service.identity import Authenticator
 from cs3collab.service.journal import Journal
 from cs3collab.service.journal_sqlite import SQLiteJournal
@@ -216,6 +217,7 @@ class CollabService(Application):
             (r"/api/collaboration/versions/([^/]+)/([^/]+)", VersionContentHandler, {"context": context}),
             (r"/api/collaboration/versions/([^/]+)", VersionListHandler, {"context": context}),
             (r"/api/collaboration/ocm/([^/]+)/content", OCMContentHandler, {"context": context}),
+            (r"/api/collaboration/ocm/([^/]+)/?", OCMWebappHandler, {"context": context}),
         ]
         return tornado.web.Application(routes, websocket_max_message_size=self.max_frame_size)
 
