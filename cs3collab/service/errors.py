@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cs3collab.cs3 import errors as cs3_errors
+from cs3collab.kernels.host import KernelError, KernelRefused
 from cs3collab.service import versions
 from cs3collab.service.documents import InvalidDocument
 from cs3collab.service.protocol import CloseCode, session_close_reason
@@ -52,6 +53,8 @@ _TABLE: list[tuple[type[BaseException], Refusal]] = [
     (versions.UnknownTag, Refusal(404, CloseCode.NOT_FOUND, "not_found")),
     (versions.EditorRequired, Refusal(403, CloseCode.FORBIDDEN, "forbidden")),
     (versions.RoomReadOnly, Refusal(409, CloseCode.SESSION, "read_only")),
+    (KernelRefused, Refusal(403, CloseCode.FORBIDDEN, "forbidden")),
+    (KernelError, Refusal(503, CloseCode.SERVER_ERROR, "kernel_unavailable")),
 ]
 
 
@@ -69,7 +72,7 @@ def message_for(exc: BaseException) -> str:
     """Words for the client: the error's own message, never a traceback."""
     if isinstance(exc, RequestError):
         return exc.message
-    if isinstance(exc, (cs3_errors.CS3Error, InvalidDocument, versions.VersionsError)):
+    if isinstance(exc, (cs3_errors.CS3Error, InvalidDocument, versions.VersionsError, KernelError, KernelRefused)):
         return str(exc)
     return "internal error"
 
