@@ -312,7 +312,7 @@ class SharedExecution:
         return True
 
     async def output(self, execution: Execution, msg_type: str, content: dict) -> None:
-        live = self.registry.rooms.get(execution.key)
+        live = await self._room(execution.key)  # reopened if it closed mid-run (nobody left in it)
         if live is None:
             return
         def add() -> None:
@@ -347,7 +347,7 @@ class SharedExecution:
         await live.room.edit(add, author=_author(execution))
 
     async def finished(self, execution: Execution, error: str | None) -> None:
-        live = self.registry.rooms.get(execution.key)
+        live = await self._room(execution.key)
         if live is not None:
             def end() -> None:
                 cell = _cell(live.room.document, execution.cell_id)
