@@ -121,3 +121,30 @@ def outputs_text(client, cell: int) -> str:
         elif kind == "error":
             parts.append(f"{output.get('ename')}: {output.get('evalue')}")
     return "".join(parts)
+
+
+# -- through a participant's Jupyter server (what JupyterLab does) ------------------------
+
+
+async def open_kernel_session(lab_url: str, lab_token: str, api_path: str) -> dict:
+    """JupyterLab opening a notebook: ``POST /api/sessions`` on the user's own Jupyter server."""
+    async with httpx.AsyncClient(base_url=lab_url.rstrip("/") + "/", timeout=90,
+                                 headers={"Authorization": f"token {lab_token}"}) as http:
+        answer = await http.post("api/sessions", json={"path": api_path, "name": api_path.rsplit("/", 1)[-1],
+                                                       "type": "notebook", "kernel": {"name": "python3"}})
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
+@contextlib.asynccontextmanager
+async def lab_kernel(lab_url: str, lab_token: str, kernel_id: str) -> AsyncIterator[KernelSocket]:
+    """The browser's kernel WebSocket on its own Jupyter server (legacy JSON frames)."""
+    url = lab_url.rstrip("/").replace("http://", "ws://") + f"/api/kernels/{kernel_id}/channels?session_id={uuid.uuid4().hex}"
+    async with websockets.connect(url, additional_headers={"Authorization": f"token {lab_token}"}, max_size=None) as ws:
+        socket = KernelSocket(ws)
+        pump = asyncio.ensure_future(socket.pump())
+        try:
+            yield socket
+        finally:
+            await ws.close()
+            await pump

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from urllib.parse import quote
-
-import websockets
 
 from cs3collab.cs3 import roles
 from cs3collab.cs3.shares import user_grantee
 from tests.jupyter.conftest_bridge import jupyter_with_cs3collab
-from tests.kernels.kernelclient import KernelSocket, outputs_text
+from tests.kernels.kernelclient import lab_kernel, open_kernel_session, outputs_text
 from tests.service.rtc import put_notebook
 from tests.support.yclient import connect, wait_for
 
@@ -24,29 +21,6 @@ SHARED = "Shared with me"
 async def lab(site, svc, username: str, base):
     async with jupyter_with_cs3collab(base, gateway=site.gateway, service_url=svc.url, username=username) as server:
         yield server
-
-
-async def open_kernel_session(server, api_path: str) -> dict:
-    """What JupyterLab does when it opens a notebook: POST /api/sessions."""
-    async with server.client() as http:
-        answer = await http.post("api/sessions", json={"path": api_path, "name": api_path.rsplit("/", 1)[-1],
-                                                       "type": "notebook", "kernel": {"name": "python3"}})
-    assert answer.status_code == 201, answer.text
-    return answer.json()
-
-
-@contextlib.asynccontextmanager
-async def lab_kernel(server, kernel_id: str):
-    """The browser's kernel WebSocket on its own Jupyter server."""
-    url = f"{server.ws_url}api/kernels/{kernel_id}/channels?session_id={uuid.uuid4().hex}"
-    async with websockets.connect(url, additional_headers={"Authorization": f"token {server.token}"}, max_size=None) as ws:
-        socket = KernelSocket(ws)
-        pump = __import__("asyncio").ensure_future(socket.pump())
-        try:
-            yield socket
-        finally:
-            await ws.close()
-            await pump
 
 
 async def test_sessions_map_to_the_shared_kernel_which_survives_a_jupyter_restart(
@@ -60,12 +34,12 @@ async def test_sessions_map_to_the_shared_kernel_which_survives_a_jupyter_restar
             async with lab_b.client() as http:
                 accepted = await http.post(f"api/cs3collab/received/user/{share.id.opaque_id}", json={"state": "accepted"})
                 assert accepted.status_code == 200, accepted.text
-            session_a = await open_kernel_session(lab_a, own_path)
-            session_b = await open_kernel_session(lab_b, f"{SHARED}/{name}")
+            session_a = await open_kernel_session(lab_a.url, lab_a.token, own_path)
+            session_b = await open_kernel_session(lab_b.url, lab_b.token, f"{SHARED}/{name}")
             kernel_id = session_a["kernel"]["id"]
             assert session_b["kernel"]["id"] == kernel_id, "both servers map the notebook to one kernel"
             cells = [str(cell["id"]) for cell in room.document.ycells]
-            async with lab_kernel(lab_a, kernel_id) as ka, lab_kernel(lab_b, kernel_id) as kb:
+            async with lab_kernel(lab_a.url, lab_a.token, kernel_id) as ka, lab_kernel(lab_b.url, lab_b.token, kernel_id) as kb:
                 await ka.idle(await ka.execute("x = 41", cells[0]))
                 run = await kb.execute("print(x + 1)", cells[1])
                 assert (await kb.reply(run))["content"]["status"] == "ok"
@@ -85,8 +59,8 @@ async def test_sessions_map_to_the_shared_kernel_which_survives_a_jupyter_restar
                 assert console.status_code == 201 and console.json()["kernel"]["id"] != kernel_id
         # marie's Jupyter server restarts (a new process): the notebook finds the same kernel, state intact
         async with lab(site, svc, "marie", tmp_path / "lab-b2") as lab_b:
-            again = await open_kernel_session(lab_b, f"{SHARED}/{name}")
+            again = await open_kernel_session(lab_b.url, lab_b.token, f"{SHARED}/{name}")
             assert again["kernel"]["id"] == kernel_id
-            async with lab_kernel(lab_b, kernel_id) as kb:
+            async with lab_kernel(lab_b.url, lab_b.token, kernel_id) as kb:
                 await kb.idle(await kb.execute("print(x)", cells[1]))
                 await wait_for(room.doc, lambda: outputs_text(room, 1) == "41\n")
