@@ -22,6 +22,7 @@ from traitlets import HasTraits  # noqa: E402
 
 from cs3collab.devstack.cli import add_devstack_parser  # noqa: E402
 from cs3collab.jupyter.app import CS3CollabExtension  # noqa: E402
+from cs3collab.kernels.host import KernelHost  # noqa: E402
 from cs3collab.jupyter.connection import CS3CollabConnection  # noqa: E402
 from cs3collab.jupyter.contents import CS3ContentsManager  # noqa: E402
 from cs3collab.service.app import CollabService  # noqa: E402
@@ -78,6 +79,9 @@ def render() -> str:
         "",
         "## The journal (`CollabService.journal_class`, default SQLite)\n",
         *_traits_table(SQLiteJournal, {}),
+        "",
+        "## Shared kernels (`KernelHost`, part of `cs3collab serve`; see docs/execution.md)\n",
+        *_traits_table(KernelHost, {}),
         "",
         "## The Jupyter server extension (`cs3collab.jupyter`)\n",
         "Set on `jupyter lab` / `jupyter server` (or in `jupyter_server_config.py`).\n",
