@@ -15,6 +15,7 @@ from tests.service.conftest import notebook, start_service  # noqa: F401 - fixtu
 KERNEL_OPTIONS = (
     "--KernelHost.provisioner=local-provisioner",
     "--access-recheck=0.5",
+    "--KernelHost.max_output_chars=20000",
 )
 
 

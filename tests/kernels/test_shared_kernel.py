@@ -63,3 +63,17 @@ async def test_a_viewer_watches_and_runs_nothing(svc, einstein, richard, noteboo
         assert "cs3collab" not in a.document.ycells[1]["metadata"] or \
             a.document.ycells[1]["metadata"]["cs3collab"]["execution"]["by"] == "Albert Einstein"
         assert svc.running.count("kernel request refused") >= 1
+
+
+async def test_long_outputs_are_capped_with_a_visible_note(svc, einstein, notebook):
+    path = await notebook("for i in range(50):\n    print('x' * 1000)")
+    file_id = await file_id_of(svc.url, einstein.token, path)
+    async with connect(svc.url, einstein.token, path) as a, \
+            kernel_channel(svc.url, f"Bearer {einstein.token}", file_id) as ka:
+        await ka.idle(await ka.execute("for i in range(50):\n    print('x' * 1000)", cell_id(a, 0)))
+        await wait_for(a.doc, lambda: "output truncated" in outputs_text(a, 0))
+        shown = outputs_text(a, 0)
+        assert shown.count("x") <= 20_000 + 100 and "more than 20,000 characters" in shown
+        # the next run is not affected
+        await ka.idle(await ka.execute("print('short')", cell_id(a, 0)))
+        await wait_for(a.doc, lambda: outputs_text(a, 0) == "short\n")
