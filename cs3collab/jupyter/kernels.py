@@ -76,6 +76,9 @@ class SharedKernelHandle(LoggingConfigurable):
         self.execution_state = "idle"
         self.reason = ""
 
+    def update_env(self, *, env: dict) -> None:
+        """A shared kernel's environment is the owning site's, not this server's: ignored."""
+
     @property
     def url(self) -> str:
         return f"{self.service_url}{KERNEL_PREFIX}{quote(self.file_id, safe='')}"
@@ -194,11 +197,29 @@ class SharedKernelSessionManager(SessionManager):
 
     async def start_kernel_for_session(self, session_id, path, name, type, kernel_name, kernel_id=None):
         manager = self.kernel_manager
+        self.log.debug("cs3collab: kernel for session path=%s type=%s kernel=%s", path, type, kernel_name)
         if isinstance(manager, SharedKernelManager) and type == "notebook" and path and kernel_id is None:
             shared = await manager.start_shared_kernel(path, kernel_name, self.contents_manager)
             if shared is not None:
                 return shared
         return await super().start_kernel_for_session(session_id, path, name, type, kernel_name, kernel_id)
+
+    async def update_session(self, session_id, **kwargs):
+        """JupyterLab creates a notebook's session under a placeholder path (a
+        uuid) and then PATCHes the real path: that is when a CS3 notebook's
+        session moves to the shared kernel (the sessions handler then shuts
+        the placeholder's local kernel down, and the frontend follows the new
+        kernel id in the PATCH answer)."""
+        manager = self.kernel_manager
+        path = kwargs.get("path")
+        if path and "kernel_id" not in kwargs and isinstance(manager, SharedKernelManager):
+            model = await self.get_session(session_id=session_id)
+            kernel = model.get("kernel") or {}
+            if model.get("type") == "notebook" and kernel.get("id") and not manager.is_shared(kernel["id"]):
+                shared = await manager.start_shared_kernel(path, kernel.get("name"), self.contents_manager)
+                if shared is not None:
+                    kwargs["kernel_id"] = shared
+        return await super().update_session(session_id, **kwargs)
 
 
 class SharedKernelWebsocketConnection(ZMQChannelsWebsocketConnection):

@@ -6,19 +6,11 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from cs3collab.cs3 import roles
 from cs3collab.service import ids
 from tests.federation.conftest import SHARED
 from tests.kernels.kernelclient import kernel_channel, lab_kernel, open_kernel_session, outputs_text
 from tests.support.yclient import connect, wait_for
-
-
-@pytest.fixture(scope="module")
-def svc_a_args() -> tuple[str, ...]:
-    return ("--access-recheck=0.5", "--save-quiet=0.2", "--close-grace=1",
-            "--KernelHost.provisioner=local-provisioner")
 
 
 async def test_marie_at_b_runs_in_the_kernel_at_a(fed):
