@@ -130,7 +130,12 @@ class SharedKernelManager(AsyncMappingKernelManager):
         kernel_id = str(uuid.uuid5(_ID_NAMESPACE, f"{service_url}|{file_id}"))
         handle = SharedKernelHandle(kernel_id, kernel_name or "python3", service_url, file_id, remote, parent=self)
         answer = await self._call(handle, "POST", "")
-        if answer.status_code == 403:  # a viewer: attached, to watch an editor's kernel
+        if answer.status_code == 503:
+            # the kernel cannot start now (a limit, a missing provisioner): the session still
+            # maps to it; each run is answered with the reason, in the cell, and retries the start
+            self.log.warning("cs3collab: the shared kernel of %s did not start: %s", path, _message(answer))
+            handle.reason = _message(answer)
+        if answer.status_code in (403, 503):  # a viewer: attached, to watch an editor's kernel
             answer = await self._call(handle, "GET", "")
         if answer.status_code != 200:
             raise web.HTTPError(answer.status_code, _message(answer))

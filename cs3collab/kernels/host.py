@@ -655,8 +655,9 @@ class SharedKernel:
                 return
             if not kept:
                 return
-            if kept[0][1] is not content:
-                msg = {**msg, "content": kept[0][1]}
+            if kept[0][1] is not content:  # the truncation note, as a stream message
+                kind, note = kept[0]
+                msg = {**msg, "header": {**msg["header"], "msg_type": kind}, "msg_type": kind, "content": note}
         wire = _jsonable(msg)
         wire["channel"] = "iopub"
         self._broadcast(wire)

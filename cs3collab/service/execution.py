@@ -180,7 +180,12 @@ class SharedExecution:
         kernel = self._running(key, participant, "interrupt")
         await kernel.interrupt(runner_of(participant.identity))
 
-    async def restart(self, key: str, participant: Participant) -> None:
+    async def restart(self, key: str, participant: Participant, file_id: str, resource_id) -> None:
+        """Restart the kernel; a dead or culled one is started afresh (JupyterLab's
+        "Restart" after "kernel died")."""
+        if participant.can_edit and not (self.host.get(key) and self.host.get(key).alive):
+            await self.start(key, file_id, resource_id, participant)
+            return
         kernel = self._running(key, participant, "restart")
         await kernel.restart(runner_of(participant.identity))
 

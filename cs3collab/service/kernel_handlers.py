@@ -87,7 +87,7 @@ class KernelHandler(APIHandler):
             elif action == "interrupt":
                 await execution.interrupt(key, participant)
             elif action == "restart":
-                await execution.restart(key, participant)
+                await execution.restart(key, participant, file_id, access.info.id)
             else:
                 raise RequestError(404, f"no kernel action {action[:40]!r}")
             self.write_json(execution.status(key))

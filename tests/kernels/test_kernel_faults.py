@@ -96,3 +96,23 @@ async def test_interrupt_and_restart_by_an_editor(svc, einstein, notebook):
         assert (await kernel_rest(svc.url, auth, file_id, "restart")).status_code == 200
         await ka.idle(await ka.execute("print(w)", cell_id(a, 1)))
         await wait_for(a.doc, lambda: "NameError" in outputs_text(a, 1))
+
+
+async def test_a_kernel_that_cannot_start_is_explained_in_the_cell(site, einstein, notebook, tmp_path):
+    from tests.service.conftest import start_service
+
+    path = await notebook("print('never')")
+    async with start_service(site, tmp_path / "svc", "--KernelHost.provisioner=no-such-provisioner") as broken:
+        file_id = await file_id_of(broken.url, einstein.token, path)
+        async with connect(broken.url, einstein.token, path) as a, \
+                kernel_channel(broken.url, f"Bearer {einstein.token}", file_id) as ka:
+            run = await ka.execute("print('never')", cell_id(a, 0))
+            reply = await ka.reply(run)
+            assert reply["content"]["status"] == "error" and "could not start" in reply["content"]["evalue"]
+            answer = await kernel_rest(broken.url, f"Bearer {einstein.token}", file_id)
+            assert answer.status_code == 503 and answer.json()["error"] == "kernel_unavailable"
+            # the room carries on: an edit reaches another participant
+            source = a.document.ycells[0]["source"]
+            source.insert(len(source), "  # still editable")
+            async with connect(broken.url, einstein.token, path) as b:
+                await wait_for(b.doc, lambda: "still editable" in str(b.document.ycells[0]["source"]))
