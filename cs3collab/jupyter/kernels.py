@@ -241,7 +241,7 @@ class SharedKernelWebsocketConnection(ZMQChannelsWebsocketConnection):
         if self._shared:
             self.kernel_ws_protocol = ""  # legacy JSON frames: what the service relays
         self._upstream: WebSocketClientConnection | None = None
-        self._relay: asyncio.Task | None = None
+        self._relay_task: asyncio.Task | None = None
 
     async def prepare(self):
         if not self._shared:
@@ -262,9 +262,18 @@ class SharedKernelWebsocketConnection(ZMQChannelsWebsocketConnection):
             self.websocket_handler.close(LOST, "the notebook's shared kernel is not reachable")
             return
         manager.notify_connect(handle.kernel_id)
-        self._relay = asyncio.ensure_future(self._relay_from_service(self._upstream))
+        # the one task this connection owns; it ends when the service side closes (disconnect closes it)
+        self._relay_task = asyncio.ensure_future(self._relay_from_service(self._upstream))
 
     async def _relay_from_service(self, upstream: WebSocketClientConnection) -> None:
+        try:
+            await self._relay(upstream)
+        except Exception:  # noqa: BLE001 - never dies quietly: logged, and the browser is told
+            self.log.exception("cs3collab: shared kernel relay failed (kernel %s)", self.parent.kernel_id)
+            upstream.close()
+            self.websocket_handler.close(LOST, "the connection to the notebook's shared kernel failed")
+
+    async def _relay(self, upstream: WebSocketClientConnection) -> None:
         handle: SharedKernelHandle = self.parent
         while (message := await upstream.read_message()) is not None:
             if isinstance(message, str) and '"status"' in message:

@@ -103,6 +103,7 @@ class KernelChannelsHandler(tornado.websocket.WebSocketHandler):
         self.channel: KernelParticipant | None = None
         self.key: str | None = None
         self._closed = False
+        self._pending = 0
 
     def check_origin(self, origin: str) -> bool:
         return True  # tokens, not cookies, authenticate here
@@ -166,13 +167,27 @@ class KernelChannelsHandler(tornado.websocket.WebSocketHandler):
         return None
 
     def send_json_text(self, message: dict) -> None:
+        """Queue one kernel message; a participant too slow to take them is disconnected."""
         if self._closed or self.ws_connection is None:
             return
-        try:
-            future = self.write_message(json.dumps(message))
-        except tornado.websocket.WebSocketClosedError:
+        if self._pending > self.context.max_pending:
+            log.warning("kernel channel too slow, disconnecting room=%s user=%s pending=%d",
+                        self.key, self.channel.runner.user if self.channel else "-", self._pending)
+            self.close(CloseCode.POLICY, "client too slow to receive kernel messages")
             return
-        future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        text = json.dumps(message)
+        self._pending += len(text)
+        try:
+            future = self.write_message(text)
+        except tornado.websocket.WebSocketClosedError:
+            self._pending -= len(text)
+            return
+        future.add_done_callback(lambda f, size=len(text): self._sent(f, size))
+
+    def _sent(self, future, size: int) -> None:
+        self._pending -= size
+        if not future.cancelled():
+            future.exception()  # a closed socket is handled by on_close
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         if not self._closed:
