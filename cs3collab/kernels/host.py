@@ -234,6 +234,7 @@ class SharedKernel:
         self.started_by: Runner | None = None
         self.started_at: str | None = None
         self._pending: dict[str, KernelChannel] = {}  # request msg_id -> who asked
+        self._deferred: list[tuple[KernelChannel, dict]] = []  # viewers' questions before a kernel ran
         self._executions: dict[str, Execution] = {}
         self._starting: asyncio.Future | None = None
         self._task: asyncio.Task | None = None
@@ -367,6 +368,12 @@ class SharedKernel:
         self.started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         self.last_activity = time.monotonic()
         self._task = host.spawn(self._serve(), name=f"kernel:{self.key}")
+        deferred, self._deferred = self._deferred, []
+        for waiting, message in deferred:  # viewers' questions asked before the kernel ran
+            if waiting in self.channels:
+                self._pending[message["header"]["msg_id"]] = waiting
+                self.session.send(self.sockets["shell"], {k: message.get(k) or {} for k in
+                                                          ("header", "parent_header", "metadata", "content")})
         log.info("kernel started room=%s by=%s site=%s provisioner=%s seconds=%.2f",
                  self.key, starter.user, starter.site, host.provisioner, time.monotonic() - began)
         await host.observer.kernel_event(self.key, "started", f"{starter.name} started the shared kernel.")
@@ -547,7 +554,9 @@ class SharedKernel:
             return
         if not self.alive:
             if not channel.can_run:
-                return  # a viewer's question waits for a kernel an editor starts
+                # a viewer's question waits for the kernel an editor starts (then it is asked)
+                self._deferred = [(c, m) for c, m in self._deferred if c in self.channels][-20:] + [(channel, message)]
+                return
             try:
                 await self.ensure_started(channel.runner, starter)
             except KernelError as exc:

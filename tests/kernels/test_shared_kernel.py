@@ -77,3 +77,16 @@ async def test_long_outputs_are_capped_with_a_visible_note(svc, einstein, notebo
         # the next run is not affected
         await ka.idle(await ka.execute("print('short')", cell_id(a, 0)))
         await wait_for(a.doc, lambda: outputs_text(a, 0) == "short\n")
+
+
+async def test_a_viewer_waiting_for_the_kernel_is_answered_once_an_editor_starts_it(svc, einstein, richard, notebook):
+    path = await notebook("")
+    await einstein.shares.create(path, user_grantee(richard.user.id), roles.VIEWER)
+    file_id = await file_id_of(svc.url, einstein.token, path)
+    async with kernel_channel(svc.url, f"Bearer {richard.token}", file_id) as kr:
+        # what JupyterLab asks first: no kernel runs yet, and a viewer cannot start one
+        question = await kr.send(kr.message("kernel_info_request", {}))
+        assert (await kernel_rest(svc.url, f"Bearer {richard.token}", file_id)).status_code == 403
+        assert (await kernel_rest(svc.url, f"Bearer {einstein.token}", file_id)).status_code == 200
+        reply = await kr.reply(question)
+        assert reply["msg_type"] == "kernel_info_reply" and reply["content"]["status"] == "ok"
