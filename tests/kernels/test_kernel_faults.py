@@ -116,3 +116,20 @@ async def test_a_kernel_that_cannot_start_is_explained_in_the_cell(site, einstei
             source.insert(len(source), "  # still editable")
             async with connect(broken.url, einstein.token, path) as b:
                 await wait_for(b.doc, lambda: "still editable" in str(b.document.ycells[0]["source"]))
+
+
+async def test_an_idle_kernel_nobody_is_attached_to_is_culled(site, einstein, notebook, tmp_path):
+    from tests.service.conftest import start_service
+
+    path = await notebook("")
+    options = ("--KernelHost.provisioner=local-provisioner", "--KernelHost.idle_timeout=1",
+               "--KernelHost.cull_interval=0.5")
+    async with start_service(site, tmp_path / "svc", *options) as culling:
+        file_id = await file_id_of(culling.url, einstein.token, path)
+        auth = f"Bearer {einstein.token}"
+        async with connect(culling.url, einstein.token, path) as a:
+            assert (await kernel_rest(culling.url, auth, file_id)).json()["state"] == "idle"
+            notice = await a.channel.wait_raw(lambda m: m.get("type") == "cs3collab:kernel" and m["event"] == "culled",
+                                              timeout=30)
+            assert "idle" in notice["message"]
+            assert (await kernel_rest(culling.url, auth, file_id, method="GET")).json()["state"] == "none"
