@@ -238,10 +238,11 @@ class SharedKernel:
         self.manager, self.runtime, self.workspace = manager, runtime, workspace
         self.session = KernelSession(key=manager.session.key, signature_scheme=manager.session.signature_scheme,
                                      username="cs3collab", parent=host)
+        identity = self.session.bsession  # the kernel sends input_request to the shell request's identity
         self.sockets = {
-            "shell": manager.connect_shell(),
-            "control": manager.connect_control(),
-            "stdin": manager.connect_stdin(),
+            "shell": manager.connect_shell(identity=identity),
+            "control": manager.connect_control(identity=identity),
+            "stdin": manager.connect_stdin(identity=identity),
             "iopub": manager.connect_iopub(),
         }
         try:

@@ -90,3 +90,25 @@ async def test_a_viewer_waiting_for_the_kernel_is_answered_once_an_editor_starts
         assert (await kernel_rest(svc.url, f"Bearer {einstein.token}", file_id)).status_code == 200
         reply = await kr.reply(question)
         assert reply["msg_type"] == "kernel_info_reply" and reply["content"]["status"] == "ok"
+
+
+async def test_input_is_asked_of_the_editor_who_ran_the_cell(svc, einstein, marie, notebook):
+    path = await notebook("name = input('who? ')\nprint('hello', name)")
+    await einstein.shares.create(path, user_grantee(marie.user.id), roles.EDITOR)
+    file_id = await file_id_of(svc.url, einstein.token, path)
+    async with connect(svc.url, einstein.token, path) as a, \
+            kernel_channel(svc.url, f"Bearer {einstein.token}", file_id) as ka, \
+            kernel_channel(svc.url, f"Bearer {marie.token}", file_id) as kb:
+        message = kb.message("execute_request", {"code": "name = input('who? ')\nprint('hello', name)",
+                                                 "silent": False, "store_history": True, "user_expressions": {},
+                                                 "allow_stdin": True, "stop_on_error": True},
+                             metadata={"cellId": cell_id(a, 0)})
+        run = await kb.send(message)
+        prompt = await kb.wait(lambda m: m["msg_type"] == "input_request")
+        assert prompt["channel"] == "stdin" and prompt["content"]["prompt"] == "who? "
+        answer = kb.message("input_reply", {"value": "Marie"}, channel="stdin")
+        answer["parent_header"] = prompt["header"]
+        await kb.send(answer)
+        await kb.idle(run)
+        await wait_for(a.doc, lambda: "hello Marie" in outputs_text(a, 0))
+        assert not [m for m in ka.seen if m["msg_type"] == "input_request"]  # asked of her only
