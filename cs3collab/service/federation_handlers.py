@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 
 from cs3collab.cs3.refs import format_resource_id
-from cs3collab.service import documents
 from cs3collab.service.handlers import APIHandler
 from cs3collab.service.identity import resolve_access
 from cs3collab.service.federation import share_reference, PATH_PREFIX
@@ -35,8 +34,7 @@ class OCMContentHandler(APIHandler):
             notebook = info.path.endswith(".ipynb") or info.name.endswith(".ipynb")
             live = self.context.registry.rooms.get(format_resource_id(info.id))
             if live is not None and live.ready.done() and not live.ready.exception():
-                await live.room.settled()
-                data = documents.serialize(live.room.kind, live.room.document, where=f"ocm:{share_id}")
+                data = live.serialized()
             else:
                 data = await session.files.download(info.id)
             text = data.decode("utf-8")

@@ -32,8 +32,9 @@ from cs3collab.service import documents, ids
 from cs3collab.service.errors import RequestError, close_for, message_for, refusal_for
 from cs3collab.service.federation import PATH_PREFIX, SCHEME, FederatedCaller, OCMCredentials, share_reference
 from cs3collab.service.identity import Identity, resolve_access
-from cs3collab.service.protocol import CloseCode, ProtocolError, session_close_reason
-from cs3collab.service.room import Participant, Room
+from cs3collab.service.guard import UpdateRefused
+from cs3collab.service.protocol import CloseCode, ProtocolError, save_reply, session_close_reason
+from cs3collab.service.room import JournalUnavailable, Participant, Room
 
 log = logging.getLogger("cs3collab.service.handlers")
 
@@ -161,6 +162,7 @@ class RoomHandler(tornado.websocket.WebSocketHandler):
         self.context = context
         self.participant: Participant | None = None
         self.room: Room | None = None
+        self.live = None  # the room's owner (registry.LiveRoom); None for the global awareness room
         self._pending = 0
         self._closed = False
         self.federated: FederatedCaller | None = None
@@ -198,6 +200,7 @@ class RoomHandler(tornado.websocket.WebSocketHandler):
             return
         access = await resolve_access(session, resource_id)
         live = await self.context.registry.open(format_resource_id(access.info.id), kind, file_id, access.info.id, session)
+        self.live = live
         self.room = live.room
         self.participant = Participant(self, identity, access.role, session)
         live.room.join(self.participant)
@@ -218,12 +221,24 @@ class RoomHandler(tornado.websocket.WebSocketHandler):
         except ProtocolError as exc:
             log.warning("protocol error room=%s user=%s error=%s", self.room.key, self.participant.identity.label, exc)
             self.close(CloseCode.POLICY, str(exc)[:120])
+        except (UpdateRefused, JournalUnavailable) as exc:
+            code, reason = close_for(exc)
+            log.warning("update refused room=%s user=%s site=%s code=%s error=%s",
+                        self.room.key, self.participant.identity.label, self.participant.identity.idp, code, exc)
+            self.close(code, reason)
 
-    async def _save(self, participant: Participant) -> str:
-        if not participant.can_edit:
-            return "failed"
-        live = self.context.registry.rooms.get(self.room.key)
-        return await live.storage.save() if live is not None else "failed"
+    def _save(self, participant: Participant, save_id: int) -> None:
+        """A save request (Ctrl+S): answered when the save is done, without
+        holding up this connection's next frames meanwhile."""
+
+        def reply(status: str) -> None:
+            participant.connection.send(save_reply(save_id, status))
+
+        live = self.live
+        if not participant.can_edit or live is None:
+            reply("failed")
+            return
+        live.request_save(reply)
 
     def on_close(self) -> None:
         self._closed = True

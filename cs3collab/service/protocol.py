@@ -73,6 +73,7 @@ class CloseCode(IntEnum):
     SESSION = 1003           # fatal for this tab: unknown session, access revoked, bad document
     POLICY = 1008            # a frame broke the protocol; the client may reconnect
     TOO_BIG = 1009           # a frame above the size limit
+    RETRY = 1011             # the service could not keep the sender's change; it reconnects and resends it
     BAD_REQUEST = 4400
     FORBIDDEN = 4403
     NOT_FOUND = 4404

@@ -19,6 +19,7 @@ export enum MessageType {
 export const RAW_ROLE = 'cs3collab:role';
 export const RAW_READ_ONLY = 'cs3collab:read-only';
 export const RAW_SAVED = 'cs3collab:saved';
+export const RAW_SAVE_FAILED = 'cs3collab:save-failed';
 export const RAW_VERSIONS_CHANGED = 'cs3collab:versions-changed';
 /** Key of the document's `state` map where the service keeps why the room is
  * read-only for everyone ("locked by <app> (<user>)", "" when it is not): it
@@ -53,12 +54,26 @@ export interface ISavedMessage {
   etag: string;
 }
 
+/** `{"type":"cs3collab:save-failed","reason","message"}`: the room cannot save its
+ * live state now (`reason` "invalid": not valid nbformat; "storage": CS3 refused or
+ * is unreachable); it keeps retrying, and the next `cs3collab:saved` ends it. */
+export interface ISaveFailedMessage {
+  type: typeof RAW_SAVE_FAILED;
+  reason: string;
+  message: string;
+}
+
 /** `{"type":"cs3collab:versions-changed"}`: a tag changed or a version was restored. */
 export interface IVersionsChangedMessage {
   type: typeof RAW_VERSIONS_CHANGED;
 }
 
-export type ServiceMessage = IRoleMessage | IReadOnlyMessage | ISavedMessage | IVersionsChangedMessage;
+export type ServiceMessage =
+  | IRoleMessage
+  | IReadOnlyMessage
+  | ISavedMessage
+  | ISaveFailedMessage
+  | IVersionsChangedMessage;
 
 /** WebSocket close codes of the service (CloseCode in cs3collab/service/protocol.py). */
 export enum CloseCode {
@@ -67,7 +82,8 @@ export enum CloseCode {
   Session = 1003,
   Policy = 1008,
   TooBig = 1009,
-  /** the Jupyter bridge lost the service connection (y-websocket reconnects) */
+  /** the Jupyter bridge lost the service connection, or the service could not
+   * store the tab's last change (RETRY in protocol.py): y-websocket reconnects and resends */
   Lost = 1011,
   BadRequest = 4400,
   Forbidden = 4403,
@@ -89,7 +105,9 @@ export const CLOSE_REASONS: Record<string, string> = {
   storage_unavailable: 'storage unavailable',
   storage_error: 'storage error',
   bad_request: 'bad request',
-  internal_error: 'server error'
+  internal_error: 'server error',
+  invalid_update: 'your change would break the notebook',
+  journal_unavailable: 'the service could not store your change'
 };
 
 /** Our key in a participant's awareness state: what they told the room about themselves. */
@@ -150,6 +168,12 @@ export function parseServiceMessage(data: ArrayBuffer | Uint8Array): ServiceMess
         return { type: RAW_READ_ONLY, reason: typeof payload.reason === 'string' ? payload.reason : null };
       case RAW_SAVED:
         return { type: RAW_SAVED, etag: String(payload.etag ?? '') };
+      case RAW_SAVE_FAILED:
+        return {
+          type: RAW_SAVE_FAILED,
+          reason: String(payload.reason ?? ''),
+          message: String(payload.message ?? '')
+        };
       case RAW_VERSIONS_CHANGED:
         return { type: RAW_VERSIONS_CHANGED };
       default:
