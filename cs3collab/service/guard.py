@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import nbformat
-from pycrdt import Array, Doc, Map, Text, get_update
+from pycrdt import Array, Doc, Map, Text, UndoManager, get_update
 
 from cs3collab.service.documents import NOTEBOOK, DocumentKind
 from cs3collab.service.protocol import read_var_uint
@@ -101,6 +101,9 @@ class Candidate:
     def _new_doc(self) -> Doc:
         doc = Doc()
         self.document = self.kind.wrap(doc)
+        # no undo history here (nobody undoes on the server), and its
+        # transaction hooks would turn an observer's error into a Rust panic
+        self.document._undo_manager = UndoManager(capture_timeout_millis=0)
         # subscriptions are kept: pycrdt drops an observer with its subscription
         self._subscriptions = [doc.observe(self._on_transaction)]
         if self.kind is NOTEBOOK:
@@ -149,6 +152,14 @@ class Candidate:
         try:
             self.doc.apply_update(update)
             changes = self._capture
+        except Exception as exc:
+            # our observers could not read the change for the checks: pycrdt
+            # reports that as a group (of RecursionError, or of the SystemError
+            # a recursion leaves behind). Only nesting far beyond any limit
+            # (1,000 levels of maps) does that.
+            if isinstance(exc, (RecursionError, BaseExceptionGroup)):
+                raise UpdateRefused(f"the update nests deeper than {self.limits.max_depth} levels") from None
+            raise
         finally:
             self._capture = None
         if check:

@@ -33,7 +33,7 @@ from cs3collab.service.errors import RequestError, close_for, message_for, refus
 from cs3collab.service.federation import PATH_PREFIX, SCHEME, FederatedCaller, OCMCredentials, share_reference
 from cs3collab.service.identity import Identity, resolve_access
 from cs3collab.service.guard import UpdateRefused
-from cs3collab.service.protocol import CloseCode, ProtocolError, save_reply, session_close_reason
+from cs3collab.service.protocol import CloseCode, ProtocolError, raw_json_message, save_reply, session_close_reason
 from cs3collab.service.room import JournalUnavailable, Participant, Room
 
 log = logging.getLogger("cs3collab.service.handlers")
@@ -209,6 +209,8 @@ class RoomHandler(tornado.websocket.WebSocketHandler):
             return
         if not access.can_edit or live.room.read_only:
             self.send(live.room.role_message(self.participant))
+        if live.save_problem:  # a tab that joins while saves fail is told too
+            self.send(raw_json_message(live.save_problem))
 
     async def on_message(self, message: str | bytes) -> None:
         if self.participant is None or self.room is None or self._closed:
@@ -272,8 +274,6 @@ class RoomHandler(tornado.websocket.WebSocketHandler):
             future.exception()  # a closed socket is handled by on_close
 
     def send_json(self, payload: dict) -> None:
-        from cs3collab.service.protocol import raw_json_message
-
         self.send(raw_json_message(payload))
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:

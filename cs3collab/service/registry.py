@@ -106,6 +106,11 @@ class LiveRoom:
     def persisted_seq(self) -> int:
         return self._storage.persisted_seq
 
+    @property
+    def save_problem(self) -> dict | None:
+        """The RAW ``cs3collab:save-failed`` notice while saves fail, else None."""
+        return self._storage.save_problem
+
     async def save(self) -> str:
         """Save now if anything is unsaved: ``success``, ``skipped`` or ``failed``.
         Never raises for a failed save (it is logged, counted and retried)."""

@@ -100,6 +100,7 @@ class RoomStorage:
         self.last_save_status = "success"
         self.save_failures = 0  # saves failed in a row (told to participants on the first)
         self._failure_reason: str | None = None
+        self.save_problem: dict | None = None  # the save-failed notice while saves fail (for joiners)
         self._authors: dict[str, str] = {}
         self._writers: dict[str, Session] = {}
         self._save_lock = asyncio.Lock()
@@ -391,7 +392,7 @@ class RoomStorage:
             if status == "failed":
                 self._save_failed(*failure)
             elif status == "success":
-                self.save_failures, self._failure_reason = 0, None
+                self.save_failures, self._failure_reason, self.save_problem = 0, None, None
             self.last_save_status = status
             return status
 
@@ -400,8 +401,9 @@ class RoomStorage:
         reason changes): RAW ``{"type": "cs3collab:save-failed", "reason",
         "message"}``; the next ``cs3collab:saved`` tells them it is over."""
         self.save_failures += 1
+        self.save_problem = {"type": "cs3collab:save-failed", "reason": reason, "message": message}
         if self.save_failures == 1 or reason != self._failure_reason:
-            self.room.notify({"type": "cs3collab:save-failed", "reason": reason, "message": message})
+            self.room.notify(self.save_problem)
             log.warning("participants told the room cannot save room=%s path=%s reason=%s failures=%d",
                         self.room.key, self.path, reason, self.save_failures)
         self._failure_reason = reason
