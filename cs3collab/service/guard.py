@@ -93,6 +93,7 @@ class Candidate:
         self._inserted: list[Any] = []
         self._sources: set[int] = set()
         self._meta_touched = False
+        self._check_all = False
         self._capture: list[bytes] | None = None
         self.doc = self._new_doc()
 
@@ -115,10 +116,33 @@ class Candidate:
         """Start again from the live document and the changes not yet in it."""
         self.doc = self._new_doc()
         state = live.get_update()
-        self.doc.apply_update(state)
-        for change in in_flight:
-            self.doc.apply_update(change)
+        for update in (state, *in_flight):
+            self._run(lambda update=update: self.doc.apply_update(update))
         self.size = len(state) + sum(len(change) for change in in_flight)
+
+    def _run(self, action) -> list[bytes]:
+        """Run ``action`` (one transaction on the candidate) and return its effect.
+
+        When our observers cannot read the change (pycrdt converts event
+        values eagerly and reports an observer's error as a group: of
+        RecursionError, or of the SystemError a recursion leaves behind; only
+        nesting far beyond any limit, 1,000 levels of maps, does that), the
+        transaction has happened all the same: its effect is then read from
+        the state vector before it, and everything is checked.
+        """
+        before = self.doc.get_state()
+        self._capture = []
+        try:
+            action()
+            changes = self._capture
+        except Exception as exc:
+            if not isinstance(exc, (RecursionError, BaseExceptionGroup)):
+                raise
+            changes = [self.doc.get_update(before)]
+            self._check_all = True
+        finally:
+            self._capture = None
+        return changes
 
     def _on_transaction(self, event) -> None:
         if self._capture is not None and event.update != b"\x00\x00":
@@ -148,20 +172,7 @@ class Candidate:
         Raises ValueError when the update does not decode.
         """
         self._reset()
-        self._capture = []
-        try:
-            self.doc.apply_update(update)
-            changes = self._capture
-        except Exception as exc:
-            # our observers could not read the change for the checks: pycrdt
-            # reports that as a group (of RecursionError, or of the SystemError
-            # a recursion leaves behind). Only nesting far beyond any limit
-            # (1,000 levels of maps) does that.
-            if isinstance(exc, (RecursionError, BaseExceptionGroup)):
-                raise UpdateRefused(f"the update nests deeper than {self.limits.max_depth} levels") from None
-            raise
-        finally:
-            self._capture = None
+        changes = self._run(lambda: self.doc.apply_update(update))
         if check:
             if _has_structs(get_update(update, self.doc.get_state())):
                 raise UpdateRefused("the update depends on changes the server does not have")
@@ -171,13 +182,11 @@ class Candidate:
 
     def edit(self, change) -> list[bytes]:
         """Run ``change(document)`` in one transaction; return its effect."""
-        self._capture = []
-        try:
+        def run() -> None:
             with self.doc.transaction():
                 change(self.document)
-            changes = self._capture
-        finally:
-            self._capture = None
+
+        changes = self._run(run)
         self.size += sum(len(change) for change in changes)
         return changes
 
@@ -186,6 +195,7 @@ class Candidate:
         self._inserted.clear()
         self._sources.clear()
         self._meta_touched = False
+        self._check_all = False
 
     # -- checks -----------------------------------------------------------------
 
@@ -201,6 +211,9 @@ class Candidate:
         cells = self.doc.get("cells", type=Array)
         if len(cells) > limits.max_cells:
             raise UpdateRefused(f"the notebook would exceed {limits.max_cells} cells")
+        if self._check_all:
+            self._touched_cells.update(range(len(cells)))
+            self._meta_touched = True
         for value in self._inserted:
             check_cell(value, limits)
         for index in self._touched_cells:

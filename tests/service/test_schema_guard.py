@@ -49,7 +49,7 @@ def _deep_ymap(document: YNotebook) -> None:
 
 
 KILLERS = {
-    "nbformat set to a string": lambda document: document._ymeta.__setitem__("nbformat", "4"),
+    "nbformat set to a string": lambda document: document._ymeta.__setitem__("nbformat", "four"),
     "a non-map element appended to cells": lambda document: document.ycells.append(7),
     "a cell's metadata nested 1,000 deep": lambda document: document.ycells[0]["metadata"].__setitem__(
         "deep", _nested(1000)
