@@ -168,6 +168,7 @@ def serialize(kind: DocumentKind, document: Any, *, where: str) -> bytes:
         content = document.get()
         if kind is TEXT_FILE:
             return content.encode("utf-8")
+        complete_cells(content["cells"])
         captured: dict = {}  # nbformat validates while writing: once is enough
         text = nbformat.writes(nbformat.from_dict(content), capture_validation_error=captured)
     except Exception as exc:  # noqa: BLE001 - a live state the schema cannot read (a string
@@ -179,6 +180,17 @@ def serialize(kind: DocumentKind, document: Any, *, where: str) -> bytes:
         error = captured["ValidationError"].message.splitlines()[0][:300]
         raise InvalidDocument(f"the document of {where} does not validate as a notebook: {error}")
     return text.encode("utf-8")
+
+
+def complete_cells(cells: list) -> None:
+    """Give cells the keys nbformat requires and a Y cell may lack (a client
+    that made a code cell without ``execution_count``): their empty values."""
+    for cell in cells:
+        if isinstance(cell, dict):
+            cell.setdefault("metadata", {})
+            if cell.get("cell_type") == "code":
+                cell.setdefault("outputs", [])
+                cell.setdefault("execution_count", None)
 
 
 def outside_edit_update(kind: DocumentKind, persisted_state: bytes, new_content: Any) -> bytes:

@@ -39,7 +39,7 @@ from typing import Any
 import nbformat
 from pycrdt import Array, Doc, Map, Text, UndoManager, get_update
 
-from cs3collab.service.documents import NOTEBOOK, DocumentKind
+from cs3collab.service.documents import NOTEBOOK, DocumentKind, complete_cells
 from cs3collab.service.protocol import read_var_uint
 
 __all__ = ["Candidate", "DocumentLimits", "UpdateRefused"]
@@ -283,6 +283,7 @@ def check_cell(value: Any, limits: DocumentLimits) -> None:
         raise UpdateRefused(f"a cell's cell_type must be one of {', '.join(CELL_TYPES)}")
     if not isinstance(cell.get("source"), str):
         raise UpdateRefused("a cell's source must be text")
+    complete_cells([cell])  # as serialize() completes them
     cell.setdefault("id", "x")  # before nbformat 4.5 cells carry none
     if cell.get("attachments") is None:
         cell.pop("attachments", None)  # jupyter_ydoc drops an empty one

@@ -165,6 +165,7 @@ class RoomHandler(tornado.websocket.WebSocketHandler):
         self.live = None  # the room's owner (registry.LiveRoom); None for the global awareness room
         self._pending = 0
         self._closed = False
+        self._closing = False
         self.federated: FederatedCaller | None = None
 
     def check_origin(self, origin: str) -> bool:
@@ -213,7 +214,7 @@ class RoomHandler(tornado.websocket.WebSocketHandler):
             self.send(raw_json_message(live.save_problem))
 
     async def on_message(self, message: str | bytes) -> None:
-        if self.participant is None or self.room is None or self._closed:
+        if self.participant is None or self.room is None or self._closed or self._closing:
             return
         if isinstance(message, str):
             self.close(CloseCode.POLICY, "text frames are not part of the protocol")
@@ -277,5 +278,6 @@ class RoomHandler(tornado.websocket.WebSocketHandler):
         self.send(raw_json_message(payload))
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
+        self._closing = True  # frames already on their way are not handled any more
         if not self._closed:
             super().close(code, reason)
