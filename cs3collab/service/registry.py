@@ -7,8 +7,11 @@ grace period for someone to come back, then flushes what is unsaved,
 releases the lock, compacts its journal and is freed. A room with a save
 still failing is kept (and retried) rather than freed.
 
-The registry owns every room's background task (saving, polling, locking)
-in its own task group; nothing here starts a loose task.
+Each live room has one owner, :class:`LiveRoom`: its document, storage,
+lock, access checks, read-only state and the task group of its background
+work, each loop supervised (an unexpected failure is logged, counted and
+retried with backoff; it never ends the room's other work). The registry
+runs every room in its own task group; nothing here starts a loose task.
 """
 
 from __future__ import annotations

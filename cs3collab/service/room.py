@@ -4,9 +4,12 @@ The room owns the Y document of one CS3 file (one room per resource id),
 its awareness, and the set of connected participants. It enforces the two
 rules that make the service trustworthy:
 
-* **durable before visible**: an update from an editor is applied to the
-  document, appended to the journal, and only once the journal says it is
-  durable is it broadcast to the others (and so acknowledged);
+* **durable before visible**: an update from an editor is tried on the
+  room's candidate document (:mod:`cs3collab.service.guard`: refused there,
+  before anyone sees it, if it would break the notebook), its effect is
+  appended to the journal, and only once the journal says it is durable is
+  it applied to the live document and broadcast to the others (and so
+  acknowledged). A failed append leaves it in no document;
 * **roles are the server's**: updates from viewers are dropped (and
   logged); their awareness still flows, so they are seen following along.
 
@@ -15,7 +18,8 @@ that breaks the protocol raises :class:`~cs3collab.service.protocol.ProtocolErro
 for the caller to close *that* connection; the room carries on.
 
 The CS3 side of a room (loading, saving, the lock, outside edits) is in
-:mod:`cs3collab.service.storage`; the room only exposes what it needs.
+:mod:`cs3collab.service.storage`; the room's one owner, which handlers use,
+is :class:`cs3collab.service.registry.LiveRoom`.
 """
 
 from __future__ import annotations
