@@ -15,12 +15,12 @@ PROTOCOL_TS = Path(__file__).resolve().parents[2] / "labextension" / "src" / "pr
 
 def _ts_block(source: str, opening: str) -> str:
     start = source.index(opening)
-    return source[start : source.index("}", start)]
+    return source[start : source.index("\n}", start)]
 
 
 def test_every_close_code_is_in_the_typescript_twin():
     enum = _ts_block(PROTOCOL_TS.read_text(), "export enum CloseCode")
-    ts_codes = {int(value) for value in re.findall(r"=\s*(\d+)", enum)}
+    ts_codes = {int(value) for value in re.findall(r"^\s*\w+ = (\d+)", enum, re.MULTILINE)}
     assert {int(code) for code in CloseCode} <= ts_codes
 
 
