@@ -128,8 +128,8 @@ class CollabService(Application):
     ).tag(config=True)
     max_document_bytes = Int(
         256 * 1024 * 1024,
-        help="Largest live document, in bytes of its Y encoding (counted as the room's state when it opened "
-        "plus every accepted update); an update beyond it is refused (default 268435456, 256 MiB).",
+        help="Largest live document, in bytes of its Y encoding (counted as the encoded document at the last "
+        "save or open plus every update accepted since); an update beyond it is refused (default 268435456, 256 MiB).",
     ).tag(config=True)
     token_cache_seconds = Float(
         10.0, help="Seconds a token's WhoAmI answer is reused; 0 asks the gateway on every connection."

@@ -60,8 +60,8 @@ class DocumentLimits:
         max_string: longest string (a cell source, a metadata value), in characters.
         max_items: most elements of one list or keys of one map.
         max_cells: most cells in a notebook.
-        max_document_bytes: largest encoded document (approximate: the sum of
-            the accepted updates since the room opened), in bytes.
+        max_document_bytes: largest encoded document, in bytes (approximate:
+            its size at the last save or open, plus the updates accepted since).
     """
 
     max_depth: int = 32
