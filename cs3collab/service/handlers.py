@@ -208,7 +208,7 @@ class RoomHandler(tornado.websocket.WebSocketHandler):
         if self._closed:  # the client left while the room was loading
             self.on_close()
             return
-        if not access.can_edit or live.room.read_only:
+        if not access.can_edit or live.read_only:
             self.send(live.room.role_message(self.participant))
         if live.save_problem:  # a tab that joins while saves fail is told too
             self.send(raw_json_message(live.save_problem))

@@ -35,7 +35,7 @@ from pycrdt import Doc
 
 from cs3collab.cs3 import CS3Error, FailedPrecondition, NotFound, PermissionDenied, Session, Unauthenticated, Unavailable
 from cs3collab.cs3.refs import format_resource_id
-from cs3collab.service import worker
+from cs3collab.service import save_records, worker
 from cs3collab.service.documents import InvalidDocument
 from cs3collab.service.locking import LockKeeper
 from cs3collab.service.room import Participant, Room
@@ -49,7 +49,6 @@ LOCK_ID_META = "lock_id"
 SAVING_META = "saving"
 """Journal meta key of the save being uploaded: ``{"seq", "sha256"}`` of its content."""
 
-SAVE_KEY_PREFIX = "cs3collab.save."
 MERGED_META = "merged_outside"
 """Journal meta: ``{"etag", "seqs"}`` of outside edits merged while the room
 had unsaved edits: the stored file (``etag``) is the last saved state plus
@@ -57,7 +56,6 @@ the updates at ``seqs``, so a restart does not merge it a second time."""
 READ_ONLY_STATE = "cs3collab:readOnly"
 """Key in the document's ``state`` map: why the room is read-only for everyone
 ("locked by <app> (<user>)"), or "" when it is not."""
-"""Arbitrary metadata key prefix: ``cs3collab.save.<etag>`` describes the save that produced that etag."""
 
 
 @dataclass(frozen=True)
@@ -70,10 +68,6 @@ class StorageSettings:
     retry_delay: float = 2.0
     lock_lifetime: float = 120.0
     app_name: str = "cs3collab"
-
-
-def _etag_key(etag: str) -> str:
-    return SAVE_KEY_PREFIX + etag.strip('"')
 
 
 class RoomStorage:
@@ -474,11 +468,9 @@ class RoomStorage:
             self._authors.clear()
         await self.room.journal.mark_persisted(self.room.key, seq, etag)
         await self._forget_merged()  # the stored file is our save now
-        record = {"seq": seq, "time": int(time.time()), "authors": sorted(authors), "names": authors}
         try:
-            await session.metadata.set(
-                self.resource_id, {_etag_key(etag): json.dumps(record, separators=(",", ":"))},
-                lock_id=self.lock.upload_lock_id,
+            await save_records.write(
+                session, self.resource_id, etag, seq=seq, names=authors, lock_id=self.lock.upload_lock_id
             )
         except CS3Error as exc:  # the save itself succeeded; only its label is missing
             log.warning("could not record save metadata room=%s path=%s error=%s", self.room.key, self.path, exc)

@@ -37,11 +37,11 @@ from typing import TYPE_CHECKING, Any
 
 from cs3collab.cs3 import CS3Error, Session
 from cs3collab.cs3.refs import format_resource_id
-from cs3collab.service import documents, ids, worker
+from cs3collab.service import documents, ids, save_records, worker
 from cs3collab.service.documents import NOTEBOOK, TEXT_FILE, DocumentKind
 from cs3collab.service.identity import EDITOR, Access, Identity, resolve_access
 from cs3collab.service.room import Participant
-from cs3collab.service.storage import SAVE_KEY_PREFIX
+from cs3collab.service.save_records import SAVE_KEY_PREFIX
 
 if TYPE_CHECKING:
     from cs3collab.service.registry import LiveRoom, RoomRegistry
@@ -427,26 +427,10 @@ class VersionService:
         extra: dict[str, str] | None = None,
     ) -> None:
         """Write (or, after a room's save, complete) the save record of the restored content."""
-        record_key = SAVE_KEY_PREFIX + plain_etag(etag)
-        record: dict[str, Any] = {"seq": 0, "time": int(time.time()), "authors": [], "names": {}}
         try:
-            if merge:
-                existing = await session.metadata.get(file.resource_id, [record_key])
-                try:
-                    loaded = json.loads(existing.get(record_key) or "{}")
-                except json.JSONDecodeError:
-                    loaded = {}
-                if isinstance(loaded, dict):
-                    record.update(loaded)
-            names = dict(record.get("names") or {})
-            names[identity.uid] = identity.display_name
-            record["names"] = names
-            record["authors"] = sorted(set(record.get("authors") or []) | {identity.uid})
-            record["restored_from"] = key
-            await session.metadata.set(
-                file.resource_id,
-                {record_key: json.dumps(record, separators=(",", ":")), **(extra or {})},
-                lock_id=file.lock_id,
+            await save_records.write(
+                session, file.resource_id, etag, seq=0, names={identity.uid: identity.display_name},
+                lock_id=file.lock_id, restored_from=key, merge=merge, extra=extra,
             )
         except CS3Error as exc:  # the restore itself is done; only its label is missing
             log.warning("could not record restore file=%s etag=%s error=%s", file.where, etag, exc)
