@@ -229,6 +229,10 @@ class RoomHandler(tornado.websocket.WebSocketHandler):
             log.warning("update refused room=%s user=%s site=%s code=%s error=%s",
                         self.room.key, self.participant.identity.label, self.participant.identity.idp, code, exc)
             self.close(code, reason)
+        except Exception as exc:  # noqa: BLE001 - a bug must close only this connection, with a reason
+            log.exception("frame handling failed room=%s user=%s site=%s",
+                          self.room.key, self.participant.identity.label, self.participant.identity.idp)
+            self.close(*close_for(exc))
 
     def _save(self, participant: Participant, save_id: int) -> None:
         """A save request (Ctrl+S): answered when the save is done, without
