@@ -26,6 +26,7 @@ import random
 
 import anyio
 import nbformat
+import pytest
 import websockets
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
@@ -182,6 +183,7 @@ def _awareness(rng: random.Random, client_id: int) -> bytes:
 scripts = st.lists(st.tuples(st.sampled_from(OPERATIONS), st.integers(0, 2**32 - 1)), min_size=40, max_size=120)
 
 
+@pytest.mark.timeout(300)  # a few examples over real processes, on a loaded machine
 @settings(
     max_examples=FUZZ_EXAMPLES,
     deadline=None,
