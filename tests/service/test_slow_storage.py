@@ -30,6 +30,7 @@ async def own_site(tmp_path):
         yield running
 
 
+@pytest.mark.timeout(300)  # a devstack and a service of its own, on a loaded machine
 async def test_typing_flows_while_a_save_waits_for_a_hung_cs3(own_site, tmp_path):
     async with CS3Client(own_site.gateway) as cs3:
         einstein = await cs3.login("einstein", DEMO_PASSWORDS["einstein"])

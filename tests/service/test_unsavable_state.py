@@ -65,6 +65,7 @@ async def _journal_with_broken_state(state_dir, key: str, data: bytes, etag: str
         await journal.append(key, doc.get_update(before))
 
 
+@pytest.mark.timeout(300)  # a service of its own per case, on a loaded machine
 @pytest.mark.parametrize("case", sorted(CASES))
 async def test_unsavable_state_is_told_retried_and_saved_once_repaired(site, einstein, workdir, tmp_path, case):
     breaking, repair = CASES[case]
@@ -77,13 +78,13 @@ async def test_unsavable_state_is_told_retried_and_saved_once_repaired(site, ein
     async with start_service(site, tmp_path / "svc") as svc:
 
         async with connect(svc.url, einstein.token, path) as editor:
-            notice = await editor.channel.wait_raw(lambda m: m.get("type") == "cs3collab:save-failed", timeout=20)
+            notice = await editor.channel.wait_raw(lambda m: m.get("type") == "cs3collab:save-failed", timeout=60)
             assert notice["reason"] == "invalid"
             assert (await einstein.files.stat(path)).etag == info.etag  # nothing invalid was written
             # the service keeps trying (and the room's other work goes on: the editor's repair is taken)
             with editor.doc.transaction():
                 repair(editor.document)
-            await editor.channel.wait_raw(lambda m: m.get("type") == "cs3collab:saved", timeout=30)
+            await editor.channel.wait_raw(lambda m: m.get("type") == "cs3collab:saved", timeout=60)
         stored = nbformat.reads((await einstein.files.download(path)).decode(), as_version=4)
         nbformat.validate(stored)
         assert [cell.source for cell in stored.cells] == ["x = 1"]
