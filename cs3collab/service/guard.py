@@ -42,7 +42,7 @@ from pycrdt import Array, Doc, Map, Text, UndoManager, get_update
 from cs3collab.service.documents import NOTEBOOK, DocumentKind, complete_cells
 from cs3collab.service.protocol import read_var_uint
 
-__all__ = ["Candidate", "DocumentLimits", "UpdateRefused"]
+__all__ = ["Candidate", "DocumentLimits", "UpdateRefused", "check_nesting"]
 
 CELL_TYPES = ("code", "markdown", "raw")
 
@@ -69,6 +69,132 @@ class DocumentLimits:
     max_items: int = 100_000
     max_cells: int = 10_000
     max_document_bytes: int = 256 * 1024 * 1024
+
+
+class _Malformed(Exception):
+    """The bytes do not read as a v1 update (pycrdt will say why)."""
+
+
+def _uint(data: bytes, pos: int) -> tuple[int, int]:
+    try:
+        return read_var_uint(data, pos)
+    except ValueError:
+        raise _Malformed from None
+
+
+def _skip_bytes(data: bytes, pos: int) -> int:
+    length, pos = _uint(data, pos)
+    if pos + length > len(data):
+        raise _Malformed
+    return pos + length
+
+
+def _skip_varint(data: bytes, pos: int) -> int:
+    while True:
+        if pos >= len(data):
+            raise _Malformed
+        byte = data[pos]
+        pos += 1
+        if byte < 0x80:
+            return pos
+
+
+_ANY_FIXED = {127: 0, 126: 0, 121: 0, 120: 0, 124: 4, 123: 8, 122: 8}
+
+
+def _skip_any(data: bytes, pos: int, max_depth: int) -> int:
+    """Skip one lib0 ``Any`` value, iteratively; UpdateRefused when its
+    objects and arrays nest deeper than ``max_depth``."""
+    levels = [[1, False]]  # [values left, is an object (each value has a key first)]
+    while levels:
+        level = levels[-1]
+        if not level[0]:
+            levels.pop()
+            continue
+        level[0] -= 1
+        if level[1]:
+            pos = _skip_bytes(data, pos)  # the key
+        if pos >= len(data):
+            raise _Malformed
+        tag = data[pos]
+        pos += 1
+        if tag in _ANY_FIXED:
+            pos += _ANY_FIXED[tag]
+        elif tag == 125:
+            pos = _skip_varint(data, pos)
+        elif tag in (119, 116):
+            pos = _skip_bytes(data, pos)
+        elif tag in (118, 117):
+            count, pos = _uint(data, pos)
+            levels.append([count, tag == 118])
+            if len(levels) - 1 > max_depth:
+                raise UpdateRefused(f"the update nests deeper than {max_depth} levels")
+        else:
+            raise _Malformed
+    return pos
+
+
+def check_nesting(update: bytes, max_depth: int) -> None:
+    """Refuse an update whose JSON values (lib0 ``Any`` content) nest deeper than ``max_depth``.
+
+    Done on the bytes, before pycrdt reads them: yrs decodes those values
+    recursively, and an update of a few hundred kB nested 100,000 deep
+    overflows its stack and kills the process. Bytes that do not read as a
+    v1 update are left for pycrdt to refuse. Modelled on the v1 encoding of
+    Yjs (``UpdateDecoderV1``, lib0 ``readAny``), read from their public spec.
+    """
+    try:
+        _check_nesting(update, max_depth)
+    except _Malformed:
+        return
+
+
+def _check_nesting(data: bytes, max_depth: int) -> None:
+    clients, pos = _uint(data, 0)
+    for _ in range(clients):
+        structs, pos = _uint(data, pos)
+        _client, pos = _uint(data, pos)
+        _clock, pos = _uint(data, pos)
+        for _ in range(structs):
+            if pos >= len(data):
+                raise _Malformed
+            info = data[pos]
+            pos += 1
+            ref = info & 0x1F
+            if ref in (0, 10):  # GC, Skip
+                _length, pos = _uint(data, pos)
+                continue
+            if info & 0x80:  # origin
+                pos = _uint(data, _uint(data, pos)[1])[1]
+            if info & 0x40:  # right origin
+                pos = _uint(data, _uint(data, pos)[1])[1]
+            if not info & 0xC0:
+                named, pos = _uint(data, pos)
+                pos = _skip_bytes(data, pos) if named == 1 else _uint(data, _uint(data, pos)[1])[1]
+                if info & 0x20:  # parent sub (a map key)
+                    pos = _skip_bytes(data, pos)
+            if ref == 1:  # deleted
+                _length, pos = _uint(data, pos)
+            elif ref == 2:  # JSON strings
+                count, pos = _uint(data, pos)
+                for _ in range(count):
+                    pos = _skip_bytes(data, pos)
+            elif ref in (3, 4, 5):  # binary, string, embed
+                pos = _skip_bytes(data, pos)
+            elif ref == 6:  # format: key, JSON value
+                pos = _skip_bytes(data, _skip_bytes(data, pos))
+            elif ref == 7:  # a type
+                type_ref, pos = _uint(data, pos)
+                if type_ref in (3, 6):  # XmlElement, XmlHook: a name
+                    pos = _skip_bytes(data, pos)
+            elif ref == 8:  # Any values
+                count, pos = _uint(data, pos)
+                for _ in range(count):
+                    pos = _skip_any(data, pos, max_depth)
+            elif ref == 9:  # a subdocument: guid, options
+                pos = _skip_any(data, _skip_bytes(data, pos), max_depth)
+            else:
+                raise _Malformed
 
 
 def _has_structs(update: bytes) -> bool:
@@ -172,6 +298,8 @@ class Candidate:
         Raises ValueError when the update does not decode.
         """
         self._reset()
+        if check:
+            check_nesting(update, self.limits.max_depth)
         changes = self._run(lambda: self.doc.apply_update(update))
         if check:
             if _has_structs(get_update(update, self.doc.get_state())):

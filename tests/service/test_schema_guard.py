@@ -119,3 +119,19 @@ async def test_valid_structural_changes_pass(svc, einstein, notebook):
         stored = nbformat.reads((await einstein.files.download(path)).decode(), as_version=4)
         assert stored.cells[0].outputs[0]["text"] == "1\n"
         assert stored.metadata.kernelspec.name == "python3"
+
+
+async def test_value_nested_100000_deep_is_refused_and_the_service_lives(svc, einstein, notebook):
+    """A few hundred kB of JSON nested 100,000 deep: pycrdt decodes such
+    values recursively and the service process died of a stack overflow."""
+    path = await notebook("honest")
+    deep = (bytes.fromhex("010105002801016d01780176") + bytes.fromhex("01016b76") * 100_000
+            + bytes.fromhex("00") + bytes.fromhex("0000"))
+    async with connect(svc.url, einstein.token, path) as honest:
+        async with await raw_room_socket(svc.url, einstein.token, path) as offender:
+            await offender.send(update_frame(deep))
+            code, reason = await closed_with(offender)
+        assert code == 1003 and json.loads(reason)["reason"] == "invalid_update"
+        assert svc.running.process.returncode is None
+        type_text(honest, 0, " + alive")
+        assert await saved_containing(einstein, path, " + alive") == ["honest + alive"]
