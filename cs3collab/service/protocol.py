@@ -210,7 +210,7 @@ def parse_awareness(payload: bytes) -> list[tuple[int, int, dict | None]]:
         raw, pos = _read_var_bytes(payload, pos)
         try:
             state = json.loads(raw.decode("utf-8")) if raw else None
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # nested past what JSON reading allows
             raise ProtocolError("awareness state is not JSON") from None
         if state is not None and not isinstance(state, dict):
             raise ProtocolError("awareness state is not a JSON object")
