@@ -22,6 +22,8 @@ length, not the notebook):
   ``meta.nbformat_minor`` an integer; ``meta.metadata`` validates;
   every element of ``cells`` is a map whose content validates as an nbformat
   4.5 cell of its ``cell_type``.
+* **the service's state**: keys ``cs3collab:*`` of the document's
+  ``state`` map (the read-only reason) are written by the service only;
 * **limits** (:class:`DocumentLimits`): nesting depth, string length,
   array and map sizes, cells per notebook, total document size.
 
@@ -45,6 +47,10 @@ from cs3collab.service.protocol import read_var_uint
 __all__ = ["Candidate", "DocumentLimits", "UpdateRefused", "check_nesting"]
 
 CELL_TYPES = ("code", "markdown", "raw")
+
+SERVER_STATE_PREFIX = "cs3collab:"
+"""Keys of the document's ``state`` map that only the service writes (the
+read-only reason): an editor writing one could show everyone a false lock."""
 
 
 class UpdateRefused(ValueError):
@@ -220,6 +226,7 @@ class Candidate:
         self._sources: set[int] = set()
         self._meta_touched = False
         self._check_all = False
+        self._server_state_touched = False
         self._capture: list[bytes] | None = None
         self.doc = self._new_doc()
 
@@ -233,6 +240,7 @@ class Candidate:
         self.document._undo_manager = UndoManager(capture_timeout_millis=0)
         # subscriptions are kept: pycrdt drops an observer with its subscription
         self._subscriptions = [doc.observe(self._on_transaction)]
+        self._subscriptions.append(self.document.ystate.observe(self._on_state))
         if self.kind is NOTEBOOK:
             self._subscriptions.append(doc.get("cells", type=Array).observe_deep(self._on_cells))
             self._subscriptions.append(doc.get("meta", type=Map).observe_deep(self._on_meta))
@@ -288,6 +296,9 @@ class Candidate:
     def _on_meta(self, events) -> None:
         self._meta_touched = True
 
+    def _on_state(self, event) -> None:
+        self._server_state_touched |= any(key.startswith(SERVER_STATE_PREFIX) for key in event.keys)
+
     # -- changes ----------------------------------------------------------------
 
     def apply(self, update: bytes, *, check: bool) -> list[bytes]:
@@ -324,11 +335,14 @@ class Candidate:
         self._sources.clear()
         self._meta_touched = False
         self._check_all = False
+        self._server_state_touched = False
 
     # -- checks -----------------------------------------------------------------
 
     def _check(self, added: int) -> None:
         limits = self.limits
+        if self._server_state_touched:
+            raise UpdateRefused(f"the document state's {SERVER_STATE_PREFIX}* keys are the service's")
         if self.size + added > limits.max_document_bytes:
             raise UpdateRefused(f"the document would exceed {limits.max_document_bytes} bytes")
         if self.kind is not NOTEBOOK:

@@ -57,6 +57,9 @@ KILLERS = {
     "a cell's metadata nested as Y maps": _deep_ymap,
     "an unknown key in a cell": lambda document: document.ycells[0].__setitem__("evil", 1),
     "an unknown cell type": lambda document: document.ycells[0].__setitem__("cell_type", "spreadsheet"),
+    "a false read-only reason in the document state": lambda document: document.ystate.__setitem__(
+        "cs3collab:readOnly", "locked by nobody"
+    ),
     "more cells than allowed": lambda document: [
         document.append_cell({"cell_type": "code", "source": f"c{i}"}) for i in range(5)
     ],
