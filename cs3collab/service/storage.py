@@ -383,6 +383,10 @@ class RoomStorage:
                 log.error("not saving invalid document room=%s path=%s error=%s", self.room.key, self.path, exc)
                 status = "failed"
                 failure = ("invalid", "The notebook is not valid nbformat and cannot be saved; retrying.")
+            except Exception:  # a bug, or the document worker dying on this state: retried all the same
+                log.exception("save failed unexpectedly room=%s path=%s", self.room.key, self.path)
+                status = "failed"
+                failure = ("error", "The notebook could not be saved (internal error); retrying.")
             if status == "failed":
                 self._save_failed(*failure)
             elif status == "success":

@@ -20,8 +20,7 @@ from cs3collab.cs3 import format_resource_id
 from cs3collab.service import worker
 from cs3collab.service.journal_sqlite import SQLiteJournal
 from tests.service.conftest import start_service
-from tests.service.rtc import notebook_bytes
-from tests.support.yclient import connect
+from tests.service.rtc import notebook_bytes, raw_reply, raw_room_socket, update_frame
 
 
 def _nested(depth: int) -> dict:
@@ -48,9 +47,10 @@ CASES = {
 }
 
 
-async def _journal_with_broken_state(state_dir, key: str, data: bytes, etag: str, breaking) -> None:
+async def _journal_with_broken_state(state_dir, key: str, data: bytes, etag: str, breaking) -> Doc:
     """The room's journal as a service before the guard left it: the file's
-    state (saved), then one update that breaks the notebook (unsaved)."""
+    state (saved), then one update that breaks the notebook (unsaved).
+    Returns a copy of that document, as an editor's client holds it."""
     initial = worker.build_initial("notebook", data, key, "broken.ipynb")
     doc = Doc()
     doc.apply_update(initial)
@@ -63,6 +63,7 @@ async def _journal_with_broken_state(state_dir, key: str, data: bytes, etag: str
         seq = await journal.append(key, initial)
         await journal.mark_persisted(key, seq, etag)
         await journal.append(key, doc.get_update(before))
+    return doc
 
 
 @pytest.mark.timeout(300)  # a service of its own per case, on a loaded machine
@@ -73,18 +74,21 @@ async def test_unsavable_state_is_told_retried_and_saved_once_repaired(site, ein
     data = notebook_bytes("x = 1")
     await einstein.files.upload(path, data)
     info = await einstein.files.stat(path)
-    await _journal_with_broken_state(tmp_path / "svc", format_resource_id(info.id), data, info.etag, breaking)
+    doc = await _journal_with_broken_state(tmp_path / "svc", format_resource_id(info.id), data, info.etag, breaking)
 
     async with start_service(site, tmp_path / "svc") as svc:
-
-        async with connect(svc.url, einstein.token, path) as editor:
-            notice = await editor.channel.wait_raw(lambda m: m.get("type") == "cs3collab:save-failed", timeout=60)
+        # a bare connection: the test reads the service's messages itself
+        async with await raw_room_socket(svc.url, einstein.token, path) as editor:
+            notice = await raw_reply(editor, "cs3collab:save-failed", timeout=60)
             assert notice["reason"] == "invalid"
             assert (await einstein.files.stat(path)).etag == info.etag  # nothing invalid was written
             # the service keeps trying (and the room's other work goes on: the editor's repair is taken)
-            with editor.doc.transaction():
-                repair(editor.document)
-            await editor.channel.wait_raw(lambda m: m.get("type") == "cs3collab:saved", timeout=60)
+            document = YNotebook(doc)
+            before = doc.get_state()
+            with doc.transaction():
+                repair(document)
+            await editor.send(update_frame(doc.get_update(before)))
+            await raw_reply(editor, "cs3collab:saved", timeout=60)
         stored = nbformat.reads((await einstein.files.download(path)).decode(), as_version=4)
         nbformat.validate(stored)
         assert [cell.source for cell in stored.cells] == ["x = 1"]
