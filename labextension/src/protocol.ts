@@ -56,7 +56,8 @@ export interface ISavedMessage {
 
 /** `{"type":"cs3collab:save-failed","reason","message"}`: the room cannot save its
  * live state now (`reason` "invalid": not valid nbformat; "storage": CS3 refused or
- * is unreachable); it keeps retrying, and the next `cs3collab:saved` ends it. */
+ * is unreachable; "error": an internal error); it keeps retrying, and the next
+ * `cs3collab:saved` ends it. */
 export interface ISaveFailedMessage {
   type: typeof RAW_SAVE_FAILED;
   reason: string;
