@@ -144,8 +144,8 @@ class LiveRoom:
         merged like an edit so that nobody is thrown out; then save.
 
         Returns the journal sequence of the change (0: nothing changed) and
-        the save's status. Raises RoomReadOnly-worthy errors to the caller by
-        returning a read-only reason first: check :attr:`read_only`.
+        the save's status. The caller checks :attr:`read_only` first; raises
+        UpdateRefused when the version is beyond the room's limits.
         """
         # no await between reading the room's state and trying the change:
         # the delta is exactly "this state -> the version", in one transaction
