@@ -37,11 +37,11 @@ from typing import TYPE_CHECKING, Any
 
 from cs3collab.cs3 import CS3Error, Session
 from cs3collab.cs3.refs import format_resource_id
-from cs3collab.service import documents, ids, worker
+from cs3collab.service import documents, ids, save_records, worker
 from cs3collab.service.documents import NOTEBOOK, TEXT_FILE, DocumentKind
 from cs3collab.service.identity import EDITOR, Access, Identity, resolve_access
 from cs3collab.service.room import Participant
-from cs3collab.service.storage import SAVE_KEY_PREFIX
+from cs3collab.service.save_records import SAVE_KEY_PREFIX
 
 if TYPE_CHECKING:
     from cs3collab.service.registry import LiveRoom, RoomRegistry
@@ -236,10 +236,9 @@ class _File:
         none (CS3 refuses a lock id on a file that is not locked with it)."""
         if self.live is None:
             return ""
-        keeper = self.live.storage.lock
-        if keeper.lock_id and self.access.info.lock.lock_id == keeper.lock_id:
-            return keeper.lock_id
-        return keeper.upload_lock_id
+        if self.live.lock_id and self.access.info.lock.lock_id == self.live.lock_id:
+            return self.live.lock_id
+        return self.live.held_lock_id
 
     def tags(self) -> dict[str, str]:
         """Tag name -> etag of the tagged content (as CS3 gave it; compare with :func:`plain_etag`)."""
@@ -251,7 +250,7 @@ class _File:
 
     def notify(self) -> None:
         if self.live is not None:
-            self.live.room.notify(VERSIONS_CHANGED)
+            self.live.notify(VERSIONS_CHANGED)
 
 
 class VersionService:
@@ -346,8 +345,8 @@ class VersionService:
         if not isinstance(key, str) or not key:
             raise InvalidVersionRequest('"key" must be a version key or "current"')
         file = await self._file(session, file_id, edit=True)
-        if key == CURRENT and file.live is not None and file.live.storage.unsaved:
-            await file.live.storage.save()
+        if key == CURRENT and file.live is not None and file.live.unsaved:
+            await file.live.save()
             file = await self._file(session, file_id, edit=True)
         version = await self._version(session, file, key)
         await session.metadata.set(file.resource_id, {TAG_KEY_PREFIX + name: version.etag}, lock_id=file.lock_id)
@@ -391,27 +390,20 @@ class VersionService:
     async def _restore_live(self, session: Session, identity: Identity, file: _File, version: Version) -> RestoreResult:
         live = file.live
         assert live is not None
-        room, storage = live.room, live.storage
         data = await self._download(session, file, version.key)
         content = await self.registry.documents_worker.run(
-            worker.parse_content, room.kind.doc_type, data, room.key, self._describe(file, version.key)
+            worker.parse_content, live.kind.doc_type, data, live.key, self._describe(file, version.key)
         )
-        if room.read_only or storage.read_only_reason:
-            raise RoomReadOnly(
-                f"{file.where} is read-only ({room.read_only or storage.read_only_reason}): it cannot be restored now"
-            )
-        # no await between reading the room's state and applying the change:
-        # the delta is exactly "this state -> the version", in one transaction
-        delta = documents.outside_edit_update(room.kind, room.doc.get_update(), content)
+        if live.read_only:
+            raise RoomReadOnly(f"{file.where} is read-only ({live.read_only}): it cannot be restored now")
         restorer = Participant(_NoConnection(), identity, EDITOR, session)
-        seq = await room.apply(delta, author=restorer)
-        log.info("restoring live room=%s key=%s user=%s seq=%d", room.key, version.key, identity.label, seq)
-        status = await storage.save()
-        saved = status == "success" and (seq == 0 or storage.persisted_seq >= seq)
+        seq, status = await live.restore(content, restorer)
+        log.info("restored live room=%s key=%s user=%s seq=%d status=%s", live.key, version.key, identity.label, seq, status)
+        saved = status == "success" and (seq == 0 or live.persisted_seq >= seq)
         if not saved:
-            log.warning("restored live but not saved yet room=%s key=%s status=%s", room.key, version.key, status)
+            log.warning("restored live but not saved yet room=%s key=%s status=%s", live.key, version.key, status)
             return RestoreResult(version.key, None, live=True, saved=False, changed=bool(seq))
-        etag = storage.persisted_etag
+        etag = live.persisted_etag
         if seq:
             await self._note_restore(session, file, etag, identity, version.key, merge=True)
         return RestoreResult(version.key, etag, live=True, saved=True, changed=bool(seq))
@@ -435,26 +427,10 @@ class VersionService:
         extra: dict[str, str] | None = None,
     ) -> None:
         """Write (or, after a room's save, complete) the save record of the restored content."""
-        record_key = SAVE_KEY_PREFIX + plain_etag(etag)
-        record: dict[str, Any] = {"seq": 0, "time": int(time.time()), "authors": [], "names": {}}
         try:
-            if merge:
-                existing = await session.metadata.get(file.resource_id, [record_key])
-                try:
-                    loaded = json.loads(existing.get(record_key) or "{}")
-                except json.JSONDecodeError:
-                    loaded = {}
-                if isinstance(loaded, dict):
-                    record.update(loaded)
-            names = dict(record.get("names") or {})
-            names[identity.uid] = identity.display_name
-            record["names"] = names
-            record["authors"] = sorted(set(record.get("authors") or []) | {identity.uid})
-            record["restored_from"] = key
-            await session.metadata.set(
-                file.resource_id,
-                {record_key: json.dumps(record, separators=(",", ":")), **(extra or {})},
-                lock_id=file.lock_id,
+            await save_records.write(
+                session, file.resource_id, etag, seq=0, names={identity.uid: identity.display_name},
+                lock_id=file.lock_id, restored_from=key, merge=merge, extra=extra,
             )
         except CS3Error as exc:  # the restore itself is done; only its label is missing
             log.warning("could not record restore file=%s etag=%s error=%s", file.where, etag, exc)
@@ -500,7 +476,7 @@ class VersionService:
 
     def _kind(self, file: _File, doc_type: str) -> DocumentKind:
         if file.live is not None:
-            return file.live.room.kind
+            return file.live.kind
         if doc_type:
             kind = documents.KINDS.get(doc_type)
             if kind is None:

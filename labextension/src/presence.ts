@@ -172,10 +172,19 @@ export interface IStatus {
   role: Role | null;
   /** the room's read-only reason other than my role ("locked by <app>") */
   lockedReason: string | null;
+  /** why the room cannot save its live state now (cs3collab:save-failed), until it saves again */
+  saveProblem?: string | null;
   people: number;
 }
 
-export type ChipKind = 'live' | 'viewer' | 'locked' | 'reconnecting' | 'disconnected' | 'connecting';
+export type ChipKind =
+  | 'live'
+  | 'viewer'
+  | 'locked'
+  | 'unsaved'
+  | 'reconnecting'
+  | 'disconnected'
+  | 'connecting';
 
 export interface IChip {
   kind: ChipKind;
@@ -195,6 +204,9 @@ export function statusChip(status: IStatus): IChip {
   }
   if (status.connection === 'connecting') {
     return { kind: 'connecting', text: 'Connecting…' };
+  }
+  if (status.saveProblem) {
+    return { kind: 'unsaved', text: `Not saved: ${status.saveProblem}` };
   }
   if (status.role === 'viewer') {
     return { kind: 'viewer', text: 'Read-only: you are a viewer' };

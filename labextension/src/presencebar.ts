@@ -27,6 +27,7 @@ import {
   RAW_KERNEL,
   RAW_READ_ONLY,
   RAW_ROLE,
+  RAW_SAVE_FAILED,
   RAW_VERSIONS_CHANGED,
   READ_ONLY_STATE,
   readOnlyFromState,
@@ -124,7 +125,12 @@ export class PresenceBar extends Widget {
       this._setRole(role);
     } else if (message.type === RAW_READ_ONLY) {
       this._lockedReason = message.reason;
+    } else if (message.type === RAW_SAVE_FAILED) {
+      this._saveProblem = message.message || 'the notebook could not be saved; retrying';
     } else if (message.type === RAW_VERSIONS_CHANGED || message.type === 'cs3collab:saved') {
+      if (message.type === 'cs3collab:saved') {
+        this._saveProblem = null;
+      }
       this.onVersionsChanged?.();
     } else if (message.type === RAW_EXECUTION) {
       applyExecution(this._running, message);
@@ -174,6 +180,7 @@ export class PresenceBar extends Widget {
       closeReason: this.channel.closeReason,
       role: this._role,
       lockedReason: this._lockedReason,
+      saveProblem: this._saveProblem,
       people: this._participants.length
     };
     const chip = statusChip(status);
@@ -219,6 +226,7 @@ export class PresenceBar extends Widget {
   private _chip: HTMLElement;
   private _runs: HTMLElement;
   private _running = new Map<string, IExecutionMessage>();
+  private _saveProblem: string | null = null;
   private _role: Role | null = null;
   private _lockedReason: string | null = null;
   private _participants: IParticipant[] = [];

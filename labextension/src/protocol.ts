@@ -19,6 +19,7 @@ export enum MessageType {
 export const RAW_ROLE = 'cs3collab:role';
 export const RAW_READ_ONLY = 'cs3collab:read-only';
 export const RAW_SAVED = 'cs3collab:saved';
+export const RAW_SAVE_FAILED = 'cs3collab:save-failed';
 export const RAW_VERSIONS_CHANGED = 'cs3collab:versions-changed';
 /** Shared kernels (cs3collab/service/execution.py): who runs which cell, and what happened to the kernel. */
 export const RAW_EXECUTION = 'cs3collab:execution';
@@ -56,6 +57,16 @@ export interface ISavedMessage {
   etag: string;
 }
 
+/** `{"type":"cs3collab:save-failed","reason","message"}`: the room cannot save its
+ * live state now (`reason` "invalid": not valid nbformat; "storage": CS3 refused or
+ * is unreachable; "error": an internal error); it keeps retrying, and the next
+ * `cs3collab:saved` ends it. */
+export interface ISaveFailedMessage {
+  type: typeof RAW_SAVE_FAILED;
+  reason: string;
+  message: string;
+}
+
 /** `{"type":"cs3collab:versions-changed"}`: a tag changed or a version was restored. */
 export interface IVersionsChangedMessage {
   type: typeof RAW_VERSIONS_CHANGED;
@@ -84,6 +95,7 @@ export type ServiceMessage =
   | IReadOnlyMessage
   | ISavedMessage
   | IVersionsChangedMessage
+  | ISaveFailedMessage
   | IExecutionMessage
   | IKernelMessage;
 
@@ -94,7 +106,8 @@ export enum CloseCode {
   Session = 1003,
   Policy = 1008,
   TooBig = 1009,
-  /** the Jupyter bridge lost the service connection (y-websocket reconnects) */
+  /** the Jupyter bridge lost the service connection, or the service could not
+   * store the tab's last change (RETRY in protocol.py): y-websocket reconnects and resends */
   Lost = 1011,
   BadRequest = 4400,
   Forbidden = 4403,
@@ -120,7 +133,9 @@ export const CLOSE_REASONS: Record<string, string> = {
   session_expired: 'session expired',
   internal_error: 'server error',
   type_conflict: 'open as another document type by others: open it the same way to collaborate',
-  too_many_connections: 'too many open tabs: close one and reopen this'
+  too_many_connections: 'too many open tabs: close one and reopen this',
+  invalid_update: 'your change would break the notebook',
+  journal_unavailable: 'the service could not store your change'
 };
 
 /** Our key in a participant's awareness state: what they told the room about themselves. */
@@ -181,6 +196,12 @@ export function parseServiceMessage(data: ArrayBuffer | Uint8Array): ServiceMess
         return { type: RAW_READ_ONLY, reason: typeof payload.reason === 'string' ? payload.reason : null };
       case RAW_SAVED:
         return { type: RAW_SAVED, etag: String(payload.etag ?? '') };
+      case RAW_SAVE_FAILED:
+        return {
+          type: RAW_SAVE_FAILED,
+          reason: String(payload.reason ?? ''),
+          message: String(payload.message ?? '')
+        };
       case RAW_VERSIONS_CHANGED:
         return { type: RAW_VERSIONS_CHANGED };
       case RAW_EXECUTION:

@@ -90,6 +90,15 @@ describe('statusChip', () => {
     expect(statusChip({ ...live, lockedReason: 'locked by Collabora' }).text).toBe('Read-only: locked by Collabora');
   });
 
+  it('says when the room cannot save, until it saves again', () => {
+    expect(statusChip({ ...live, saveProblem: 'not valid nbformat; retrying' })).toEqual({
+      kind: 'unsaved',
+      text: 'Not saved: not valid nbformat; retrying'
+    });
+    expect(statusChip({ ...live, saveProblem: null }).kind).toBe('live');
+    expect(statusChip({ ...live, saveProblem: 'x', connection: 'reconnecting' }).kind).toBe('reconnecting');
+  });
+
   it('connection problems win over roles', () => {
     expect(statusChip({ ...live, role: 'viewer', connection: 'reconnecting' }).text).toBe('Reconnecting…');
     expect(statusChip({ ...live, connection: 'disconnected', closeReason: 'access revoked' }).text).toBe(

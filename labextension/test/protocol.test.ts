@@ -41,6 +41,11 @@ describe('parseServiceMessage', () => {
     });
   });
 
+  it('reads the save-failed notice', () => {
+    const notice = { type: 'cs3collab:save-failed', reason: 'invalid', message: 'not valid nbformat; retrying' };
+    expect(parseServiceMessage(raw(notice))).toEqual(notice);
+  });
+
   it('reads a long (multi-byte length) message with non-ASCII text', () => {
     const reason = 'locked by ' + 'ü'.repeat(100);
     expect(parseServiceMessage(raw({ type: 'cs3collab:read-only', reason }))).toEqual({
