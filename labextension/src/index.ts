@@ -17,6 +17,8 @@ import { DiffView } from './diffview';
 import { browserPlugin } from './browser';
 import { HistoryPanel } from './historypanel';
 import { PresenceBar } from './presencebar';
+import { guardCommands, NotebookReadOnly, readOnlyOf } from './readonly';
+import { readOnlyCause } from './readonlystate';
 import { sharingPlugin } from './sharingplugin';
 import { providerFor, RoomChannel, yWebsocketOf } from './room';
 import { serverFetcher } from './serverfetcher';
@@ -45,6 +47,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const fetch = serverFetcher(settings);
     const bars = new WeakMap<NotebookPanel, PresenceBar>();
     const clients = new WeakMap<NotebookPanel, VersionsClient>();
+    const readOnly = new WeakMap<NotebookPanel, NotebookReadOnly>();
+    guardCommands(app, tracker, widget => readOnlyOf(readOnly, widget));
 
     const history = new HistoryPanel();
     history.title.icon = historyIcon;
@@ -88,6 +92,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
       bars.set(panel, bar);
       panel.toolbar.insertAfter('spacer', 'cs3collab-presence', bar);
       const cells = new CellPresence(panel);
+      const state = new NotebookReadOnly(panel, () => app.commands.notifyCommandChanged());
+      readOnly.set(panel, state);
+      bar.onAccessChanged = access => state.set(readOnlyCause(access));
       const rebind = () => {
         const provider = providerFor((contentProvider as any)?.providers, panel.context.model.sharedModel);
         channel.rebind(yWebsocketOf(provider));
@@ -109,6 +116,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       panel.disposed.connect(() => {
         window.clearInterval(timer);
         cells.dispose();
+        state.dispose();
         bar.dispose();
       });
     });

@@ -24,9 +24,11 @@ import {
   RAW_VERSIONS_CHANGED,
   READ_ONLY_STATE,
   readOnlyFromState,
+  REVOKED_REASON,
   Role,
   ServiceMessage
 } from './protocol';
+import { IAccessState } from './readonlystate';
 import { RoomChannel } from './room';
 import { cellIndexOfCursor } from './cellpresence';
 
@@ -74,6 +76,19 @@ export class PresenceBar extends Widget {
 
   /** Emitted when my role is learnt or changes. */
   onRoleChanged: (() => void) | null = null;
+
+  /** Called after every change of what the tab may do (role, lock, revocation, connection). */
+  onAccessChanged: ((access: IAccessState) => void) | null = null;
+
+  /** What this tab may do, as far as it knows now. */
+  get access(): IAccessState {
+    return {
+      role: this._role,
+      lockedReason: this._lockedReason,
+      revoked: this._revoked,
+      connection: this.channel.bound ? this.channel.state : 'connected'
+    };
+  }
 
   get role(): Role | null {
     return this._role;
@@ -148,6 +163,11 @@ export class PresenceBar extends Widget {
     this._participants = awareness ? participantsFrom(awareness.getStates(), awareness.clientID) : [];
     this._avatars.replaceChildren(...this._participants.map(p => this._avatar(p)));
     const state: ConnectionState = this.channel.bound ? this.channel.state : 'connected';
+    if (this.channel.closeReasonCode === REVOKED_REASON) {
+      this._revoked = true; // stays until a new connection (a "Retry") is live
+    } else if (state === 'connected' && this.channel.bound) {
+      this._revoked = false;
+    }
     const status: IStatus = {
       connection: state,
       closeReason: this.channel.closeReason,
@@ -159,6 +179,7 @@ export class PresenceBar extends Widget {
     this._chip.textContent = chip.text;
     this._chip.dataset.kind = chip.kind;
     this._chip.title = chip.text;
+    this.onAccessChanged?.(this.access);
   }
 
   private _avatar(participant: IParticipant): HTMLElement {
@@ -198,5 +219,6 @@ export class PresenceBar extends Widget {
   private _chip: HTMLElement;
   private _role: Role | null = null;
   private _lockedReason: string | null = null;
+  private _revoked = false;
   private _participants: IParticipant[] = [];
 }

@@ -75,6 +75,9 @@ export enum CloseCode {
   ServerError = 4500
 }
 
+/** The 1003 close reason of a removed share (access.py). */
+export const REVOKED_REASON = 'access_revoked';
+
 /** `reason` values in a 1003 close's JSON (errors.py, access.py, handlers.py). */
 export const CLOSE_REASONS: Record<string, string> = {
   access_revoked: 'access revoked',
@@ -191,6 +194,19 @@ export function describeClose(code: number, reason: string): string {
       return 'server error';
     default:
       return `connection closed (${code})`;
+  }
+}
+
+/** The `reason` field of a 1003 close's JSON ("access_revoked", ...), else null. */
+export function closeReasonOf(code: number, reason: string): string | null {
+  if (code !== CloseCode.Session) {
+    return null;
+  }
+  try {
+    const payload = JSON.parse(reason);
+    return payload && typeof payload === 'object' && typeof payload.reason === 'string' ? payload.reason : null;
+  } catch {
+    return null;
   }
 }
 
