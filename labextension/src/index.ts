@@ -19,6 +19,8 @@ import { HistoryPanel } from './historypanel';
 import { PresenceBar } from './presencebar';
 import { guardCommands, NotebookReadOnly, readOnlyOf } from './readonly';
 import { readOnlyCause } from './readonlystate';
+import { OwnerName, showRevoked, takeOverRevocation } from './revocation';
+import { BrowseClient } from './browsemodel';
 import { sharingPlugin } from './sharingplugin';
 import { providerFor, RoomChannel, yWebsocketOf } from './room';
 import { serverFetcher } from './serverfetcher';
@@ -48,6 +50,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const bars = new WeakMap<NotebookPanel, PresenceBar>();
     const clients = new WeakMap<NotebookPanel, VersionsClient>();
     const readOnly = new WeakMap<NotebookPanel, NotebookReadOnly>();
+    const browse = new BrowseClient(fetch);
     guardCommands(app, tracker, widget => readOnlyOf(readOnly, widget));
 
     const history = new HistoryPanel();
@@ -95,9 +98,19 @@ const plugin: JupyterFrontEndPlugin<void> = {
       const state = new NotebookReadOnly(panel, () => app.commands.notifyCommandChanged());
       readOnly.set(panel, state);
       bar.onAccessChanged = access => state.set(readOnlyCause(access));
+      const owner = new OwnerName(browse, panel);
+      let revokedShown = false;
+      const onRevoked = () => {
+        if (!revokedShown) {
+          revokedShown = true;
+          void showRevoked(app, panel, owner.name);
+        }
+      };
       const rebind = () => {
         const provider = providerFor((contentProvider as any)?.providers, panel.context.model.sharedModel);
-        channel.rebind(yWebsocketOf(provider));
+        const yws = yWebsocketOf(provider);
+        takeOverRevocation(provider, yws, onRevoked); // before the channel's own close handler
+        channel.rebind(yws);
       };
       void panel.context.ready.then(rebind);
       const timer = window.setInterval(rebind, REBIND_INTERVAL_MS);

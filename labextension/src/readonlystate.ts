@@ -104,3 +104,25 @@ export function readOnlyTitle(cause: ReadOnlyCause): string {
       return '';
   }
 }
+
+/** The revocation dialog's sentence: "Albert Einstein removed your access to analysis.ipynb". */
+export function revokedSentence(ownerName: string | null, fileName: string): string {
+  return `${ownerName || 'The owner'} removed your access to ${fileName}`;
+}
+
+/**
+ * A free name for a copy in the user's own files: "analysis (copy).ipynb",
+ * then "analysis (copy 2).ipynb", ... `taken(name)` says whether a name is used.
+ */
+export async function copyName(fileName: string, taken: (name: string) => Promise<boolean>): Promise<string> {
+  const dot = fileName.lastIndexOf('.');
+  const stem = dot > 0 ? fileName.slice(0, dot) : fileName;
+  const ext = dot > 0 ? fileName.slice(dot) : '';
+  for (let n = 1; n < 100; n++) {
+    const candidate = `${stem} (copy${n === 1 ? '' : ` ${n}`})${ext}`;
+    if (!(await taken(candidate))) {
+      return candidate;
+    }
+  }
+  throw new Error(`no free name for a copy of ${fileName}`);
+}

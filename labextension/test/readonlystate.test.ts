@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { closeReasonOf, REVOKED_REASON } from '../src/protocol';
-import { DOCUMENT_COMMANDS, readOnlyCause, readOnlyTitle } from '../src/readonlystate';
+import { copyName, DOCUMENT_COMMANDS, readOnlyCause, readOnlyTitle, revokedSentence } from '../src/readonlystate';
 
 const base = { role: 'editor' as const, lockedReason: null, revoked: false, connection: 'connected' as const };
 
@@ -72,5 +72,20 @@ describe('closeReasonOf', () => {
   it('is null for other codes and for reasons that are not JSON', () => {
     expect(closeReasonOf(1011, JSON.stringify({ reason: REVOKED_REASON }))).toBeNull();
     expect(closeReasonOf(1003, 'gone')).toBeNull();
+  });
+});
+
+describe('revocation words', () => {
+  it('name who removed the access and the file, without ids', () => {
+    expect(revokedSentence('Albert Einstein', 'analysis.ipynb')).toBe(
+      'Albert Einstein removed your access to analysis.ipynb'
+    );
+    expect(revokedSentence(null, 'analysis.ipynb')).toBe('The owner removed your access to analysis.ipynb');
+  });
+
+  it('find a free name for the copy', async () => {
+    const used = new Set(['analysis (copy).ipynb', 'analysis (copy 2).ipynb']);
+    expect(await copyName('analysis.ipynb', async name => used.has(name))).toBe('analysis (copy 3).ipynb');
+    expect(await copyName('notes', async () => false)).toBe('notes (copy)');
   });
 });

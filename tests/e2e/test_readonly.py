@@ -132,3 +132,44 @@ async def test_a_role_change_reaches_the_tab_without_a_reload(tabs, stack, scree
     await richard.page.keyboard.press("Escape")
     await assert_refuses_changes(richard, einstein)
     await screenshot(richard, "viewer-again")
+
+
+async def test_a_revoked_editor_gets_one_dialog_in_words_and_saves_a_copy(tabs, stack, screenshot):
+    einstein, marie = tabs["einstein"], tabs["marie"]
+    await expect(chip(marie)).to_have_text(re.compile(r"^Live · "), timeout=ROLE_TIMEOUT_MS)
+    before = await cell_texts(marie)
+    owner = await stack.session("einstein")
+    her = await stack.session("marie")
+    info = await owner.files.stat(stack.sample)
+    (share,) = [s for s in await owner.shares.list(resource_id=info.id)
+                if s.grantee.user_id.opaque_id == her.user.id.opaque_id]
+    await owner.shares.remove(share.id.opaque_id)
+
+    # one dialog, in words: who removed her access to which file; no ids, no "Session expired"
+    dialog = marie.page.locator(".jp-Dialog")
+    await expect(dialog.locator(".cs3collab-RevokedSentence")).to_have_text(
+        "Albert Einstein removed your access to analysis.ipynb.", timeout=ROLE_TIMEOUT_MS
+    )
+    await expect(dialog).to_have_count(1)
+    await expect(marie.page.locator("body")).not_to_contain_text("Session expired")
+    await screenshot(marie, "revoked-dialog")
+
+    # one click keeps a copy of what she sees in her own files
+    await dialog.get_by_role("button", name="Save a copy to my files").click()
+    toast = marie.page.get_by_text(re.compile(r"Saved a copy|could not be saved"))
+    await expect(toast).to_have_text('Saved a copy as "analysis (copy).ipynb" in My files', timeout=ROLE_TIMEOUT_MS)
+    copy = f"{await her.get_home()}/analysis (copy).ipynb"
+    assert "Detector calibration" in (await her.files.download(copy)).decode()
+    await screenshot(marie, "revoked-copy-saved")
+
+    # the document stays on screen, read-only: typing and b change nothing; Ctrl+S says nothing of folders
+    await expect(chip(marie)).to_have_attribute("data-kind", "disconnected")
+    await expect_indicator(marie, shown=True)
+    await marie.editor(CODE_CELL).click()
+    await marie.page.keyboard.type("typed after the revocation")
+    await marie.page.keyboard.press("Escape")
+    await marie.page.keyboard.press("b")
+    await marie.page.keyboard.press("Control+s")
+    assert await cell_texts(marie) == before
+    await expect(marie.page.locator("body")).not_to_contain_text("virtual folder")
+    await screenshot(marie, "revoked-read-only")
