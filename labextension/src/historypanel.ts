@@ -11,6 +11,7 @@ import { Widget } from '@lumino/widgets';
 import {
   formatAuthors,
   formatTime,
+  relativeTime,
   IVersion,
   mergePages,
   PAGE_SIZE,
@@ -163,7 +164,8 @@ export class HistoryPanel extends Widget {
     item.dataset.etag = version.etag;
     const time = document.createElement('div');
     time.className = 'cs3collab-VersionTime';
-    time.textContent = formatTime(version.time) + (version.current ? ' · current' : '');
+    time.textContent = relativeTime(version.time) + (version.current ? ' · current' : '');
+    time.title = formatTime(version.time);
     const authors = document.createElement('div');
     authors.className = 'cs3collab-VersionAuthors';
     authors.textContent = formatAuthors(version);

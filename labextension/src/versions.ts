@@ -114,15 +114,39 @@ export function mergePages(shown: IVersion[], page: IVersion[]): IVersion[] {
   return [...shown, ...page.filter(v => !seen.has(v.key))];
 }
 
-/** "2026-11-25 13:12" in the browser's time zone. */
+/** "2026-11-25 13:12:07" (or "today 13:12:07") in the browser's time zone, to the second:
+ * versions saved a few seconds apart must not read alike. */
 export function formatTime(seconds: number, now: Date = new Date()): string {
   const date = new Date(seconds * 1000);
   const pad = (n: number) => String(n).padStart(2, '0');
   const day = `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
-  const time = `${pad(date.getHours())}:${pad(date.getMinutes())}`;
+  const time = `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
   const today =
     date.getFullYear() === now.getFullYear() && date.getMonth() === now.getMonth() && date.getDate() === now.getDate();
   return today ? `today ${time}` : `${day} ${time}`;
+}
+
+/**
+ * How long ago, for recent versions ("just now", "42 s ago", "2 min ago",
+ * "3 h ago" today); older ones, and times in the future (a clock ahead), as
+ * `formatTime`. The panel shows this with the exact time on hover.
+ */
+export function relativeTime(seconds: number, now: Date = new Date()): string {
+  const ago = Math.floor(now.getTime() / 1000 - seconds);
+  if (ago < 0) {
+    return formatTime(seconds, now);
+  }
+  if (ago < 10) {
+    return 'just now';
+  }
+  if (ago < 60) {
+    return `${ago} s ago`;
+  }
+  if (ago < 3600) {
+    return `${Math.floor(ago / 60)} min ago`;
+  }
+  const exact = formatTime(seconds, now);
+  return ago < 6 * 3600 && exact.startsWith('today') ? `${Math.floor(ago / 3600)} h ago` : exact;
 }
 
 /** "Albert Einstein, Marie Curie", or "outside cs3collab" when the service did not write it. */

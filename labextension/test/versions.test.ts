@@ -4,6 +4,7 @@ import {
   diffTitle,
   formatAuthors,
   formatTime,
+  relativeTime,
   IVersion,
   mergePages,
   previewCells,
@@ -76,13 +77,24 @@ describe('panel helpers', () => {
   it('titles a diff by file name, version time and "current"', () => {
     const now = new Date(2026, 10, 25, 15, 0);
     const v = version('v1', { time: new Date(2026, 10, 25, 13, 5).getTime() / 1000 });
-    expect(diffTitle('Shared with me/analysis.ipynb', v, now)).toBe('analysis.ipynb: version today 13:05 → current');
+    expect(diffTitle('Shared with me/analysis.ipynb', v, now)).toBe('analysis.ipynb: version today 13:05:00 → current');
+  });
+
+  it('says how long ago for recent versions, the exact time otherwise', () => {
+    const now = new Date(2026, 10, 25, 15, 0, 0);
+    const at = (h: number, m: number, sec = 0) => new Date(2026, 10, 25, h, m, sec).getTime() / 1000;
+    expect(relativeTime(at(14, 59, 55), now)).toBe('just now');
+    expect(relativeTime(at(14, 59, 18), now)).toBe('42 s ago');
+    expect(relativeTime(at(14, 58, 0), now)).toBe('2 min ago');
+    expect(relativeTime(at(12, 0, 0), now)).toBe('3 h ago');
+    expect(relativeTime(at(1, 2, 3), now)).toBe('today 01:02:03');
+    expect(relativeTime(at(15, 5, 0), now)).toBe('today 15:05:00'); // a clock ahead
   });
 
   it('formats time and authors', () => {
     const now = new Date(2026, 10, 25, 15, 0);
-    expect(formatTime(new Date(2026, 10, 25, 13, 5).getTime() / 1000, now)).toBe('today 13:05');
-    expect(formatTime(new Date(2026, 0, 2, 3, 4).getTime() / 1000, now)).toBe('2026-01-02 03:04');
+    expect(formatTime(new Date(2026, 10, 25, 13, 5).getTime() / 1000, now)).toBe('today 13:05:00');
+    expect(formatTime(new Date(2026, 0, 2, 3, 4, 9).getTime() / 1000, now)).toBe('2026-01-02 03:04:09');
     expect(formatAuthors(version('v', { authors: [{ uid: 'e@x', name: 'Albert Einstein' }, { uid: 'm@x', name: '' }] }))).toBe(
       'Albert Einstein, m@x'
     );
