@@ -98,7 +98,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       const state = new NotebookReadOnly(panel, () => app.commands.notifyCommandChanged());
       readOnly.set(panel, state);
       bar.onAccessChanged = access => state.set(readOnlyCause(access));
-      const owner = new OwnerName(browse, panel);
+      const owner = new OwnerName(browse, panel, mine => bar.setOwner(mine));
       let revokedShown = false;
       const onRevoked = () => {
         if (!revokedShown) {

@@ -111,16 +111,30 @@ export class PresenceBar extends Widget {
     return ((this.panel.context.model.sharedModel as any).awareness as IAwareness) ?? null;
   }
 
+  /** I own the file (File info says so): the others see me as its owner. */
+  setOwner(owner: boolean): void {
+    this._owner = owner;
+    if (this._role) {
+      this._publish();
+    }
+  }
+
   private _setRole(role: Role): void {
     const changed = role !== this._role;
     this._role = role;
     if (changed) {
       this.onRoleChanged?.();
     }
+    this._publish();
+  }
+
+  private _publish(): void {
+    const role = this._role;
     const awareness = this._awareness();
     const mine = awareness?.getLocalState()?.[AWARENESS_FIELD];
-    if (awareness && mine?.role !== role) {
-      awareness.setLocalStateField(AWARENESS_FIELD, { role });
+    const owner = this._owner && role === 'editor';
+    if (awareness && role && (mine?.role !== role || Boolean(mine?.owner) !== owner)) {
+      awareness.setLocalStateField(AWARENESS_FIELD, owner ? { role, owner } : { role });
     }
   }
 
@@ -220,5 +234,6 @@ export class PresenceBar extends Widget {
   private _role: Role | null = null;
   private _lockedReason: string | null = null;
   private _revoked = false;
+  private _owner = false;
   private _participants: IParticipant[] = [];
 }

@@ -100,6 +100,8 @@ export const AWARENESS_FIELD = 'cs3collab';
 
 export interface IAwarenessField {
   role: Role;
+  /** the file's owner (from File info's permissions): shown as "owner" */
+  owner?: boolean;
 }
 
 function readVarUint(bytes: Uint8Array, at: number): [number, number] {

@@ -53,13 +53,14 @@ export function takeOverRevocation(documentProvider: any, yws: IYWebsocket | nul
   return true;
 }
 
-/** The owner's display name of a panel's file, learnt while the tab still has access. */
+/** Who owns a panel's file, learnt (File info) while the tab still has access. */
 export class OwnerName {
-  constructor(browse: BrowseClient, panel: NotebookPanel) {
+  constructor(browse: BrowseClient, panel: NotebookPanel, onMine: (mine: boolean) => void) {
     void panel.context.ready
       .then(() => browse.info(panel.context.localPath))
       .then(info => {
         this.name = info.owner?.displayName || null;
+        onMine(info.permissions?.role === 'owner');
       })
       .catch(() => undefined); // the dialog then says "The owner"
   }

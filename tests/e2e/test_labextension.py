@@ -2,10 +2,10 @@
 marie's and richard's JupyterLab, the demo's shared notebook open in each.
 
 What is asserted is what a user sees: the presence bar in the notebook
-toolbar shows everyone in the room with their role (einstein and marie
-editors, richard a viewer), the status chip says "Live · 3 people" to an
-editor and "Read-only: you are a viewer" to richard, and the version history
-panel (right sidebar) shows the version einstein's edit made, its author by
+toolbar shows everyone in the room with their role (einstein the owner,
+marie an editor, richard a viewer), the status chip says "Live · 3 people"
+to an editor and "Read-only: you are a viewer" to richard, and the version
+history panel (right sidebar) shows the version einstein's edit made, its author by
 name, previews an old version read-only and tags the current state; all of
 it through the Jupyter server's /api/cs3collab proxy to the collaboration
 service. Screenshots go to ``test-artifacts/e2e/labextension/``.
@@ -45,7 +45,7 @@ async def test_presence_bar_shows_everyone_with_their_role(tabs, screenshot):
     einstein, marie, richard = tabs["einstein"], tabs["marie"], tabs["richard"]
 
     # einstein sees all three, each with name, institution and role on hover
-    for user, role in (("einstein", "editor"), ("marie", "editor"), ("richard", "viewer")):
+    for user, role in (("einstein", "owner"), ("marie", "editor"), ("richard", "viewer")):
         await expect(avatar(einstein, user)).to_have_attribute("data-role", role, timeout=20_000)
         await expect(avatar(einstein, user)).to_have_attribute("title", f"{DISPLAY_NAMES[user]}" + (
             " (you)" if user == "einstein" else "") + f" · cernbox.test · {role}")
@@ -54,7 +54,7 @@ async def test_presence_bar_shows_everyone_with_their_role(tabs, screenshot):
     await screenshot(einstein, "presence-bar")
 
     # marie sees einstein as an editor and herself first
-    await expect(avatar(marie, "einstein")).to_have_attribute("data-role", "editor", timeout=20_000)
+    await expect(avatar(marie, "einstein")).to_have_attribute("data-role", "owner", timeout=20_000)
     await expect(avatar(marie, "richard")).to_have_attribute("data-role", "viewer")
     await expect(marie.page.locator(f"{BAR} .cs3collab-Avatar").first).to_have_attribute(
         "data-username", "marie@cernbox.test"
