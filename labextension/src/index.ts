@@ -18,7 +18,7 @@ import { browserPlugin } from './browser';
 import { HistoryPanel } from './historypanel';
 import { PresenceBar } from './presencebar';
 import { guardCommands, NotebookReadOnly, readOnlyOf } from './readonly';
-import { readOnlyCause } from './readonlystate';
+import { ACCESS_CHANGED_EVENT, readOnlyCause } from './readonlystate';
 import { OwnerName, showRevoked, takeOverRevocation } from './revocation';
 import { BrowseClient } from './browsemodel';
 import { sharingPlugin } from './sharingplugin';
@@ -120,7 +120,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
         }
       };
       bar.onVersionsChanged = refreshIfShown;
-      bar.onRoleChanged = refreshIfShown; // which actions the panel offers
+      bar.onRoleChanged = () => {
+        refreshIfShown(); // which actions the panel offers
+        window.dispatchEvent(new Event(ACCESS_CHANGED_EVENT));
+      };
       panel.context.pathChanged.connect(() => {
         if (tracker.currentWidget === panel) {
           showCurrent();

@@ -126,3 +126,7 @@ export async function copyName(fileName: string, taken: (name: string) => Promis
   }
   throw new Error(`no free name for a copy of ${fileName}`);
 }
+
+/** A window event a notebook tab sends when its role or access changed, so that
+ * the CS3 panel's "Shared with me" list (which shows each share's role) reloads. */
+export const ACCESS_CHANGED_EVENT = 'cs3collab:access-changed';

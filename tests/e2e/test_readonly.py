@@ -115,11 +115,17 @@ async def test_a_viewer_cannot_change_the_notebook_in_his_own_tab(tabs, screensh
 async def test_a_role_change_reaches_the_tab_without_a_reload(tabs, stack, screenshot):
     einstein, richard = tabs["einstein"], tabs["richard"]
     await expect(chip(richard)).to_have_text("Read-only: you are a viewer", timeout=ROLE_TIMEOUT_MS)
+    # his CS3 panel is open on "Shared with me", where the row names his role
+    await richard.page.locator('.jp-SideBar .lm-TabBar-tab[title="CS3 files"]').click()
+    await richard.page.locator('#cs3collab-browser .cs3collab-BrowserTab[data-tab="with-me"]').click()
+    row = richard.page.locator('#cs3collab-browser .cs3collab-ReceivedShare[data-name="analysis.ipynb"]')
+    await expect(row).to_contain_text("viewer", timeout=ROLE_TIMEOUT_MS)
     try:
         await set_richards_role(stack, "editor")
         # within the access re-check: his chip, JupyterLab's indicator and his editor follow
         await expect(chip(richard)).to_have_text(re.compile(r"^Live · "), timeout=ROLE_TIMEOUT_MS)
         await expect_indicator(richard, shown=False)
+        await expect(row).to_contain_text("editor")
         line = f"# now an editor {uuid.uuid4().hex[:6]}"
         await richard.type_at_end(CODE_CELL, line)
         await expect(richard.editor(CODE_CELL)).to_contain_text(line)
@@ -129,6 +135,7 @@ async def test_a_role_change_reaches_the_tab_without_a_reload(tabs, stack, scree
         await set_richards_role(stack, "viewer")
     await expect(chip(richard)).to_have_text("Read-only: you are a viewer", timeout=ROLE_TIMEOUT_MS)
     await expect_indicator(richard, shown=True)
+    await expect(row).to_contain_text("viewer")
     await richard.page.keyboard.press("Escape")
     await assert_refuses_changes(richard, einstein)
     await screenshot(richard, "viewer-again")
