@@ -58,6 +58,9 @@ MAX_TAG_LENGTH = 64
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 VERSIONS_CHANGED = {"type": "cs3collab:versions-changed"}
+RESTORED = "cs3collab:restored"
+"""RAW ``{"type": "cs3collab:restored", "by": <display name>, "from": <version time, s>}``
+to a live room's participants when someone restores a version."""
 """RAW JSON message sent to a room's participants when its versions or tags changed."""
 
 
@@ -406,6 +409,8 @@ class VersionService:
         restorer = Participant(_NoConnection(), identity, EDITOR, session)
         seq = await room.apply(delta, author=restorer)
         log.info("restoring live room=%s key=%s user=%s seq=%d", room.key, version.key, identity.label, seq)
+        # everyone in the room learns who went back to which version (a notice in each tab)
+        room.notify({"type": RESTORED, "by": identity.display_name, "from": version.time})
         status = await storage.save()
         saved = status == "success" and (seq == 0 or storage.persisted_seq >= seq)
         if not saved:

@@ -12,6 +12,7 @@ import {
   formatAuthors,
   formatTime,
   relativeTime,
+  restoredLabel,
   IVersion,
   mergePages,
   PAGE_SIZE,
@@ -169,6 +170,11 @@ export class HistoryPanel extends Widget {
     const authors = document.createElement('div');
     authors.className = 'cs3collab-VersionAuthors';
     authors.textContent = formatAuthors(version);
+    const restored = restoredLabel(version, this._shown);
+    const mark = document.createElement('div');
+    mark.className = 'cs3collab-VersionRestored';
+    mark.textContent = restored ?? '';
+    mark.hidden = !restored;
     const editor = this._target?.role() === 'editor';
     const tags = document.createElement('div');
     tags.className = 'cs3collab-VersionTags';
@@ -202,7 +208,7 @@ export class HistoryPanel extends Widget {
         actions.append(button('Restore…', 'cs3collab-Restore', () => void this._restore(version)));
       }
     }
-    item.append(time, authors, tags, actions);
+    item.append(time, authors, mark, tags, actions);
     return item;
   }
 

@@ -4,6 +4,7 @@
  * from presence.ts, the connection from room.ts.
  */
 
+import { Notification } from '@jupyterlab/apputils';
 import { NotebookPanel } from '@jupyterlab/notebook';
 import { Widget } from '@lumino/widgets';
 import * as Y from 'yjs';
@@ -21,6 +22,7 @@ import {
   AWARENESS_FIELD,
   RAW_READ_ONLY,
   RAW_ROLE,
+  RAW_RESTORED,
   RAW_VERSIONS_CHANGED,
   READ_ONLY_STATE,
   readOnlyFromState,
@@ -31,6 +33,7 @@ import {
 import { IAccessState } from './readonlystate';
 import { RoomChannel } from './room';
 import { cellIndexOfCursor } from './cellpresence';
+import { restoredNotice } from './versions';
 
 /** A minimal y-protocols Awareness. */
 interface IAwareness {
@@ -145,6 +148,9 @@ export class PresenceBar extends Widget {
       this._setRole(role);
     } else if (message.type === RAW_READ_ONLY) {
       this._lockedReason = message.reason;
+    } else if (message.type === RAW_RESTORED) {
+      Notification.info(restoredNotice(message.by, message.from), { autoClose: 10000 });
+      this.onVersionsChanged?.();
     } else if (message.type === RAW_VERSIONS_CHANGED || message.type === 'cs3collab:saved') {
       this.onVersionsChanged?.();
     }

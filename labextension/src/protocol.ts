@@ -20,6 +20,7 @@ export const RAW_ROLE = 'cs3collab:role';
 export const RAW_READ_ONLY = 'cs3collab:read-only';
 export const RAW_SAVED = 'cs3collab:saved';
 export const RAW_VERSIONS_CHANGED = 'cs3collab:versions-changed';
+export const RAW_RESTORED = 'cs3collab:restored';
 /** Key of the document's `state` map where the service keeps why the room is
  * read-only for everyone ("locked by <app> (<user>)", "" when it is not): it
  * comes with the sync, so a tab that missed the RAW message still knows. */
@@ -58,7 +59,19 @@ export interface IVersionsChangedMessage {
   type: typeof RAW_VERSIONS_CHANGED;
 }
 
-export type ServiceMessage = IRoleMessage | IReadOnlyMessage | ISavedMessage | IVersionsChangedMessage;
+/** `{"type":"cs3collab:restored","by","from"}`: someone restored the version of time `from` (seconds). */
+export interface IRestoredMessage {
+  type: typeof RAW_RESTORED;
+  by: string;
+  from: number | null;
+}
+
+export type ServiceMessage =
+  | IRoleMessage
+  | IReadOnlyMessage
+  | ISavedMessage
+  | IVersionsChangedMessage
+  | IRestoredMessage;
 
 /** WebSocket close codes of the service (CloseCode in cs3collab/service/protocol.py). */
 export enum CloseCode {
@@ -157,6 +170,12 @@ export function parseServiceMessage(data: ArrayBuffer | Uint8Array): ServiceMess
         return { type: RAW_SAVED, etag: String(payload.etag ?? '') };
       case RAW_VERSIONS_CHANGED:
         return { type: RAW_VERSIONS_CHANGED };
+      case RAW_RESTORED:
+        return {
+          type: RAW_RESTORED,
+          by: typeof payload.by === 'string' ? payload.by : '',
+          from: typeof payload.from === 'number' ? payload.from : null
+        };
       default:
         return null;
     }

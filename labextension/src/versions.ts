@@ -149,6 +149,26 @@ export function relativeTime(seconds: number, now: Date = new Date()): string {
   return ago < 6 * 3600 && exact.startsWith('today') ? `${Math.floor(ago / 3600)} h ago` : exact;
 }
 
+/** The notice every participant sees when someone restores: "Albert Einstein restored the version of today 21:57:03". */
+export function restoredNotice(by: string, from: number | null, now: Date = new Date()): string {
+  const who = by || 'Someone';
+  return from === null ? `${who} restored an earlier version` : `${who} restored the version of ${formatTime(from, now)}`;
+}
+
+/**
+ * A restore's mark in the history: "restored from today 21:57:03 by Albert
+ * Einstein" (the restored version's time when it is listed, else its key).
+ */
+export function restoredLabel(version: IVersion, listed: IVersion[], now: Date = new Date()): string | null {
+  if (!version.restored_from) {
+    return null;
+  }
+  const source = listed.find(v => v.key === version.restored_from);
+  const when = source ? formatTime(source.time, now) : 'an earlier version';
+  const names = version.authors.map(a => a.name || a.uid).filter(Boolean);
+  return `restored from ${when}${names.length ? ` by ${names.join(', ')}` : ''}`;
+}
+
 /** "Albert Einstein, Marie Curie", or "outside cs3collab" when the service did not write it. */
 export function formatAuthors(version: IVersion): string {
   const names = version.authors.map(a => a.name || a.uid).filter(Boolean);

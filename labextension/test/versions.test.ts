@@ -5,6 +5,8 @@ import {
   formatAuthors,
   formatTime,
   relativeTime,
+  restoredLabel,
+  restoredNotice,
   IVersion,
   mergePages,
   previewCells,
@@ -89,6 +91,17 @@ describe('panel helpers', () => {
     expect(relativeTime(at(12, 0, 0), now)).toBe('3 h ago');
     expect(relativeTime(at(1, 2, 3), now)).toBe('today 01:02:03');
     expect(relativeTime(at(15, 5, 0), now)).toBe('today 15:05:00'); // a clock ahead
+  });
+
+  it('marks a restore and words its notice', () => {
+    const now = new Date(2026, 10, 25, 15, 0);
+    const old = version('v1', { time: new Date(2026, 10, 25, 13, 5, 7).getTime() / 1000 });
+    const back = version('v3', { restored_from: 'v1', authors: [{ uid: 'e@x', name: 'Albert Einstein' }] });
+    expect(restoredLabel(back, [back, old], now)).toBe('restored from today 13:05:07 by Albert Einstein');
+    expect(restoredLabel(back, [back], now)).toBe('restored from an earlier version by Albert Einstein');
+    expect(restoredLabel(old, [back, old], now)).toBeNull();
+    expect(restoredNotice('Albert Einstein', old.time, now)).toBe('Albert Einstein restored the version of today 13:05:07');
+    expect(restoredNotice('', null, now)).toBe('Someone restored an earlier version');
   });
 
   it('formats time and authors', () => {
