@@ -6,6 +6,7 @@
  */
 
 import { Dialog, showDialog, showErrorMessage } from '@jupyterlab/apputils';
+import { IRenderMimeRegistry, MimeModel } from '@jupyterlab/rendermime';
 import { Widget } from '@lumino/widgets';
 
 import {
@@ -32,6 +33,9 @@ export interface IHistoryTarget {
 }
 
 export class HistoryPanel extends Widget {
+  /** Renders outputs in previews (JupyterLab's registry); without it they show as text. */
+  rendermime: IRenderMimeRegistry | null = null;
+
   constructor() {
     super();
     this.id = 'cs3collab-history';
@@ -221,12 +225,17 @@ export class HistoryPanel extends Widget {
       const notebook = await target.client.content(version.key);
       const body = new Widget();
       body.addClass('cs3collab-Preview');
+      const rendering: Promise<void>[] = [];
       for (const cell of previewCells(notebook)) {
         const pre = document.createElement('pre');
         pre.className = `cs3collab-PreviewCell cs3collab-PreviewCell-${cell.type}`;
         pre.textContent = cell.source;
         body.node.append(pre);
+        for (const data of cell.outputs) {
+          rendering.push(this._renderOutput(body.node, data));
+        }
       }
+      await Promise.all(rendering);
       await showDialog({
         title: `${target.path} — ${formatTime(version.time)} (read-only)`,
         body,
@@ -235,6 +244,23 @@ export class HistoryPanel extends Widget {
     } catch (error) {
       void showErrorMessage('Preview', (error as Error).message);
     }
+  }
+
+  /** One output, rendered read-only (untrusted: no scripts, sanitized HTML) by JupyterLab's rendermime. */
+  private async _renderOutput(host: HTMLElement, data: Record<string, any>): Promise<void> {
+    const slot = document.createElement('div');
+    slot.className = 'cs3collab-PreviewOutput';
+    host.append(slot);
+    const rendermime = this.rendermime;
+    const mime = rendermime?.preferredMimeType(data, 'ensure');
+    if (!rendermime || !mime) {
+      slot.textContent = typeof data['text/plain'] === 'string' ? data['text/plain'] : '';
+      return;
+    }
+    const renderer = rendermime.createRenderer(mime);
+    slot.dataset.mimeType = mime;
+    await renderer.renderModel(new MimeModel({ data, trusted: false }));
+    slot.append(renderer.node);
   }
 
   private async _tag(key: string): Promise<void> {

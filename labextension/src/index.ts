@@ -54,6 +54,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     guardCommands(app, tracker, widget => readOnlyOf(readOnly, widget));
 
     const history = new HistoryPanel();
+    history.rendermime = rendermime; // previews render outputs, read-only
     history.title.icon = historyIcon;
     app.shell.add(history, 'right', { rank: 900 });
 

@@ -191,12 +191,52 @@ export function tagNameProblem(name: string): string | null {
 }
 
 /** Cell sources of an nbformat notebook, for the read-only preview. */
-export function previewCells(notebook: any): { type: string; source: string }[] {
+export function previewCells(notebook: any): { type: string; source: string; outputs: Record<string, any>[] }[] {
   const cells = Array.isArray(notebook?.cells) ? notebook.cells : [];
   return cells.map((cell: any) => ({
     type: String(cell?.cell_type ?? 'code'),
-    source: Array.isArray(cell?.source) ? cell.source.join('') : String(cell?.source ?? '')
+    source: Array.isArray(cell?.source) ? cell.source.join('') : String(cell?.source ?? ''),
+    outputs: outputBundles(cell)
   }));
+}
+
+const joined = (text: unknown): string => (Array.isArray(text) ? text.join('') : String(text ?? ''));
+
+/**
+ * A code cell's outputs as MIME bundles for a read-only rendermime: results
+ * and displays as they are, streams as text, errors as their traceback
+ * (ANSI colours are rendered by the text renderer).
+ */
+export function outputBundles(cell: any): Record<string, any>[] {
+  const outputs = Array.isArray(cell?.outputs) ? cell.outputs : [];
+  const bundles: Record<string, any>[] = [];
+  for (const output of outputs) {
+    switch (output?.output_type) {
+      case 'execute_result':
+      case 'display_data':
+        if (output.data && typeof output.data === 'object') {
+          const data: Record<string, any> = {};
+          for (const [mime, value] of Object.entries(output.data)) {
+            data[mime] = mime.startsWith('text/') || mime.endsWith('+xml') ? joined(value) : value;
+          }
+          bundles.push(data);
+        }
+        break;
+      case 'stream':
+        bundles.push({ 'text/plain': joined(output.text) });
+        break;
+      case 'error':
+        bundles.push({
+          'text/plain': Array.isArray(output.traceback)
+            ? output.traceback.join('\n')
+            : `${output.ename ?? 'Error'}: ${output.evalue ?? ''}`
+        });
+        break;
+      default:
+        break;
+    }
+  }
+  return bundles;
 }
 
 /** The diff's title: "analysis.ipynb: version today 13:12 → current". */

@@ -93,6 +93,30 @@ describe('panel helpers', () => {
     expect(relativeTime(at(15, 5, 0), now)).toBe('today 15:05:00'); // a clock ahead
   });
 
+  it('gives the outputs of a version to preview as MIME bundles', () => {
+    const cells = previewCells({
+      cells: [
+        { cell_type: 'markdown', source: ['# T', 'itle'] },
+        {
+          cell_type: 'code',
+          source: 'x',
+          outputs: [
+            { output_type: 'execute_result', data: { 'text/plain': ['[1, ', '2]'], 'image/png': 'iVBOR' } },
+            { output_type: 'stream', name: 'stdout', text: ['a\n', 'b\n'] },
+            { output_type: 'error', ename: 'ValueError', evalue: 'bad', traceback: ['Traceback', 'ValueError: bad'] },
+            { output_type: 'unknown' }
+          ]
+        }
+      ]
+    });
+    expect(cells[0]).toEqual({ type: 'markdown', source: '# Title', outputs: [] });
+    expect(cells[1].outputs).toEqual([
+      { 'text/plain': '[1, 2]', 'image/png': 'iVBOR' },
+      { 'text/plain': 'a\nb\n' },
+      { 'text/plain': 'Traceback\nValueError: bad' }
+    ]);
+  });
+
   it('marks a restore and words its notice', () => {
     const now = new Date(2026, 10, 25, 15, 0);
     const old = version('v1', { time: new Date(2026, 10, 25, 13, 5, 7).getTime() / 1000 });
@@ -124,8 +148,8 @@ describe('panel helpers', () => {
   it('previews cell sources of a notebook', () => {
     const nb = { cells: [{ cell_type: 'markdown', source: ['# T', 'itle'] }, { cell_type: 'code', source: 'x = 1' }] };
     expect(previewCells(nb)).toEqual([
-      { type: 'markdown', source: '# Title' },
-      { type: 'code', source: 'x = 1' }
+      { type: 'markdown', source: '# Title', outputs: [] },
+      { type: 'code', source: 'x = 1', outputs: [] }
     ]);
     expect(previewCells(null)).toEqual([]);
   });

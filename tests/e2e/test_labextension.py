@@ -116,6 +116,10 @@ async def test_history_panel_shows_the_version_an_edit_made(tabs, stack, screens
     dialog = page.locator(".jp-Dialog")
     await expect(dialog.locator(".cs3collab-PreviewCell").first).to_contain_text("Detector calibration")
     await expect(dialog).not_to_contain_text(line)
+    # with its outputs, rendered by JupyterLab's rendermime (read-only)
+    await expect(dialog.locator(".cs3collab-PreviewOutput[data-mime-type='text/plain']")).to_contain_text(
+        "[-0.671, 0.022, 0.243]"
+    )
     await screenshot(einstein, "history-preview")
     await dialog.get_by_role("button", name="Close").click()
     await expect(dialog).to_have_count(0)
