@@ -23,6 +23,7 @@ import {
   RAW_READ_ONLY,
   RAW_ROLE,
   RAW_RESTORED,
+  RAW_SAVE_REPLY,
   RAW_VERSIONS_CHANGED,
   READ_ONLY_STATE,
   readOnlyFromState,
@@ -33,7 +34,7 @@ import {
 import { IAccessState } from './readonlystate';
 import { RoomChannel } from './room';
 import { cellIndexOfCursor } from './cellpresence';
-import { restoredNotice } from './versions';
+import { restoredNotice, saveFeedback } from './versions';
 
 /** A minimal y-protocols Awareness. */
 interface IAwareness {
@@ -148,10 +149,19 @@ export class PresenceBar extends Widget {
       this._setRole(role);
     } else if (message.type === RAW_READ_ONLY) {
       this._lockedReason = message.reason;
+    } else if (message.type === RAW_SAVE_REPLY) {
+      const words = saveFeedback(message.status, this._savedAt);
+      this._savedAt = null;
+      if (words) {
+        Notification.info(words, { autoClose: 5000 });
+      }
     } else if (message.type === RAW_RESTORED) {
       Notification.info(restoredNotice(message.by, message.from), { autoClose: 10000 });
       this.onVersionsChanged?.();
     } else if (message.type === RAW_VERSIONS_CHANGED || message.type === 'cs3collab:saved') {
+      if (message.type === 'cs3collab:saved') {
+        this._savedAt = Date.now() / 1000; // a new version since my last save request
+      }
       this.onVersionsChanged?.();
     }
     this._update();
@@ -241,5 +251,6 @@ export class PresenceBar extends Widget {
   private _lockedReason: string | null = null;
   private _revoked = false;
   private _owner = false;
+  private _savedAt: number | null = null;
   private _participants: IParticipant[] = [];
 }

@@ -21,6 +21,8 @@ export const RAW_READ_ONLY = 'cs3collab:read-only';
 export const RAW_SAVED = 'cs3collab:saved';
 export const RAW_VERSIONS_CHANGED = 'cs3collab:versions-changed';
 export const RAW_RESTORED = 'cs3collab:restored';
+/** The reply to this tab's own save request (Ctrl+S): `{"type":"save","responseTo","status"}`. */
+export const RAW_SAVE_REPLY = 'save';
 /** Key of the document's `state` map where the service keeps why the room is
  * read-only for everyone ("locked by <app> (<user>)", "" when it is not): it
  * comes with the sync, so a tab that missed the RAW message still knows. */
@@ -66,7 +68,14 @@ export interface IRestoredMessage {
   from: number | null;
 }
 
+/** The service's answer to this tab's save request. */
+export interface ISaveReplyMessage {
+  type: typeof RAW_SAVE_REPLY;
+  status: 'success' | 'skipped' | 'failed' | string;
+}
+
 export type ServiceMessage =
+  | ISaveReplyMessage
   | IRoleMessage
   | IReadOnlyMessage
   | ISavedMessage
@@ -136,7 +145,7 @@ function readVarUint(bytes: Uint8Array, at: number): [number, number] {
 
 /**
  * The service message in a RAW frame, or null for anything else (sync,
- * awareness, the save reply, a conflict notice, malformed bytes).
+ * awareness, a conflict notice, malformed bytes).
  */
 export function parseServiceMessage(data: ArrayBuffer | Uint8Array): ServiceMessage | null {
   const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
@@ -170,6 +179,8 @@ export function parseServiceMessage(data: ArrayBuffer | Uint8Array): ServiceMess
         return { type: RAW_SAVED, etag: String(payload.etag ?? '') };
       case RAW_VERSIONS_CHANGED:
         return { type: RAW_VERSIONS_CHANGED };
+      case RAW_SAVE_REPLY:
+        return { type: RAW_SAVE_REPLY, status: String(payload.status ?? '') };
       case RAW_RESTORED:
         return {
           type: RAW_RESTORED,

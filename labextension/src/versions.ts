@@ -149,6 +149,22 @@ export function relativeTime(seconds: number, now: Date = new Date()): string {
   return ago < 6 * 3600 && exact.startsWith('today') ? `${Math.floor(ago / 3600)} h ago` : exact;
 }
 
+/**
+ * What Ctrl+S says once the service answered: a new CS3 version was written
+ * since this tab's last save request (`savedAt`, seconds, from the room's
+ * `cs3collab:saved`), or nothing had changed. Null for a failed save (the
+ * status chip and the stock frontend speak for that).
+ */
+export function saveFeedback(status: string, savedAt: number | null, now: Date = new Date()): string | null {
+  if (status === 'failed') {
+    return null;
+  }
+  if (savedAt !== null) {
+    return `Saved as a new CS3 version (${formatTime(savedAt, now)})`;
+  }
+  return 'Nothing changed since the last CS3 version';
+}
+
 /** The notice every participant sees when someone restores: "Albert Einstein restored the version of today 21:57:03". */
 export function restoredNotice(by: string, from: number | null, now: Date = new Date()): string {
   const who = by || 'Someone';

@@ -5,6 +5,7 @@ import {
   formatAuthors,
   formatTime,
   relativeTime,
+  saveFeedback,
   restoredLabel,
   restoredNotice,
   IVersion,
@@ -115,6 +116,15 @@ describe('panel helpers', () => {
       { 'text/plain': 'a\nb\n' },
       { 'text/plain': 'Traceback\nValueError: bad' }
     ]);
+  });
+
+  it('says what Ctrl+S did', () => {
+    const now = new Date(2026, 10, 25, 15, 0);
+    const at = new Date(2026, 10, 25, 14, 59, 58).getTime() / 1000;
+    expect(saveFeedback('success', at, now)).toBe('Saved as a new CS3 version (today 14:59:58)');
+    expect(saveFeedback('success', null, now)).toBe('Nothing changed since the last CS3 version');
+    expect(saveFeedback('skipped', null, now)).toBe('Nothing changed since the last CS3 version');
+    expect(saveFeedback('failed', at, now)).toBeNull();
   });
 
   it('marks a restore and words its notice', () => {

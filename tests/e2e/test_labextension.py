@@ -131,3 +131,20 @@ async def test_history_panel_shows_the_version_an_edit_made(tabs, stack, screens
     await page.locator(".jp-Dialog").get_by_role("button", name="Tag").click()
     await expect(versions.first.locator(".cs3collab-Tag", has_text=name)).to_be_visible(timeout=20_000)
     await screenshot(einstein, "history-tagged")
+
+
+async def test_ctrl_s_says_whether_a_new_version_was_saved(tabs, screenshot):
+    einstein = tabs["einstein"]
+    page = einstein.page
+    line = f"# saved by hand: {uuid.uuid4().hex[:8]}"
+    await einstein.type_at_end(CODE_CELL, line)
+    await page.keyboard.press("Control+s")
+    saved = page.get_by_text(re.compile(r"^Saved as a new CS3 version \(today \d{2}:\d{2}:\d{2}\)$"))
+    await expect(saved.first).to_be_visible(timeout=SAVE_TIMEOUT_MS)
+    await screenshot(einstein, "ctrl-s-saved")
+    # pressed again with nothing new: it says so
+    await page.keyboard.press("Control+s")
+    await expect(page.get_by_text("Nothing changed since the last CS3 version").first).to_be_visible(
+        timeout=SAVE_TIMEOUT_MS
+    )
+    await screenshot(einstein, "ctrl-s-nothing-changed")
