@@ -54,6 +54,11 @@ async def test_marie_at_b_lists_previews_tags_and_restores_versions_of_a_noteboo
                                  json={"name": "from cesnet", "key": older["key"]})
         assert tagged.status_code == 200, tagged.text
 
+        # Jupyter's checkpoints at B answer from A's versions (not 501)
+        checkpoints = await http.get(f"/api/contents/{quote(at_b)}/checkpoints")
+        assert checkpoints.status_code == 200, checkpoints.text
+        assert len(checkpoints.json()) == len(versions) - 1  # the older versions, newest first
+
         restored = await http.post(f"/api/cs3collab/versions/{file_id}/{quote(older['key'], safe='')}/restore")
         assert restored.status_code == 200, restored.text
 
