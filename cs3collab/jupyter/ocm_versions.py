@@ -51,14 +51,18 @@ async def _file_id(http: httpx.AsyncClient, target: OCMTarget) -> str:
     return str(response.json()["fileId"])
 
 
-async def list_versions(target: OCMTarget, *, limit: int = 500, timeout: float = 30.0) -> list[dict]:
-    """The shared file's versions at its site, newest first, as the versions REST
-    lists them (``{"key", "time", "current", ...}``; the current content first)."""
+async def listing(target: OCMTarget, *, limit: int = 500, timeout: float = 30.0) -> dict:
+    """The versions REST's answer for the shared file at its site: ``{"versions"
+    (newest first, the current content first), "total", "lock", ...}``."""
     async with httpx.AsyncClient(timeout=timeout) as http:
         file_id = await _file_id(http, target)
         url = f"{target.service_url}/api/collaboration/versions/{quote(file_id, safe='')}?limit={limit}"
-        response = await _request(http, "GET", url, target, "list OCM share versions")
-        return list(response.json().get("versions") or [])
+        return (await _request(http, "GET", url, target, "list OCM share versions")).json()
+
+
+async def list_versions(target: OCMTarget, *, limit: int = 500, timeout: float = 30.0) -> list[dict]:
+    """The shared file's versions at its site, newest first (``{"key", "time", "current", ...}``)."""
+    return list((await listing(target, limit=limit, timeout=timeout)).get("versions") or [])
 
 
 async def restore_version(target: OCMTarget, key: str, *, timeout: float = 60.0) -> None:

@@ -33,6 +33,7 @@ import logging
 import time
 import unicodedata
 from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from cs3collab.cs3 import CS3Error, PermissionDenied, Session
@@ -128,6 +129,18 @@ def page_bounds(limit: str | None, offset: str | None) -> tuple[int, int]:
     if start < 0:
         raise InvalidVersionRequest("offset must not be negative")
     return size, start
+
+
+def lock_json(info) -> dict[str, Any] | None:
+    """The file's CS3 lock as the listing reports it (``{"app", "expires"}``, ISO 8601 UTC),
+    so that a participant from another site sees who holds it (File info)."""
+    lock = info.lock if info.HasField("lock") else None
+    if lock is None or not (lock.lock_id or lock.app_name):
+        return None
+    expires = None
+    if lock.HasField("expiration") and lock.expiration.seconds:
+        expires = datetime.fromtimestamp(lock.expiration.seconds, tz=timezone.utc).isoformat()
+    return {"app": lock.app_name, "expires": expires}
 
 
 @dataclass(frozen=True)
@@ -296,6 +309,7 @@ class VersionService:
             "total": len(versions),
             "offset": offset,
             "limit": limit,
+            "lock": lock_json(file.access.info),
         }
 
     async def _versions(self, session: Session, file: _File) -> list[Version]:

@@ -54,6 +54,11 @@ async def test_marie_at_b_lists_previews_tags_and_restores_versions_of_a_noteboo
                                  json={"name": "from cesnet", "key": older["key"]})
         assert tagged.status_code == 200, tagged.text
 
+        # File info at B tells A's facts: size, modification time, versions, and the live room's lock
+        about = (await http.get("/api/cs3collab/info", params={"path": at_b})).json()
+        assert about["versions"] == len(versions) - 1
+        assert about["size"] == versions[0]["size"] and about["mtime"]
+
         # Jupyter's checkpoints at B answer from A's versions (not 501)
         checkpoints = await http.get(f"/api/contents/{quote(at_b)}/checkpoints")
         assert checkpoints.status_code == 200, checkpoints.text
@@ -83,3 +88,7 @@ async def test_a_viewer_at_b_lists_but_cannot_restore(fed):
         older = listing.json()["versions"][-1]
         refused = await http.post(f"/api/cs3collab/versions/{file_id}/{quote(older['key'], safe='')}/restore")
         assert refused.status_code == 403, refused.text
+        # another app locks the file at A: File info at B says so
+        await fed.einstein.locks.set(path, lock_id="office-lock", app_name="Collabora Online", lifetime=300)
+        about = (await http.get("/api/cs3collab/info", params={"path": at_b})).json()
+        assert about["lock"]["app"] == "Collabora Online" and about["lock"]["expires"]
