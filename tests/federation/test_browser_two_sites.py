@@ -4,7 +4,10 @@
 Debian's chromium (Playwright, fresh profile) on their own site's
 JupyterLab at the URL the demo printed. They type into the same notebook
 (stored at A) and see each other's text and remote cursor flag; A's storage
-then holds both lines. Screenshots go to ``test-artifacts/federation/``.
+then holds both lines. Then marie, at B, opens the notebook's version
+history (A's versions, through her server), diffs the oldest version and
+restores it: einstein's tab at A shows the old content and a notice naming
+her. Screenshots go to ``test-artifacts/federation/``.
 """
 
 from __future__ import annotations
@@ -88,3 +91,29 @@ async def test_einstein_at_a_and_marie_at_b_coedit_in_browsers(tmp_path: Path, m
                 return line_a in text and line_b in text
 
             await eventually(saved, 20, "both lines saved at A")
+
+        # marie at B opens the history of A's notebook (her server forwards to A's
+        # service with the share's credentials), diffs the oldest version and restores it
+        marie, einstein = tabs["marie"], tabs["einstein"]
+        try:
+            await marie.page.locator('.jp-SideBar .lm-TabBar-tab[title="Version history"]').click()
+            panel = marie.page.locator("#cs3collab-history")
+            versions = panel.locator(".cs3collab-Version")
+            await expect(versions.nth(1)).to_be_visible(timeout=30_000)  # the current content and older ones
+            await expect(panel).not_to_contain_text("cannot be listed")
+            await versions.last.locator(".cs3collab-DiffAction").click()
+            diff = marie.page.locator(".cs3collab-Diff")
+            await expect(diff).to_be_visible(timeout=30_000)
+            await expect(diff.locator(".jp-Diff-twoway, .jp-Diff-added, .jp-Diff-deleted").first).to_be_visible(
+                timeout=30_000)
+            await marie.page.screenshot(path=ARTIFACTS / "history-diff-marie.png", animations="disabled")
+            await versions.last.locator(".cs3collab-Restore").click()
+            await marie.page.locator(".jp-Dialog").get_by_role("button", name="Restore").click()
+            # einstein at A sees the old content and a notice naming marie
+            await expect(einstein.editor(CODE_CELL)).not_to_contain_text(line_a, timeout=30_000)
+            await expect(einstein.page.get_by_text(re.compile(r"^Marie Curie restored the version of "))).to_be_visible(
+                timeout=30_000)
+            await einstein.page.screenshot(path=ARTIFACTS / "restored-by-marie-einstein.png", animations="disabled")
+        finally:
+            for tab in tabs.values():
+                (ARTIFACTS / f"console-{tab.user}.log").write_text("\n".join(tab.console) + "\n")
