@@ -7,7 +7,8 @@ JupyterLab at the URL the demo printed. They type into the same notebook
 then holds both lines. Then marie, at B, opens the notebook's version
 history (A's versions, through her server), diffs the oldest version and
 restores it: einstein's tab at A shows the old content and a notice naming
-her. Screenshots go to ``test-artifacts/federation/``.
+her; einstein's Share dialog tells the two Marie Curies (an account at A,
+a federated contact at B) apart. Screenshots go to ``test-artifacts/federation/``.
 """
 
 from __future__ import annotations
@@ -114,6 +115,25 @@ async def test_einstein_at_a_and_marie_at_b_coedit_in_browsers(tmp_path: Path, m
             await expect(einstein.page.get_by_text(re.compile(r"^Marie Curie restored the version of "))).to_be_visible(
                 timeout=30_000)
             await einstein.page.screenshot(path=ARTIFACTS / "restored-by-marie-einstein.png", animations="disabled")
+
+            # einstein's Share dialog tells the two Marie Curies apart: an account at A, a contact at B
+            await einstein.notebook.locator('.jp-Toolbar-item[data-jp-item-name="cs3collab-share"]').click()
+            dialog = einstein.page.locator(".jp-Dialog .cs3collab-ShareDialog")
+            await dialog.locator(".cs3collab-ShareSearch").fill("marie")
+            maries = dialog.locator(".cs3collab-ShareResult", has_text=DISPLAY_NAMES["marie"])
+            await expect(maries).to_have_count(2, timeout=30_000)
+            local = dialog.locator('.cs3collab-ShareResult[data-kind="user"]', has_text=DISPLAY_NAMES["marie"])
+            remote = dialog.locator('.cs3collab-ShareResult[data-kind="federated"]', has_text=DISPLAY_NAMES["marie"])
+            await expect(local.locator(".cs3collab-ShareKind")).to_have_text(re.compile(r"^account at "))
+            await expect(remote.locator(".cs3collab-ShareKind")).to_have_text(re.compile(r"^federated contact at "))
+            # the local one with her full address; the contact's institution differs (B's OCM
+            # invitation gives no user name, and its opaque id is no name to show)
+            await expect(local.locator(".cs3collab-ShareAddress")).to_have_text(re.compile(r"^marie@cernbox\."))
+            local_site = (await local.locator(".cs3collab-ShareKind").inner_text()).removeprefix("account at ")
+            remote_site = (await remote.locator(".cs3collab-ShareKind").inner_text()).removeprefix(
+                "federated contact at ")
+            assert local_site != remote_site, (local_site, remote_site)
+            await einstein.page.screenshot(path=ARTIFACTS / "share-two-maries-einstein.png", animations="disabled")
         finally:
             for tab in tabs.values():
                 (ARTIFACTS / f"console-{tab.user}.log").write_text("\n".join(tab.console) + "\n")
