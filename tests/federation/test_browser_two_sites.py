@@ -8,7 +8,9 @@ then holds both lines. Then marie, at B, opens the notebook's version
 history (A's versions, through her server), diffs the oldest version and
 restores it: einstein's tab at A shows the old content and a notice naming
 her; einstein's Share dialog tells the two Marie Curies (an account at A,
-a federated contact at B) apart. Screenshots go to ``test-artifacts/federation/``.
+a federated contact at B) apart. Last, einstein removes marie's share: her
+tab at B shows one dialog in words and saves a copy in her own files at B.
+Screenshots go to ``test-artifacts/federation/``.
 """
 
 from __future__ import annotations
@@ -134,6 +136,24 @@ async def test_einstein_at_a_and_marie_at_b_coedit_in_browsers(tmp_path: Path, m
                 "federated contact at ")
             assert local_site != remote_site, (local_site, remote_site)
             await einstein.page.screenshot(path=ARTIFACTS / "share-two-maries-einstein.png", animations="disabled")
+            await dialog.locator("xpath=ancestor::div[contains(@class,'jp-Dialog-content')]").get_by_role(
+                "button", name="Done").click()
+
+            # einstein removes marie's share: her tab at B gets one dialog, in words, and keeps a copy
+            async with CS3Client(gateway_a) as cs3:
+                owner = await cs3.login("einstein", DEMO_USERS["einstein"])
+                for share in await owner.ocm.list_shares():
+                    await owner.ocm.remove_share(share.id.opaque_id)
+            revoked = marie.page.locator(".jp-Dialog")
+            await expect(revoked.locator(".cs3collab-RevokedSentence")).to_have_text(
+                "Albert Einstein removed your access to analysis.ipynb.", timeout=30_000)
+            await expect(revoked).to_have_count(1)
+            await expect(marie.page.locator("body")).not_to_contain_text("Session expired")
+            await expect(marie.page.locator("body")).not_to_contain_text("ocmshares")
+            await marie.page.screenshot(path=ARTIFACTS / "revoked-marie.png", animations="disabled")
+            await revoked.get_by_role("button", name="Save a copy to my files").click()
+            await expect(marie.page.get_by_text('Saved a copy as "analysis (copy).ipynb" in My files')).to_be_visible(
+                timeout=30_000)
         finally:
             for tab in tabs.values():
                 (ARTIFACTS / f"console-{tab.user}.log").write_text("\n".join(tab.console) + "\n")
