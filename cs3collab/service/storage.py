@@ -38,10 +38,13 @@ from cs3collab.cs3.refs import format_resource_id
 from cs3collab.service import metrics, save_records, worker
 from cs3collab.service.documents import InvalidDocument
 from cs3collab.service.locking import LockKeeper
+from cs3collab.service.logthrottle import LogThrottle
 from cs3collab.service.room import Participant, Room
 from cs3collab.service.worker import DocumentWorker
 
 log = logging.getLogger("cs3collab.service.storage")
+throttle = LogThrottle(60.0)
+"""Repeated failures of one room (poll, save) are logged at most once a minute."""
 
 LOCK_ID_META = "lock_id"
 """Journal meta key of the room's CS3 lock id."""
@@ -285,10 +288,20 @@ class RoomStorage:
                     if info.etag != self.persisted_etag:
                         await self._merge_outside(session, info.etag)
                 except CS3Error as exc:
-                    log.warning("poll failed room=%s path=%s error=%s", self.room.key, self.path, exc)
+                    if isinstance(exc, (NotFound, PermissionDenied, Unauthenticated)):
+                        # this session lost the file (a revoked share): stop acting
+                        # with it; with nobody left who has access, polling stops
+                        self._forget_session(session)
+                    throttle.log(log, logging.WARNING, (self.room.key, "poll"),
+                                 "poll failed room=%s path=%s error=%s", self.room.key, self.path, exc)
                     continue
             await self.lock.learn_holder(info, session)
             await self._update_read_only(info)
+
+    def _forget_session(self, session: Session) -> None:
+        """A departed contributor's session that lost access is not used again."""
+        for uid in [uid for uid, s in self._writers.items() if s is session]:
+            del self._writers[uid]
 
     def sessions(self) -> list[Session]:
         """Sessions to act with: connected editors (contributors first), then
@@ -443,7 +456,10 @@ class RoomStorage:
                 )
                 return session, etag
             except (Unauthenticated, PermissionDenied) as exc:
-                log.info("editor cannot save room=%s user=%s error=%s", self.room.key, session.username, exc)
+                if not any(p.session is session for p in self.room.participants):
+                    self._forget_session(session)  # departed, and no longer allowed
+                throttle.log(log, logging.INFO, (self.room.key, "cannot-save", session.username),
+                             "editor cannot save room=%s user=%s error=%s", self.room.key, session.username, exc)
             except FailedPrecondition as exc:
                 log.info("save precondition failed room=%s path=%s error=%s", self.room.key, self.path, exc)
                 info = await session.files.stat(self.resource_id)
@@ -459,9 +475,11 @@ class RoomStorage:
                 await self._merge_outside(session, info.etag)
                 return "conflict"
             except (Unavailable, NotFound) as exc:
-                log.warning("save failed room=%s path=%s error=%s", self.room.key, self.path, exc)
+                throttle.log(log, logging.WARNING, (self.room.key, "save"),
+                             "save failed room=%s path=%s error=%s", self.room.key, self.path, exc)
                 return "failed"
-        log.warning("no editor can save room=%s path=%s", self.room.key, self.path)
+        throttle.log(log, logging.WARNING, (self.room.key, "no-writer"),
+                     "no editor can save room=%s path=%s", self.room.key, self.path)
         return "failed"
 
     async def _saved(self, session: Session, etag: str | None, seq: int, state: bytes) -> None:
@@ -518,3 +536,4 @@ class RoomStorage:
         if self.unsaved:
             return  # the room is kept (its owner retries): so is the lock on what is unsaved
         await self.lock.release()
+        throttle.forget(self.room.key)

@@ -33,9 +33,10 @@ import logging
 import time
 import unicodedata
 from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from cs3collab.cs3 import CS3Error, Session
+from cs3collab.cs3 import CS3Error, PermissionDenied, Session
 from cs3collab.cs3.refs import format_resource_id
 from cs3collab.service import documents, ids, save_records, worker
 from cs3collab.service.documents import NOTEBOOK, TEXT_FILE, DocumentKind
@@ -58,6 +59,9 @@ MAX_TAG_LENGTH = 64
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 VERSIONS_CHANGED = {"type": "cs3collab:versions-changed"}
+RESTORED = "cs3collab:restored"
+"""RAW ``{"type": "cs3collab:restored", "by": <display name>, "from": <version time, s>}``
+to a live room's participants when someone restores a version."""
 """RAW JSON message sent to a room's participants when its versions or tags changed."""
 
 
@@ -125,6 +129,18 @@ def page_bounds(limit: str | None, offset: str | None) -> tuple[int, int]:
     if start < 0:
         raise InvalidVersionRequest("offset must not be negative")
     return size, start
+
+
+def lock_json(info) -> dict[str, Any] | None:
+    """The file's CS3 lock as the listing reports it (``{"app", "expires"}``, ISO 8601 UTC),
+    so that a participant from another site sees who holds it (File info)."""
+    lock = info.lock if info.HasField("lock") else None
+    if lock is None or not (lock.lock_id or lock.app_name):
+        return None
+    expires = None
+    if lock.HasField("expiration") and lock.expiration.seconds:
+        expires = datetime.fromtimestamp(lock.expiration.seconds, tz=timezone.utc).isoformat()
+    return {"app": lock.app_name, "expires": expires}
 
 
 @dataclass(frozen=True)
@@ -292,6 +308,7 @@ class VersionService:
             "total": len(versions),
             "offset": offset,
             "limit": limit,
+            "lock": lock_json(file.access.info),
         }
 
     async def _versions(self, session: Session, file: _File) -> list[Version]:
@@ -399,6 +416,8 @@ class VersionService:
         restorer = Participant(_NoConnection(), identity, EDITOR, session)
         seq, status = await live.restore(content, restorer)
         log.info("restored live room=%s key=%s user=%s seq=%d status=%s", live.key, version.key, identity.label, seq, status)
+        # everyone in the room learns who went back to which version (a notice in each tab)
+        live.notify({"type": RESTORED, "by": identity.display_name, "from": version.time})
         saved = status == "success" and (seq == 0 or live.persisted_seq >= seq)
         if not saved:
             log.warning("restored live but not saved yet room=%s key=%s status=%s", live.key, version.key, status)
@@ -411,7 +430,15 @@ class VersionService:
     async def _restore_in_cs3(
         self, session: Session, identity: Identity, file: _File, version: Version
     ) -> RestoreResult:
-        await session.versions.restore(file.resource_id, version.key)
+        try:
+            await session.versions.restore(file.resource_id, version.key)
+        except PermissionDenied:
+            # an OCM guest's token is scoped to the shared file's reads and
+            # writes, not RestoreFileVersion: an editor gets the same result
+            # by writing the version's content as a new version
+            data = await self._download(session, file, version.key)
+            await session.files.upload(file.resource_id, data, if_match=file.access.info.etag or None,
+                                       lock_id=file.lock_id or "")
         info = await session.files.stat(file.resource_id)
         log.info("restored in CS3 file=%s key=%s etag=%s user=%s", file.where, version.key, info.etag, identity.label)
         moved = {

@@ -54,8 +54,19 @@ describe('parseServiceMessage', () => {
     });
   });
 
+  it("reads the reply to this tab's save request and a restore", () => {
+    expect(parseServiceMessage(raw({ type: 'save', responseTo: 1, status: 'success' }))).toEqual({
+      type: 'save',
+      status: 'success'
+    });
+    expect(parseServiceMessage(raw({ type: 'cs3collab:restored', by: 'Albert Einstein', from: 12 }))).toEqual({
+      type: 'cs3collab:restored',
+      by: 'Albert Einstein',
+      from: 12
+    });
+  });
+
   it('ignores everything else', () => {
-    expect(parseServiceMessage(raw({ type: 'save', responseTo: 1, status: 'success' }))).toBeNull();
     expect(parseServiceMessage(raw({ type: 'conflict' }))).toBeNull();
     expect(parseServiceMessage(raw({ type: 'cs3collab:role', role: 'owner' }))).toBeNull();
     expect(parseServiceMessage(raw({ type: 'cs3collab:role', role: 'editor' }, 0))).toBeNull(); // sync
