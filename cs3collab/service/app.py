@@ -31,6 +31,7 @@ from cs3collab.service.federation import FederatedLogin
 from cs3collab.service.federation_handlers import OCMContentHandler
 from cs3collab.service.identity import Authenticator
 from cs3collab.service.journal import Journal
+from cs3collab.service.journal_redis import RedisJournal
 from cs3collab.service.journal_sqlite import SQLiteJournal
 from cs3collab.service.limits import ConnectionLimits
 from cs3collab.service.registry import RoomRegistry
@@ -52,7 +53,7 @@ class CollabService(Application):
     """The collaboration service: rooms, journal, persistence to CS3."""
 
     name = "cs3collab-serve"
-    classes = [SQLiteJournal]  # its settings (SQLiteJournal.*) are the service's too
+    classes = [SQLiteJournal, RedisJournal]  # their settings (SQLiteJournal.*, RedisJournal.*) are the service's too
     description = "Serve live notebook rooms for files stored in CS3."
 
     aliases = {
@@ -60,6 +61,7 @@ class CollabService(Application):
         "ip": "CollabService.ip",
         "port": "CollabService.port",
         "state-dir": "CollabService.state_dir",
+        "redis-url": "CollabService.redis_url",
         "config": "CollabService.config_file",
         "save-quiet": "CollabService.save_quiet",
         "save-ceiling": "CollabService.save_ceiling",
@@ -133,10 +135,18 @@ class CollabService(Application):
         10.0, help="Seconds a token's WhoAmI answer is reused; 0 asks the gateway on every connection."
     ).tag(config=True)
     lock_app_name = Unicode("cs3collab", help="App name of the CS3 locks rooms take.").tag(config=True)
+    redis_url = Unicode(
+        "",
+        help="Redis URL (redis://HOST:PORT/DB) shared by several replicas of this service: the journal of every "
+        "room lives in Redis (RedisJournal.*), and so do the session id and the persistence leases, so any "
+        "replica with the same gateway and the same URL serves any room. Redis should run with appendonly yes "
+        "(docs/operations.md). Default '': one process, the SQLite journal in --state-dir, no Redis needed.",
+    ).tag(config=True)
     journal_class = Type(
         default_value="cs3collab.service.journal_sqlite.SQLiteJournal",
         klass=object,
-        help="Journal backend class (implements cs3collab.service.journal.Journal).",
+        help="Journal backend class (implements cs3collab.service.journal.Journal), used when redis_url is "
+        "empty; with redis_url the journal is RedisJournal.",
     ).tag(config=True)
 
     @default("log_level")
@@ -180,6 +190,21 @@ class CollabService(Application):
             rate=self.awareness_rate, ids_per_connection=self.awareness_ids_per_connection, private=private
         )
 
+    async def _shared_session_id(self, journal: RedisJournal) -> str:
+        """The replicas' one session id, kept in Redis (the first replica
+        sets it), so a session PUT answered by any replica is valid on all."""
+        assert journal.client is not None
+        key = f"{journal.key_prefix}:session-id"
+        await journal.client.set(key, uuid.uuid4().hex, nx=True)
+        return (await journal.client.get(key)).decode()
+
+    def make_journal(self, state_dir: Path) -> Journal:
+        """The journal the settings ask for: Redis with redis_url, else
+        ``journal_class`` on a file in the state dir."""
+        if self.redis_url:
+            return RedisJournal(self.redis_url, parent=self)
+        return self.journal_class(state_dir / "journal.sqlite3", parent=self)
+
     def _session_id(self, state_dir: Path) -> str:
         """Stable across restarts, so reconnecting tabs are not told to reload."""
         path = state_dir / "session-id"
@@ -213,7 +238,7 @@ class CollabService(Application):
             raise TraitError("the CS3 gateway is not set (--gateway=HOST:PORT)")
         state_dir = Path(self.state_dir)
         state_dir.mkdir(parents=True, exist_ok=True)
-        journal: Journal = self.journal_class(state_dir / "journal.sqlite3", parent=self)
+        journal = self.make_journal(state_dir)
         async with CS3Client(self.gateway) as cs3, journal, DocumentWorker() as documents_worker:
             registry = RoomRegistry(
                 journal,
@@ -230,7 +255,8 @@ class CollabService(Application):
                 authenticator=Authenticator(cs3, self.token_cache_seconds),
                 federation=FederatedLogin(cs3, self.token_cache_seconds),
                 registry=registry,
-                session_id=self._session_id(state_dir),
+                session_id=(await self._shared_session_id(journal) if isinstance(journal, RedisJournal)
+                            else self._session_id(state_dir)),
                 global_room=global_room,
                 max_pending=self.max_pending_bytes,
                 limits=ConnectionLimits(self.max_connections_per_user, self.max_connections_per_site),

@@ -197,7 +197,7 @@ class RedisJournal(Configurable):
             reader and the leases of this replica, which share the URL).
     """
 
-    url = Unicode("", help="Redis URL, redis://HOST:PORT/DB (rediss:// for TLS). Required.").tag(config=True)
+    url = Unicode("", help="Redis URL, redis://HOST:PORT/DB (rediss:// for TLS); the service sets it from CollabService.redis_url.").tag(config=True)
 
     key_prefix = Unicode(
         "cs3collab",

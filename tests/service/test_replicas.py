@@ -1,0 +1,66 @@
+"""Replicas sharing one Redis (``cs3collab serve --redis-url``).
+
+Real processes: the session's devstack and redis-server, and two
+``cs3collab serve`` replicas with their own ports and state dirs.
+
+What is checked so far: a session PUT answered by one replica is valid on
+the other (the session id lives in Redis); a replica with ``--redis-url``
+journals a client's edits in Redis (the room's stream), saves them to CS3,
+and a replica started later on the same Redis sees the room's history.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import anyio
+import redis.asyncio as aioredis
+
+from cs3collab.service.journal_redis import RedisJournal
+from tests.service.conftest import start_service
+from tests.service.rtc import put_notebook, room_key, saved_containing, sources, type_text
+from tests.support.yclient import connect, connect_room, open_session
+
+
+async def test_a_session_from_one_replica_is_valid_on_the_other(site, redis, einstein, workdir, tmp_path):
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    options = (f"--redis-url={redis.url}", f"--RedisJournal.key_prefix={prefix}")
+    path = await put_notebook(einstein, f"{workdir}/replicas.ipynb", "a = 1")
+    async with start_service(site, tmp_path / "one", *options) as one, \
+            start_service(site, tmp_path / "two", *options) as two:
+        session = await open_session(one.url, einstein.token, path)
+        on_two = await open_session(two.url, einstein.token, path)
+        assert on_two.sessionId == session.sessionId and on_two.room == session.room
+        # the session id from replica 1 opens the room on replica 2 (no reload asked)
+        async with connect_room(two.url, einstein.token, session.room, f"sessionId={session.sessionId}") as client:
+            type_text(client, 0, "  # via replica two")
+            await saved_containing(einstein, path, "# via replica two", timeout=20)
+    # the room's history is in Redis, under the replicas' prefix
+    async with RedisJournal(redis.url, key_prefix=prefix) as journal:
+        record = await journal.load(await room_key(einstein, path))
+        assert record is not None and record.last_seq >= 1 and not record.needs_flush
+
+
+async def test_a_later_replica_rebuilds_the_room_from_redis(site, redis, einstein, workdir, tmp_path):
+    """Edits acknowledged by a replica that is then killed (SIGKILL, no
+    flush) are in the room a fresh replica opens: the journal was Redis."""
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    options = (f"--redis-url={redis.url}", f"--RedisJournal.key_prefix={prefix}", "--save-quiet=30",
+               "--save-ceiling=60")
+    path = await put_notebook(einstein, f"{workdir}/killed.ipynb", "b = 2")
+    async with start_service(site, tmp_path / "one", *options) as one:
+        async with connect(one.url, einstein.token, path) as client:
+            type_text(client, 0, "  # acknowledged")
+            key = await room_key(einstein, path)
+            probe = aioredis.Redis.from_url(redis.url)
+            try:
+                with anyio.fail_after(20):  # acknowledged = in the room's stream
+                    while not await probe.xlen(f"{prefix}:room:{key}:stream"):
+                        await probe.xread({f"{prefix}:room:{key}:stream": "0-0"}, block=500)
+            finally:
+                await probe.aclose()
+            one.running.process.kill()
+            await one.running.process.wait()
+    async with start_service(site, tmp_path / "two", *options) as two:
+        async with connect(two.url, einstein.token, path) as client:
+            assert "# acknowledged" in sources(client)[0]
