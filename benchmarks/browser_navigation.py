@@ -50,7 +50,7 @@ from cs3collab.demo import DEMO_USERS, JUPYTER_READY, jupyter_command, jupyter_e
 from tests.support.processes import devstack, run_process  # noqa: E402
 
 FOLDER = "bench-1000"
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("CS3COLLAB_CHROMIUM") or "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 LOAD_TIMEOUT_MS = 60_000
 

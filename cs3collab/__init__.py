@@ -1,6 +1,11 @@
 """cs3collab: real-time collaboration for Jupyter notebooks stored in CS3 storage."""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("cs3collab")  # set once, in labextension/package.json (pyproject.toml says how)
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 
 def _jupyter_labextension_paths() -> list[dict[str, str]]:

@@ -24,6 +24,7 @@ from cs3collab.devstack.cli import add_devstack_parser  # noqa: E402
 from cs3collab.jupyter.app import CS3CollabExtension  # noqa: E402
 from cs3collab.jupyter.connection import CS3CollabConnection  # noqa: E402
 from cs3collab.jupyter.contents import CS3ContentsManager  # noqa: E402
+from cs3collab.hub.authenticator import CS3Authenticator  # noqa: E402
 from cs3collab.kernels.limits import KernelSandbox  # noqa: E402
 from cs3collab.service.app import CollabService  # noqa: E402
 from cs3collab.service.journal_redis import RedisJournal  # noqa: E402
@@ -96,6 +97,13 @@ def render() -> str:
         *_traits_table(CS3CollabConnection, {}),
         "",
         *_traits_table(CS3ContentsManager, {}),
+        "",
+        "## The JupyterHub authenticator (`cs3collab.hub`)\n",
+        "Set in `jupyterhub_config.py` with `c.JupyterHub.authenticator_class = \"cs3auth\"` "
+        "(JupyterHub's own `Authenticator` settings apply too; this class turns on "
+        "`enable_auth_state` and `refresh_pre_spawn` by default, and `allow_all` unless `allowed_users` "
+        "is set: every user the site's CS3 accepts may log in).\n",
+        *_traits_table(CS3Authenticator, {}),
         "",
         "## `cs3collab devstack`: the embedded CS3 site\n",
         "Command-line options (the devstack is a development and test site, so plain options suffice):\n",

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,8 +34,16 @@ import httpx
 from cs3.gateway.v1beta1 import gateway_api_pb2 as gw
 from cs3.gateway.v1beta1 import gateway_api_pb2_grpc as gw_grpc
 from cs3.identity.user.v1beta1 import resources_pb2 as identity
+from cs3.rpc.v1beta1 import code_pb2
 
-from cs3collab.cs3.errors import NotFound, PermissionDenied, Unauthenticated, error_from_grpc, raise_for_status
+from cs3collab.cs3.errors import (
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+    Unavailable,
+    error_from_grpc,
+    raise_for_status,
+)
 
 log = logging.getLogger("cs3collab.cs3")
 
@@ -79,6 +89,11 @@ class CS3Client:
             gRPC's factor 1.6 (with its 20% jitter) up to this. Calls made
             while the channel waits fail at once with ``Unavailable`` and are
             retried as above.
+        observer: called as ``observer(method, status, seconds)`` after every
+            gateway call attempt, with the CS3 status name of the reply
+            (``OK``, ``NOT_FOUND``, ...) or the gRPC status name when no
+            reply came (``UNAVAILABLE``, ...); metrics use it. It must not
+            raise or block.
     """
 
     def __init__(
@@ -91,8 +106,10 @@ class CS3Client:
         http_timeout: float = 60.0,
         secure: bool = False,
         reconnect_backoff: float = 1.0,
+        observer: Callable[[str, str, float], None] | None = None,
     ) -> None:
         self.gateway = gateway
+        self.observer = observer
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
@@ -164,10 +181,13 @@ class CS3Client:
         metadata = ((TOKEN_HEADER, token),) if token else None
         attempt = 0
         while True:
+            started = time.perf_counter()
             try:
                 reply = await rpc(request, metadata=metadata, timeout=self.timeout)
+                self._observe(method, _status_name(reply.status.code), started)
                 break
             except grpc.aio.AioRpcError as exc:
+                self._observe(method, exc.code().name, started)
                 if exc.code() == grpc.StatusCode.UNAVAILABLE and idempotent and attempt < self.retries:
                     delay = self.backoff * (2**attempt)
                     attempt += 1
@@ -180,6 +200,33 @@ class CS3Client:
                 raise error_from_grpc(exc, method, target, self.gateway) from None
         raise_for_status(reply.status, method, target)
         return reply
+
+    def _observe(self, method: str, status: str, started: float) -> None:
+        if self.observer is not None:
+            self.observer(method, status, time.perf_counter() - started)
+
+    async def ping(self, timeout: float = 5.0) -> None:
+        """Raise :class:`Unavailable` unless the gateway answers a gRPC call now.
+
+        One WhoAmI without a token, never retried: any answer (a CS3 status
+        UNAUTHENTICATED included) shows the gateway is up and speaks the CS3
+        APIs; a transport failure or a timeout does not. For readiness probes.
+        """
+        if self._stub is None:
+            raise RuntimeError("CS3Client is not open: use 'async with CS3Client(...)'")
+        started = time.perf_counter()
+        try:
+            reply = await self._stub.WhoAmI(gw.WhoAmIRequest(token=""), timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            self._observe("WhoAmI", exc.code().name, started)
+            if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                              grpc.StatusCode.UNIMPLEMENTED):
+                raise Unavailable(
+                    f"CS3 gateway {self.gateway} unreachable: {exc.code().name} {exc.details() or ''}".strip(),
+                    operation="WhoAmI", target="readiness probe", code=exc.code().name,
+                ) from None
+            return  # the gateway answered, if only to refuse
+        self._observe("WhoAmI", _status_name(reply.status.code), started)
 
     async def authenticate(self, auth_type: str, client_id: str, client_secret: str) -> Session:
         """Authenticate with the gateway and return a session that re-authenticates by itself."""
@@ -201,14 +248,16 @@ class CS3Client:
         """
         return await self.authenticate("ocmshares", share_id, shared_secret)
 
-    async def session_for_token(self, token: str) -> Session:
+    async def session_for_token(self, token: str, renewer: Callable[[], Awaitable[str]] | None = None) -> Session:
         """Wrap an access token obtained elsewhere (e.g. from JupyterHub).
 
-        The token is checked with WhoAmI; such a session cannot renew itself,
-        so an expired token surfaces as ``Unauthenticated``.
+        The token is checked with WhoAmI. Without ``renewer`` such a session
+        cannot renew itself, so an expired token surfaces as
+        ``Unauthenticated``; with it, renewing awaits ``renewer()`` for a
+        fresh token of the same user (from wherever the first came from).
         """
         reply = await self.call("WhoAmI", gw.WhoAmIRequest(token=token), target="access token")
-        return Session(self, token, reply.user, None)
+        return Session(self, token, reply.user, None, renewer)
 
     async def get_ocm_share_by_token(self, token: str):
         """The OCM share a token names, asked without logging in (as Reva allows)."""
@@ -236,6 +285,14 @@ class CS3Client:
         return reply.token, reply.user
 
 
+def _status_name(code: int) -> str:
+    """``OK``, ``NOT_FOUND``... for a CS3 ``rpc.Code`` (its number when unknown)."""
+    try:
+        return code_pb2.Code.Name(code).removeprefix("CODE_")
+    except ValueError:
+        return str(code)
+
+
 class Session:
     """One authenticated identity on a gateway.
 
@@ -245,6 +302,8 @@ class Session:
         user: the CS3 user the token belongs to.
         credentials: how to authenticate again when the token expires; None
             when the session was built from a bare token.
+        renewer: for a session from a bare token, where a fresh token comes
+            from (awaited; returns the token); None: it cannot renew.
     """
 
     def __init__(
@@ -253,6 +312,7 @@ class Session:
         token: str,
         user: identity.User,
         credentials: Credentials | None,
+        renewer: Callable[[], Awaitable[str]] | None = None,
     ) -> None:
         from cs3collab.cs3.apppasswords import AppPasswordsAPI
         from cs3collab.cs3.files import FilesAPI
@@ -269,6 +329,7 @@ class Session:
         self._token = token
         self.user = user
         self._credentials = credentials
+        self._renewer = renewer
         self._renewing = asyncio.Lock()
         self.files = FilesAPI(self)
         self.versions = VersionsAPI(self)
@@ -294,18 +355,18 @@ class Session:
 
     @property
     def renewable(self) -> bool:
-        return self._credentials is not None
+        return self._credentials is not None or self._renewer is not None
 
     @property
     def username(self) -> str:
         return self.user.username
 
     async def renew(self, stale_token: str | None = None) -> None:
-        """Authenticate again with the session's credentials.
+        """Authenticate again with the session's credentials (or ask its renewer).
 
         Concurrent callers that saw the same stale token share one renewal.
         """
-        if self._credentials is None:
+        if not self.renewable:
             raise Unauthenticated(
                 "the access token is no longer valid and this session has no credentials to renew it",
                 operation="renew",
@@ -314,7 +375,15 @@ class Session:
         async with self._renewing:
             if stale_token is not None and stale_token != self._token:
                 return  # another caller renewed already
-            self._token, self.user = await self.client._authenticate(self._credentials)
+            if self._credentials is not None:
+                self._token, self.user = await self.client._authenticate(self._credentials)
+            else:
+                token = await self._renewer()
+                reply = await self.client.call("WhoAmI", gw.WhoAmIRequest(token=token), target="renewed token")
+                if reply.user.id != self.user.id:
+                    raise Unauthenticated("the renewed token belongs to someone else", operation="renew",
+                                          target=self.user.username)
+                self._token, self.user = token, reply.user
             log.info("renewed CS3 access token user=%s", self.user.username)
 
     async def call(self, method: str, request: Any, *, target: str = "", idempotent: bool = True) -> Any:
@@ -323,7 +392,7 @@ class Session:
         try:
             return await self.client.call(method, request, token=token, target=target, idempotent=idempotent)
         except Unauthenticated:
-            if self._credentials is None:
+            if not self.renewable:
                 raise
             await self.renew(stale_token=token)
             return await self.client.call(method, request, token=self._token, target=target, idempotent=idempotent)

@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import os
 
+import httpx
 from traitlets import Float, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from cs3collab.cs3 import CS3Client, PermissionDenied, Session, Unauthenticated
+from cs3collab.cs3 import CS3Client, PermissionDenied, Session, Unauthenticated, Unavailable
 
 TOKEN_ENV = "CS3COLLAB_TOKEN"
 
@@ -36,9 +37,40 @@ class CS3CollabConnection(LoggingConfigurable):
     password = Unicode("", help="CS3 password for username (demo setups).").tag(config=True)
     call_timeout = Float(30.0, help="Seconds allowed for one CS3 gRPC call (default 30).").tag(config=True)
 
+    hub_token_url = Unicode(
+        help="Where a fresh CS3 token for this server's user is fetched when the one it has expires: "
+        "the hub's /hub/api/cs3collab/token (cs3collab.hub), asked with this server's JupyterHub API token. "
+        "Default: derived from JUPYTERHUB_API_URL when the server runs under JupyterHub with a token from it; "
+        "empty: a token from JupyterHub is never renewed."
+    ).tag(config=True)
+
     @default("token")
     def _default_token(self) -> str:
         return os.environ.get(TOKEN_ENV, "")
+
+    @default("hub_token_url")
+    def _default_hub_token_url(self) -> str:
+        api = os.environ.get("JUPYTERHUB_API_URL", "")
+        if api and os.environ.get("JUPYTERHUB_API_TOKEN") and os.environ.get(TOKEN_ENV):
+            return api.rstrip("/") + "/cs3collab/token"
+        return ""
+
+    async def _token_from_hub(self) -> str:
+        """A fresh CS3 token from the hub (which refreshes its copy first when due)."""
+        headers = {"Authorization": f"token {os.environ.get('JUPYTERHUB_API_TOKEN', '')}"}
+        try:
+            async with httpx.AsyncClient(timeout=self.call_timeout) as http:
+                answer = await http.get(self.hub_token_url, headers=headers)
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"JupyterHub cannot be reached for a fresh CS3 token: {exc}",
+                              operation="renew", target=self.hub_token_url) from None
+        if answer.status_code in (401, 403):
+            raise Unauthenticated("the CS3 session ended: log in to JupyterHub again",
+                                  operation="renew", target=self.hub_token_url)
+        if answer.status_code != 200:
+            raise Unavailable(f"JupyterHub answered {answer.status_code} for a fresh CS3 token",
+                              operation="renew", target=self.hub_token_url)
+        return answer.json()["token"]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -68,7 +100,8 @@ class CS3CollabConnection(LoggingConfigurable):
             if self._session is None:
                 client = await self.client()
                 if self.token:
-                    self._session = await client.session_for_token(self.token)
+                    renewer = self._token_from_hub if self.hub_token_url else None
+                    self._session = await client.session_for_token(self.token, renewer)
                 elif self.username:
                     self._session = await client.login(self.username, self.password)
             if self._session is None:

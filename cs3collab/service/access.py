@@ -25,6 +25,7 @@ import asyncio
 import logging
 
 from cs3collab.cs3 import CS3Error, NotFound, PermissionDenied, Unauthenticated
+from cs3collab.service import metrics
 from cs3collab.service.identity import resolve_access
 from cs3collab.service.protocol import CloseCode, session_close_reason
 from cs3collab.service.room import Participant, Room
@@ -105,6 +106,7 @@ class AccessWatcher:
         log.info("access lost, disconnecting room=%s user=%s site=%s reason=%s cs3=%s",
                  self.room.key, participant.identity.label, participant.identity.idp, reason, exc)
         self.room.leave(participant)
+        metrics.revoked(reason)
         if code == CloseCode.SESSION:
             participant.connection.close(code, session_close_reason(reason, message))
         else:

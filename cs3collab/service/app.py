@@ -20,7 +20,7 @@ from pathlib import Path
 import tornado.httpserver
 import tornado.netutil
 import tornado.web
-from traitlets import Float, Int, Type, Unicode, default, validate
+from traitlets import CaselessStrEnum, Float, Int, Type, Unicode, default, validate
 from traitlets.config import Application, TraitError
 
 from cs3collab.cs3 import CS3Client
@@ -28,12 +28,15 @@ from cs3collab.service.awareness import AwarenessSettings
 from cs3collab.service.documents import TEXT_FILE
 from cs3collab.service.handlers import GLOBAL_AWARENESS, RoomHandler, ServiceContext, SessionHandler
 from cs3collab.service.federation import FederatedLogin
+from cs3collab.service import metrics
 from cs3collab.service.federation_handlers import OCMContentHandler
+from cs3collab.service.health import HealthHandler, MetricsHandler, ReadyHandler
 from cs3collab.service.identity import Authenticator
 from cs3collab.service.journal import Journal
 from cs3collab.service.journal_redis import RedisJournal
 from cs3collab.service.journal_sqlite import SQLiteJournal
 from cs3collab.service.limits import ConnectionLimits
+from cs3collab.service.logformat import use_log_format
 from cs3collab.service.registry import RoomRegistry
 from cs3collab.service.room import Room
 from cs3collab.service.storage import StorageSettings
@@ -71,6 +74,7 @@ class CollabService(Application):
         "access-recheck": "CollabService.access_recheck",
         "max-frame-size": "CollabService.max_frame_size",
         "log-level": "Application.log_level",
+        "log-style": "CollabService.log_style",
     }
 
     gateway = Unicode(help="host:port of the site's CS3 gateway (gRPC). Required.").tag(config=True)
@@ -149,6 +153,17 @@ class CollabService(Application):
         "empty; with redis_url the journal is RedisJournal.",
     ).tag(config=True)
 
+    log_style = CaselessStrEnum(
+        ["text", "json"],
+        default_value="text",
+        help="Log line format on stderr. text (default): 'time LEVEL logger message key=value ...'. "
+        "json: one JSON object per line with time, level, logger, event, the message's key=value fields "
+        "(room, user, site, ...) as fields of their own, and the message as it would print.",
+    ).tag(config=True)
+    readiness_timeout = Float(
+        5.0, help="Seconds each /readyz check (CS3 gateway answers, journal writable) may take before it fails (default 5)."
+    ).tag(config=True)
+
     @default("log_level")
     def _default_log_level(self) -> int:
         return logging.INFO
@@ -175,6 +190,7 @@ class CollabService(Application):
             raise TraitError("--gateway is required (host:port of the CS3 gateway)")
         if not self.state_dir:
             raise TraitError("--state-dir is required")
+        use_log_format(self.log_style)
 
     def storage_settings(self) -> StorageSettings:
         return StorageSettings(
@@ -203,6 +219,8 @@ class CollabService(Application):
         ``journal_class`` on a file in the state dir."""
         if self.redis_url:
             return RedisJournal(self.redis_url, parent=self)
+        if issubclass(self.journal_class, RedisJournal):  # chosen as a class, URL in RedisJournal.url
+            return self.journal_class(parent=self)
         return self.journal_class(state_dir / "journal.sqlite3", parent=self)
 
     def _session_id(self, state_dir: Path) -> str:
@@ -212,8 +230,11 @@ class CollabService(Application):
             path.write_text(uuid.uuid4().hex)
         return path.read_text().strip()
 
-    def make_app(self, context: ServiceContext) -> tornado.web.Application:
+    def make_app(self, context: ServiceContext, checks: dict | None = None) -> tornado.web.Application:
         routes = [
+            (r"/metrics", MetricsHandler),
+            (r"/healthz", HealthHandler),
+            (r"/readyz", ReadyHandler, {"checks": checks or {}, "timeout": self.readiness_timeout}),
             (r"/api/collaboration/session/(.+)", SessionHandler, {"context": context}),
             (r"/api/collaboration/room/(.+)", RoomHandler, {"context": context}),
             (r"/api/collaboration/versions/([^/]+)/tags", TagsHandler, {"context": context}),
@@ -239,7 +260,8 @@ class CollabService(Application):
         state_dir = Path(self.state_dir)
         state_dir.mkdir(parents=True, exist_ok=True)
         journal = self.make_journal(state_dir)
-        async with CS3Client(self.gateway) as cs3, journal, DocumentWorker() as documents_worker:
+        async with CS3Client(self.gateway, observer=metrics.cs3_call) as cs3, journal, \
+                DocumentWorker() as documents_worker:
             registry = RoomRegistry(
                 journal,
                 self.storage_settings(),
@@ -261,22 +283,24 @@ class CollabService(Application):
                 max_pending=self.max_pending_bytes,
                 limits=ConnectionLimits(self.max_connections_per_user, self.max_connections_per_site),
             )
+            checks = {"gateway": cs3.ping, "journal": journal.ready}
             sockets = tornado.netutil.bind_sockets(self.port, self.ip)
-            server = tornado.httpserver.HTTPServer(self.make_app(context), max_body_size=self.max_frame_size)
+            server = tornado.httpserver.HTTPServer(self.make_app(context, checks), max_body_size=self.max_frame_size)
             server.add_sockets(sockets)
             url = f"http://{self.ip}:{sockets[0].getsockname()[1]}"
             try:
-                async with asyncio.TaskGroup() as tasks:
-                    registry_started = asyncio.get_running_loop().create_future()
-                    tasks.create_task(registry.run(registry_started), name="room registry")
-                    await registry_started
-                    log.info("service listening url=%s gateway=%s state=%s", url, self.gateway, state_dir)
-                    try:
-                        yield url
-                    finally:
-                        log.info("service stopping: flushing rooms")
-                        server.stop()
-                        registry.stop()  # flushes and closes every room; the task group waits for it
+                with metrics.watching(registry, global_room):
+                    async with asyncio.TaskGroup() as tasks:
+                        registry_started = asyncio.get_running_loop().create_future()
+                        tasks.create_task(registry.run(registry_started), name="room registry")
+                        await registry_started
+                        log.info("service listening url=%s gateway=%s state=%s", url, self.gateway, state_dir)
+                        try:
+                            yield url
+                        finally:
+                            log.info("service stopping: flushing rooms")
+                            server.stop()
+                            registry.stop()  # flushes and closes every room; the task group waits for it
             finally:
                 server.stop()
                 await server.close_all_connections()

@@ -28,7 +28,7 @@ from cs3.storage.provider.v1beta1 import resources_pb2 as storage
 
 from cs3collab.cs3 import Session, Unauthenticated
 from cs3collab.cs3.refs import format_resource_id, parse_resource_id
-from cs3collab.service import documents, ids
+from cs3collab.service import documents, ids, metrics
 from cs3collab.service.errors import RequestError, close_for, message_for, refusal_for
 from cs3collab.service.federation import PATH_PREFIX, SCHEME, FederatedCaller, OCMCredentials, share_reference
 from cs3collab.service.identity import Identity, resolve_access
@@ -119,6 +119,7 @@ class APIHandler(tornado.web.RequestHandler):
 
     def fail(self, exc: BaseException) -> None:
         refusal = refusal_for(exc)
+        metrics.refused(refusal.reason)
         if refusal.http_status >= 500:
             log.error("request failed path=%s error=%r", self.request.path, exc)
         self.write_json({"error": refusal.reason, "message": message_for(exc)}, refusal.http_status)
@@ -178,6 +179,7 @@ class RoomHandler(tornado.websocket.WebSocketHandler):
             await self._join(name)
         except Exception as exc:  # noqa: BLE001
             code, reason = close_for(exc)
+            metrics.refused(refusal_for(exc).reason)
             log.info("room refused name=%s code=%s reason=%s", name[:120], code, reason)
             self.close(code, reason)
 

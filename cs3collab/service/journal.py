@@ -186,6 +186,11 @@ class Journal(Protocol):
     async def forget(self, room: str) -> None:
         """Drop ``room`` entirely: updates, meta, sequence numbers."""
 
+    async def ready(self) -> None:
+        """Return once the journal could commit a write now; raise
+        :class:`JournalError` (or :class:`JournalClosedError`) saying why not.
+        Answers the service's readiness probe (``/readyz``)."""
+
 
 def check_room_key(room: object) -> str:
     """Return ``room`` if it is a valid room key, else raise

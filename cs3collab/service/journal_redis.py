@@ -443,6 +443,8 @@ class RedisJournal(Configurable):
                          self._dirty_key], args=[room], client=pipe)
         elif op == "rooms_needing_flush":
             pipe.smembers(self._dirty_key)
+        elif op == "ready":  # a real write: fails on a read-only replica, a full Redis (OOM), a lost AOF disk
+            pipe.set(f"{self.key_prefix}:ready:{self.replica_id}", "1", px=60_000)
         else:  # pragma: no cover - a bug in this module
             raise AssertionError(op)
 
@@ -546,6 +548,10 @@ class RedisJournal(Configurable):
             log.info("journal forgot room=%s updates=%d", args[0], int(reply))
 
     @staticmethod
+    def _result_ready(args: tuple, reply: Any) -> None:
+        return None
+
+    @staticmethod
     def _result_rooms_needing_flush(args: tuple, reply: Any) -> list[str]:
         return sorted(room.decode() for room in reply)
 
@@ -592,3 +598,7 @@ class RedisJournal(Configurable):
 
     async def forget(self, room: str) -> None:
         await self._call("forget", check_room_key(room))
+
+    async def ready(self) -> None:
+        """Return once Redis accepted a write now (the readiness probe)."""
+        await self._call("ready")

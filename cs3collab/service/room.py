@@ -33,6 +33,7 @@ from pycrdt import Awareness, Doc, TransactionEvent
 from cs3collab.cs3 import Session
 from cs3collab.service import protocol
 from cs3collab.service.awareness import AwarenessPolicy, AwarenessSettings
+from cs3collab.service import metrics, protocol
 from cs3collab.service.documents import DocumentKind
 from cs3collab.service.identity import EDITOR, Identity
 from cs3collab.service.journal import Journal
@@ -165,9 +166,11 @@ class Room:
             self._settled.clear()
         try:
             for change in changes:
+                started = time.perf_counter()
                 seq = await self.journal.append(self.key, change)
                 self.last_seq = max(self.last_seq, seq)
                 self.broadcast(protocol.update_message(change), exclude=author)
+                metrics.update_broadcast(started)
         finally:
             if changes:
                 self._in_flight -= 1
@@ -264,6 +267,7 @@ class Room:
                 return
             if frame.payload == EMPTY_UPDATE:
                 return  # a step 2 with nothing in it (every client sends one): nothing to drop or apply
+            metrics.update_received()
             if not participant.can_edit or self.read_only:
                 participant.dropped_updates += 1
                 if participant.dropped_updates == 1 or participant.dropped_updates % 100 == 0:

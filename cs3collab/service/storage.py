@@ -35,7 +35,7 @@ from pycrdt import Doc
 
 from cs3collab.cs3 import CS3Error, FailedPrecondition, NotFound, PermissionDenied, Session, Unauthenticated, Unavailable
 from cs3collab.cs3.refs import format_resource_id
-from cs3collab.service import worker
+from cs3collab.service import metrics, worker
 from cs3collab.service.documents import InvalidDocument
 from cs3collab.service.locking import LockKeeper
 from cs3collab.service.room import Participant, Room
@@ -376,11 +376,13 @@ class RoomStorage:
                 return "success"
             if self.before_save is not None:
                 await self.before_save()
+            started = time.perf_counter()
             try:
                 status = await self._save_once()
             except CS3Error as exc:  # everything stays in the journal; the save loop retries
                 log.warning("save failed room=%s path=%s error=%r", self.room.key, self.path, exc)
                 status = "failed"
+            metrics.saved(status, started)
             self.last_save_status = status
             return status
 

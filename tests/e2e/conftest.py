@@ -10,7 +10,7 @@ its own (config, data, runtime), so their JupyterLab workspaces never leak
 into each other.
 
 The browser is the system's ``/usr/bin/chromium`` (``./dev test`` installs
-it with apt); Playwright never downloads one. Each user's tab lives in its
+it with apt), or the one ``CS3COLLAB_CHROMIUM`` names; Playwright never downloads one. Each user's tab lives in its
 own browser with a fresh profile folder. Screenshots and each tab's browser
 console go to ``test-artifacts/e2e/``.
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from tests.support.processes import Devstack, RunningProcess, Service, devstack,
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "e2e"
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("CS3COLLAB_CHROMIUM") or "/usr/bin/chromium")  # README: a chromium elsewhere
 CHROMIUM_ARGS = [
     "--no-sandbox",  # CI containers run as root
     "--disable-gpu",

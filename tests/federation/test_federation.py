@@ -52,6 +52,10 @@ async def test_coedit_presence_and_saves_at_a(fed):
         type_text(einstein, 1, "  # from Geneva")
         await wait_for(marie.doc, lambda: sources(marie)[1] == "y = 2  # from Geneva")
         assert sources(marie) == sources(einstein)
+        # A's operators see her in A's metrics: one participant from cesnet.test
+        async with httpx.AsyncClient(timeout=30) as http:
+            scraped = (await http.get(f"{fed.svc_a.url}/metrics")).text
+        assert 'cs3collab_federated_participants{site="cesnet.test"} 1.0' in scraped, scraped[-3000:]
 
         # presence: what her JupyterLab puts in awareness (from B's /api/me) reaches A as marie of cesnet.test
         await send_awareness(marie, {"user": me, "current": "remote"})

@@ -1,18 +1,22 @@
-"""What a user gets from ``pip install`` of our wheel.
+"""What a user gets from ``pip install`` of our wheel, and how it is built.
 
-The wheel is built from the sources as they are (with the labextension that
-``./dev`` built from labextension/), installed with pip into a new virtual
-environment that has nothing else, and that environment is then asked what
-a user would look at: ``jupyter labextension list`` shows the labextension
-enabled and OK, ``jupyter server extension list`` shows cs3collab.jupyter
-enabled and jupyter_server_ydoc disabled, and a JupyterLab started from it
-on a devstack site lists the extension in its page config, serves its
-remoteEntry and shows einstein's CS3 home, all without a build step (its
-PATH is the environment's bin alone: no node, no npm).
+The sdist and the wheel are built with ``python -m build`` (hatchling and
+hatch-jupyter-builder, as pyproject.toml says) from a copy of the sources
+as git has them plus the labextension that ``./dev`` built from
+labextension/. The wheel is installed with pip into a new virtual environment
+that has nothing else, and that environment is then asked what a user would
+look at: ``jupyter labextension list`` shows the labextension enabled and OK,
+``jupyter server extension list`` shows cs3collab.jupyter enabled and
+jupyter_server_ydoc disabled, and a JupyterLab started from it on a devstack
+site lists the extension in its page config, serves its remoteEntry and
+shows einstein's CS3 home, all without a build step (its PATH is the
+environment's bin alone: no node, no npm). A clean copy without the built
+labextension and without Node.js fails to build, saying what it needs.
 
 Installing pulls the project's dependencies from the package index with the
 CI pins (constraints.txt), so this test needs the same registry access as
-``./dev`` itself; pip's cache makes later runs quick.
+``./dev`` itself; pip's cache (the user's, not the test's throwaway HOME)
+makes later runs quick.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -57,24 +62,76 @@ def clean_env(venv: Path) -> dict[str, str]:
     env["JUPYTER_DATA_DIR"] = str(venv.parent / "home" / "jupyter-data")
     env["JUPYTER_RUNTIME_DIR"] = str(venv.parent / "home" / "jupyter-runtime")
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    env["PIP_CACHE_DIR"] = pip_cache()
+    return env
+
+
+def pip_cache() -> str:
+    """The pip cache of the user running the tests: it outlives each test's HOME."""
+    return os.environ.get("PIP_CACHE_DIR") or str(Path.home() / ".cache" / "pip")
+
+
+def source_copy(dest: Path, *, with_labextension: bool) -> Path:
+    """The files git tracks (as a clean clone has them), and optionally the built labextension."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    if with_labextension:
+        shutil.copytree(BUILT, dest / "cs3collab" / "labextension")
+    return dest
+
+
+def build_env(path: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
+    env.update(PATH=path, PIP_CACHE_DIR=pip_cache(), PIP_DISABLE_PIP_VERSION_CHECK="1")
     return env
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
+def dist(tmp_path_factory) -> Path:
+    """``python -m build``: the sdist, then the wheel built from that sdist."""
     if not (BUILT / "package.json").is_file():
         pytest.fail("cs3collab/labextension is not built: ./dev test builds it from labextension/")
-    # build from a copy of what the wheel is made of, so the work tree gets no build/ or egg-info
-    source = tmp_path_factory.mktemp("source")
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
-        if (ROOT / name).exists():
-            shutil.copy2(ROOT / name, source / name)
-    shutil.copytree(ROOT / "cs3collab", source / "cs3collab", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / "jupyter-config", source / "jupyter-config")
+    source = source_copy(tmp_path_factory.mktemp("source"), with_labextension=True)
     out = tmp_path_factory.mktemp("dist")
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(out), str(source)])
-    (built,) = out.glob("cs3collab-*.whl")
+    run([sys.executable, "-m", "build", "--outdir", str(out), str(source)], env=build_env(os.environ["PATH"]))
+    return out
+
+
+@pytest.fixture(scope="module")
+def wheel(dist) -> Path:
+    (built,) = dist.glob("cs3collab-*.whl")
     return built
+
+
+def test_the_sdist_carries_the_sources_and_the_prebuilt_labextension(dist):
+    (sdist,) = dist.glob("cs3collab-*.tar.gz")
+    names = tarfile.open(sdist).getnames()
+    top = names[0].split("/")[0]
+    for needed in ("pyproject.toml", "hatch_build.py", "labextension/package.json", "labextension/src/index.ts",
+                   "jupyter-config/jupyter_server_config.d/zz_cs3collab.json", "cs3collab/labextension/static/style.js"):
+        assert f"{top}/{needed}" in names, needed
+    assert not [n for n in names if "node_modules" in n]
+
+
+def test_the_version_is_the_labextensions(wheel):
+    package = json.loads((ROOT / "labextension" / "package.json").read_text())
+    assert wheel.name.startswith(f"cs3collab-{package['version']}-")
+
+
+def test_without_node_a_clean_copy_fails_saying_what_it_needs(tmp_path):
+    source = source_copy(tmp_path / "clean", with_labextension=False)
+    bare = tmp_path / "empty-bin"  # PATH has nothing on it: no node, no npm
+    bare.mkdir()
+    result = subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path / "out"),
+                             str(source)], env=build_env(str(bare)), capture_output=True, text=True,
+                            timeout=PIP_TIMEOUT)
+    assert result.returncode != 0
+    assert "Node.js 20 or newer" in result.stdout + result.stderr, (result.stdout + result.stderr)[-3000:]
+    assert not list((tmp_path / "out").glob("*.whl"))
 
 
 def test_the_wheel_carries_the_prebuilt_labextension(wheel):

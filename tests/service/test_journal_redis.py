@@ -72,6 +72,7 @@ async def test_unreachable_redis_fails_calls_then_recovers(tmp_path):
         journal = RedisJournal(url, timeout=2)
         async with journal:
             assert await journal.append(ROOM, b"one") == 1
+            await journal.ready()
             redis.running.process.send_signal(signal.SIGTERM)
             await redis.running.process.wait()
             with anyio.fail_after(30):
@@ -80,8 +81,11 @@ async def test_unreachable_redis_fails_calls_then_recovers(tmp_path):
             assert "unavailable" in str(info.value)
             with pytest.raises(JournalUnavailableError):
                 await journal.load(ROOM)
+            with pytest.raises(JournalUnavailableError):
+                await journal.ready()  # /readyz: not ready
             async with redis_server(tmp_path / "redis", port=port):
                 with anyio.fail_after(30):
+                    await journal.ready()
                     assert await journal.append(ROOM, b"two") == 2
                     record = await journal.load(ROOM)
                 assert record.updates == [b"one", b"two"]
