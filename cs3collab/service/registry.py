@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from cs3collab.cs3 import Session
 from cs3collab.service import kinds
-from cs3collab.service.access import AccessWatcher
+from cs3collab.service.access import AccessWatcher, TokenChecks
 from cs3collab.service.awareness import AwarenessSettings
 from cs3collab.service.documents import DocumentKind
 from cs3collab.service.journal import Journal
@@ -67,6 +67,7 @@ class RoomRegistry:
     ) -> None:
         self.journal = journal
         self.access_recheck = access_recheck
+        self.tokens = TokenChecks(access_recheck)  # owners' re-checks, batched per user across rooms
         self.awareness = awareness
         self.documents_worker = documents_worker
         self.settings = settings
@@ -111,7 +112,7 @@ class RoomRegistry:
                 raise RuntimeError("the room registry is not running")
             room = Room(key, kind, file_id, self.journal, self.awareness)
             storage = RoomStorage(room, resource_id, self.settings, self.documents_worker)
-            live = LiveRoom(room, storage, AccessWatcher(room, resource_id, self.access_recheck))
+            live = LiveRoom(room, storage, AccessWatcher(room, resource_id, self.access_recheck, self.tokens))
             storage.before_save = live.access.check  # nobody who lost access is saved as
             self.rooms[key] = live
             try:
