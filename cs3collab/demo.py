@@ -384,7 +384,8 @@ async def seed_federated(gateway_a: str, gateway_b: str, remote_domain: str, ser
     invitation (once, when ``domain_a`` is given); the sample notebook in
     einstein's home at A is shared through OCM with marie at B (editor) and
     accepted by her there (once). A share of an
-    earlier run whose webapp names another service URL (A's port was taken)
+    earlier run whose webapp names another service URL (A's port was taken), or
+    that was received in the OCM 1.1 form (no code flow),
     is replaced: removing it at A removes it at B too."""
     async with CS3Client(gateway_a) as cs3_a, CS3Client(gateway_b) as cs3_b:
         einstein = await cs3_a.login("einstein", DEMO_USERS["einstein"])
@@ -417,7 +418,10 @@ async def _share_federated(einstein: Session, marie: Session, info, grantee, rem
         if existing.resource_id != info.id or (user.opaque_id, user.idp) != (grantee.opaque_id, remote_domain):
             continue
         target = ocm_target(received[existing.id.opaque_id]) if existing.id.opaque_id in received else None
-        if share is None and target is not None and target.service_url == service_a_url:
+        # a share received in the OCM 1.1 form (an older demo folder) is replaced too:
+        # service A takes only exchanged tokens for shares with our webapp
+        if share is None and target is not None and target.service_url == service_a_url \
+                and target.must_exchange:
             share = existing
         else:
             await einstein.ocm.remove_share(existing.id.opaque_id)

@@ -57,8 +57,9 @@ class Credentials:
 
     ``auth_type`` is the gateway's auth type: ``basic`` (username and
     password), ``bearer`` (a token from an identity provider, in
-    ``client_secret``) or ``ocmshares`` (an OCM share id in ``client_id``
-    and its shared secret in ``client_secret``).
+    ``client_secret``), ``ocmshares`` (an OCM share id in ``client_id``
+    and its shared secret in ``client_secret``) or ``ocmexchangedtoken`` (a
+    share id, and a token of the OCM code flow in ``client_secret``).
     """
 
     auth_type: str
@@ -248,6 +249,13 @@ class CS3Client:
         """
         return await self.authenticate("ocmshares", share_id, shared_secret)
 
+    async def ocm_exchanged_login(self, share_id: str, token: str) -> Session:
+        """Authenticate with a token obtained through the OCM code flow (auth
+        type ``ocmexchangedtoken``, Reva #5552): ``client_id`` is the share id
+        (empty: the token must carry exactly one OCM share scope). The session
+        renews itself with the same token until that token expires."""
+        return await self.authenticate("ocmexchangedtoken", share_id, token)
+
     async def session_for_token(self, token: str, renewer: Callable[[], Awaitable[str]] | None = None) -> Session:
         """Wrap an access token obtained elsewhere (e.g. from JupyterHub).
 
@@ -256,7 +264,9 @@ class CS3Client:
         ``Unauthenticated``; with it, renewing awaits ``renewer()`` for a
         fresh token of the same user (from wherever the first came from).
         """
-        reply = await self.call("WhoAmI", gw.WhoAmIRequest(token=token), target="access token")
+        # WhoAmI is a protected gateway call in Reva (not in UnprotectedEndpoints):
+        # the token travels in the request and as x-access-token
+        reply = await self.call("WhoAmI", gw.WhoAmIRequest(token=token), token=token, target="access token")
         return Session(self, token, reply.user, None, renewer)
 
     async def get_ocm_share_by_token(self, token: str):
@@ -398,7 +408,7 @@ class Session:
             return await self.client.call(method, request, token=self._token, target=target, idempotent=idempotent)
 
     async def whoami(self) -> identity.User:
-        reply = await self.client.call("WhoAmI", gw.WhoAmIRequest(token=self._token), target=self.user.username)
+        reply = await self.call("WhoAmI", gw.WhoAmIRequest(token=self._token), target=self.user.username)
         return reply.user
 
     async def get_home(self) -> str:

@@ -58,9 +58,10 @@ class InvitesAPI:
         The origin provider is looked up with GetInfoByDomain (NotFound when
         the site does not trust it), as Reva's front-ends do, then the gateway
         forwards the token (ForwardInvite). Refusals from the origin: an
-        expired or invalid token is InvalidArgument, an unknown one NotFound,
+        expired or invalid token is InvalidArgument, an unknown one NotFound (Reva 1.x),
         an invitation accepted before AlreadyExists, and an origin that does
-        not trust this site PermissionDenied.
+        not trust this site PermissionDenied. (Reva 3.x answers an unknown
+        token like an expired one: InvalidArgument.)
         """
         info = await self._session.call("GetInfoByDomain", provider_api.GetInfoByDomainRequest(domain=origin_domain),
                                         target=f"OCM provider {origin_domain}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from cs3.identity.user.v1beta1 import resources_pb2 as identity
+from cs3.ocm.provider.v1beta1 import provider_api_pb2 as provider_api
 from cs3.ocm.provider.v1beta1 import resources_pb2 as ocm_provider
 from cs3.sharing.ocm.v1beta1 import ocm_api_pb2 as ocm_api
 from cs3.sharing.ocm.v1beta1 import resources_pb2 as ocm
@@ -55,17 +56,31 @@ class OCMAPI:
         *,
         webapp: bool = True,
     ) -> ocm.Share:
-        """Share a resource with a user of another site (``grantee.idp`` is that site's domain)."""
+        """Share a resource with a user of another site (``grantee.idp`` is that site's domain).
+
+        As Reva's own OCS handler does, the receiving provider is looked up
+        first (GetInfoByDomain: NotFound when this site does not know it):
+        Reva 3.x's CreateOCMShare needs the provider's OCM service entry and
+        refuses a bare domain ("the selected provider does not have an OCM
+        endpoint").
+        """
+        provider = await self.provider_info(grantee.idp)
         request = ocm_api.CreateOCMShareRequest(
             resource_id=resource_id,
             grantee=storage.Grantee(type=storage.GRANTEE_TYPE_USER, user_id=grantee),
-            recipient_mesh_provider=ocm_provider.ProviderInfo(domain=grantee.idp),
+            recipient_mesh_provider=provider,
             access_methods=access_methods(role, webapp=webapp),
         )
         reply = await self._session.call(
             "CreateOCMShare", request, target=format_resource_id(resource_id), idempotent=False
         )
         return reply.share
+
+    async def provider_info(self, domain: str) -> ocm_provider.ProviderInfo:
+        """The mesh provider ``domain`` as this site knows it (GetInfoByDomain)."""
+        reply = await self._session.call("GetInfoByDomain", provider_api.GetInfoByDomainRequest(domain=domain),
+                                         target=f"OCM provider {domain}")
+        return reply.provider_info
 
     async def update_share(self, share_id: str, role: str) -> ocm.Share:
         """Change the role of an OCM share; returns the updated share.
@@ -126,6 +141,26 @@ class OCMAPI:
             update_mask=field_mask_pb2.FieldMask(paths=["state"]),
         )
         await self._session.call("UpdateReceivedOCMShare", request, target=f"OCM share {share_id}")
+
+
+EXCHANGE_TOKEN = "must-exchange-token"
+"""The OCM requirement asking the receiver to exchange the secret (code flow) first."""
+
+
+def requires_exchange(share: ocm.Share) -> bool:
+    """Whether the receiver of ``share`` must exchange its secret for a token
+    (OCM code flow) before using it: a WebDAV method requiring
+    ``must-exchange-token`` (Reva's ``ocmshares`` auth then refuses the
+    secret), or a webapp method, which Reva 3.x always sends with
+    ``must-exchange-token`` (its default requirements when none are stored)."""
+    for method in share.access_methods:
+        kind = method.WhichOneof("term")
+        if kind == "webdav_options" and EXCHANGE_TOKEN in method.webdav_options.requirements:
+            return True
+        if kind == "webapp_options" and (not method.webapp_options.requirements
+                                         or EXCHANGE_TOKEN in method.webapp_options.requirements):
+            return True
+    return False
 
 
 def webdav_secret(received: ocm.ReceivedShare) -> tuple[str, str]:

@@ -60,6 +60,13 @@ def add_devstack_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--invite-token-lifetime", type=float, default=24 * 3600, metavar="SECONDS",
                    help="how long an OCM invite token is valid when its creator names no lifetime "
                         "(default: 86400, Reva's token_expiration of 24h)")
+    p.add_argument("--ocm-require-invite", action="store_true",
+                   help="log an OCM share's grantee in (ocmshares, ocmsharecode) only when they are an accepted "
+                        "user of the share's creator, as Reva 3.x does (default: trusted peers stay auto-accepted)")
+    p.add_argument("--ocm-scope-extra", action="append", default=[], metavar="METHOD",
+                   help="a gateway method (e.g. ListFileVersions) that tokens of OCM shares may call besides "
+                        "those of Reva's ocmshare scope, as on a site that patched its scope; repeatable "
+                        "(default: none)")
     p.set_defaults(run=run_devstack)
     return p
 
@@ -82,7 +89,9 @@ async def run_devstack(args: argparse.Namespace) -> None:
                         max_upload_size=args.max_upload_size,
                         ocm=OCMSettings(peers=args.peer, providers_file=args.ocm_providers,
                                         public_url=args.public_url, webapp_url=args.ocm_webapp_url,
-                                        invite_token_lifetime=args.invite_token_lifetime))
+                                        invite_token_lifetime=args.invite_token_lifetime,
+                                        require_accepted_user=args.ocm_require_invite,
+                                        extra_scope_methods=tuple(args.ocm_scope_extra)))
     async with site:
         print(f"cs3collab devstack ready: gateway={site.gateway_address} http={site.http_url} "
               f"domain={site.domain}", flush=True)

@@ -83,8 +83,10 @@ class Gateway(AppPasswordHandlers, SharingHandlers, gw_grpc.GatewayAPIServicer):
         auth_providers: the ``Authenticate`` type registry.
     """
 
-    #: method names (not full paths) that need no access token
-    UNPROTECTED = frozenset({"Authenticate", "WhoAmI", "GetUser"})
+    #: method names (not full paths) that need no access token. WhoAmI is not
+    #: one (Reva internal/grpc/services/gateway/gateway.go ``UnprotectedEndpoints``
+    #: at aa6e45a): the caller sends its token as ``x-access-token`` too.
+    UNPROTECTED = frozenset({"Authenticate", "GetUser"})
 
     def __init__(self, store: Store, users: UserDirectory, tokens: TokenManager,
                  auth_providers: AuthProviders) -> None:

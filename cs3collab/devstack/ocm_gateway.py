@@ -12,9 +12,10 @@ GetInfoByDomain. Each parses the request and calls one method of
 errors into statuses.
 
 ``install_ocm(site, settings)`` is the extension every ``DevstackSite``
-runs: OCM tables in the site's database, the ``ocmshares`` auth type, the
-method rule of ``ocmshare:`` token scopes, and the OCM HTTP routes
-(``/invite-accepted`` included).
+runs: OCM tables in the site's database, the ``ocmshares``,
+``ocmsharecode`` and ``ocmexchangedtoken`` auth types, the method rule of
+``ocmshare:`` token scopes, and the OCM HTTP routes (``/invite-accepted`` and
+the code flow's ``/token`` included).
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ from cs3.ocm.provider.v1beta1 import provider_api_pb2 as provider_api
 from cs3.ocm.provider.v1beta1 import resources_pb2 as provider_res
 from cs3.sharing.ocm.v1beta1 import ocm_api_pb2 as ocm_api
 
-from .errors import NotFound, Unimplemented
+from .errors import NotFound, Unauthenticated, Unimplemented
 from .errors import InvalidArgument
 from .gateway import Gateway, _opaque_str
 from .ocm_http import ocm_http_rules
 from .ocm_inbox import OCMInbox
-from .ocm_invites import DEFAULT_TOKEN_LIFETIME, InviteManager, create_invite_tables
+from .ocm_invites import DEFAULT_TOKEN_LIFETIME, InviteManager, InviteStore, create_invite_tables
 from .ocm_model import OCM_API_VERSION, ROLE_EDITOR, SCOPE_KIND, normalize_domain, ocm_scope_allows
 from .ocm_peers import OCMSender, PeerSite, TrustedPeers
 from .ocm_service import OCMConfig, OCMShares
@@ -211,10 +212,18 @@ class OCMSettings:
         public_url: the base URL peers reach this site's HTTP server at;
             None = the site's own ``http_url``.
         provider_name: the ``provider`` field of discovery.
-        webapp_url: base URL of this site's collaboration service, sent as
-            the ``uri`` of the webapp protocol (app ``cs3collab``) of every
-            share; None = the one the providers file lists for this site (a
-            service of type "cs3collab"), else the ``/app/ocm/<id>`` URI.
+        webapp_url: base URL of this site's collaboration service; the
+            webapp protocol (app ``cs3collab``) of a share is sent with ``uri``
+            ``<webapp_url>/api/collaboration/ocm/<share id>``; None = the one
+            the providers file lists for this site (a service of type
+            "cs3collab"), else the ``/app/ocm/<id>`` URI.
+        invite_token_lifetime: seconds an invite token is valid by default.
+        require_accepted_user: refuse an ``ocmshares``/``ocmsharecode`` login
+            unless the grantee is an accepted user of the share's creator, as
+            Reva 3.x does (False: trusted peers stay auto-accepted).
+        extra_scope_methods: gateway methods (bare names) an ``ocmshare:``
+            token may call besides Reva's ``ocmShareScope`` list, modelling a
+            site whose scope was patched (e.g. ("ListFileVersions",)).
     """
 
     peers: Iterable[PeerSite] = field(default_factory=list)
@@ -223,6 +232,8 @@ class OCMSettings:
     provider_name: str = "cs3collab devstack"
     webapp_url: str | None = None
     invite_token_lifetime: float = DEFAULT_TOKEN_LIFETIME
+    require_accepted_user: bool = False
+    extra_scope_methods: tuple[str, ...] = ()
 
 
 async def install_ocm(site: "DevstackSite", settings: OCMSettings) -> None:
@@ -233,7 +244,8 @@ async def install_ocm(site: "DevstackSite", settings: OCMSettings) -> None:
     peers = TrustedPeers(settings.peers, settings.providers_file)
     config = OCMConfig(site.domain, settings.public_url or (lambda: site.http_url),
                        provider_name=settings.provider_name,
-                       webapp_url=lambda: settings.webapp_url or peers.webapp_url(site.domain))
+                       webapp_url=lambda: settings.webapp_url or peers.webapp_url(site.domain),
+                       require_accepted_user=settings.require_accepted_user)
     sender = OCMSender(peers)
     site.gateway.ocm_shares = OCMShares(config, site.store, peers, site, sender)
     site.gateway.ocm_inbox = OCMInbox(config, site.store, peers, site.users, sender)
@@ -243,11 +255,43 @@ async def install_ocm(site: "DevstackSite", settings: OCMSettings) -> None:
     # as Reva's invite service and provider authorizer: no login needed
     site.add_unprotected(f"/{GATEWAY_SERVICE}/AcceptInvite", f"/{GATEWAY_SERVICE}/GetInfoByDomain")
     site.add_unprotected(f"/{GATEWAY_SERVICE}/GetOCMShareByToken")
-    site.auth_providers.register("ocmshares", site.gateway.ocm_shares.authenticate)
+    shares, invites = site.gateway.ocm_shares, site.gateway.ocm_invites
+
+    async def accepted(creator, remote) -> bool:
+        return await site.store.run(lambda tree: InviteStore(tree.conn).get_accepted(creator, remote)) is not None
+
+    shares.accepted_user = accepted
+    site.auth_providers.register("ocmshares", shares.authenticate)
+    site.auth_providers.register("ocmsharecode", shares.authenticate_code)
+    site.auth_providers.register("ocmexchangedtoken", lambda client_id, token: exchanged_login(site, client_id, token))
+
+    async def exchange(client_id: str, code: str) -> tuple[str, int]:
+        user, scopes = await shares.authenticate_code(client_id, code)
+        return site.tokens.mint(user, scopes), int(site.tokens.lifetime)
     # The role a token was minted with may be out of date (UpdateOCMShare): the
     # method gate lets through what the widest OCM role may call, and what the
     # caller may do to a resource is decided by the share's current role
     # (access.SCOPE_CHECKS, on the store thread).
-    site.add_scope_rule(SCOPE_KIND, lambda scope, method: ocm_scope_allows(ROLE_EDITOR, method))
-    site.add_http_routes(*ocm_http_rules(config, site.gateway.ocm_inbox, site.gateway.ocm_invites))
+    extra = frozenset(settings.extra_scope_methods)
+    site.add_scope_rule(SCOPE_KIND, lambda scope, method: ocm_scope_allows(ROLE_EDITOR, method) or method in extra)
+    site.add_http_routes(*ocm_http_rules(config, site.gateway.ocm_inbox, invites, exchange))
     site.add_cleanup(sender.aclose)
+
+
+async def exchanged_login(site: "DevstackSite", client_id: str, token: str):
+    """The ``ocmexchangedtoken`` auth provider (Reva pkg/auth/manager/
+    ocmexchangedtoken at aa6e45a): ``token`` is an access token from
+    ``/ocm/token``; it must carry an ``ocmshare:`` scope, the one of share
+    ``client_id`` when given, else exactly one. Returns its user and scopes."""
+    try:
+        ident = site.tokens.verify(token)
+    except Unauthenticated:
+        raise Unauthenticated("invalid exchanged token") from None
+    shares = [name for name in ident.scopes if name.partition(":")[0] == SCOPE_KIND]
+    if not shares:
+        raise Unauthenticated("no OCM share scope in exchanged token")
+    if client_id and f"{SCOPE_KIND}:{client_id}" not in shares:
+        raise Unauthenticated(f"scope mismatch for share {client_id}")
+    if not client_id and len(shares) != 1:
+        raise Unauthenticated("empty shareID requires exactly one OCM share scope")
+    return ident.user, dict(ident.scopes)

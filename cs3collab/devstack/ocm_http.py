@@ -2,14 +2,21 @@
 
 Routes (no login, as in Reva where they are unprotected):
 
-- ``GET /.well-known/ocm`` and the legacy ``GET /ocm-provider``: discovery.
+- ``GET /.well-known/ocm``: discovery (OCM 1.3.0; Reva 3.x serves no
+  ``/ocm-provider``, and neither do we).
+- ``POST /ocm/token``: the code flow's token endpoint (Reva ocmd ``token.go``,
+  #5552): form fields ``grant_type`` ("authorization_code" or "ocm_share"),
+  ``code`` (the share's secret), ``client_id`` (the receiving server); 200
+  ``{access_token, token_type: "Bearer", expires_in}``; 400
+  ``{error: unsupported_grant_type | invalid_grant}``.
 - ``POST /ocm/shares``: Share Creation Notification from a trusted peer.
 - ``POST /ocm/notifications``: SHARE_UNSHARED from the sending peer.
 - ``POST /ocm/invite-accepted``: a user of a trusted peer accepted one of our
   invite tokens (Reva ocmd ``invites.go``): JSON or form fields ``token``,
-  ``userID``, ``recipientProvider``, ``name``, ``email``; 200 with the
-  inviting user ``{userID, email, name}``; missing fields or an expired token
-  400, untrusted provider 403, unknown token 404, accepted before 409.
+  ``userID``, ``recipientProvider``, ``name``, ``email`` (name and mail may be
+  empty); 200 with the inviting user ``{userID, email, name}``; a missing
+  token, userID or recipientProvider, an unknown or expired token 400,
+  untrusted provider 403, accepted before 409.
 
 Errors: the HTTP status comes from the data server's one table
 (``dataserver.HTTP_STATUS``: InvalidArgument 400, Unauthenticated 401,
@@ -42,11 +49,17 @@ REVA_CODES = {400: "INVALID_PARAMETER", 401: "UNAUTHENTICATED", 403: "UNTRUSTED_
               501: "FUNCTION_NOT_IMPLEMENTED"}
 
 
+# (client_id, code) -> (access token, seconds it is valid); raises DevstackError
+CodeExchange = Callable[[str, str], Awaitable[tuple[str, int]]]
+
+
 class _OCMHandler(tornado.web.RequestHandler):
-    def initialize(self, config: OCMConfig, inbox: OCMInbox, invites: InviteManager | None = None) -> None:
+    def initialize(self, config: OCMConfig, inbox: OCMInbox, invites: InviteManager | None = None,
+                   exchange: CodeExchange | None = None) -> None:
         self.config = config
         self.inbox = inbox
         self.invites = invites
+        self.exchange = exchange
 
     def check_xsrf_cookie(self) -> None:  # server-to-server API, no cookies
         return None
@@ -92,7 +105,36 @@ class _OCMHandler(tornado.web.RequestHandler):
 
 class DiscoveryHandler(_OCMHandler):
     def get(self) -> None:
-        self.write_json(200, discovery_document(self.config.endpoint, self.config.provider_name))
+        self.write_json(200, discovery_document(self.config.endpoint, self.config.provider_name,
+                                                self.config.public_url))
+
+
+class TokenHandler(_OCMHandler):
+    """``POST /ocm/token``: a share's secret (the code) for a bearer token."""
+
+    async def post(self) -> None:
+        grant = self.get_argument("grant_type", "")
+        code = self.get_argument("code", "")
+        client_id = self.get_argument("client_id", "")
+        if grant not in ("authorization_code", "ocm_share"):
+            return self._refuse("unsupported_grant_type", grant)
+        if not code:
+            return self._refuse("invalid_grant", "no code")
+        try:
+            token, expires_in = await self.exchange(client_id, code)
+        except (errors.NotFound, errors.PermissionDenied, errors.Unauthenticated) as e:
+            return self._refuse("invalid_grant", e.message)
+        except errors.DevstackError as e:
+            log.exception("ocm /token from=%s failed", self.request.remote_ip)
+            self.write_json(500, {"error": "server_error"})
+            return
+        log.info("ocm /token from=%s client=%s issued expires_in=%d", self.request.remote_ip, client_id or "-",
+                 expires_in)
+        self.write_json(200, {"access_token": token, "token_type": "Bearer", "expires_in": expires_in})
+
+    def _refuse(self, error: str, why: str) -> None:
+        log.info("ocm /token from=%s refused error=%s msg=%r", self.request.remote_ip, error, why)
+        self.write_json(400, {"error": error})
 
 
 class SharesHandler(_OCMHandler):
@@ -133,13 +175,14 @@ class InviteAcceptedHandler(_OCMHandler):
                               "name": initiator.display_name})
 
 
-def ocm_http_rules(config: OCMConfig, inbox: OCMInbox, invites: InviteManager | None = None) -> list[tuple]:
+def ocm_http_rules(config: OCMConfig, inbox: OCMInbox, invites: InviteManager | None = None,
+                   exchange: CodeExchange | None = None) -> list[tuple]:
     """Tornado rules for the OCM HTTP API (``site.add_http_routes``);
-    ``/invite-accepted`` only with ``invites``."""
-    kw = {"config": config, "inbox": inbox, "invites": invites}
+    ``/invite-accepted`` only with ``invites``, ``/token`` only with ``exchange``."""
+    kw = {"config": config, "inbox": inbox, "invites": invites, "exchange": exchange}
     return [
         (r"/\.well-known/ocm/?", DiscoveryHandler, kw),
-        (r"/ocm-provider/?", DiscoveryHandler, kw),
         (r"/ocm/shares/?", SharesHandler, kw),
         (r"/ocm/notifications/?", NotificationsHandler, kw),
-    ] + ([(r"/ocm/invite-accepted/?", InviteAcceptedHandler, kw)] if invites is not None else [])
+    ] + ([(r"/ocm/invite-accepted/?", InviteAcceptedHandler, kw)] if invites is not None else []) \
+      + ([(r"/ocm/token/?", TokenHandler, kw)] if exchange is not None else [])

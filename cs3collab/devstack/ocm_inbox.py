@@ -30,7 +30,7 @@ from cs3.types.v1beta1 import types_pb2
 from .errors import DevstackError, InvalidArgument, NotFound, PermissionDenied, Unauthenticated, Unimplemented
 from .ocm_model import federated_user_id, format_ocm_address, now_ts, user_key
 from .ocm_payload import (RESOURCE_TYPES, STORAGE_TYPES, IncomingShare, advertised_protocols, invalid,
-                          validate_new_share, validate_notification, webapp_protocol_from_mode,
+                          validate_new_share, validate_notification, webapp_protocol_from,
                           webdav_protocol_from_words)
 from .ocm_peers import OCMSender, PeerSite, TrustedPeers
 from .ocm_service import OCMConfig, in_store
@@ -141,11 +141,9 @@ class OCMInbox:
         if incoming.webdav is not None:
             uri = await self._resolve_webdav_uri(peer, incoming)
             protocols.append(webdav_protocol_from_words(uri, incoming.webdav.shared_secret,
-                                                        incoming.webdav.permissions))
+                                                        incoming.webdav.permissions, incoming.webdav.requirements))
         if incoming.webapp is not None:
-            w = incoming.webapp
-            secret = w.shared_secret or (incoming.webdav.shared_secret if incoming.webdav else "")
-            protocols.append(webapp_protocol_from_mode(w.uri_template, secret, w.view_mode, w.app_name))
+            protocols.append(webapp_protocol_from(incoming.webapp))
         now = now_ts()
         extra = (("ownerDisplayName", incoming.owner_display_name),
                  ("senderDisplayName", incoming.sender_display_name),

@@ -161,18 +161,19 @@ class InviteManager:
     async def accept(self, token: str, remote: user_res.User) -> user_res.User:
         """AcceptInvite (and ``POST /invite-accepted``): ``remote`` accepted
         ``token``. Refusals: provider not trusted → PermissionDenied; unknown
-        token → NotFound; expired → InvalidArgument; accepted before →
-        AlreadyExists. Returns the initiator (this site's user)."""
+        or expired token → InvalidArgument; accepted before → AlreadyExists.
+        Name and mail may be empty (Reva requires only token, userID and
+        recipientProvider). Returns the initiator (this site's user)."""
         domain = normalize_domain(remote.id.idp)
         if not token or not remote.id.opaque_id or not domain:
             raise InvalidArgument("token, userID and recipientProvider must not be empty")
         if domain == normalize_domain(self.domain) or not self.peers.is_trusted(domain):
             raise PermissionDenied(f"provider not trusted: {domain}")
+        # Reva 3.x ocminvitemanager AcceptInvite (aa6e45a): an unknown and an
+        # expired token are the same INVALID_ARGUMENT (ocmd answers 400)
         invite = await _in_store(self.store, InviteStore.get_token, token)
-        if invite is None:
-            raise NotFound("token not found")
-        if time.time() >= invite.expiration.seconds:  # Reva isTokenValid: now < expiration
-            raise InvalidArgument("token has expired")
+        if invite is None or time.time() >= invite.expiration.seconds:  # isTokenValid: now < expiration
+            raise InvalidArgument("token invalid or not found")
         initiator = self.users.get(invite.user_id)
         contact = user_res.User(id=federated_user_id(remote.id.opaque_id, domain), mail=remote.mail,
                                 display_name=remote.display_name, username=remote.username)

@@ -27,10 +27,18 @@ from cs3.types.v1beta1 import types_pb2
 
 from . import permissions as P
 
-OCM_API_VERSION = "1.1.0"
+OCM_API_VERSION = "1.3.0"  # Reva wellknown ocm.go OCMAPIVersion at aa6e45a
 OCM_PREFIX = "/ocm"
+TOKEN_PATH = "/token"  # ocmd routes.go tokenPath: the code-flow token endpoint
+EXCHANGE_TOKEN = "must-exchange-token"  # the requirement in a share's protocol
+CAP_EXCHANGE_TOKEN = "exchange-token"  # the discovery capability (with tokenEndPoint)
+WEBAPP_TARGETS = ("blank", "iframe")  # ocmd specs.go validWebappTargets
 WEBDAV_ROOT = "/remote.php/dav/ocm/"
 WEBAPP_ROOT = "/app/ocm/"
+WEBAPP_SERVICE_PATH = "/api/collaboration/ocm/"
+"""Where a cs3collab service answers for one OCM share: the webapp ``uri`` of a
+share is ``<service URL>/api/collaboration/ocm/<share id>`` (Reva builds it as
+``webapp_endpoint`` joined with the share id)."""
 DEFAULT_APP_NAME = "cs3collab"
 SECRET_BYTES = 24  # 32 url-safe characters, as Reva's utils.RandString(32)
 SCOPE_KIND = "ocmshare"
@@ -39,14 +47,18 @@ ROLE_VIEWER = "viewer"
 ROLE_EDITOR = "editor"
 AUTH_ROLES = {ROLE_VIEWER: auth_res.ROLE_VIEWER, ROLE_EDITOR: auth_res.ROLE_EDITOR}
 
-# gRPC methods an ``ocmshares`` token may call, after Reva pkg/auth/scope/
-# ocmshare.go ``ocmShareScope``; which resources it reaches is then decided by
-# the scope's resource and the share's current role (access.py). ListFileVersions is not in Reva's
-# OCM scope; we add it because cs3collab browses the history of shared notebooks.
+# gRPC methods an ``ocmshares`` (or code-flow) token may call, as Reva's
+# pkg/auth/scope/ocmshare.go ``ocmShareScope`` at aa6e45a (v3.12.2+11); which
+# resources it reaches is then decided by the scope's resource and the share's
+# current role (access.py). Reva 3.x allows neither WhoAmI nor ListFileVersions
+# to such a token (the interceptor answers PERMISSION_DENIED); GetPath comes
+# from the interceptor's reference expansion (internal/grpc/interceptors/auth/
+# scope.go ``extractRefForReaderRole``). GetUser and GetOCMShareByToken are
+# unprotected gateway calls, so the scope is never asked about them.
 OCM_SCOPE_METHODS = {
     ROLE_VIEWER: frozenset({
         "Stat", "ListContainer", "InitiateFileDownload", "GetLock", "OpenInApp", "GetStorageProviders",
-        "ListFileVersions", "GetOCMShare", "GetOCMShareByToken", "WhoAmI", "GetUser",
+        "GetPath", "GetOCMShare", "GetUserByClaim", "GetDefaultAppProviderForMimeType",
     }),
 }
 OCM_SCOPE_METHODS[ROLE_EDITOR] = OCM_SCOPE_METHODS[ROLE_VIEWER] | frozenset({

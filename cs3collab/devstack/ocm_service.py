@@ -1,9 +1,9 @@
 """The shares this site gives out over OCM, and logins with their secrets.
 
 Follows Reva's ocmshareprovider (internal/grpc/services/ocmshareprovider/
-ocmshareprovider.go) and the ``ocmshares`` auth manager
-(pkg/auth/manager/ocmshares/ocmshares.go); see docs/devstack.md for every
-rule and where we differ:
+ocmshareprovider.go) and the ``ocmshares`` and ``ocmsharecode`` auth
+managers (pkg/auth/manager/) at aa6e45a (v3.12.2+11); see docs/devstack.md
+for every rule and where we differ:
 
 - ``create``: stat the resource as the caller, one share per (owner,
   resource, grantee), discovery of the receiver, POST the NewShare payload,
@@ -13,7 +13,8 @@ rule and where we differ:
 - ``authenticate``: client_id = share id (or empty, or the secret itself),
   client_secret = the shared secret; the user is the share's grantee as a
   federated user; the token scope ``ocmshare:<id>`` names the shared
-  resource and the role.
+  resource and the role. ``authenticate_code`` is the same login for the
+  code flow (``/ocm/token``), without the ``must-exchange-token`` refusal.
 
 Methods raise the devstack's typed errors; the gateway turns them into CS3
 statuses (``gateway.STATUS_CODES``).
@@ -37,10 +38,11 @@ from cs3.types.v1beta1 import types_pb2
 from google.protobuf import json_format
 
 from .errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied, Unimplemented
-from .ocm_model import (AUTH_ROLES, DEFAULT_APP_NAME, OCM_PREFIX, ROLE_EDITOR, ROLE_VIEWER, SCOPE_KIND, WEBAPP_ROOT,
-                        WEBDAV_ROOT, access_methods_for_role, federated_user_id, format_ocm_address, new_secret,
-                        new_share_id, normalize_domain, now_ts, resource_key, role_of_access_methods, user_key)
-from .ocm_payload import advertised_protocols, view_mode, webdav_permission_words
+from .ocm_model import (AUTH_ROLES, DEFAULT_APP_NAME, EXCHANGE_TOKEN, OCM_PREFIX, ROLE_EDITOR, ROLE_VIEWER,
+                        SCOPE_KIND, WEBAPP_ROOT, WEBAPP_SERVICE_PATH, WEBDAV_ROOT, access_methods_for_role,
+                        federated_user_id, format_ocm_address, new_secret, new_share_id, normalize_domain, now_ts,
+                        resource_key, role_of_access_methods, user_key)
+from .ocm_payload import receives_webapp, webapp_permission_words, webapp_requirements, webdav_permission_words
 from .ocm_peers import OCMSender, TrustedPeers
 from .ocm_store import OCMStore, SentShare
 from .store import Store
@@ -72,12 +74,17 @@ class OCMConfig:
             each time a share is sent; a non-empty answer is the webapp
             ``uri`` of every share (the service takes the share id and secret
             itself), else ``{public_url}/app/ocm/{share id}``.
+        require_accepted_user: as Reva's ``ocmshares`` / ``ocmsharecode`` auth
+            managers, log a grantee in only when they are an accepted user
+            (an invitation contact) of the share's creator; False (the
+            default) keeps trusted peers auto-accepted.
     """
 
     def __init__(self, domain: str, public_url: str | Callable[[], str], *,
                  provider_name: str = "cs3collab devstack", app_name: str = DEFAULT_APP_NAME,
-                 webapp_url: Callable[[], str] | None = None) -> None:
+                 webapp_url: Callable[[], str] | None = None, require_accepted_user: bool = False) -> None:
         self.domain = normalize_domain(domain)
+        self.require_accepted_user = require_accepted_user
         self._public_url = public_url
         self._webapp_url = webapp_url
         self.provider_name = provider_name
@@ -96,8 +103,13 @@ class OCMConfig:
         return self.public_url + WEBDAV_ROOT + share_id
 
     def webapp_uri(self, share_id: str) -> str:
+        """Reva ``webappURL``: the webapp endpoint joined with the share id. With a
+        collaboration service configured, its per-share route
+        ``<service>/api/collaboration/ocm/<share id>``."""
         service = self._webapp_url() if self._webapp_url is not None else ""
-        return service.rstrip("/") if service else self.public_url + WEBAPP_ROOT + share_id
+        if service:
+            return service.rstrip("/") + WEBAPP_SERVICE_PATH + share_id
+        return self.public_url + WEBAPP_ROOT + share_id
 
 
 def in_store(store: Store, fn: Callable[..., Any], *args: Any):
@@ -149,6 +161,9 @@ class OCMShares:
         self.peers = peers
         self.resources = resources
         self.sender = sender or OCMSender(peers)
+        #: ``async (creator id, remote user id) -> bool``: whether the remote user
+        #: is an accepted user (contact) of the creator; set by ``install_ocm``
+        self.accepted_user: Callable[[user_res.UserId, user_res.UserId], Any] | None = None
 
     async def create(self, req: ocm_api.CreateOCMShareRequest, caller: user_res.User) -> tuple[ocm_res.Share, str]:
         """CreateOCMShare; returns the share and the recipient's display name."""
@@ -159,6 +174,11 @@ class OCMShares:
         g = req.grantee
         if g.type != sp_res.GRANTEE_TYPE_USER or g.WhichOneof("id") != "user_id" or not g.user_id.opaque_id:
             raise InvalidArgument("grantee must be a user")
+        # Reva 3.x ocmshareprovider: the caller passes the provider as
+        # GetInfoByDomain describes it, with its OCM service endpoint
+        # (ocminvitemanager.GetOCMEndpoint); a bare domain is refused
+        if not any(s.endpoint.type.name == "OCM" and s.endpoint.path for s in req.recipient_mesh_provider.services):
+            raise InvalidArgument("the selected provider does not have an OCM endpoint")
         domain = normalize_domain(req.recipient_mesh_provider.domain or g.user_id.idp)
         if not domain:
             raise InvalidArgument("grantee has no provider domain (idp)")
@@ -211,13 +231,16 @@ class OCMShares:
 
     def share_payload(self, share: ocm_res.Share, sender: user_res.User, *, resource_type: str,
                       discovery: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The spec's NewShare body for ``share``. The webapp protocol (OCM 1.1
-        form: uriTemplate, viewMode, sharedSecret, plus appName) goes only to
-        a receiver advertising ``webapp`` for the resource type and not the
-        OCM 1.2+ ``webapp-receive`` form (which needs token exchange)."""
+        """The spec's NewShare body for ``share``, as Reva 3.x ``CreateOCMShare``
+        builds it: the webdav protocol always; the webapp protocol only in the
+        OCM 1.2+ form (``uri`` = webapp endpoint/<share id>, ``permissions``,
+        ``targets`` ["blank"], ``requirements`` (default
+        ["must-exchange-token"]), ``appName``) and only to a receiver that
+        advertises ``webapp-receive`` with target "blank" and the
+        ``exchange-token`` capability."""
         d = self.config.domain
         protocol: dict[str, Any] = {"name": "multi", "options": {}}
-        advertised = advertised_protocols(discovery, resource_type) if discovery is not None else None
+        webapp_ok = receives_webapp(discovery, resource_type)
         for m in share.access_methods:
             which = m.WhichOneof("term")
             if which == "webdav_options" and "webdav" not in protocol:
@@ -225,13 +248,15 @@ class OCMShares:
                 if words:
                     protocol["webdav"] = {"sharedSecret": share.token, "permissions": words,
                                           "uri": self.config.webdav_uri(share.id.opaque_id)}
-            elif which == "webapp_options" and "webapp" not in protocol:
-                if advertised is not None and ("webapp" not in advertised or "webapp-receive" in advertised):
-                    continue
+                    if m.webdav_options.requirements:
+                        protocol["webdav"]["requirements"] = list(m.webdav_options.requirements)
+            elif which == "webapp_options" and "webapp" not in protocol and webapp_ok:
                 protocol["webapp"] = {
-                    "uriTemplate": self.config.webapp_uri(share.id.opaque_id),
-                    "viewMode": view_mode(m.webapp_options.permissions),
+                    "uri": self.config.webapp_uri(share.id.opaque_id),
                     "sharedSecret": share.token,
+                    "permissions": webapp_permission_words(m.webapp_options.permissions),
+                    "requirements": webapp_requirements(m),
+                    "targets": ["blank"],
                     "appName": m.webapp_options.app_name or self.config.app_name,
                 }
         if "webdav" not in protocol and "webapp" not in protocol:
@@ -375,11 +400,12 @@ class OCMShares:
                         getattr(e, "message", "") or type(e).__name__)
 
     async def authenticate(self, client_id: str, client_secret: str) -> tuple[user_res.User, dict[str, auth_res.Scope]]:
-        """The ``ocmshares`` auth provider. Refusals as Reva's authprovider
-        maps them: unknown secret → NotFound; missing secret, another share
-        id, expired share, a share needing token exchange or granting
-        nothing → PermissionDenied. The user is the grantee as a federated
-        user with opaque ``ocm-share-role`` and ``ocm-share-id``."""
+        """The ``ocmshares`` auth provider (Reva pkg/auth/manager/ocmshares at
+        aa6e45a). Refusals as Reva's authprovider maps them: unknown secret →
+        NotFound; missing secret, another share id, expired share, a share
+        whose webdav method requires ``must-exchange-token``, granting nothing
+        → PermissionDenied. The user is the grantee as a federated user with
+        opaque ``ocm-share-role`` and ``ocm-share-id``."""
         if not client_secret:
             raise PermissionDenied("missing shared secret")
         rec = await in_store(self.store, OCMStore.get_sent_by_token, client_secret)
@@ -388,14 +414,35 @@ class OCMShares:
         if client_id and not secrets.compare_digest(client_id, rec.id) \
                 and not secrets.compare_digest(client_id, rec.secret):
             raise PermissionDenied("invalid shared secret")
+        for m in rec.share.access_methods:
+            if m.WhichOneof("term") == "webdav_options" and EXCHANGE_TOKEN in m.webdav_options.requirements:
+                raise PermissionDenied("share requires token exchange")
+        return await self._grantee(rec)
+
+    async def authenticate_code(self, client_id: str, code: str) -> tuple[user_res.User, dict[str, auth_res.Scope]]:
+        """The ``ocmsharecode`` auth provider (Reva pkg/auth/manager/ocmsharecode,
+        #5552): the code of the OCM code flow is the share's secret;
+        ``client_id`` names the receiving server, not a share, and is only
+        logged. Unknown code → NotFound; expired or granting nothing →
+        PermissionDenied. Same user and scope as ``ocmshares``."""
+        if not code:
+            raise PermissionDenied("missing code")
+        rec = await in_store(self.store, OCMStore.get_sent_by_token, code)
+        if rec is None:
+            raise NotFound("unknown code")
+        log.info("ocm code exchanged share=%s client=%s", rec.id, client_id or "-")
+        return await self._grantee(rec)
+
+    async def _grantee(self, rec: SentShare) -> tuple[user_res.User, dict[str, auth_res.Scope]]:
         if rec.expired():
             raise PermissionDenied("share expired")
-        for m in rec.share.access_methods:
-            if m.WhichOneof("term") == "webdav_options" and "must-exchange-token" in m.webdav_options.requirements:
-                raise PermissionDenied("share requires token exchange")
         if role_of_access_methods(rec.share.access_methods) is None:
             raise PermissionDenied("share grants no access")
         gid = rec.share.grantee.user_id
+        if self.config.require_accepted_user and self.accepted_user is not None \
+                and not await self.accepted_user(rec.share.creator, gid):
+            # Reva: GetAcceptedUser(grantee, user-filter = the share's creator) → NOT_FOUND
+            raise NotFound(f"{format_ocm_address(gid)} is not an accepted user of the share's creator")
         user = user_res.User(
             id=federated_user_id(gid.opaque_id, gid.idp),
             username=format_ocm_address(gid),

@@ -221,13 +221,19 @@ class CollaborationBridge:
 
     async def _open_remote_session(self, target: OCMTarget, body: bytes) -> tuple[int, bytes]:
         url = f"{target.service_url}/api/collaboration/session/{target.session_path}"
-        try:
-            response = await self._http.put(
-                url, content=body or b"{}",
-                headers={"Authorization": target.authorization, "Content-Type": "application/json"},
-            )
-        except httpx.HTTPError as exc:
-            raise ServiceUnavailable(f"the sharing site's collaboration service is not reachable: {exc}") from exc
+        for attempt in (1, 2):
+            try:
+                response = await self._http.put(
+                    url, content=body or b"{}",
+                    headers={"Authorization": await target.authorization_header(),
+                             "Content-Type": "application/json"},
+                )
+            except httpx.HTTPError as exc:
+                raise ServiceUnavailable(f"the sharing site's collaboration service is not reachable: {exc}") from exc
+            if response.status_code == 401 and target.must_exchange and attempt == 1:
+                target.forget_token()  # an exchanged token that expired early: exchange the code again
+                continue
+            break
         if response.status_code == 200:
             try:
                 file_id = response.json()["fileId"]
@@ -255,7 +261,7 @@ class CollaborationBridge:
         """
         target = self._remote_target(room_path)
         if target is not None:
-            base, authorization = target.service_url, target.authorization
+            base, authorization = target.service_url, await target.authorization_header()
         else:
             base, authorization = await self.service_url(), f"Bearer {(await self._session()).token}"
         ws_base = "ws" + base[len("http") :] if base.startswith("http") else base

@@ -88,7 +88,7 @@ from cs3collab.cs3.roles import can_write
 from cs3collab.jupyter.connection import CS3CollabConnection
 from cs3collab.jupyter.errors import cs3_errors
 from cs3collab.jupyter.shared import SharedEntry, SharedWithMe
-from cs3collab.jupyter.ocm_remote import OCMTarget, fetch_content, ocm_target, share_writable
+from cs3collab.jupyter.ocm_remote import OCMTarget, fetch_content, ocm_target, share_writable, with_token_endpoint
 
 __all__ = [
     "CONNECTION_SETTING",
@@ -287,7 +287,7 @@ class CS3ContentsManager(AsyncContentsManager):
             await session.ocm.update_received(share.id.opaque_id, state=ocm.SHARE_STATE_ACCEPTED)
             share.state = ocm.SHARE_STATE_ACCEPTED
             self.log.info("accepted OCM share %s (%s) on opening it", share.id.opaque_id, place.api_path)
-        return target
+        return await with_token_endpoint(target, session)
 
     # -- models ----------------------------------------------------------------------------
 

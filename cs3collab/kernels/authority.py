@@ -109,8 +109,10 @@ async def scoped_session(client: CS3Client, starter: Session, resource_id: RefLi
     role = auth_res.ROLE_EDITOR if root.editor else auth_res.ROLE_VIEWER
     what = format_resource_id(root.info.id)
     credentials = starter.credentials
-    if credentials is not None and credentials.auth_type == "ocmshares":
-        session = await client.ocm_login(credentials.client_id, credentials.client_secret)
+    if credentials is not None and credentials.auth_type in ("ocmshares", "ocmexchangedtoken"):
+        # a fresh login of the same kind (the share's secret, or the token of the
+        # OCM code flow): its scope is the share, whatever the starter does next
+        session = await client.authenticate(credentials.auth_type, credentials.client_id, credentials.client_secret)
         log.info("kernel authority from OCM share share=%s root=%s user=%s idp=%s",
                  credentials.client_id, what, starter.user.username, starter.user.id.idp)
         return session

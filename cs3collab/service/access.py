@@ -14,7 +14,11 @@ the answer:
   viewer's updates are dropped from then on;
 * the token expired: the participant is disconnected with code 4401, which
   the frontend answers by reconnecting; its Jupyter server reconnects with a
-  fresh token, so the user sees nothing but a brief reconnect;
+  fresh token, so the user sees nothing but a brief reconnect. This holds
+  for a participant of another site whose OCM code-flow token expired (site
+  B exchanges the code again); a federated session that cannot renew while
+  its token is still valid means the share was removed or expired (1003
+  ``access_revoked``);
 * CS3 cannot be reached: nothing changes (a transient outage must not
   throw everyone out); the next check decides.
 
@@ -35,6 +39,7 @@ import time
 
 from cs3collab.cs3 import CS3Error, NotFound, PermissionDenied, Unauthenticated
 from cs3collab.service import metrics
+from cs3collab.service.federation import code_flow_token_expired
 from cs3collab.service.identity import resolve_access
 from cs3collab.service.protocol import CloseCode, session_close_reason
 from cs3collab.service.room import Participant, Room
@@ -146,7 +151,7 @@ class AccessWatcher:
                                  "Your access to this notebook was removed.", exc)
             return
         except Unauthenticated as exc:
-            if session.renewable and group[0].identity.federated:
+            if session.renewable and group[0].identity.federated and not code_flow_token_expired(session):
                 # an OCM guest's session renews itself with the share's secret:
                 # when even that fails, the share was removed or expired
                 for participant in group:

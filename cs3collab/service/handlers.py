@@ -26,11 +26,12 @@ import tornado.web
 import tornado.websocket
 from cs3.storage.provider.v1beta1 import resources_pb2 as storage
 
-from cs3collab.cs3 import Session, Unauthenticated
+from cs3collab.cs3 import PermissionDenied, Session, Unauthenticated
 from cs3collab.cs3.refs import format_resource_id, parse_resource_id
 from cs3collab.service import documents, ids, metrics
 from cs3collab.service.errors import RequestError, close_for, message_for, refusal_for
-from cs3collab.service.federation import PATH_PREFIX, SCHEME, FederatedCaller, OCMCredentials, share_reference
+from cs3collab.service.federation import (PATH_PREFIX, SCHEME, FederatedCaller, OCMCredentials,
+                                          may_be_code_flow_token, share_reference)
 from cs3collab.service.identity import Identity, resolve_access
 from cs3collab.service.limits import Admission, ConnectionLimits
 from cs3collab.service.protocol import CloseCode, ProtocolError, session_close_reason
@@ -61,7 +62,7 @@ class ServiceContext:
     """What the handlers share: set up by the app, passed to every handler."""
 
     def __init__(self, *, authenticator, registry, session_id: str, global_room: Room, max_pending: int,
-                 federation=None, limits: ConnectionLimits | None = None) -> None:
+                 federation=None, limits: ConnectionLimits | None = None, execution=None) -> None:
         self.authenticator = authenticator
         self.federation = federation
         self.registry = registry
@@ -69,6 +70,7 @@ class ServiceContext:
         self.global_room = global_room
         self.max_pending = max_pending
         self.limits = limits if limits is not None else ConnectionLimits()
+        self.execution = execution  # shared kernels (cs3collab.service.execution.SharedExecution)
 
 
 def _credentials_from(handler: tornado.web.RequestHandler, allow_query: bool) -> str | OCMCredentials:
@@ -91,14 +93,30 @@ def _credentials_from(handler: tornado.web.RequestHandler, allow_query: bool) ->
 async def authenticate(
     context: ServiceContext, handler: tornado.web.RequestHandler, allow_query: bool
 ) -> tuple[Session, FederatedCaller | None]:
-    """The caller's session, and the OCM share it is scoped to (None for a local user)."""
+    """The caller's session, and the OCM share it is scoped to (None for a local user).
+
+    A bearer token that WhoAmI refuses may be a token of the OCM code flow
+    (scoped to one share, which Reva's scope does not let call WhoAmI): with
+    federation on, it is then tried as one (``ocmexchangedtoken``), naming
+    the share the request names (``ocm_share_hint`` of the handler)."""
     credentials = _credentials_from(handler, allow_query)
+    peer = handler.request.remote_ip or "-"
     if isinstance(credentials, OCMCredentials):
         if context.federation is None:
             raise Unauthenticated("this service takes no OCM credentials", operation="authenticate")
-        caller = await context.federation.login(credentials, peer=handler.request.remote_ip or "-")
+        caller = await context.federation.login(credentials, peer=peer)
         return caller.session, caller
-    return await context.authenticator.authenticate(credentials), None
+    try:
+        return await context.authenticator.authenticate(credentials), None
+    except (Unauthenticated, PermissionDenied) as exc:
+        if context.federation is None or not may_be_code_flow_token(credentials):
+            raise
+        hint = getattr(handler, "ocm_share_hint", lambda: "")()
+        try:
+            caller = await context.federation.login_exchanged(credentials, hint, peer=peer)
+        except Unauthenticated:
+            raise exc from None
+        return caller.session, caller
 
 
 class APIHandler(tornado.web.RequestHandler):
@@ -111,6 +129,16 @@ class APIHandler(tornado.web.RequestHandler):
     async def authenticate(self) -> Session:
         session, self.federated = await authenticate(self.context, self, allow_query=False)
         return session
+
+    def ocm_share_hint(self) -> str:
+        """The OCM share id this request names (``ocm:<id>`` session path), if any."""
+        from urllib.parse import unquote
+
+        for arg in self.path_args:
+            value = unquote(arg) if isinstance(arg, str) else ""
+            if value.startswith(PATH_PREFIX):
+                return value[len(PATH_PREFIX):].partition("/")[0]
+        return ""
 
     def write_json(self, payload: Any, status: int = 200) -> None:
         self.set_status(status)

@@ -7,6 +7,7 @@ real Reva:
     CS3COLLAB_TEST_GATEWAY=reva.example.org:9142 \\
     CS3COLLAB_TEST_USER=einstein CS3COLLAB_TEST_PASSWORD=relativity \\
     [CS3COLLAB_TEST_USER2=marie CS3COLLAB_TEST_PASSWORD2=radioactivity] \\
+    [CS3COLLAB_TEST_OCM_GRANTEE=<opaque id>@<trusted provider domain>] \\
     ./dev test tests/conformance
 
 Without CS3COLLAB_TEST_GATEWAY the external run is skipped and says so. Every
@@ -21,7 +22,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from cs3collab.cs3 import CS3Client, FailedPrecondition, NotFound, PermissionDenied, Session, roles
+from cs3.ocm.provider.v1beta1 import resources_pb2 as provider_res
+from cs3.sharing.ocm.v1beta1 import ocm_api_pb2 as ocm_api
+from cs3.storage.provider.v1beta1 import resources_pb2 as storage_res
+
+from cs3collab.cs3 import (CS3Client, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Session,
+                           Unauthenticated, roles)
+from cs3collab.cs3.ocm import access_methods, federated_user
 from cs3collab.cs3.shares import user_grantee
 
 
@@ -152,3 +159,43 @@ async def test_invite_tokens(conn):
     assert token.token and token.expiration.seconds > 0
     assert token.token in [t.token for t in await session.invites.list_tokens()]
     await session.invites.find_accepted_users()  # answers OK (raises otherwise)
+
+
+async def test_token_check_sends_the_token_as_metadata(conn):
+    """What the service does with every local participant's token: WhoAmI,
+    which Reva 3.x protects (the token must also travel as x-access-token)."""
+    client, session, _ = conn
+    checked = await client.session_for_token(session.token)
+    assert checked.user.id == session.user.id
+    with pytest.raises(Unauthenticated):
+        await client.session_for_token(session.token + "x")
+
+
+async def test_ocm_share_needs_the_provider_service(conn, target):
+    """CreateOCMShare as Reva 3.x takes it: the provider as GetInfoByDomain
+    gives it (with its OCM service), never a bare domain. With
+    CS3COLLAB_TEST_OCM_GRANTEE=<opaque id>@<domain> (a user at a provider the
+    site trusts) the external run also creates and removes a real share."""
+    _, session, folder = conn
+    path = f"{folder}/ocm.ipynb"
+    await session.files.upload(path, b"{}")
+    info = await session.files.stat(path)
+    with pytest.raises(NotFound):  # a provider the site does not know
+        await session.ocm.provider_info("no-such-provider.invalid")
+    bare = ocm_api.CreateOCMShareRequest(
+        resource_id=info.id, grantee=storage_res.Grantee(type=storage_res.GRANTEE_TYPE_USER,
+                                                         user_id=federated_user("x", "no-such-provider.invalid")),
+        recipient_mesh_provider=provider_res.ProviderInfo(domain="no-such-provider.invalid"),
+        access_methods=access_methods(roles.VIEWER, webapp=False))
+    with pytest.raises(InvalidArgument):  # "the selected provider does not have an OCM endpoint"
+        await session.call("CreateOCMShare", bare, idempotent=False)
+    grantee = os.environ.get("CS3COLLAB_TEST_OCM_GRANTEE", "") if target.name == "external" else ""
+    if not grantee:
+        return
+    opaque, _, domain = grantee.rpartition("@")
+    share = await session.ocm.create_share(info.id, federated_user(opaque, domain), roles.VIEWER)
+    try:
+        assert share.id.opaque_id and share.token
+        assert (await session.ocm.get_share(share.id.opaque_id)).resource_id == info.id
+    finally:
+        await session.ocm.remove_share(share.id.opaque_id)

@@ -18,6 +18,7 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 from cs3.auth.provider.v1beta1 import resources_pb2 as auth_res
+from cs3.ocm.provider.v1beta1 import resources_pb2 as provider_res
 from cs3.identity.user.v1beta1 import resources_pb2 as user_res
 from cs3.sharing.ocm.v1beta1 import ocm_api_pb2 as ocm_api
 from cs3.sharing.ocm.v1beta1 import resources_pb2 as ocm_res
@@ -152,6 +153,13 @@ def remote_grantee(opaque: str = "marie", domain: str = "b.test") -> sp_res.Gran
                           user_id=user_res.UserId(idp=domain, opaque_id=opaque, type=user_res.USER_TYPE_FEDERATED))
 
 
+def mesh(domain: str = "b.test") -> provider_res.ProviderInfo:
+    """The provider as GetInfoByDomain describes it: Reva 3.x's CreateOCMShare needs its OCM service."""
+    return provider_res.ProviderInfo(domain=domain, services=[provider_res.Service(
+        endpoint=provider_res.ServiceEndpoint(type=provider_res.ServiceType(name="OCM"),
+                                              path=f"https://{domain}/ocm/"))])
+
+
 async def share_notebook(a: Site, role: str = m.ROLE_EDITOR, opaque: str = "nb1", expiration: int = 0,
                          grantee: sp_res.Grantee | None = None):
     einstein = a.users.by_name["einstein"]
@@ -160,6 +168,7 @@ async def share_notebook(a: Site, role: str = m.ROLE_EDITOR, opaque: str = "nb1"
     req = ocm_api.CreateOCMShareRequest(
         resource_id=sp_res.ResourceId(storage_id="st", space_id="sp", opaque_id=opaque),
         grantee=grantee or remote_grantee(),
+        recipient_mesh_provider=mesh((grantee or remote_grantee()).user_id.idp),
         access_methods=m.access_methods_for_role(role))
     if expiration:
         req.expiration.CopyFrom(types_pb2.Timestamp(seconds=expiration))
@@ -247,13 +256,19 @@ def test_validate_new_share_accepts_spec_forms():
     assert s.webdav.permissions == ["read", "write"] and s.expiration == 2_000_000_000
     legacy = validate_new_share(valid_body(protocol={"name": "webdav", "options": {"sharedSecret": "x"}}))
     assert legacy.legacy and legacy.webdav.uri == "" and legacy.webdav.shared_secret == "x"
+    # the OCM 1.2+ webapp form that Reva 3.12 sends (#5664)
     app = validate_new_share(valid_body(protocol={"name": "multi", "webapp": {
-        "uriTemplate": "https://a.test/app/ocm/p-1", "viewMode": "read", "sharedSecret": "y", "appName": "cs3collab"}}))
-    assert app.webdav is None and app.webapp.view_mode == "read" and app.webapp.app_name == "cs3collab"
-    # Reva 1.2+ webapp form without requirements is understood too
-    app2 = validate_new_share(valid_body(protocol={"name": "multi", "webapp": {
-        "uri": "https://a.test/app/ocm/p-1", "permissions": ["view", "write"], "sharedSecret": "y"}}))
-    assert app2.webapp.view_mode == "write"
+        "uri": "https://a.test/app/ocm/p-1", "permissions": ["read", "write"], "sharedSecret": "y",
+        "requirements": ["must-exchange-token"], "targets": ["blank"], "appName": "cs3collab"}}))
+    assert app.webdav is None and app.webapp.view_mode == "write" and app.webapp.app_name == "cs3collab"
+    assert app.webapp.requirements == ["must-exchange-token"] and app.webapp.targets == ["blank"]
+    dav = validate_new_share(valid_body(protocol={"name": "multi", "webdav": {
+        "sharedSecret": "s", "permissions": ["read"], "requirements": ["must-exchange-token"]}}))
+    assert dav.webdav.requirements == ["must-exchange-token"]
+
+
+WEBAPP = {"uri": "https://a.test/x/p-1", "permissions": ["read"], "sharedSecret": "y",
+          "requirements": ["must-exchange-token"], "targets": ["blank"]}
 
 
 @pytest.mark.parametrize("body, error, field", [
@@ -278,8 +293,20 @@ def test_validate_new_share_accepts_spec_forms():
     (valid_body(protocol={"name": "multi", "webdav": {"sharedSecret": "s", "permissions": ["read"],
                                                       "uri": "ftp://x/y"}}),
      errors.InvalidArgument, "protocol.webdav.uri"),
-    (valid_body(protocol={"name": "multi", "webapp": {"uriTemplate": "/relative", "viewMode": "read"}}),
-     errors.InvalidArgument, "protocol.webapp.uriTemplate"),
+    # Reva 3.12 refuses the OCM 1.1 webapp form, and a webapp without code-flow exchange
+    (valid_body(protocol={"name": "multi", "webapp": {"uriTemplate": "https://a.test/app/ocm/p-1",
+                                                      "viewMode": "read", "sharedSecret": "y"}}),
+     errors.InvalidArgument, "protocol.webapp.uri"),
+    (valid_body(protocol={"name": "multi", "webapp": {**WEBAPP, "uri": "/relative"}}),
+     errors.InvalidArgument, "protocol.webapp.uri"),
+    (valid_body(protocol={"name": "multi", "webapp": {**WEBAPP, "requirements": []}}),
+     errors.InvalidArgument, "protocol.webapp.requirements"),
+    (valid_body(protocol={"name": "multi", "webapp": {**WEBAPP, "requirements": ["must-use-mfa"]}}),
+     errors.InvalidArgument, "protocol.webapp.requirements"),
+    (valid_body(protocol={"name": "multi", "webapp": {**WEBAPP, "targets": ["window"]}}),
+     errors.InvalidArgument, "protocol.webapp.targets"),
+    (valid_body(protocol={"name": "multi", "webapp": {**WEBAPP, "permissions": []}}),
+     errors.InvalidArgument, "protocol.webapp.permissions"),
     (valid_body(protocol={"name": "datatx"}), errors.Unimplemented, None),
 ])
 def test_validate_new_share_refusals(body, error, field):
@@ -359,13 +386,16 @@ def test_store_received_shares_dedupe_and_state():
 async def test_discovery_endpoints(sites):
     a, _ = sites
     async with httpx.AsyncClient() as http:
-        for path in ("/.well-known/ocm", "/ocm-provider"):
-            r = await http.get(a.url + path)
-            assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
-            doc = r.json()
-            assert doc["enabled"] is True and doc["endPoint"] == a.url + "/ocm"
-            file_rt = next(rt for rt in doc["resourceTypes"] if rt["name"] == "file")
-            assert file_rt["shareTypes"] == ["user"] and file_rt["protocols"]["webdav"] == "/remote.php/dav/ocm/"
+        r = await http.get(a.url + "/.well-known/ocm")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+        doc = r.json()
+        assert doc["enabled"] is True and doc["endPoint"] == a.url + "/ocm" and doc["apiVersion"] == "1.3.0"
+        file_rt = next(rt for rt in doc["resourceTypes"] if rt["name"] == "file")
+        assert file_rt["shareTypes"] == ["user"] and file_rt["protocols"]["webdav"] == "/remote.php/dav/ocm/"
+        assert file_rt["protocols"]["webapp-receive"] == {"targets": ["blank"]}
+        assert "exchange-token" in doc["capabilities"] and doc["tokenEndPoint"] == a.url + "/ocm/token"
+        # Reva 3.x serves discovery at /.well-known/ocm only
+        assert (await http.get(a.url + "/ocm-provider")).status_code == 404
 
 
 async def test_post_shares_validation_and_trust(sites):
@@ -525,7 +555,15 @@ async def test_create_share_refusals(sites):
 
     rid = sp_res.ResourceId(storage_id="st", space_id="sp", opaque_id="nb1")
     methods = m.access_methods_for_role("viewer")
-    R = ocm_api.CreateOCMShareRequest
+    def R(**kw):
+        domain = kw["grantee"].user_id.idp if "grantee" in kw else "b.test"
+        return ocm_api.CreateOCMShareRequest(recipient_mesh_provider=mesh(domain), **kw)
+
+    # Reva 3.x: a provider named by its domain only (no OCM service entry) is refused
+    bare = ocm_api.CreateOCMShareRequest(resource_id=rid, grantee=remote_grantee(), access_methods=methods,
+                                         recipient_mesh_provider=provider_res.ProviderInfo(domain="b.test"))
+    with pytest.raises(errors.InvalidArgument, match="does not have an OCM endpoint"):
+        await a.shares.create(bare, einstein)
     assert await refused(R(grantee=remote_grantee(), access_methods=methods)) is errors.InvalidArgument
     assert await refused(R(resource_id=rid, access_methods=methods)) is errors.InvalidArgument
     assert await refused(R(resource_id=rid, grantee=remote_grantee(domain="evil.test"), access_methods=methods)
@@ -589,9 +627,16 @@ async def test_share_payload_shape(sites):
     assert proto["name"] == "multi"
     assert proto["webdav"] == {"sharedSecret": "sec", "permissions": ["read"],
                                "uri": f"{a.url}/remote.php/dav/ocm/sid"}
-    assert proto["webapp"]["viewMode"] == "read" and proto["webapp"]["uriTemplate"] == f"{a.url}/app/ocm/sid"
-    # a receiver advertising the OCM 1.2+ webapp-receive form gets no webapp
-    disco = {"resourceTypes": [{"name": "file", "protocols": {"webdav": "/x/", "webapp-receive": {}}}]}
+    # no discovery, or a receiver without webapp-receive + exchange-token: no webapp (Reva 3.x)
+    assert "webapp" not in proto
+    old = {"resourceTypes": [{"name": "file", "protocols": {"webdav": "/x/", "webapp": "/app/"}}],
+           "capabilities": ["/notifications"]}
     assert "webapp" not in a.shares.share_payload(share, einstein, resource_type="file",
-                                                  discovery=disco)["protocol"]
+                                                  discovery=old)["protocol"]
+    disco = {"resourceTypes": [{"name": "file", "protocols": {"webapp-receive": {"targets": ["blank"]}}}],
+             "capabilities": ["exchange-token"]}
+    body = a.shares.share_payload(share, einstein, resource_type="file", discovery=disco)
+    assert body["protocol"]["webapp"] == {
+        "uri": f"{a.url}/app/ocm/sid", "sharedSecret": "sec", "permissions": ["read"],
+        "requirements": ["must-exchange-token"], "targets": ["blank"], "appName": "cs3collab"}
     validate_new_share(body)  # our own payload passes our own validation

@@ -7,6 +7,7 @@ import grpc
 import httpx
 from cs3.auth.provider.v1beta1 import resources_pb2 as auth_res
 from cs3.gateway.v1beta1 import gateway_api_pb2 as gw
+from cs3.gateway.v1beta1 import gateway_api_pb2_grpc as gw_grpc
 from cs3.identity.user.v1beta1 import resources_pb2 as user_res
 from cs3.rpc.v1beta1 import code_pb2
 
@@ -49,7 +50,7 @@ async def test_scoped_tokens_see_only_their_resource_with_their_role(tmp_path):
                 code_pb2.CODE_PERMISSION_DENIED
             for ref in (id_ref(private.id), path_ref("/home/einstein/private.txt"), path_ref("/home/einstein")):
                 assert (await c.stat(viewer, ref)).status.code == code_pb2.CODE_NOT_FOUND
-            who = await c.stub.WhoAmI(gw.WhoAmIRequest(token=viewer))
+            who = await c.stub.WhoAmI(gw.WhoAmIRequest(token=viewer), metadata=c.md(viewer))
             assert who.user.id.type == user_res.USER_TYPE_FEDERATED and who.user.id.idp == "other-site.test"
 
             editor = site.tokens.mint_scoped(FEDERATED, folder.id, auth_res.ROLE_EDITOR)
@@ -63,5 +64,30 @@ async def test_scoped_tokens_see_only_their_resource_with_their_role(tmp_path):
             res = await c.stub.Authenticate(gw.AuthenticateRequest(type="magic", client_id="x", client_secret="y"))
             assert res.status.code == OK and res.user.username == "alice"
 
-            info = await site.stat_by_id(folder.id, (await c.stub.WhoAmI(gw.WhoAmIRequest(token=owner))).user)
+            info = await site.stat_by_id(folder.id, (await c.stub.WhoAmI(gw.WhoAmIRequest(token=owner),
+                                                                     metadata=c.md(owner))).user)
             assert info.path == "/home/einstein/shared"
+
+
+async def test_a_site_may_let_ocm_tokens_list_versions(tmp_path):
+    """``--ocm-scope-extra ListFileVersions``: a site that patched Reva's ocmshare
+    scope. The method gate lets such a token through for that method only (what
+    it may reach is still decided per share: an unknown share reaches nothing)."""
+    from cs3.storage.provider.v1beta1 import provider_api_pb2 as sp_api
+
+    from cs3collab.devstack.ocm_gateway import OCMSettings
+
+    async with DevstackSite(tmp_path, domain="site-a.test",
+                            ocm=OCMSettings(extra_scope_methods=("ListFileVersions",))) as site:
+        token = site.tokens.mint(FEDERATED, {"ocmshare:no-such-share": auth_res.Scope(role=auth_res.ROLE_VIEWER)})
+        md = (("x-access-token", token),)
+        async with grpc.aio.insecure_channel(site.gateway_address) as ch:
+            stub = gw_grpc.GatewayAPIStub(ch)
+            res = await stub.ListFileVersions(sp_api.ListFileVersionsRequest(ref=path_ref("/home/einstein/x")),
+                                              metadata=md)
+            assert res.status.code == code_pb2.CODE_NOT_FOUND  # through the gate; outside its share: nothing
+            try:
+                await stub.WhoAmI(gw.WhoAmIRequest(token=token), metadata=md)
+                raise AssertionError("WhoAmI passed the ocmshare scope")
+            except grpc.aio.AioRpcError as err:
+                assert err.code() == grpc.StatusCode.PERMISSION_DENIED and "WhoAmI" in err.details()

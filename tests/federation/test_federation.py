@@ -1,7 +1,8 @@
 """Across institutions: marie at site B co-edits einstein's notebook at site A.
 
-marie has no account at A. Her Jupyter server (at B) reaches A's
-collaboration service with the OCM share's id and secret; the browser side
+marie has no account at A. Her Jupyter server (at B) exchanges the OCM
+share's secret at A's /ocm/token (the code flow) and reaches A's
+collaboration service with that token; the browser side
 here is a pycrdt client talking only to her Jupyter server. einstein is a
 pycrdt client directly on service A.
 """
@@ -16,9 +17,10 @@ import pytest
 import websockets
 from urllib.parse import quote
 
-from cs3collab.cs3 import roles
+from cs3collab.cs3 import CS3Client, roles
 from cs3collab.cs3.ocm import federated_user
 from cs3collab.service import ids
+from tests.conftest import DEMO_PASSWORDS
 from tests.federation.conftest import SHARED, room_through_lab
 from tests.service.rtc import eventually, sources, type_text
 from tests.support.yclient import connect, send_awareness, wait_for
@@ -119,21 +121,37 @@ async def test_revoking_the_share_disconnects_the_remote_participant(fed):
     await fed.svc_a.running.wait_for_output("site=cesnet.test reason=access_revoked")
 
 
+async def _exchange(fed, code: str) -> httpx.Response:
+    """B's side of the OCM code flow: the share's secret for a token at A's /ocm/token."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        return await http.post(f"{fed.a.http_url}/ocm/token",
+                               data={"grant_type": "authorization_code", "code": code, "client_id": "cesnet.test"})
+
+
 async def test_wrong_secret_or_other_share_refused(fed):
     _, info, share = await fed.share(roles.EDITOR)
     _, _, other = await fed.share(roles.EDITOR)
     url = f"{fed.svc_a.url}/api/collaboration/session/{quote('ocm:' + share.id.opaque_id, safe='')}"
     body = {"format": "json", "type": "notebook"}
+    exchanged = await _exchange(fed, share.token)
+    assert exchanged.status_code == 200 and exchanged.json()["token_type"] == "Bearer"
+    assert 0 < exchanged.json()["expires_in"] <= 3600
+    token = exchanged.json()["access_token"]
+    assert (await _exchange(fed, "nope")).json() == {"error": "invalid_grant"}
+    other_token = (await _exchange(fed, other.token)).json()["access_token"]
     async with httpx.AsyncClient(timeout=10) as http:
-        ok = await http.put(url, json=body, headers={"Authorization": f"OCM {share.id.opaque_id}:{share.token}"})
+        ok = await http.put(url, json=body, headers={"Authorization": f"Bearer {token}"})
         assert ok.status_code == 200 and ok.json()["fileId"] == ids.file_id_for(info.id)
+        # a share with our webapp requires the code flow: its bare secret is refused
+        bare = await http.put(url, json=body, headers={"Authorization": f"OCM {share.id.opaque_id}:{share.token}"})
+        assert bare.status_code == 401 and "code flow" in bare.json()["message"]
         wrong = await http.put(url, json=body, headers={"Authorization": f"OCM {share.id.opaque_id}:nope"})
         assert wrong.status_code == 401 and wrong.json()["error"] == "unauthenticated"
         crossed = await http.put(url, json=body, headers={"Authorization": f"OCM {share.id.opaque_id}:{other.token}"})
         assert crossed.status_code == 403
-        # the other share's own credentials do not name this share's file either
-        mixed = await http.put(url, json=body, headers={"Authorization": f"OCM {other.id.opaque_id}:{other.token}"})
-        assert mixed.status_code == 403
+        # the other share's own token does not name this share's file either
+        mixed = await http.put(url, json=body, headers={"Authorization": f"Bearer {other_token}"})
+        assert mixed.status_code in (401, 403) and mixed.json()["error"] in ("unauthenticated", "forbidden")
     await fed.svc_a.running.wait_for_output("federated access refused share=" + share.id.opaque_id + " site=cesnet.test")
     room = f"{fed.svc_a.url.replace('http', 'ws', 1)}/api/collaboration/room/json:notebook:{ids.file_id_for(info.id)}"
     async with websockets.connect(room, additional_headers={"Authorization": f"OCM {share.id.opaque_id}:nope"}) as ws:
@@ -164,3 +182,24 @@ async def test_a_contact_by_invitation_is_shared_with_and_promoted_live(fed):
         type_text(marie, 0, "  # marie, now an editor")
         await wait_for(einstein.doc, lambda: "# marie, now an editor" in sources(einstein)[0])
     await fed.einstein.ocm.remove_share(share.id.opaque_id)
+
+
+async def test_browser_opens_the_webapp_uri_with_an_exchanged_token(fed):
+    """What a plain Reva/CERNBox receiver does with our webapp: exchange the
+    code, then POST ``access_token`` to the share's webapp ``uri`` in a browser."""
+    _, _, share = await fed.share(roles.VIEWER, "print('<b>hello</b>')")
+    async with CS3Client(fed.b.gateway) as client_b:
+        marie = await client_b.login("marie", DEMO_PASSWORDS["marie"])
+        [received] = [r for r in await marie.ocm.list_received() if r.remote_share_id == share.id.opaque_id]
+    [app] = [p.webapp_options for p in received.protocols if p.HasField("webapp_options")]
+    assert app.uri == f"{fed.svc_a.url}/api/collaboration/ocm/{share.id.opaque_id}"
+    token = (await _exchange(fed, share.token)).json()["access_token"]
+    async with httpx.AsyncClient(timeout=10) as http:
+        page = await http.post(app.uri, data={"access_token": token})
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert "print(&#x27;&lt;b&gt;hello&lt;/b&gt;&#x27;)" in page.text and "<b>hello" not in page.text
+        assert "can view" in page.text and "script-src" not in page.headers["content-security-policy"]
+        # the bare secret is no token; no token at all is refused too
+        for data in ({"access_token": share.token}, {}):
+            refused = await http.post(app.uri, data=data)
+            assert refused.status_code == 401 and "Cannot open this notebook" in refused.text

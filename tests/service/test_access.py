@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 
 import anyio
+import httpx
 import pytest
 
 from cs3collab.cs3 import CS3Client, roles
+from cs3collab.cs3.ocm import federated_user
+from cs3collab.devstack.ocm_peers import PeerSite, write_providers
 from cs3collab.cs3.shares import user_grantee
 from tests.service.conftest import start_service
 from tests.service.rtc import put_notebook, save_frame, sources, type_text, update_frame
@@ -95,3 +98,34 @@ async def test_expired_token_closes_for_a_reconnect(tmp_path_factory):
                 fresh = await cs3.login("einstein", "relativity")
                 async with connect(svc.url, fresh.token, path) as client:
                     assert sources(client) == ["t = 1"]
+
+
+async def test_expired_ocm_code_flow_token_closes_for_a_reconnect(tmp_path_factory):
+    """A participant of another site with a code-flow token: when the token
+    expires the room asks for a reconnect (4401), not "access revoked"; a
+    fresh exchange of the same code gets back in."""
+    root = tmp_path_factory.mktemp("short-ocm")
+    providers = root / "ocm-providers.json"
+    extra = ("--ocm-providers", str(providers))
+    async with devstack(root / "a", domain="cernbox.test", extra=(*extra, "--token-lifetime", "4")) as a, \
+            devstack(root / "b", domain="cesnet.test", extra=extra) as b:
+        write_providers(providers, [PeerSite(a.domain, a.http_url), PeerSite(b.domain, b.http_url)])
+        async with start_service(a, root / "svc", RECHECK) as svc, CS3Client(a.gateway) as cs3:
+            einstein = await cs3.login("einstein", "relativity")
+            path = await put_notebook(einstein, f"{await einstein.get_home()}/o.ipynb", "o = 1")
+            info = await einstein.files.stat(path)
+            share = await einstein.ocm.create_share(info.id, federated_user("marie", "cesnet.test"), roles.EDITOR)
+
+            async def exchanged() -> str:
+                async with httpx.AsyncClient(timeout=10) as http:
+                    answer = await http.post(f"{a.http_url}/ocm/token", data={
+                        "grant_type": "authorization_code", "code": share.token, "client_id": "cesnet.test"})
+                assert answer.status_code == 200, answer.text
+                return answer.json()["access_token"]
+
+            async with connect(svc.url, await exchanged(), f"ocm:{share.id.opaque_id}") as guest:
+                assert sources(guest) == ["o = 1"]
+                code, reason = await closed(guest, timeout=15)
+            assert code == 4401 and "expired" in reason, (code, reason)
+            async with connect(svc.url, await exchanged(), f"ocm:{share.id.opaque_id}") as guest:
+                assert sources(guest) == ["o = 1"]
