@@ -35,12 +35,13 @@ from cs3collab.service.health import HealthHandler, MetricsHandler, ReadyHandler
 from cs3collab.service.federation_handlers import OCMContentHandler, OCMWebappHandler
 from cs3collab.service.identity import Authenticator
 from cs3collab.service.kernel_handlers import kernel_routes
-from cs3collab.service.journal import Journal
+from cs3collab.service.journal import Journal, JournalError
 from cs3collab.service.journal_redis import RedisJournal
 from cs3collab.service.journal_sqlite import SQLiteJournal
 from cs3collab.service.limits import ConnectionLimits
 from cs3collab.service.logformat import use_log_format
 from cs3collab.service.registry import RoomRegistry
+from cs3collab.service.replicas import ReplicaLink
 from cs3collab.service.room import Room
 from cs3collab.service.storage import StorageSettings
 from cs3collab.service.worker import DocumentWorker
@@ -150,6 +151,12 @@ class CollabService(Application):
         "replica with the same gateway and the same URL serves any room. Redis should run with appendonly yes "
         "(docs/operations.md). Default '': one process, the SQLite journal in --state-dir, no Redis needed.",
     ).tag(config=True)
+    lease_seconds = Float(
+        10.0,
+        help="With redis_url: lifetime in seconds of a room's persistence lease (only its holder saves, locks "
+        "and polls the room); renewed every third of it, so a dead holder's rooms are taken over by another "
+        "replica within lease_seconds * 4/3 (default 10: 13.3 s).",
+    ).tag(config=True)
     journal_class = Type(
         default_value="cs3collab.service.journal_sqlite.SQLiteJournal",
         klass=object,
@@ -178,7 +185,7 @@ class CollabService(Application):
             raise TraitError(f"{proposal['trait'].name} must be 0 (no limit) or positive, got {proposal['value']}")
         return proposal["value"]
 
-    @validate("save_quiet", "save_ceiling", "poll_interval", "lock_lifetime")
+    @validate("save_quiet", "save_ceiling", "poll_interval", "lock_lifetime", "lease_seconds")
     def _positive(self, proposal):
         if proposal["value"] <= 0:
             raise TraitError(f"{proposal['trait'].name} must be positive, got {proposal['value']}")
@@ -300,11 +307,15 @@ class CollabService(Application):
                 with metrics.watching(registry, global_room):
                     async with asyncio.TaskGroup() as tasks:
                         registry_started = asyncio.get_running_loop().create_future()
-                        tasks.create_task(registry.run(registry_started), name="room registry")
+                        registry_task = tasks.create_task(registry.run(registry_started), name="room registry")
                         await registry_started
                         kernels_started = asyncio.get_running_loop().create_future()
                         kernels = tasks.create_task(execution.run(kernels_started), name="shared kernels")
                         await kernels_started
+                        link_task = None
+                        if isinstance(journal, RedisJournal):  # replicas: leases and the cross-replica reader
+                            link = ReplicaLink(journal, self.lease_seconds)
+                            link_task = tasks.create_task(link.run(lambda: list(registry.rooms)), name="replica link")
                         log.info("service listening url=%s gateway=%s state=%s", url, self.gateway, state_dir)
                         try:
                             yield url
@@ -314,6 +325,9 @@ class CollabService(Application):
                             execution.stop()  # kernels first: their last outputs go into the rooms
                             await kernels
                             registry.stop()  # flushes and closes every room; the task group waits for it
+                            if link_task is not None:  # leases released once the rooms are flushed
+                                await registry_task
+                                link_task.cancel()
             finally:
                 server.stop()
                 await server.close_all_connections()
@@ -332,4 +346,8 @@ class CollabService(Application):
 async def run_service(argv: list[str]) -> None:
     app = CollabService()
     app.initialize(argv)
-    await app.serve()
+    try:
+        await app.serve()
+    except JournalError as exc:  # unusable or unreachable journal at start: one clear line, exit status 1
+        log.error("service cannot start: %s", exc)
+        raise SystemExit(f"cs3collab serve: {exc}") from None

@@ -64,3 +64,33 @@ async def test_a_later_replica_rebuilds_the_room_from_redis(site, redis, einstei
     async with start_service(site, tmp_path / "two", *options) as two:
         async with connect(two.url, einstein.token, path) as client:
             assert "# acknowledged" in sources(client)[0]
+
+
+async def test_one_replica_holds_the_lease_and_another_takes_over_after_a_kill(
+        site, redis, einstein, workdir, tmp_path):
+    """A client on each replica for one file: exactly one replica holds the
+    room's persistence lease; SIGKILL it, and the other takes the lease over
+    within lease_seconds * 4/3 with a larger fencing token."""
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    lease = 3.0
+    options = (f"--redis-url={redis.url}", f"--RedisJournal.key_prefix={prefix}",
+               f"--CollabService.lease_seconds={lease}")
+    path = await put_notebook(einstein, f"{workdir}/lease.ipynb", "c = 3")
+    key = await room_key(einstein, path)
+    held = f"room persistence here room={key} "
+    async with start_service(site, tmp_path / "one", *options) as one, \
+            start_service(site, tmp_path / "two", *options) as two:
+        async with connect(one.url, einstein.token, path):
+            await one.running.wait_for_output(held, timeout=20)  # the first replica with the room live
+            async with connect(two.url, einstein.token, path):
+                await two.running.wait_for_output("replica link running", timeout=20)
+                assert two.running.count(held) == 0
+                token = int(next(line for line in one.running.output if held in line).rsplit("token=", 1)[1])
+                one.running.process.kill()
+                await one.running.process.wait()
+                killed = anyio.current_time()
+                await two.running.wait_for_output(held, timeout=30)
+                took = anyio.current_time() - killed
+                line = next(line for line in two.running.output if held in line)
+                assert int(line.rsplit("token=", 1)[1]) > token
+                assert took <= lease * 4 / 3 + 5, took  # + scheduling slack on a loaded machine
