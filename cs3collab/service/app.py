@@ -100,6 +100,22 @@ class CollabService(Application):
     poll_interval = Float(
         2.0, help="Seconds between Stat polls that detect changes made outside the room (default 2)."
     ).tag(config=True)
+    poll_idle_interval = Float(
+        30.0,
+        help="Seconds between Stat polls of a room nobody edited (here or outside CS3) for poll_active_window "
+        "seconds: an idle room costs 1/poll_idle_interval CS3 calls per second, and an outside edit to it is seen "
+        "within this time, after which the room polls every poll_interval again (default 30; a value not above "
+        "poll_interval turns adaptive polling off). Each room's interval is spread by up to 20 %.",
+    ).tag(config=True)
+    poll_active_window = Float(
+        60.0, help="Seconds after the last edit (here or outside) during which a room polls every poll_interval (default 60)."
+    ).tag(config=True)
+    save_jitter = Float(
+        0.3,
+        help="Fraction of save_ceiling by which rooms' forced-save deadlines are spread (each room keeps its own, "
+        "from its key), so rooms typed in together do not all save in the same second (default 0.3: a 10 s ceiling "
+        "becomes 7-10 s; 0: every room uses save_ceiling).",
+    ).tag(config=True)
     close_grace = Float(
         60.0, help="Seconds a room with no participant stays open before it is flushed and freed (default 60)."
     ).tag(config=True)
@@ -179,13 +195,20 @@ class CollabService(Application):
     def _default_log_level(self) -> int:
         return logging.INFO
 
+    @validate("save_jitter")
+    def _fraction(self, proposal):
+        if not 0 <= proposal["value"] < 1:
+            raise TraitError(f"save_jitter must be in [0, 1), got {proposal['value']}")
+        return proposal["value"]
+
     @validate("max_connections_per_user", "max_connections_per_site", "awareness_rate", "awareness_ids_per_connection")
     def _not_negative(self, proposal):
         if proposal["value"] < 0:
             raise TraitError(f"{proposal['trait'].name} must be 0 (no limit) or positive, got {proposal['value']}")
         return proposal["value"]
 
-    @validate("save_quiet", "save_ceiling", "poll_interval", "lock_lifetime", "lease_seconds")
+    @validate("save_quiet", "save_ceiling", "poll_interval", "poll_idle_interval", "poll_active_window", "lock_lifetime",
+              "lease_seconds")
     def _positive(self, proposal):
         if proposal["value"] <= 0:
             raise TraitError(f"{proposal['trait'].name} must be positive, got {proposal['value']}")
@@ -208,6 +231,9 @@ class CollabService(Application):
             save_quiet=self.save_quiet,
             save_ceiling=self.save_ceiling,
             poll_interval=self.poll_interval,
+            poll_idle_interval=self.poll_idle_interval,
+            poll_active_window=self.poll_active_window,
+            save_jitter=self.save_jitter,
             lock_lifetime=self.lock_lifetime,
             app_name=self.lock_app_name,
         )
