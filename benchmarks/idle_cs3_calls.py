@@ -3,7 +3,8 @@
 Starts a devstack site and one ``cs3collab serve`` (real processes on free
 loopback ports), opens ROOMS notebooks with CLIENTS idle y-websocket
 connections each (as einstein, who owns them: the benchmark's clients are
-all one user, as in service_bench.py), waits until every room is open, then
+all one user, as in service_bench.py), waits until every room is open and
+SETTLE seconds more (past the active window of adaptive polling), then
 counts the service's CS3 calls from its own /metrics over WINDOW seconds of
 idleness, by method.
 
@@ -50,6 +51,9 @@ async def main() -> None:
     parser.add_argument("--rooms", type=int, default=100)
     parser.add_argument("--clients", type=int, default=10)
     parser.add_argument("--window", type=float, default=30.0, help="seconds of idleness measured (default 30)")
+    parser.add_argument("--settle", type=float, default=65.0,
+                        help="seconds between the last open and the window: longer than poll_active_window "
+                             "(default 65), so the rooms are idle, not just opened")
     args, extra = parser.parse_known_args()
     with tempfile.TemporaryDirectory(prefix="idle-bench-") as folder:
         async with devstack(Path(folder) / "site", domain="cernbox.test") as site, \
@@ -65,7 +69,7 @@ async def main() -> None:
                         await stack.enter_async_context(connect(svc.url, einstein.token, path))
                 print(f"opened {args.rooms} rooms x {args.clients} clients in {time.perf_counter() - opened:.1f} s; "
                       f"serve options: {' '.join(extra) or '(defaults)'}")
-                await asyncio.sleep(5)  # let the opens' own calls (loads, locks) finish: not measured
+                await asyncio.sleep(args.settle)  # the rooms become idle: the opens' own calls are not measured
                 before = await cs3_calls(svc.url)
                 load = os.getloadavg()[0]
                 await asyncio.sleep(args.window)  # the measured idle window itself
