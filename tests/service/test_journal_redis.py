@@ -125,3 +125,24 @@ def test_traits_validated():
         with pytest.raises(TraitError):
             RedisJournal(**bad)
     assert "secret" not in repr(RedisJournal("redis://user:secret@host:6379/0"))
+
+
+def test_service_picks_the_journal(tmp_path):
+    """--redis-url, or the chart's journal_class + RedisJournal.url, gives
+    the Redis journal; neither gives SQLite in the state dir."""
+    from cs3collab.service.app import CollabService
+    from cs3collab.service.journal_sqlite import SQLiteJournal
+
+    def journal(*argv: str):
+        app = CollabService()
+        app.initialize(["--gateway=127.0.0.1:1", f"--state-dir={tmp_path}", *argv])
+        return app.make_journal(tmp_path)
+
+    by_url = journal("--redis-url=redis://127.0.0.1:6390/2")
+    assert isinstance(by_url, RedisJournal) and by_url.url == "redis://127.0.0.1:6390/2"
+    by_class = journal("--CollabService.journal_class=cs3collab.service.journal_redis.RedisJournal",
+                       "--RedisJournal.url=redis://127.0.0.1:6391/0", "--RedisJournal.key_prefix=site-a")
+    assert isinstance(by_class, RedisJournal) and (by_class.url, by_class.key_prefix) == ("redis://127.0.0.1:6391/0",
+                                                                                        "site-a")
+    default = journal()
+    assert isinstance(default, SQLiteJournal) and default.path == str(tmp_path / "journal.sqlite3")
