@@ -9,7 +9,9 @@ journals a client's edits in Redis (the room's stream), saves them to CS3,
 and a replica started later on the same Redis sees the room's history; one
 replica holds a room's lease and another takes it over after a SIGKILL; a
 revocation made while the recipient is on the other replica closes her
-connection there. Not yet: one live room across replicas (edits of a client
+connection there; a Redis outage under a typing client closes it with 1011
+(told), keeps what was acknowledged, and journals the client's edit when it
+reconnects after Redis is back. Not yet: one live room across replicas (edits of a client
 on each replica meeting), which needs the fan-out wired into the room.
 """
 
@@ -26,7 +28,7 @@ from cs3collab.cs3.shares import user_grantee
 from cs3collab.service.journal_redis import RedisJournal
 from tests.service.conftest import start_service
 from tests.service.rtc import put_notebook, room_key, saved_containing, sources, type_text
-from tests.support.yclient import connect, connect_room, open_session
+from tests.support.yclient import connect, connect_room, open_session, wait_for
 
 
 async def test_a_session_from_one_replica_is_valid_on_the_other(site, redis, einstein, workdir, tmp_path):
@@ -119,3 +121,39 @@ async def test_a_revocation_reaches_the_other_replicas_participant(site, redis, 
                 await guest.connection.wait_closed()
             assert guest.connection.close_code == 1003
             assert json.loads(guest.connection.close_reason)["reason"] == "access_revoked"
+
+
+async def test_redis_outage_tells_clients_and_loses_nothing_acknowledged(site, einstein, workdir, tmp_path):
+    """Redis stops under a typing client: the typed change is refused (the
+    client is told: its connection closes with 1011), what was acknowledged
+    before is kept; Redis back on its port with its AOF, the client
+    reconnects with its document and its unacknowledged edit is journaled."""
+    from tests.support.redis import redis_server
+
+    path = await put_notebook(einstein, f"{workdir}/outage.ipynb", "e = 5")
+    async with redis_server(tmp_path / "redis") as server:
+        port, url = server.port, server.url
+        options = (f"--redis-url={url}", "--RedisJournal.timeout=2", "--save-quiet=30", "--save-ceiling=60")
+        async with start_service(site, tmp_path / "svc", *options) as svc:
+            key = await room_key(einstein, path)
+            async with connect(svc.url, einstein.token, path) as client:
+                type_text(client, 0, "  # acknowledged")
+                probe = aioredis.Redis.from_url(url)
+                try:
+                    with anyio.fail_after(20):  # acknowledged = in the room's stream
+                        while not await probe.xlen(f"cs3collab:room:{key}:stream"):
+                            await probe.xread({f"cs3collab:room:{key}:stream": "0-0"}, block=500)
+                finally:
+                    await probe.aclose()
+                server.running.process.terminate()
+                await server.running.process.wait()
+                type_text(client, 0, "  # during the outage")
+                with anyio.fail_after(30):
+                    await client.connection.wait_closed()
+                assert client.connection.close_code == 1011
+                doc = client.doc
+            async with redis_server(tmp_path / "redis", port=port):
+                async with connect(svc.url, einstein.token, path, doc=doc), \
+                        connect(svc.url, einstein.token, path) as fresh:  # a new client sees both
+                    await wait_for(fresh.doc, lambda: "# during the outage" in sources(fresh)[0], timeout=20)
+                    assert "# acknowledged" in sources(fresh)[0]
