@@ -28,6 +28,7 @@ from cs3collab.jupyter.contents import CS3ContentsManager  # noqa: E402
 from cs3collab.kernels.host import KernelHost  # noqa: E402
 from cs3collab.kernels.limits import KernelSandbox  # noqa: E402
 from cs3collab.service.app import CollabService  # noqa: E402
+from cs3collab.service.journal_redis import RedisJournal  # noqa: E402
 from cs3collab.service.journal_sqlite import SQLiteJournal  # noqa: E402
 
 HEADER = """# Configuration reference
@@ -81,6 +82,9 @@ def render() -> str:
         "",
         "## The journal (`CollabService.journal_class`, default SQLite)\n",
         *_traits_table(SQLiteJournal, {}),
+        "",
+        "## The Redis journal (`CollabService.redis_url`, replicas sharing rooms)\n",
+        *_traits_table(RedisJournal, {}),
         "",
         "## Shared kernels: the sandbox (`KernelSandbox`, see execution.md)\n",
         "Set in the service's config file (`c.KernelSandbox.memory_limit = ...`); it applies to every kernel "

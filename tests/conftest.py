@@ -8,6 +8,7 @@ import pytest
 
 from cs3collab.cs3 import CS3Client
 from tests.support.processes import devstack
+from tests.support.redis import redis_server
 
 DEMO_PASSWORDS = {"einstein": "relativity", "marie": "radioactivity", "richard": "superfluidity"}
 
@@ -16,6 +17,14 @@ DEMO_PASSWORDS = {"einstein": "relativity", "marie": "radioactivity", "richard":
 async def site(tmp_path_factory):
     """One devstack site (a real process) for the whole test session."""
     async with devstack(tmp_path_factory.mktemp("site"), domain="cernbox.test") as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+async def redis(tmp_path_factory):
+    """One Debian redis-server (a real process, AOF on) for the whole test
+    session; tests keep apart by key prefix or database."""
+    async with redis_server(tmp_path_factory.mktemp("redis")) as running:
         yield running
 
 

@@ -23,12 +23,21 @@ the answer:
   ``access_revoked``);
 * CS3 cannot be reached: nothing changes (a transient outage must not
   throw everyone out); the next check decides.
+
+Cost: checks are batched per user. A room Stats once per distinct token
+(not per participant); and the file's *owner* is not Stat'ed at all after
+the first check (no share change can take an owner's access; deleting the
+file is seen by the room's outside-edit polling): only their token's
+validity is re-checked, by one WhoAmI per token per interval shared by every
+room (:class:`TokenChecks`). So a user who owns the 100 files open in 100
+rooms costs one call per interval, not 100.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from cs3collab.cs3 import CS3Error, NotFound, PermissionDenied, Unauthenticated
 from cs3collab.service import metrics
@@ -43,6 +52,50 @@ TOKEN_EXPIRED = 4401
 """Close code for an expired token: the client reconnects (with a fresh token)."""
 
 
+class TokenChecks:
+    """Is a token still valid? One WhoAmI per token per ``interval`` seconds,
+    shared by every room of the service (concurrent askers share one call).
+
+    Args:
+        interval: seconds an answer is reused (the access re-check interval).
+    """
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.calls = 0  # WhoAmI calls made, for tests and benchmarks
+        self._answers: dict[str, tuple[float, BaseException | None]] = {}
+        self._pending: dict[str, asyncio.Future] = {}
+
+    async def check(self, session) -> None:
+        """Return if ``session``'s token is valid; raise the CS3 error (e.g.
+        Unauthenticated) the gateway gave otherwise."""
+        token = session.token
+        now = time.monotonic()
+        answer = self._answers.get(token)
+        if answer is None or now - answer[0] >= self.interval:
+            pending = self._pending.get(token)
+            if pending is None:
+                pending = self._pending[token] = asyncio.get_running_loop().create_future()
+                try:
+                    self.calls += 1
+                    await session.whoami()
+                    error: BaseException | None = None
+                except CS3Error as exc:
+                    error = exc
+                finally:
+                    del self._pending[token]
+                self._answers[token] = (time.monotonic(), error)
+                pending.set_result(error)
+                for stale in [t for t, (at, _) in self._answers.items() if now - at > 4 * self.interval]:
+                    del self._answers[stale]  # tokens nobody uses any more
+            else:
+                error = await asyncio.shield(pending)
+        else:
+            error = answer[1]
+        if error is not None:
+            raise error
+
+
 class AccessWatcher:
     """Re-checks the access of a room's participants.
 
@@ -51,12 +104,16 @@ class AccessWatcher:
         resource_id: its file.
         interval: seconds between checks; 0 disables the timer (joins and
             saves still check).
+        tokens: the service's shared token checks (owners are checked
+            through it); None: every participant is Stat'ed.
     """
 
-    def __init__(self, room: Room, resource_id, interval: float) -> None:
+    def __init__(self, room: Room, resource_id, interval: float, tokens: TokenChecks | None = None) -> None:
         self.room = room
         self.resource_id = resource_id
         self.interval = interval
+        self.tokens = tokens
+        self.owner: tuple[str, str] | None = None  # (idp, opaque id) of the file's owner, once seen
         self._lock = asyncio.Lock()
 
     async def run(self) -> None:
@@ -75,10 +132,21 @@ class AccessWatcher:
                 by_token.setdefault(participant.session.token, []).append(participant)
             await asyncio.gather(*(self._check_token(group) for group in by_token.values()))
 
+    def _is_owner(self, participant: Participant) -> bool:
+        identity = participant.identity
+        return self.owner is not None and not identity.federated \
+            and self.owner == (identity.idp, identity.opaque_id)
+
     async def _check_token(self, group: list[Participant]) -> None:
         session = group[0].session
         try:
+            if self.tokens is not None and self._is_owner(group[0]):
+                await self.tokens.check(session)  # the owner: only the token can lapse
+                return
             access = await resolve_access(session, self.resource_id)
+            owner = access.info.owner
+            if owner.opaque_id:
+                self.owner = (owner.idp, owner.opaque_id)
         except (NotFound, PermissionDenied) as exc:
             for participant in group:
                 self._disconnect(participant, CloseCode.SESSION, "access_revoked",

@@ -35,12 +35,14 @@ from cs3collab.service.health import HealthHandler, MetricsHandler, ReadyHandler
 from cs3collab.service.federation_handlers import OCMContentHandler, OCMWebappHandler
 from cs3collab.service.identity import Authenticator
 from cs3collab.service.kernel_handlers import kernel_routes
-from cs3collab.service.journal import Journal
+from cs3collab.service.journal import Journal, JournalError
+from cs3collab.service.journal_redis import RedisJournal
 from cs3collab.service.journal_sqlite import SQLiteJournal
 from cs3collab.service.guard import DocumentLimits
 from cs3collab.service.limits import ConnectionLimits
 from cs3collab.service.logformat import use_log_format
 from cs3collab.service.registry import RoomRegistry
+from cs3collab.service.replicas import ReplicaLink
 from cs3collab.service.room import Room
 from cs3collab.service.storage import StorageSettings
 from cs3collab.service.worker import DocumentWorker
@@ -59,7 +61,8 @@ class CollabService(Application):
     """The collaboration service: rooms, journal, persistence to CS3."""
 
     name = "cs3collab-serve"
-    classes = [SQLiteJournal, KernelHost]  # their settings (SQLiteJournal.*, KernelHost.*) are the service's too
+    # their settings (SQLiteJournal.*, RedisJournal.*, KernelHost.*) are the service's too
+    classes = [SQLiteJournal, RedisJournal, KernelHost]
     description = "Serve live notebook rooms for files stored in CS3."
 
     aliases = {
@@ -67,6 +70,7 @@ class CollabService(Application):
         "ip": "CollabService.ip",
         "port": "CollabService.port",
         "state-dir": "CollabService.state_dir",
+        "redis-url": "CollabService.redis_url",
         "config": "CollabService.config_file",
         "save-quiet": "CollabService.save_quiet",
         "save-ceiling": "CollabService.save_ceiling",
@@ -98,6 +102,22 @@ class CollabService(Application):
     ).tag(config=True)
     poll_interval = Float(
         2.0, help="Seconds between Stat polls that detect changes made outside the room (default 2)."
+    ).tag(config=True)
+    poll_idle_interval = Float(
+        30.0,
+        help="Seconds between Stat polls of a room nobody edited (here or outside CS3) for poll_active_window "
+        "seconds: an idle room costs 1/poll_idle_interval CS3 calls per second, and an outside edit to it is seen "
+        "within this time, after which the room polls every poll_interval again (default 30; a value not above "
+        "poll_interval turns adaptive polling off). Each room's interval is spread by up to 20 %.",
+    ).tag(config=True)
+    poll_active_window = Float(
+        60.0, help="Seconds after the last edit (here or outside) during which a room polls every poll_interval (default 60)."
+    ).tag(config=True)
+    save_jitter = Float(
+        0.3,
+        help="Fraction of save_ceiling by which rooms' forced-save deadlines are spread (each room keeps its own, "
+        "from its key), so rooms typed in together do not all save in the same second (default 0.3: a 10 s ceiling "
+        "becomes 7-10 s; 0: every room uses save_ceiling).",
     ).tag(config=True)
     close_grace = Float(
         60.0, help="Seconds a room with no participant stays open before it is flushed and freed (default 60)."
@@ -166,10 +186,24 @@ class CollabService(Application):
         10.0, help="Seconds a token's WhoAmI answer is reused; 0 asks the gateway on every connection."
     ).tag(config=True)
     lock_app_name = Unicode("cs3collab", help="App name of the CS3 locks rooms take.").tag(config=True)
+    redis_url = Unicode(
+        "",
+        help="Redis URL (redis://HOST:PORT/DB) shared by several replicas of this service: the journal of every "
+        "room lives in Redis (RedisJournal.*), and so do the session id and the persistence leases, so any "
+        "replica with the same gateway and the same URL serves any room. Redis should run with appendonly yes "
+        "(docs/operations.md). Default '': one process, the SQLite journal in --state-dir, no Redis needed.",
+    ).tag(config=True)
+    lease_seconds = Float(
+        10.0,
+        help="With redis_url: lifetime in seconds of a room's persistence lease (only its holder saves, locks "
+        "and polls the room); renewed every third of it, so a dead holder's rooms are taken over by another "
+        "replica within lease_seconds * 4/3 (default 10: 13.3 s).",
+    ).tag(config=True)
     journal_class = Type(
         default_value="cs3collab.service.journal_sqlite.SQLiteJournal",
         klass=object,
-        help="Journal backend class (implements cs3collab.service.journal.Journal).",
+        help="Journal backend class (implements cs3collab.service.journal.Journal), used when redis_url is "
+        "empty; with redis_url the journal is RedisJournal.",
     ).tag(config=True)
 
     log_style = CaselessStrEnum(
@@ -186,6 +220,12 @@ class CollabService(Application):
     @default("log_level")
     def _default_log_level(self) -> int:
         return logging.INFO
+
+    @validate("save_jitter")
+    def _fraction(self, proposal):
+        if not 0 <= proposal["value"] < 1:
+            raise TraitError(f"save_jitter must be in [0, 1), got {proposal['value']}")
+        return proposal["value"]
 
     @validate("max_connections_per_user", "max_connections_per_site", "awareness_rate", "awareness_ids_per_connection")
     def _not_negative(self, proposal):
@@ -209,7 +249,8 @@ class CollabService(Application):
             max_document_bytes=self.max_document_bytes,
         )
 
-    @validate("save_quiet", "save_ceiling", "poll_interval", "lock_lifetime")
+    @validate("save_quiet", "save_ceiling", "poll_interval", "poll_idle_interval", "poll_active_window", "lock_lifetime",
+              "lease_seconds")
     def _positive(self, proposal):
         if proposal["value"] <= 0:
             raise TraitError(f"{proposal['trait'].name} must be positive, got {proposal['value']}")
@@ -232,6 +273,9 @@ class CollabService(Application):
             save_quiet=self.save_quiet,
             save_ceiling=self.save_ceiling,
             poll_interval=self.poll_interval,
+            poll_idle_interval=self.poll_idle_interval,
+            poll_active_window=self.poll_active_window,
+            save_jitter=self.save_jitter,
             lock_lifetime=self.lock_lifetime,
             app_name=self.lock_app_name,
         )
@@ -240,6 +284,23 @@ class CollabService(Application):
         return AwarenessSettings(
             rate=self.awareness_rate, ids_per_connection=self.awareness_ids_per_connection, private=private
         )
+
+    async def _shared_session_id(self, journal: RedisJournal) -> str:
+        """The replicas' one session id, kept in Redis (the first replica
+        sets it), so a session PUT answered by any replica is valid on all."""
+        assert journal.client is not None
+        key = f"{journal.key_prefix}:session-id"
+        await journal.client.set(key, uuid.uuid4().hex, nx=True)
+        return (await journal.client.get(key)).decode()
+
+    def make_journal(self, state_dir: Path) -> Journal:
+        """The journal the settings ask for: Redis with redis_url, else
+        ``journal_class`` on a file in the state dir."""
+        if self.redis_url:
+            return RedisJournal(self.redis_url, parent=self)
+        if issubclass(self.journal_class, RedisJournal):  # chosen as a class, URL in RedisJournal.url
+            return self.journal_class(parent=self)
+        return self.journal_class(state_dir / "journal.sqlite3", parent=self)
 
     def _session_id(self, state_dir: Path) -> str:
         """Stable across restarts, so reconnecting tabs are not told to reload."""
@@ -279,7 +340,7 @@ class CollabService(Application):
             raise TraitError("the CS3 gateway is not set (--gateway=HOST:PORT)")
         state_dir = Path(self.state_dir)
         state_dir.mkdir(parents=True, exist_ok=True)
-        journal: Journal = self.journal_class(state_dir / "journal.sqlite3", parent=self)
+        journal = self.make_journal(state_dir)
         async with CS3Client(self.gateway, observer=metrics.cs3_call) as cs3, journal, \
                 DocumentWorker() as documents_worker:
             registry = RoomRegistry(
@@ -299,7 +360,8 @@ class CollabService(Application):
                 authenticator=Authenticator(cs3, self.token_cache_seconds),
                 federation=FederatedLogin(cs3, self.token_cache_seconds),
                 registry=registry,
-                session_id=self._session_id(state_dir),
+                session_id=(await self._shared_session_id(journal) if isinstance(journal, RedisJournal)
+                            else self._session_id(state_dir)),
                 global_room=global_room,
                 max_pending=self.max_pending_bytes,
                 limits=ConnectionLimits(self.max_connections_per_user, self.max_connections_per_site),
@@ -314,11 +376,15 @@ class CollabService(Application):
                 with metrics.watching(registry, global_room):
                     async with asyncio.TaskGroup() as tasks:
                         registry_started = asyncio.get_running_loop().create_future()
-                        tasks.create_task(registry.run(registry_started), name="room registry")
+                        registry_task = tasks.create_task(registry.run(registry_started), name="room registry")
                         await registry_started
                         kernels_started = asyncio.get_running_loop().create_future()
                         kernels = tasks.create_task(execution.run(kernels_started), name="shared kernels")
                         await kernels_started
+                        link_task = None
+                        if isinstance(journal, RedisJournal):  # replicas: leases and the cross-replica reader
+                            link = ReplicaLink(journal, self.lease_seconds)
+                            link_task = tasks.create_task(link.run(lambda: list(registry.rooms)), name="replica link")
                         log.info("service listening url=%s gateway=%s state=%s", url, self.gateway, state_dir)
                         try:
                             yield url
@@ -328,6 +394,9 @@ class CollabService(Application):
                             execution.stop()  # kernels first: their last outputs go into the rooms
                             await kernels
                             registry.stop()  # flushes and closes every room; the task group waits for it
+                            if link_task is not None:  # leases released once the rooms are flushed
+                                await registry_task
+                                link_task.cancel()
             finally:
                 server.stop()
                 await server.close_all_connections()
@@ -346,4 +415,8 @@ class CollabService(Application):
 async def run_service(argv: list[str]) -> None:
     app = CollabService()
     app.initialize(argv)
-    await app.serve()
+    try:
+        await app.serve()
+    except JournalError as exc:  # unusable or unreachable journal at start: one clear line, exit status 1
+        log.error("service cannot start: %s", exc)
+        raise SystemExit(f"cs3collab serve: {exc}") from None

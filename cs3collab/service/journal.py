@@ -10,8 +10,9 @@ content. Rooms whose journal holds updates newer than the last save in CS3
 
 The service imports only this module: :class:`Journal` is the interface,
 :class:`JournalRecord` what a room reads back, and the errors below what any
-backend raises. Backends live in their own modules (``journal_sqlite.py``) and
-are chosen by a ``Type(klass=...)`` trait.
+backend raises. Backends live in their own modules (``journal_sqlite.py``, one
+file per service; ``journal_redis.py``, shared by replicas) and are chosen by
+``CollabService.redis_url`` / ``CollabService.journal_class``.
 
 Sequence numbers count a room's updates from 1, strictly increasing; they
 restart only after :meth:`Journal.forget` dropped the room. Compaction
@@ -64,6 +65,22 @@ class JournalInUseError(JournalError):
     def __init__(self, path: str) -> None:
         self.path = path
         super().__init__(f"journal {path} is in use (another process or journal object holds its lock)")
+
+
+class JournalUnavailableError(JournalError):
+    """The journal's store cannot be reached (a Redis that is down,
+    unreachable or too slow to answer): the call was not acknowledged. The
+    journal keeps running; a later call may succeed.
+
+    Arguments:
+        where: the store (URL without password, key prefix).
+        reason: what the client saw.
+    """
+
+    def __init__(self, where: str, reason: str) -> None:
+        self.where = where
+        self.reason = reason
+        super().__init__(f"journal {where} is unavailable: {reason}")
 
 
 class JournalClosedError(JournalError):

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 
 from cs3collab.cs3 import Session
 from cs3collab.service import documents, kinds
-from cs3collab.service.access import AccessWatcher
+from cs3collab.service.access import AccessWatcher, TokenChecks
 from cs3collab.service.awareness import AwarenessSettings
 from cs3collab.service.documents import DocumentKind
 from cs3collab.service.guard import DocumentLimits
@@ -53,14 +53,15 @@ class LiveRoom:
         settings: timings of its CS3 side.
         documents_worker: where documents are serialized and parsed.
         access_recheck: seconds between access re-checks.
+        tokens: the service's shared token checks (the owner's re-checks, batched per user).
     """
 
     def __init__(self, room: Room, resource_id, settings: StorageSettings, documents_worker: DocumentWorker,
-                 access_recheck: float) -> None:
+                 access_recheck: float, tokens: TokenChecks | None = None) -> None:
         self.room = room
         self.settings = settings
         self._storage = RoomStorage(room, resource_id, settings, documents_worker)
-        self._access = AccessWatcher(room, resource_id, access_recheck)
+        self._access = AccessWatcher(room, resource_id, access_recheck, tokens)
         self._storage.before_save = self._access.check  # nobody who lost access is saved as
         self.failures: dict[str, int] = {}  # unexpected failures of background work, by name
         self.task: asyncio.Task | None = None
@@ -244,6 +245,7 @@ class RoomRegistry:
         self.journal = journal
         self.limits = limits or DocumentLimits()
         self.access_recheck = access_recheck
+        self.tokens = TokenChecks(access_recheck)  # owners' re-checks, batched per user across rooms
         self.awareness = awareness
         self.documents_worker = documents_worker
         self.settings = settings
@@ -287,7 +289,8 @@ class RoomRegistry:
             if self._tasks is None:
                 raise RuntimeError("the room registry is not running")
             room = Room(key, kind, file_id, self.journal, self.awareness, self.limits)
-            live = LiveRoom(room, resource_id, self.settings, self.documents_worker, self.access_recheck)
+            live = LiveRoom(room, resource_id, self.settings, self.documents_worker, self.access_recheck,
+                            self.tokens)
             self.rooms[key] = live
             try:
                 await kinds.adopt_journal(self.journal, key, kind)  # one history, one schema

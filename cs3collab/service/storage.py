@@ -41,6 +41,7 @@ from cs3collab.service.locking import LockKeeper
 from cs3collab.service.logthrottle import LogThrottle
 from cs3collab.service.room import Participant, Room
 from cs3collab.service.worker import DocumentWorker
+from cs3collab.service import cadence
 
 log = logging.getLogger("cs3collab.service.storage")
 throttle = LogThrottle(60.0)
@@ -68,6 +69,9 @@ class StorageSettings:
     save_quiet: float = 1.0
     save_ceiling: float = 10.0
     poll_interval: float = 2.0
+    poll_idle_interval: float = 30.0  # polls of a room idle for poll_active_window (cadence.py)
+    poll_active_window: float = 60.0
+    save_jitter: float = 0.3  # fraction of save_ceiling spread over rooms (cadence.py)
     retry_delay: float = 2.0
     lock_lifetime: float = 120.0
     app_name: str = "cs3collab"
@@ -257,7 +261,8 @@ class RoomStorage:
             await self._dirty.wait()
             first = time.monotonic()
             while True:
-                deadline = min(self.room.last_change + self.settings.save_quiet, first + self.settings.save_ceiling)
+                deadline = cadence.save_deadline(self.room.key, first, self.room.last_change, self.settings.save_quiet,
+                                                 self.settings.save_ceiling, self.settings.save_jitter)
                 delay = deadline - time.monotonic()
                 if delay <= 0:
                     break
@@ -275,7 +280,9 @@ class RoomStorage:
     async def poll_loop(self) -> None:
         """Polls Stat for outside edits and locks; runs until cancelled."""
         while True:
-            await asyncio.sleep(self.settings.poll_interval)
+            await asyncio.sleep(cadence.poll_interval(  # poll timer: fast while edited here or outside, slow when idle
+                self.room.key, time.monotonic(), self.room.last_change, self.settings.poll_interval,
+                self.settings.poll_idle_interval, self.settings.poll_active_window))
             session = next(iter(self.sessions()), None)
             if session is None or self._save_lock.locked():
                 continue

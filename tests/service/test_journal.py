@@ -1,6 +1,10 @@
-"""The room journal (cs3collab.service.journal, SQLite backend).
+"""The room journal (cs3collab.service.journal), both backends: SQLite and Redis.
 
-What is checked: acknowledged appends survive a SIGKILL of the process;
+The contract tests run against each backend (the ``make_journal`` and
+``running`` fixtures); the rest are about one backend's store.
+
+What is checked: acknowledged appends survive a SIGKILL of the process
+(the service's for SQLite, Redis's own with its AOF);
 sequence numbers; group commit; compaction keeps a continuous Y history
 (a rebuilt room equals the original and a client with pre-compaction state
 syncs without duplicates); persisted marks and crash-recovery listing;
@@ -16,6 +20,7 @@ import random
 import signal
 import sqlite3
 import sys
+import uuid
 from pathlib import Path
 
 import anyio
@@ -30,20 +35,35 @@ from cs3collab.service.journal import (
     JournalClosedError,
     JournalCorruptError,
     JournalInUseError,
+    JournalUnavailableError,
 )
+from cs3collab.service.journal_redis import RedisJournal
 from cs3collab.service.journal_sqlite import SQLiteJournal
 from tests.service.journal_writer import payload
+from tests.support.redis import redis_server
 
 ROOM = "storage-1$space-1!3f2a9c1e-0d4b-4a57-9b4e-5c8f1a2b3c4d"
 
 
-@pytest.fixture(params=["async-with", "task-group"])
-def running(request, tmp_path):
-    """``async with running(path, **traits) as journal``: a started journal,
-    through each of the two lifecycles."""
+@pytest.fixture(params=["sqlite", "redis"])
+def make_journal(request, tmp_path):
+    """``make_journal(**traits)``: a new (not started) journal object of the
+    backend under test, on this test's store (the same SQLite file, or the
+    same Redis key prefix, each time: a second object is a reopen)."""
+    if request.param == "sqlite":
+        return lambda **traits: SQLiteJournal(tmp_path / "journal.sqlite3", **traits)
+    redis = request.getfixturevalue("redis")
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    return lambda **traits: RedisJournal(redis.url, key_prefix=prefix, **traits)
 
-    def open_journal(path: Path | None = None, **traits):
-        journal = SQLiteJournal(path or tmp_path / "journal.sqlite3", **traits)
+
+@pytest.fixture(params=["async-with", "task-group"])
+def running(request, make_journal):
+    """``async with running(**traits) as journal``: a started journal of
+    the backend under test, through each of the two lifecycles."""
+
+    def open_journal(**traits):
+        journal = make_journal(**traits)
         if request.param == "async-with":
             return journal
 
@@ -109,9 +129,8 @@ async def test_acknowledged_appends_survive_sigkill(tmp_path, synchronous):
         assert len(record.updates) == record.last_seq  # no gaps
 
 
-async def test_stop_commits_queued_appends(tmp_path):
-    path = tmp_path / "journal.sqlite3"
-    journal = SQLiteJournal(path)
+async def test_stop_commits_queued_appends(make_journal):
+    journal = make_journal()
     async with anyio.create_task_group() as tg:
         await tg.start(journal.start)
         results: list[int] = []
@@ -126,15 +145,14 @@ async def test_stop_commits_queued_appends(tmp_path):
     assert sorted(results) == list(range(1, 21))
     with pytest.raises(JournalClosedError):
         await journal.append(ROOM, b"late")
-    async with SQLiteJournal(path) as journal:
+    async with make_journal() as journal:
         assert (await journal.load(ROOM)).last_seq == 20
 
 
-async def test_cancelled_owner_settles_every_call(tmp_path):
+async def test_cancelled_owner_settles_every_call(make_journal):
     """Cancelling the journal's owner (not stop()) leaves no caller hanging:
-    each queued call either committed (and is in the file) or raised."""
-    path = tmp_path / "journal.sqlite3"
-    journal = SQLiteJournal(path)
+    each queued call either committed (and is in the store) or raised."""
+    journal = make_journal()
     outcomes: list[int | Exception] = []
 
     async def append(i: int) -> None:
@@ -155,7 +173,7 @@ async def test_cancelled_owner_settles_every_call(tmp_path):
     assert len(outcomes) == 10
     committed = sorted(o for o in outcomes if isinstance(o, int))
     await journal.stop()  # already stopped: returns
-    async with SQLiteJournal(path) as journal:
+    async with make_journal() as journal:
         assert (await journal.load(ROOM)).last_seq == 1 + len(committed)
 
 
@@ -210,7 +228,7 @@ async def test_cancelled_append_does_not_disturb_others(running):
 # -- persistence marks, meta, forget ---------------------------------------------------------
 
 
-async def test_persisted_marks_and_rooms_needing_flush(running, tmp_path):
+async def test_persisted_marks_and_rooms_needing_flush(running):
     async with running() as journal:
         for i in range(3):
             await journal.append("room-a", b"a%d" % i)
@@ -357,12 +375,11 @@ class _Client:
             self._local = False
 
 
-async def test_compaction_keeps_a_continuous_y_history(tmp_path):
+async def test_compaction_keeps_a_continuous_y_history(make_journal):
     """500 updates from 3 clients, compacted at update 300 with a snapshot of
     the doc built from the first 300, 200 more, journal reopened: the rebuilt
     room equals the original, and clients holding pre-compaction state sync
     with it without duplicated content."""
-    path = tmp_path / "journal.sqlite3"
     rng = random.Random(20240611)
     clients = [_Client(client_id) for client_id in (101, 202, 303)]
     server = Doc()  # what a room would hold: every update, in journal order
@@ -371,7 +388,7 @@ async def test_compaction_keeps_a_continuous_y_history(tmp_path):
     stale: dict[str, Doc] = {}
     compact_at = 300
 
-    async with SQLiteJournal(path) as journal:
+    async with make_journal() as journal:
         while len(journaled) < 500:
             author = rng.choice(clients)
             author.edit(rng)
@@ -394,7 +411,7 @@ async def test_compaction_keeps_a_continuous_y_history(tmp_path):
                     client.receive()
         assert seqs == list(range(1, len(journaled) + 1))
 
-    async with SQLiteJournal(path) as journal:  # a new process, as after a restart
+    async with make_journal() as journal:  # a new process, as after a restart
         record = await journal.load(ROOM)
     assert record.last_seq == len(journaled)
     assert len(record.updates) == len(journaled) - compact_at + 1
@@ -428,8 +445,8 @@ async def test_compaction_keeps_a_continuous_y_history(tmp_path):
 # -- lifecycle and bad input -------------------------------------------------------------
 
 
-async def test_lifecycle_errors(tmp_path):
-    journal = SQLiteJournal(tmp_path / "journal.sqlite3")
+async def test_lifecycle_errors(make_journal):
+    journal = make_journal()
     with pytest.raises(JournalClosedError):
         await journal.append(ROOM, b"before start")
     await journal.stop()  # not started: nothing to do
@@ -474,8 +491,8 @@ async def test_damaged_pages_fail_the_start(tmp_path):
             pass
 
 
-async def test_second_opener_refused(running, tmp_path):
-    async with running():
+async def test_second_opener_refused(tmp_path):
+    async with SQLiteJournal(tmp_path / "journal.sqlite3"):
         with pytest.raises(JournalInUseError, match="in use"):
             async with SQLiteJournal(tmp_path / "journal.sqlite3"):
                 pass
@@ -485,8 +502,8 @@ async def test_second_opener_refused(running, tmp_path):
     "", "x" * (MAX_ROOM_KEY_BYTES + 1), "é" * (MAX_ROOM_KEY_BYTES // 2 + 1), "bad\x00key", "line\nbreak",
     "\ud800", b"bytes-key", None, 42,
 ])
-async def test_invalid_room_keys_refused(tmp_path, room):
-    async with SQLiteJournal(tmp_path / "journal.sqlite3") as journal:
+async def test_invalid_room_keys_refused(make_journal, room):
+    async with make_journal() as journal:
         for call in (journal.append(room, b"x"), journal.load(room), journal.set_meta(room, "k", "v"),
                      journal.mark_persisted(room, 0, ""), journal.compact(room, b"s", 1), journal.forget(room)):
             with pytest.raises(InvalidRoomKeyError):
@@ -495,8 +512,8 @@ async def test_invalid_room_keys_refused(tmp_path, room):
         assert await journal.append("x" * MAX_ROOM_KEY_BYTES, b"ok") == 1  # the longest valid key
 
 
-async def test_invalid_updates_and_values_refused(tmp_path):
-    async with SQLiteJournal(tmp_path / "journal.sqlite3", max_update_size=1000) as journal:
+async def test_invalid_updates_and_values_refused(make_journal):
+    async with make_journal(max_update_size=1000) as journal:
         for bad in (b"", "text", None, b"x" * 1001):
             with pytest.raises(InvalidUpdateError):
                 await journal.append(ROOM, bad)
@@ -522,17 +539,17 @@ def test_path_trait_validated(tmp_path):
     assert SQLiteJournal(tmp_path / "j", synchronous="normal").synchronous == "NORMAL"
 
 
-async def test_logs_are_key_value(tmp_path, caplog):
+async def test_logs_are_key_value(make_journal, caplog):
     caplog.set_level(logging.DEBUG, logger="cs3collab.service.journal")
-    async with SQLiteJournal(tmp_path / "journal.sqlite3") as journal:
+    async with make_journal() as journal:
         for i in range(3):
             await journal.append(ROOM, b"u%d" % i)
         await journal.compact(ROOM, b"snap", 2)
         with pytest.raises(ValueError):
             await journal.compact(ROOM, b"snap", 9)
     messages = [r.getMessage() for r in caplog.records]
-    assert any(m.startswith("journal opened path=") for m in messages)
+    assert any(m.startswith(("journal opened path=", "journal opened redis=")) for m in messages)
     assert any(m.startswith(f"journal compacted room={ROOM} upto_seq=2 removed=2") for m in messages)
     assert any(m.startswith(f"journal call failed op=compact room={ROOM} error=") for m in messages)
     assert any(m.startswith("journal commit calls=") for m in messages)
-    assert any(m.startswith("journal closed path=") for m in messages)
+    assert any(m.startswith(("journal closed path=", "journal closed redis=")) for m in messages)

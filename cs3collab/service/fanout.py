@@ -1,0 +1,207 @@
+"""Fan-out between replicas: each replica reads the rooms it has live from Redis.
+
+With ``--redis-url`` a room may have participants on several replicas. Each
+replica appends its participants' updates to the room's stream
+(``journal_redis.py``) and broadcasts them locally; :class:`RoomBus` brings
+the *other* replicas' updates in:
+
+- **Updates** (durable): ONE reader task per replica, not one per room,
+  runs ``XREAD BLOCK`` over the streams of every room live here, each from
+  the last sequence number this replica has seen, and hands new entries to
+  the room's ``on_updates`` callback (which applies them to the local doc and
+  broadcasts them to the local participants). Entries this replica appended
+  itself (field ``r``) only advance the position. Stream entry ids are
+  ``<seq>-0`` and consecutive, so a jump means a compaction trimmed entries
+  this replica had not read: the room's ``on_gap`` callback reloads the room
+  from the journal (Y updates are idempotent, so re-applying is harmless).
+  A new subscription wakes the blocked reader through a per-replica wake-up
+  stream, so it takes effect at once.
+- **Ephemeral messages** (awareness, revocations, read-only states): Redis
+  pub/sub on ``P:bus:R`` per room, one listener task per replica; never
+  stored, a replica that is down misses them, as a disconnected client
+  misses awareness. Messages carry the sending replica's id, so a replica
+  ignores its own.
+
+A Redis error makes a task log, wait a back-off (0.1 s doubling to 5 s) and
+resume from the same positions: nothing is skipped once Redis is back.
+Callback errors are logged with the room and do not stop the reader.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import anyio
+import redis.exceptions
+from anyio.abc import TaskStatus
+
+from .journal_redis import RedisJournal
+
+log = logging.getLogger("cs3collab.service.fanout")
+
+OnUpdates = Callable[[list[bytes], int], Awaitable[None]]
+OnGap = Callable[[], Awaitable[None]]
+OnMessage = Callable[[bytes], Awaitable[None]]
+
+_REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+
+
+@dataclass
+class _Subscription:
+    room: str
+    last_seq: int
+    on_updates: OnUpdates
+    on_gap: OnGap
+    on_message: OnMessage | None
+
+
+class RoomBus:
+    """One replica's link to the other replicas, for every room live here.
+
+    Arguments:
+        journal: this replica's running :class:`RedisJournal` (its client,
+            key prefix and replica id are shared).
+        block: seconds one ``XREAD`` blocks waiting for entries (default 1;
+            must stay below the journal's ``timeout``).
+        count: most entries read per stream per ``XREAD``.
+
+    Lifecycle: ``await tg.start(bus.run)``, cancelled with its task group.
+    """
+
+    def __init__(self, journal: RedisJournal, *, block: float = 1.0, count: int = 500) -> None:
+        self.journal = journal
+        self.block_ms = max(1, int(block * 1000))
+        self.count = count
+        self.rooms: dict[str, _Subscription] = {}
+        self._wake_key = f"{journal.key_prefix}:wake:{journal.replica_id}"
+        self._wake_id = "$"
+        self._pubsub = None
+        self._channels_changed = anyio.Event()
+
+    def _channel(self, room: str) -> str:
+        return f"{self.journal.key_prefix}:bus:{room}"
+
+    # -- subscriptions ----------------------------------------------------------------
+
+    async def subscribe(self, room: str, last_seq: int, on_updates: OnUpdates, on_gap: OnGap,
+                        on_message: OnMessage | None = None) -> None:
+        """Deliver ``room``'s updates after ``last_seq`` appended by other
+        replicas to ``on_updates(updates, last_seq)``, and their ephemeral
+        messages to ``on_message``."""
+        self.rooms[room] = _Subscription(room, last_seq, on_updates, on_gap, on_message)
+        self._channels_changed.set()
+        await self._wake()
+
+    async def unsubscribe(self, room: str) -> None:
+        if self.rooms.pop(room, None) is not None:
+            self._channels_changed.set()
+
+    async def publish(self, room: str, message: bytes) -> None:
+        """Send an ephemeral ``message`` (awareness, a revocation, a
+        read-only state) to ``room``'s participants on the other replicas."""
+        assert self.journal.client is not None
+        await self.journal.client.publish(self._channel(room), self.journal.replica_id.encode() + b"|" + message)
+
+    async def _wake(self) -> None:
+        assert self.journal.client is not None
+        try:
+            await self.journal.client.xadd(self._wake_key, {"w": "1"}, maxlen=1, approximate=False)
+        except _REDIS_ERRORS as e:  # the reader is retrying anyway; it will see the room then
+            log.debug("fanout wake failed replica=%s error=%s", self.journal.replica_id, e)
+
+    # -- the tasks ---------------------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """The reader and the listener, until cancelled."""
+        assert self.journal.client is not None
+        self._pubsub = self.journal.client.pubsub()
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._supervised, "reader", self._read_once)
+                tg.start_soon(self._supervised, "listener", self._listen_once)
+                task_status.started()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._pubsub.aclose()
+
+    async def _supervised(self, name: str, step: Callable[[], Awaitable[None]]) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                await step()
+                backoff = 0.1
+            except _REDIS_ERRORS as e:
+                log.warning("fanout %s redis unavailable replica=%s retry_s=%.1f error=%s",
+                            name, self.journal.replica_id, backoff, f"{type(e).__name__}: {e}")
+                await anyio.sleep(backoff)  # back-off before reconnecting, not a wait for an event
+                backoff = min(backoff * 2, 5.0)
+
+    async def _read_once(self) -> None:
+        assert self.journal.client is not None
+        streams = {self._wake_key: self._wake_id}
+        for sub in self.rooms.values():
+            streams[self.journal.stream_key(sub.room)] = f"{sub.last_seq}-0"
+        replies = await self.journal.client.xread(streams, count=self.count, block=self.block_ms)
+        for key, entries in replies or []:
+            key = key.decode()
+            if key == self._wake_key:
+                self._wake_id = entries[-1][0].decode()
+                continue
+            room = key[len(self.journal.key_prefix) + len(":room:"):-len(":stream")]
+            sub = self.rooms.get(room)
+            if sub is not None:
+                await self._deliver(sub, entries)
+
+    async def _deliver(self, sub: _Subscription, entries: list) -> None:
+        me = self.journal.replica_id.encode()
+        updates: list[bytes] = []
+        gap = False
+        seq = sub.last_seq
+        for entry_id, fields in entries:
+            entry_seq = int(entry_id.split(b"-")[0])
+            if entry_seq != seq + 1:
+                gap = True
+            seq = entry_seq
+            values = dict(zip(fields[::2], fields[1::2])) if isinstance(fields, list) else fields
+            if values.get(b"r") != me:
+                updates.append(bytes(values[b"u"]))
+        sub.last_seq = seq
+        try:
+            if gap:
+                log.info("fanout gap room=%s replica=%s reason=compacted-unread", sub.room, self.journal.replica_id)
+                await sub.on_gap()
+            elif updates:
+                await sub.on_updates(updates, seq)
+        except Exception:  # noqa: BLE001 - one room's failure must not stop the others
+            log.exception("fanout delivery failed room=%s replica=%s seq=%d", sub.room, self.journal.replica_id, seq)
+
+    async def _listen_once(self) -> None:
+        assert self._pubsub is not None
+        wanted = {self._channel(room) for room in self.rooms}
+        current = {c.decode() if isinstance(c, bytes) else c for c in self._pubsub.channels}
+        if wanted - current:
+            await self._pubsub.subscribe(*(wanted - current))
+        if current - wanted:
+            await self._pubsub.unsubscribe(*(current - wanted))
+        self._channels_changed = anyio.Event()
+        if not wanted:
+            await self._channels_changed.wait()
+            return
+        with anyio.move_on_after(self.block_ms / 1000):  # re-check the channel set now and then
+            while not self._channels_changed.is_set():
+                message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=self.block_ms / 1000)
+                if message is None or message["type"] != "message":
+                    continue
+                sender, _, payload = message["data"].partition(b"|")
+                if sender == self.journal.replica_id.encode():
+                    continue
+                channel = message["channel"].decode()
+                sub = self.rooms.get(channel[len(self.journal.key_prefix) + len(":bus:"):])
+                if sub is not None and sub.on_message is not None:
+                    try:
+                        await sub.on_message(payload)
+                    except Exception:  # noqa: BLE001
+                        log.exception("fanout message delivery failed room=%s replica=%s",
+                                      sub.room, self.journal.replica_id)

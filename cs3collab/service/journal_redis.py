@@ -1,0 +1,604 @@
+"""The journal in Redis: one stream per room, shared by every replica.
+
+Chosen by ``CollabService.redis_url`` (``cs3collab serve --redis-url
+redis://HOST:PORT/DB``); without it the service keeps its SQLite journal.
+Several service replicas pointed at one Redis share every room's history:
+what one replica appends, the others read back from the same stream
+(``fanout.py``), and a replica that dies leaves nothing behind that only it
+knew.
+
+Layout, for a room key R under the prefix P (``RedisJournal.key_prefix``;
+the room key is the second-to-last part and the suffixes never contain ``:``,
+so two rooms never share a key):
+
+- ``P:room:R:stream`` -- the updates, one stream entry each, with the entry
+  id ``<seq>-0`` (so a reader's last-seen id *is* a sequence number) and the
+  fields ``u`` (the Y update) and ``r`` (the replica that appended it, so a
+  replica skips its own updates when it reads the stream);
+- ``P:room:R:state`` -- a hash: ``last_seq``, ``persisted_seq``,
+  ``persisted_etag``, and after a compaction ``snapshot`` and
+  ``snapshot_seq`` (the snapshot replaces the trimmed prefix of the stream);
+- ``P:room:R:meta`` -- a hash of the room's small key/values;
+- ``P:rooms`` -- the set of known room keys, ``P:dirty`` the set of rooms
+  whose ``last_seq > persisted_seq`` (what :meth:`rooms_needing_flush` lists);
+- ``P:journal`` -- a hash marking the prefix as a cs3collab journal with its
+  schema version, checked at start.
+
+Every call is one Lua script, so each is atomic (an append takes its
+sequence number and adds its entry in one step; no two replicas ever get the
+same number). Calls queued in the same event-loop tick, or while the previous
+round trip was in flight, go to Redis as ONE pipeline (one round trip), the
+Redis twin of the SQLite journal's group commit; each call still fails alone.
+
+Durability. ``append`` returns once Redis replied, and Redis replies to a
+write only after it wrote the command to its append-only file (with
+``appendonly yes``; docs/operations.md lists what each ``appendfsync``
+policy guarantees): a kill of the service or of Redis loses nothing
+acknowledged; an OS crash of the Redis host loses up to the last second with
+``everysec``, nothing with ``always``. Without the AOF a Redis restart loses
+everything since its last RDB snapshot: the journal logs a warning at start
+when ``CONFIG GET appendonly`` says ``no``.
+
+The client never retries a call by itself: an append whose reply was lost
+may have been carried out, and retrying it would journal the update twice.
+A connection error fails the calls of that round trip with
+:class:`~cs3collab.service.journal.JournalUnavailableError` (never
+acknowledged); the next call reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import uuid
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import redis.asyncio as aioredis
+import redis.exceptions
+from anyio.abc import TaskStatus
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from traitlets import Float, Int, TraitError, Unicode, validate
+from traitlets.config import Configurable
+
+from .journal import (
+    MAX_ETAG_BYTES,
+    MAX_META_KEY_BYTES,
+    MAX_META_VALUE_BYTES,
+    JournalClosedError,
+    JournalCorruptError,
+    JournalError,
+    JournalRecord,
+    JournalUnavailableError,
+    check_room_key,
+    check_seq,
+    check_text,
+    check_update,
+)
+
+log = logging.getLogger("cs3collab.service.journal")
+
+SCHEMA_VERSION = 1
+
+_NEW, _STARTING, _RUNNING, _CLOSING, _STOPPED = "new", "starting", "running", "closing", "stopped"
+
+# KEYS: state, stream, rooms, dirty. ARGV: room, update, replica. Returns the seq.
+_APPEND = """
+local seq = redis.call('HINCRBY', KEYS[1], 'last_seq', 1)
+redis.call('XADD', KEYS[2], seq .. '-0', 'u', ARGV[2], 'r', ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('SADD', KEYS[4], ARGV[1])
+return seq
+"""
+
+# KEYS: state, stream, meta, rooms. ARGV: room. Returns nil for an unknown room.
+_LOAD = """
+if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 0 then return false end
+local state = redis.call('HMGET', KEYS[1], 'last_seq', 'persisted_seq', 'persisted_etag',
+                         'snapshot_seq', 'snapshot')
+return {state, redis.call('XRANGE', KEYS[2], '-', '+'), redis.call('HGETALL', KEYS[3])}
+"""
+
+# KEYS: state, rooms, dirty. ARGV: room, seq, etag. Returns {outcome, number}.
+_MARK_PERSISTED = """
+local last = tonumber(redis.call('HGET', KEYS[1], 'last_seq') or '0')
+local seq = tonumber(ARGV[2])
+if seq > last then return {'beyond', last} end
+local persisted = tonumber(redis.call('HGET', KEYS[1], 'persisted_seq') or '0')
+if seq < persisted then return {'stale', persisted} end
+redis.call('HSET', KEYS[1], 'persisted_seq', ARGV[2], 'persisted_etag', ARGV[3])
+redis.call('SADD', KEYS[2], ARGV[1])
+if seq >= last then redis.call('SREM', KEYS[3], ARGV[1]) end
+return {'ok', last}
+"""
+
+# KEYS: state, stream. ARGV: upto_seq, snapshot. Returns {outcome, number}.
+_COMPACT = """
+local last = tonumber(redis.call('HGET', KEYS[1], 'last_seq') or '0')
+local upto = tonumber(ARGV[1])
+if upto < 1 or upto > last then return {'outside', last} end
+local snap = redis.call('HGET', KEYS[1], 'snapshot_seq')
+local first = nil
+if snap then
+  first = tonumber(snap)
+else
+  local entries = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+  if #entries > 0 then first = tonumber(string.match(entries[1][1], '^(%d+)')) end
+end
+if first == nil then return {'skipped', -1} end
+if first > upto then return {'skipped', first} end
+local removed = redis.call('XTRIM', KEYS[2], 'MINID', string.format('%d-1', upto))
+if snap then removed = removed + 1 end
+redis.call('HSET', KEYS[1], 'snapshot_seq', ARGV[1], 'snapshot', ARGV[2])
+return {'ok', removed}
+"""
+
+# KEYS: meta, rooms. ARGV: room, key, value.
+_SET_META = """
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+redis.call('SADD', KEYS[2], ARGV[1])
+return 1
+"""
+
+# KEYS: state, stream, meta, rooms, dirty. ARGV: room. Returns the updates dropped.
+_FORGET = """
+if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 0 then return -1 end
+local removed = redis.call('XLEN', KEYS[2])
+if redis.call('HEXISTS', KEYS[1], 'snapshot_seq') == 1 then removed = removed + 1 end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('SREM', KEYS[4], ARGV[1])
+redis.call('SREM', KEYS[5], ARGV[1])
+return removed
+"""
+
+
+@dataclass
+class RedisJournalStats:
+    """Counters since start, for benchmarks and tests (``commits`` counts
+    round trips, the twin of the SQLite journal's transactions)."""
+
+    commits: int = 0
+    appends: int = 0
+    appended_bytes: int = 0
+
+
+@dataclass(eq=False)
+class _Call:
+    op: str
+    args: tuple
+    future: asyncio.Future = field(repr=False)
+
+
+def _redacted(url: str) -> str:
+    """The URL without a password, for logs and errors."""
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.rpartition('@')[2]}"
+
+
+class RedisJournal(Configurable):
+    """The :class:`~cs3collab.service.journal.Journal` in Redis, shared by replicas.
+
+    Arguments:
+        url: ``redis://HOST:PORT/DB`` (also the ``url`` trait).
+        **kwargs: traits (``key_prefix``, ``max_update_size``, ``timeout``)
+            and ``parent``/``config`` as for any Configurable.
+
+    Attributes:
+        replica_id: tags every update this journal appends, so that this
+            replica's stream reader skips its own updates.
+        client: the redis-py asyncio client while running (for the fan-out
+            reader and the leases of this replica, which share the URL).
+    """
+
+    url = Unicode("", help="Redis URL, redis://HOST:PORT/DB (rediss:// for TLS); the service sets it from CollabService.redis_url.").tag(config=True)
+
+    key_prefix = Unicode(
+        "cs3collab",
+        help="Prefix of every Redis key the journal writes (default 'cs3collab'): replicas of one site share "
+             "it; two sites (or a test) sharing one Redis use different prefixes.",
+    ).tag(config=True)
+
+    max_update_size = Int(
+        64 * 1024 * 1024,
+        help="Largest update accepted by append, in bytes (default 64 MiB); 0 means no limit. Redis itself "
+             "refuses values above its proto-max-bulk-len (512 MiB by default).",
+    ).tag(config=True)
+
+    timeout = Float(
+        10.0,
+        help="Seconds to wait for Redis to answer one round trip (and to connect) before the calls in it fail "
+             "as unavailable (default 10). A call that timed out was not acknowledged, though Redis may "
+             "have carried it out.",
+    ).tag(config=True)
+
+    @validate("url")
+    def _validate_url(self, proposal):
+        value = proposal["value"]
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise TraitError(f"RedisJournal.url must be redis://HOST:PORT/DB, not {_redacted(value)!r}")
+        return value
+
+    @validate("key_prefix")
+    def _validate_prefix(self, proposal):
+        value = proposal["value"]
+        if not value or not value.isprintable() or ":" in value:
+            raise TraitError("RedisJournal.key_prefix must be non-empty, printable, without ':'")
+        return value
+
+    @validate("max_update_size")
+    def _validate_max_update_size(self, proposal):
+        if proposal["value"] < 0:
+            raise TraitError("RedisJournal.max_update_size must be >= 0 (0 means no limit)")
+        return proposal["value"]
+
+    @validate("timeout")
+    def _validate_timeout(self, proposal):
+        if proposal["value"] <= 0:
+            raise TraitError("RedisJournal.timeout must be positive")
+        return proposal["value"]
+
+    def __init__(self, url: str | os.PathLike[str] | None = None, **kwargs: Any) -> None:
+        if url is not None:
+            kwargs["url"] = os.fspath(url)
+        super().__init__(**kwargs)
+        self.stats = RedisJournalStats()
+        self.replica_id = uuid.uuid4().hex[:16]
+        self.client: aioredis.Redis | None = None
+        self._state = _NEW
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: list[_Call] = []
+        self._wakeup: asyncio.Event | None = None
+        self._stopped: asyncio.Event | None = None
+        self._exit_stack: AsyncExitStack | None = None
+        self._scripts: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"<RedisJournal url={_redacted(self.url)!r} prefix={self.key_prefix!r} state={self._state}>"
+
+    @property
+    def where(self) -> str:
+        """What logs and errors name: the URL (no password) and the prefix."""
+        return f"{_redacted(self.url)} prefix={self.key_prefix}"
+
+    # -- keys -----------------------------------------------------------------------
+
+    def stream_key(self, room: str) -> str:
+        return f"{self.key_prefix}:room:{room}:stream"
+
+    def _state_key(self, room: str) -> str:
+        return f"{self.key_prefix}:room:{room}:state"
+
+    def _meta_key(self, room: str) -> str:
+        return f"{self.key_prefix}:room:{room}:meta"
+
+    @property
+    def _rooms_key(self) -> str:
+        return f"{self.key_prefix}:rooms"
+
+    @property
+    def _dirty_key(self) -> str:
+        return f"{self.key_prefix}:dirty"
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def __aenter__(self) -> RedisJournal:
+        await self._open()
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(self._close)
+            tg = await stack.enter_async_context(anyio.create_task_group())
+            await tg.start(self._serve)
+            self._exit_stack = stack.pop_all()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> bool | None:
+        await self.stop()
+        stack, self._exit_stack = self._exit_stack, None
+        if stack is None:
+            return None
+        return await stack.__aexit__(*exc_info)
+
+    async def start(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Connect, check the prefix, report started, serve calls until :meth:`stop`."""
+        await self._open()
+        await self._serve(task_status=task_status)
+
+    async def stop(self) -> None:
+        """Refuse new calls, send the queued ones, close the connection;
+        returns once stopped. Idempotent."""
+        if self._state in (_NEW, _STOPPED):
+            return
+        if self._state in (_STARTING, _RUNNING):
+            self._state = _CLOSING
+            assert self._wakeup is not None
+            self._wakeup.set()
+        assert self._stopped is not None
+        await self._stopped.wait()
+
+    async def _open(self) -> None:
+        if self._state != _NEW:
+            raise JournalError(f"journal {self.where} was already started (state {self._state})")
+        if not self.url:
+            raise JournalError("RedisJournal.url is not set")
+        self._state = _STARTING
+        self._loop = asyncio.get_running_loop()
+        self._wakeup = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self.client = aioredis.Redis.from_url(
+            self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
+            retry=Retry(NoBackoff(), 0), decode_responses=False)
+        for name, source in (("append", _APPEND), ("load", _LOAD), ("mark_persisted", _MARK_PERSISTED),
+                             ("compact", _COMPACT), ("set_meta", _SET_META), ("forget", _FORGET)):
+            self._scripts[name] = self.client.register_script(source)
+        try:
+            rooms = await self._check_store()
+        except BaseException:
+            await self._close()
+            raise
+        log.info("journal opened redis=%s rooms=%d replica=%s", self.where, rooms, self.replica_id)
+
+    async def _check_store(self) -> int:
+        """Mark a fresh prefix as a journal, refuse a foreign one; return the
+        number of rooms. Raises JournalUnavailableError / JournalCorruptError."""
+        assert self.client is not None
+        marker = f"{self.key_prefix}:journal"
+        try:
+            kind = (await self.client.type(marker)).decode()
+            if kind == "none":
+                await self.client.hsetnx(marker, "schema", SCHEMA_VERSION)
+            elif kind != "hash":
+                raise JournalCorruptError(self.where, f"{marker} is a Redis {kind}, not a cs3collab journal marker")
+            version = await self.client.hget(marker, "schema")
+            if version is None or int(version) != SCHEMA_VERSION:
+                raise JournalCorruptError(
+                    self.where, f"schema version {version!r}, this cs3collab reads version {SCHEMA_VERSION}")
+            rooms = await self.client.scard(self._rooms_key)
+            try:
+                appendonly = (await self.client.config_get("appendonly")).get(b"appendonly")
+            except redis.exceptions.ResponseError:  # CONFIG disabled (managed Redis): cannot tell
+                appendonly = None
+        except redis.exceptions.ResponseError as e:
+            raise JournalCorruptError(self.where, str(e)) from e
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as e:
+            raise JournalUnavailableError(self.where, str(e)) from e
+        if appendonly == b"no":
+            log.warning("journal redis without AOF redis=%s: acknowledged updates are lost if Redis restarts "
+                        "(set appendonly yes, docs/operations.md)", self.where)
+        return rooms
+
+    async def _serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._writer)
+                if self._state == _STARTING:
+                    self._state = _RUNNING
+                task_status.started()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._close()
+
+    async def _close(self) -> None:
+        if self._state == _STOPPED:
+            return
+        self._state = _STOPPED
+        queued, self._queue = self._queue, []
+        for call in queued:
+            if not call.future.done():
+                call.future.set_exception(JournalClosedError(f"journal {self.where} stopped before the call ran"))
+        if self.client is not None:
+            client, self.client = self.client, None
+            try:
+                await client.aclose()
+            except Exception as e:  # noqa: BLE001 - closing a broken connection
+                log.debug("journal close error redis=%s error=%s", self.where, e)
+            log.info("journal closed redis=%s commits=%d appends=%d bytes=%d",
+                     self.where, self.stats.commits, self.stats.appends, self.stats.appended_bytes)
+        if self._stopped is not None:
+            self._stopped.set()
+
+    # -- the writer -----------------------------------------------------------------
+
+    async def _writer(self) -> None:
+        assert self._wakeup is not None
+        while True:
+            if not self._queue:
+                if self._state != _RUNNING:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                await anyio.lowlevel.checkpoint()
+                continue
+            batch, self._queue = self._queue, []
+            batch = [call for call in batch if not call.future.done()]
+            if batch:
+                with anyio.CancelScope(shield=True):
+                    await self._commit(batch)
+
+    async def _queue_call(self, pipe: Any, op: str, args: tuple) -> None:
+        """Add one call's script to ``pipe`` (no I/O: the pipeline sends
+        everything, loading scripts Redis lost to a restart, in execute)."""
+        room = args[0] if args else ""
+        script = self._scripts.get(op)
+        if op == "append":
+            await script(keys=[self._state_key(room), self.stream_key(room), self._rooms_key, self._dirty_key],
+                   args=[room, args[1], self.replica_id], client=pipe)
+        elif op == "load":
+            await script(keys=[self._state_key(room), self.stream_key(room), self._meta_key(room), self._rooms_key],
+                   args=[room], client=pipe)
+        elif op == "mark_persisted":
+            await script(keys=[self._state_key(room), self._rooms_key, self._dirty_key], args=[room, args[1], args[2]],
+                   client=pipe)
+        elif op == "compact":
+            await script(keys=[self._state_key(room), self.stream_key(room)], args=[args[2], args[1]], client=pipe)
+        elif op == "set_meta":
+            await script(keys=[self._meta_key(room), self._rooms_key], args=[room, args[1], args[2]], client=pipe)
+        elif op == "forget":
+            await script(keys=[self._state_key(room), self.stream_key(room), self._meta_key(room), self._rooms_key,
+                         self._dirty_key], args=[room], client=pipe)
+        elif op == "rooms_needing_flush":
+            pipe.smembers(self._dirty_key)
+        elif op == "ready":  # a real write: fails on a read-only replica, a full Redis (OOM), a lost AOF disk
+            pipe.set(f"{self.key_prefix}:ready:{self.replica_id}", "1", px=60_000)
+        else:  # pragma: no cover - a bug in this module
+            raise AssertionError(op)
+
+    async def _commit(self, batch: list[_Call]) -> None:
+        assert self.client is not None
+        started = time.perf_counter()
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for call in batch:
+                    await self._queue_call(pipe, call.op, call.args)
+                replies = await pipe.execute(raise_on_error=False)
+        except Exception as e:  # connection refused/lost, timeout: nothing in this round trip is acknowledged
+            log.warning("journal redis unavailable redis=%s calls=%d error=%s", self.where, len(batch),
+                        f"{type(e).__name__}: {e}")
+            error = JournalUnavailableError(self.where, f"{type(e).__name__}: {e}")
+            error.__cause__ = e
+            for call in batch:
+                if not call.future.done():
+                    call.future.set_exception(error)
+            return
+        self.stats.commits += 1
+        appends = appended = 0
+        for call, reply in zip(batch, replies):
+            try:
+                if isinstance(reply, Exception):
+                    raise JournalError(f"journal {self.where}: {call.op} failed: {reply}") from reply
+                result = getattr(self, "_result_" + call.op)(call.args, reply)
+            except Exception as e:  # noqa: BLE001 - handed to the caller
+                log.warning("journal call failed op=%s room=%s error=%s",
+                            call.op, call.args[0] if call.args else "", e)
+                if not call.future.done():
+                    call.future.set_exception(e)
+                continue
+            if call.op == "append":
+                appends += 1
+                appended += len(call.args[1])
+            if not call.future.done():
+                call.future.set_result(result)
+        for call in batch[len(replies):]:  # never leave a caller hanging
+            if not call.future.done():
+                call.future.set_exception(JournalError(f"journal {self.where}: no reply for {call.op}"))
+        self.stats.appends += appends
+        self.stats.appended_bytes += appended
+        log.debug("journal commit calls=%d appends=%d bytes=%d ms=%.2f",
+                  len(batch), appends, appended, (time.perf_counter() - started) * 1000)
+
+    # -- replies --------------------------------------------------------------------
+
+    @staticmethod
+    def _result_append(args: tuple, reply: Any) -> int:
+        return int(reply)
+
+    @staticmethod
+    def _result_load(args: tuple, reply: Any) -> JournalRecord | None:
+        if reply is None:
+            return None
+        (last_seq, persisted_seq, etag, snapshot_seq, snapshot), entries, meta = reply
+        updates: list[bytes] = []
+        seqs: list[int] = []
+        if snapshot is not None:
+            updates.append(bytes(snapshot))
+            seqs.append(int(snapshot_seq))
+        for entry_id, fields in entries:
+            values = dict(zip(fields[::2], fields[1::2]))
+            updates.append(bytes(values[b"u"]))
+            seqs.append(int(entry_id.split(b"-")[0]))
+        pairs = [value.decode() for value in meta]
+        return JournalRecord(
+            room=args[0], updates=updates, last_seq=int(last_seq or 0), persisted_seq=int(persisted_seq or 0),
+            persisted_etag=(etag or b"").decode(), meta=dict(zip(pairs[::2], pairs[1::2])), seqs=seqs)
+
+    @staticmethod
+    def _result_mark_persisted(args: tuple, reply: Any) -> None:
+        outcome, number = reply[0].decode(), int(reply[1])
+        room, seq = args[0], args[1]
+        if outcome == "beyond":
+            raise ValueError(f"room {room}: cannot mark seq {seq} persisted, last seq is {number}")
+        if outcome == "stale":
+            log.info("journal stale mark_persisted ignored room=%s seq=%d persisted_seq=%d", room, seq, number)
+
+    @staticmethod
+    def _result_compact(args: tuple, reply: Any) -> None:
+        outcome, number = reply[0].decode(), int(reply[1])
+        room, snapshot, upto_seq = args
+        if outcome == "outside":
+            raise ValueError(f"room {room}: cannot compact up to seq {upto_seq}, last seq is {number}")
+        if outcome == "skipped":
+            log.info("journal compact skipped room=%s upto_seq=%s first_seq=%s reason=already-compacted",
+                     room, upto_seq, None if number < 0 else number)
+            return
+        log.info("journal compacted room=%s upto_seq=%d removed=%d snapshot_bytes=%d",
+                 room, upto_seq, number, len(snapshot))
+
+    @staticmethod
+    def _result_set_meta(args: tuple, reply: Any) -> None:
+        return None
+
+    @staticmethod
+    def _result_forget(args: tuple, reply: Any) -> None:
+        if int(reply) >= 0:
+            log.info("journal forgot room=%s updates=%d", args[0], int(reply))
+
+    @staticmethod
+    def _result_ready(args: tuple, reply: Any) -> None:
+        return None
+
+    @staticmethod
+    def _result_rooms_needing_flush(args: tuple, reply: Any) -> list[str]:
+        return sorted(room.decode() for room in reply)
+
+    async def _call(self, op: str, *args: Any) -> Any:
+        if self._state != _RUNNING:
+            raise JournalClosedError(f"journal {self.where} is not running (state {self._state})")
+        assert self._loop is not None and self._wakeup is not None
+        future = self._loop.create_future()
+        self._queue.append(_Call(op, args, future))
+        self._wakeup.set()
+        return await future
+
+    # -- the Journal interface ----------------------------------------------------------
+
+    async def append(self, room: str, update: bytes) -> int:
+        """Append ``update`` to ``room``; return its seq once Redis acknowledged it."""
+        check_room_key(room)
+        data = check_update(update, self.max_update_size or None)
+        return await self._call("append", room, data)
+
+    async def load(self, room: str) -> JournalRecord | None:
+        return await self._call("load", check_room_key(room))
+
+    async def mark_persisted(self, room: str, seq: int, etag: str) -> None:
+        check_room_key(room)
+        check_seq(seq, minimum=0)
+        check_text("etag", etag, MAX_ETAG_BYTES)
+        await self._call("mark_persisted", room, seq, etag)
+
+    async def compact(self, room: str, snapshot: bytes, upto_seq: int) -> None:
+        check_room_key(room)
+        data = check_update(snapshot, None)
+        check_seq(upto_seq, minimum=1)
+        await self._call("compact", room, data, upto_seq)
+
+    async def set_meta(self, room: str, key: str, value: str) -> None:
+        check_room_key(room)
+        check_text("meta key", key, MAX_META_KEY_BYTES, allow_empty=False)
+        check_text("meta value", value, MAX_META_VALUE_BYTES)
+        await self._call("set_meta", room, key, value)
+
+    async def rooms_needing_flush(self) -> list[str]:
+        return await self._call("rooms_needing_flush")
+
+    async def forget(self, room: str) -> None:
+        await self._call("forget", check_room_key(room))
+
+    async def ready(self) -> None:
+        """Return once Redis accepted a write now (the readiness probe)."""
+        await self._call("ready")

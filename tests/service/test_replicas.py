@@ -1,0 +1,159 @@
+"""Replicas sharing one Redis (``cs3collab serve --redis-url``).
+
+Real processes: the session's devstack and redis-server, and two
+``cs3collab serve`` replicas with their own ports and state dirs.
+
+What is checked so far: a session PUT answered by one replica is valid on
+the other (the session id lives in Redis); a replica with ``--redis-url``
+journals a client's edits in Redis (the room's stream), saves them to CS3,
+and a replica started later on the same Redis sees the room's history; one
+replica holds a room's lease and another takes it over after a SIGKILL; a
+revocation made while the recipient is on the other replica closes her
+connection there; a Redis outage under a typing client closes it with 1011
+(told), keeps what was acknowledged, and journals the client's edit when it
+reconnects after Redis is back. Not yet: one live room across replicas (edits of a client
+on each replica meeting), which needs the fan-out wired into the room.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import anyio
+import redis.asyncio as aioredis
+
+from cs3collab.cs3 import roles
+from cs3collab.cs3.shares import user_grantee
+from cs3collab.service.journal_redis import RedisJournal
+from tests.service.conftest import start_service
+from tests.service.rtc import put_notebook, room_key, saved_containing, sources, type_text
+from tests.support.yclient import connect, connect_room, open_session, wait_for
+
+
+async def test_a_session_from_one_replica_is_valid_on_the_other(site, redis, einstein, workdir, tmp_path):
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    options = (f"--redis-url={redis.url}", f"--RedisJournal.key_prefix={prefix}")
+    path = await put_notebook(einstein, f"{workdir}/replicas.ipynb", "a = 1")
+    async with start_service(site, tmp_path / "one", *options) as one, \
+            start_service(site, tmp_path / "two", *options) as two:
+        session = await open_session(one.url, einstein.token, path)
+        on_two = await open_session(two.url, einstein.token, path)
+        assert on_two.sessionId == session.sessionId and on_two.room == session.room
+        # the session id from replica 1 opens the room on replica 2 (no reload asked)
+        async with connect_room(two.url, einstein.token, session.room, f"sessionId={session.sessionId}") as client:
+            type_text(client, 0, "  # via replica two")
+            await saved_containing(einstein, path, "# via replica two", timeout=20)
+    # the room's history is in Redis, under the replicas' prefix
+    async with RedisJournal(redis.url, key_prefix=prefix) as journal:
+        record = await journal.load(await room_key(einstein, path))
+        assert record is not None and record.last_seq >= 1 and not record.needs_flush
+
+
+async def test_a_later_replica_rebuilds_the_room_from_redis(site, redis, einstein, workdir, tmp_path):
+    """Edits acknowledged by a replica that is then killed (SIGKILL, no
+    flush) are in the room a fresh replica opens: the journal was Redis."""
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    options = (f"--redis-url={redis.url}", f"--RedisJournal.key_prefix={prefix}", "--save-quiet=30",
+               "--save-ceiling=60")
+    path = await put_notebook(einstein, f"{workdir}/killed.ipynb", "b = 2")
+    async with start_service(site, tmp_path / "one", *options) as one:
+        async with connect(one.url, einstein.token, path) as client:
+            type_text(client, 0, "  # acknowledged")
+            key = await room_key(einstein, path)
+            probe = aioredis.Redis.from_url(redis.url)
+            try:
+                with anyio.fail_after(20):  # acknowledged = in the room's stream
+                    while not await probe.xlen(f"{prefix}:room:{key}:stream"):
+                        await probe.xread({f"{prefix}:room:{key}:stream": "0-0"}, block=500)
+            finally:
+                await probe.aclose()
+            one.running.process.kill()
+            await one.running.process.wait()
+    async with start_service(site, tmp_path / "two", *options) as two:
+        async with connect(two.url, einstein.token, path) as client:
+            assert "# acknowledged" in sources(client)[0]
+
+
+async def test_one_replica_holds_the_lease_and_another_takes_over_after_a_kill(
+        site, redis, einstein, workdir, tmp_path):
+    """A client on each replica for one file: exactly one replica holds the
+    room's persistence lease; SIGKILL it, and the other takes the lease over
+    within lease_seconds * 4/3 with a larger fencing token."""
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    lease = 3.0
+    options = (f"--redis-url={redis.url}", f"--RedisJournal.key_prefix={prefix}",
+               f"--CollabService.lease_seconds={lease}")
+    path = await put_notebook(einstein, f"{workdir}/lease.ipynb", "c = 3")
+    key = await room_key(einstein, path)
+    held = f"room persistence here room={key} "
+    async with start_service(site, tmp_path / "one", *options) as one, \
+            start_service(site, tmp_path / "two", *options) as two:
+        async with connect(one.url, einstein.token, path):
+            await one.running.wait_for_output(held, timeout=20)  # the first replica with the room live
+            async with connect(two.url, einstein.token, path):
+                await two.running.wait_for_output("replica link running", timeout=20)
+                assert two.running.count(held) == 0
+                token = int(next(line for line in one.running.output if held in line).rsplit("token=", 1)[1])
+                one.running.process.kill()
+                await one.running.process.wait()
+                killed = anyio.current_time()
+                await two.running.wait_for_output(held, timeout=30)
+                took = anyio.current_time() - killed
+                line = next(line for line in two.running.output if held in line)
+                assert int(line.rsplit("token=", 1)[1]) > token
+                assert took <= lease * 4 / 3 + 5, took  # + scheduling slack on a loaded machine
+
+
+async def test_a_revocation_reaches_the_other_replicas_participant(site, redis, einstein, marie, workdir, tmp_path):
+    """einstein on replica one removes marie's share while marie edits on
+    replica two: replica two closes marie's connection with access_revoked
+    within the re-check interval (each replica re-checks its own participants)."""
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    options = (f"--redis-url={redis.url}", f"--RedisJournal.key_prefix={prefix}", "--access-recheck=1")
+    path = await put_notebook(einstein, f"{workdir}/revoked.ipynb", "d = 4")
+    share = await einstein.shares.create(path, user_grantee(marie.user.id), roles.EDITOR)
+    async with start_service(site, tmp_path / "one", *options) as one, \
+            start_service(site, tmp_path / "two", *options) as two:
+        async with connect(one.url, einstein.token, path), connect(two.url, marie.token, path) as guest:
+            await einstein.shares.remove(share.id.opaque_id)
+            with anyio.fail_after(10):  # the 5 s target with a 1 s re-check, and slack for a loaded machine
+                await guest.connection.wait_closed()
+            assert guest.connection.close_code == 1003
+            assert json.loads(guest.connection.close_reason)["reason"] == "access_revoked"
+
+
+async def test_redis_outage_tells_clients_and_loses_nothing_acknowledged(site, einstein, workdir, tmp_path):
+    """Redis stops under a typing client: the typed change is refused (the
+    client is told: its connection closes with 1011), what was acknowledged
+    before is kept; Redis back on its port with its AOF, the client
+    reconnects with its document and its unacknowledged edit is journaled."""
+    from tests.support.redis import redis_server
+
+    path = await put_notebook(einstein, f"{workdir}/outage.ipynb", "e = 5")
+    async with redis_server(tmp_path / "redis") as server:
+        port, url = server.port, server.url
+        options = (f"--redis-url={url}", "--RedisJournal.timeout=2", "--save-quiet=30", "--save-ceiling=60")
+        async with start_service(site, tmp_path / "svc", *options) as svc:
+            key = await room_key(einstein, path)
+            async with connect(svc.url, einstein.token, path) as client:
+                type_text(client, 0, "  # acknowledged")
+                probe = aioredis.Redis.from_url(url)
+                try:
+                    with anyio.fail_after(20):  # acknowledged = in the room's stream
+                        while not await probe.xlen(f"cs3collab:room:{key}:stream"):
+                            await probe.xread({f"cs3collab:room:{key}:stream": "0-0"}, block=500)
+                finally:
+                    await probe.aclose()
+                server.running.process.terminate()
+                await server.running.process.wait()
+                type_text(client, 0, "  # during the outage")
+                with anyio.fail_after(30):
+                    await client.connection.wait_closed()
+                assert client.connection.close_code == 1011
+                doc = client.doc
+            async with redis_server(tmp_path / "redis", port=port):
+                async with connect(svc.url, einstein.token, path, doc=doc), \
+                        connect(svc.url, einstein.token, path) as fresh:  # a new client sees both
+                    await wait_for(fresh.doc, lambda: "# during the outage" in sources(fresh)[0], timeout=20)
+                    assert "# acknowledged" in sources(fresh)[0]
