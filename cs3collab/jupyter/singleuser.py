@@ -44,6 +44,10 @@ class CS3HubIdentityProvider(JupyterHubIdentityProvider):
 
         return shared_connection(self.parent)
 
+    @default("updatable_fields")
+    def _default_updatable_fields(self) -> list[str]:
+        return []  # the identity comes from CS3; nothing is edited in the browser
+
     async def get_user(self, handler):
         user = await super().get_user(handler)
         if user is None or isinstance(user, CS3User):
