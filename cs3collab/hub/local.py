@@ -141,6 +141,8 @@ c.JupyterHub.db_url = "sqlite:///" + s["base"] + "/hub.sqlite"
 c.JupyterHub.cookie_secret_file = s["base"] + "/cookie_secret"
 c.JupyterHub.pid_file = s["base"] + "/hub.pid"
 c.JupyterHub.cleanup_servers = True
+# a link to a notebook in a server that is not running starts it (after the login), no "Launch" click
+c.JupyterHub.implicit_spawn_seconds = 0.5
 """)
     return config
 
