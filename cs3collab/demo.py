@@ -10,17 +10,20 @@ Starts, each as a real process on ports chosen free at start:
    owner's site), both shared with marie as editor and richard as viewer
    (shares accepted), if not there yet;
 3. the site's collaboration service (journal in ``DIR/service``);
-4. one JupyterLab server per demo user, each logged in to CS3 as that user
-   and pointed at the service.
+4. the site's JupyterHub (``cs3collab.hub.local``: CS3 login, encrypted auth
+   state, configurable-http-proxy), which starts each demo user's JupyterLab
+   as a local process when they log in, with their CS3 token and pointed at
+   the service.
 
-Prints the three URLs (with each server's Jupyter token) and runs until
-Ctrl-C, which stops everything it started.
+Prints the hub's URL and, per user, the login and a link to the sample
+notebook, and runs until Ctrl-C, which stops everything it started (the hub
+stops the servers it started).
 
 ``cs3collab demo --two-sites`` starts two institutions instead (see
-docs/federation.md): site A (``cernbox.demo``: devstack, its service,
-einstein's JupyterLab) and site B (``cesnet.demo``: devstack, its service,
-marie's JupyterLab). Both trust each other through a providers file written
-once both listen, which also names A's collaboration service (on a port kept
+docs/federation.md): site A (``cernbox.demo``: devstack, its service, its
+JupyterHub, where einstein logs in) and site B (``cesnet.demo``: devstack,
+its service, its own JupyterHub, where marie logs in). Both trust each
+other through a providers file written once both listen, which also names A's collaboration service (on a port kept
 in ``DIR/service-a.port``, so shares made by an earlier run stay reachable).
 The sample notebook and the ``higgs-analysis/`` folder at A are shared through
 OCM with marie@cesnet.demo (editor) and accepted by her at B; richard (viewer)
@@ -69,12 +72,13 @@ JUPYTER_READY = re.compile(r"(?P<url>http://127\.0\.0\.1:\d+)/lab")
 
 
 def add_demo_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser("demo", help="start the embedded demo: CS3 site, service, JupyterLab per user")
+    parser = subparsers.add_parser(
+        "demo", help="start the embedded demo: CS3 site, service, JupyterHub with a JupyterLab per user")
     parser.add_argument("--dir", default=".demo", help="folder for all demo state (default: .demo)")
     parser.add_argument("--domain", default="cernbox.demo", help="the demo site's domain (default: cernbox.demo)")
     parser.add_argument("--two-sites", action="store_true",
                         help="two institutions: the notebook at site A (cernbox.demo, einstein) shared through "
-                             "OCM with marie at site B (cesnet.demo), each site with its own service and JupyterLab")
+                             "OCM with marie at site B (cesnet.demo), each site with its own service and JupyterHub")
     parser.add_argument("--remote-domain", default="cesnet.demo",
                         help="site B's domain with --two-sites (default: cesnet.demo)")
     parser.set_defaults(run=run_demo)

@@ -35,7 +35,7 @@ from pathlib import Path
 
 HUB_READY = re.compile(r"JupyterHub is now running at (?P<url>http://127\.0\.0\.1:\d+)")
 PROXY_ENV = "CS3COLLAB_CHP"
-SOURCE_PROXY = Path(__file__).resolve().parents[2] / "tools" / "chp" / "node_modules" / ".bin" / "configurable-http-proxy"
+SOURCE_PROXY = Path(__file__).resolve().parents[2] / "tools/chp/node_modules/.bin/configurable-http-proxy"
 EXTENSIONS = {"cs3collab.jupyter": True, "jupyter_server_ydoc": False, "nbdime": False}
 """As jupyter-config/jupyter_server_config.d/zz_cs3collab.json enables them where the package is installed."""
 
