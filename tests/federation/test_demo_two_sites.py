@@ -11,9 +11,11 @@ extension failed to link is refused at start.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
@@ -38,7 +40,8 @@ def _printed(output: list[str], who: str) -> tuple[str, str, str, str]:
     return hub, user, password, unquote(url.path.split("/lab/tree/", 1)[1])
 
 
-async def log_in(hub: str, user: str, password: str) -> httpx.AsyncClient:
+@contextlib.asynccontextmanager
+async def log_in(hub: str, user: str, password: str) -> AsyncIterator[httpx.AsyncClient]:
     """Log in on ``hub``'s login form, start the server there, and return a client of that server
     with a token the user made for it (as on the hub's token page)."""
     async with httpx.AsyncClient(base_url=hub, timeout=60) as browser:
@@ -50,18 +53,19 @@ async def log_in(hub: str, user: str, password: str) -> httpx.AsyncClient:
         made = await browser.post(f"/hub/api/users/{user}/tokens", json={"note": "test"},
                                   headers={"X-XSRFToken": browser.cookies.get("_xsrf", path="/hub/")})
         assert made.status_code == 201, made.text
-    api = httpx.AsyncClient(base_url=hub, timeout=60, headers={"Authorization": f"token {made.json()['token']}"})
-    started = await api.post(f"/hub/api/users/{user}/server")
-    assert started.status_code in (201, 202), started.text
-    async with api.stream("GET", f"/hub/api/users/{user}/server/progress", timeout=240) as events:
-        async for line in events.aiter_lines():
-            if line.startswith("data:"):
-                event = json.loads(line[5:])
-                assert not event.get("failed"), event
-                if event.get("ready"):
-                    break
-    api.base_url = f"{hub}/user/{user}"
-    return api
+    headers = {"Authorization": f"token {made.json()['token']}"}
+    async with httpx.AsyncClient(base_url=hub, timeout=60, headers=headers) as api:
+        started = await api.post(f"/hub/api/users/{user}/server")
+        assert started.status_code in (201, 202), started.text
+        async with api.stream("GET", f"/hub/api/users/{user}/server/progress", timeout=240) as events:
+            async for line in events.aiter_lines():
+                if line.startswith("data:"):
+                    event = json.loads(line[5:])
+                    assert not event.get("failed"), event
+                    if event.get("ready"):
+                        break
+    async with httpx.AsyncClient(base_url=f"{hub}/user/{user}", timeout=60, headers=headers) as server:
+        yield server
 
 
 async def test_two_site_demo(tmp_path: Path, monkeypatch):
@@ -76,7 +80,7 @@ async def test_two_site_demo(tmp_path: Path, monkeypatch):
         # one hub per site, and each site's line names its own
         hubs = dict(re.findall(r"site [AB] (\S+): JupyterHub (http://\S+)/hub/login", "\n".join(demo.output)))
         assert hubs == {"cernbox.demo": hub_a, "cesnet.demo": hub_b} and hub_a != hub_b
-        async with await log_in(hub_b, marie_user, marie_password) as http:
+        async with log_in(hub_b, marie_user, marie_password) as http:
             me = (await http.get("/api/me")).json()["identity"]
             assert (me["username"], me["display_name"]) == ("marie@cesnet.demo", "Marie Curie")
             model = (await http.get(f"/api/contents/{quote(marie_path)}", params={"content": 1})).json()
@@ -85,7 +89,7 @@ async def test_two_site_demo(tmp_path: Path, monkeypatch):
             session = await http.put(f"/api/collaboration/session/{quote(marie_path, safe='')}",
                                      json={"format": "json", "type": "notebook"})
             assert session.status_code == 200, session.text
-        async with await log_in(hub_a, einstein_user, einstein_password) as http:
+        async with log_in(hub_a, einstein_user, einstein_password) as http:
             mine = await http.put(f"/api/collaboration/session/{quote(einstein_path, safe='')}",
                                   json={"format": "json", "type": "notebook"})
         assert mine.json()["fileId"] == session.json()["fileId"]  # one room, at A
