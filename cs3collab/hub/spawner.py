@@ -5,8 +5,7 @@
 server's command starts. The hub holds gRPC channels (the CS3 authenticator's
 client), and a fork while gRPC's threads run can leave that child stuck before
 it ever runs the command: the server "never shows up". This spawner makes
-the home folder in the hub (``pre_spawn_hook``, cs3collab.hub.local) and
-starts the process in it with Popen's ``cwd``, so the child runs no Python
+the home folder in the hub and starts the process in it with Popen's ``cwd``, so the child runs no Python
 before ``exec`` (and Python can use vfork).
 
 Like its parent: no system accounts and no isolation between users, for a
@@ -14,6 +13,8 @@ demo on one's own machine only (docs/deployment.md: what a site uses).
 """
 
 from __future__ import annotations
+
+import os
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 
@@ -25,5 +26,6 @@ class LocalSpawner(SimpleLocalProcessSpawner):
         return None
 
     async def start(self):
+        os.makedirs(self.home_dir, 0o755, exist_ok=True)  # what the parent's preexec_fn did in the child
         self.popen_kwargs = {**self.popen_kwargs, "cwd": self.home_dir}
         return await super().start()
