@@ -21,6 +21,9 @@ overwritten, so the versions *are* the checkpoints:
   site's retention policy expires them.
 * Renames and deletes need nothing: versions follow the resource (its id),
   and go with it when it is deleted.
+* A file another site shared through OCM has its versions there: they are
+  listed and restored through that site's collaboration service with the
+  share's credentials (ocm_versions.py), the same versions its history shows.
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ from tornado.web import HTTPError
 
 from cs3collab.cs3 import InvalidArgument, NotFound, Session
 from cs3collab.jupyter.contents import CS3ContentsManager
+from cs3collab.jupyter import ocm_versions
 from cs3collab.jupyter.errors import cs3_errors
+from cs3collab.jupyter.ocm_remote import OCMTarget, ocm_target, with_token_endpoint
 
 __all__ = ["CS3Checkpoints", "checkpoint_id", "version_key"]
 
@@ -67,6 +72,18 @@ def _model(version: storage.FileVersion) -> dict:
     }
 
 
+def _remote_models(versions: list[dict]) -> list[dict]:
+    """Checkpoints from the sharing site's versions listing (newest first; the
+    current content stands for itself only when there is no version yet)."""
+    older = [v for v in versions if not v.get("current")]
+    chosen = older or versions[:1]
+    return [
+        {"id": CURRENT if v.get("current") else checkpoint_id(str(v["key"])),
+         "last_modified": datetime.fromtimestamp(int(v.get("time") or 0), tz=timezone.utc)}
+        for v in chosen
+    ]
+
+
 class CS3Checkpoints(AsyncCheckpoints):
     """Checkpoints as CS3 versions; the parent is the :class:`CS3ContentsManager`."""
 
@@ -78,11 +95,15 @@ class CS3Checkpoints(AsyncCheckpoints):
         return cm
 
     async def _file_ref(self, session: Session, path: str):
+        """The CS3 reference of ``path``, or the :class:`OCMTarget` of a file shared from another site."""
         place = await self._cm._locate(session, path)
         if place.kind == "virtual":
             raise NotFound(f"{path!r} is a virtual folder", operation="checkpoints", target=path)
         if place.kind == "ocm":
-            raise place.entry.unreachable(path)
+            target = ocm_target(place.entry.ocm) if place.entry.ocm is not None else None
+            if target is None or place.entry.is_dir:
+                raise place.entry.unreachable(path)
+            return await with_token_endpoint(target, session)
         return place.ref
 
     async def list_checkpoints(self, path):
@@ -91,6 +112,8 @@ class CS3Checkpoints(AsyncCheckpoints):
         with cs3_errors("Cannot list checkpoints of", path):
             session = await self._cm._session()
             ref = await self._file_ref(session, path)
+            if isinstance(ref, OCMTarget):
+                return _remote_models(await ocm_versions.list_versions(ref))
             info = await session.files.stat(ref)
             if info.type != storage.RESOURCE_TYPE_FILE:
                 return []
@@ -103,6 +126,8 @@ class CS3Checkpoints(AsyncCheckpoints):
         with cs3_errors("Cannot create a checkpoint of", path):
             session = await self._cm._session()
             ref = await self._file_ref(session, path)
+            if isinstance(ref, OCMTarget):
+                return _remote_models(await ocm_versions.list_versions(ref, limit=2))[0]
             versions = await session.versions.list(ref)
             if versions:
                 return _model(versions[0])
@@ -119,6 +144,9 @@ class CS3Checkpoints(AsyncCheckpoints):
                 return  # the current content is what the file holds already
             session = await self._cm._session()
             ref = await self._file_ref(session, path)
+            if isinstance(ref, OCMTarget):
+                await ocm_versions.restore_version(ref, version_key(checkpoint_id))
+                return
             await session.versions.restore(ref, version_key(checkpoint_id))
 
     async def delete_checkpoint(self, checkpoint_id, path):

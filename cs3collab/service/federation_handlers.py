@@ -24,7 +24,6 @@ import json
 from html import escape
 
 from cs3collab.cs3.refs import format_resource_id
-from cs3collab.service import documents
 from cs3collab.cs3 import Unauthenticated
 from cs3collab.service.errors import message_for, refusal_for
 from cs3collab.service.handlers import APIHandler
@@ -39,8 +38,7 @@ async def share_content(handler: APIHandler, session, share_id: str) -> dict:
     notebook = info.path.endswith(".ipynb") or info.name.endswith(".ipynb")
     live = handler.context.registry.rooms.get(format_resource_id(info.id))
     if live is not None and live.ready.done() and not live.ready.exception():
-        await live.room.settled()
-        data = documents.serialize(live.room.kind, live.room.document, where=f"ocm:{share_id}")
+        data = live.serialized()  # the live document holds only durable changes
     else:
         data = await session.files.download(info.id)
     text = data.decode("utf-8")

@@ -47,7 +47,7 @@ from cs3collab.cs3 import CS3Client, Session
 from cs3collab.demo import DEMO_USERS, JUPYTER_READY, SAMPLE_NAME, jupyter_command, jupyter_env, seed
 from cs3collab.hub import local as local_hub
 from tests.support import processes
-from tests.support.processes import Devstack, RunningProcess, Service, devstack, run_process, service
+from tests.support.processes import Devstack, RunningProcess, Service, devstack, run_process, service, stable_port
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "e2e"
@@ -208,7 +208,7 @@ async def stack(tmp_path_factory) -> AsyncIterator[Stack]:
         sample = await seed(site.gateway)
         # shared kernels run unsandboxed here until the cs3collab-sandbox provisioner is merged (the lead switches it)
         svc = await exits.enter_async_context(
-            service(site.gateway, base / "service", extra=()))
+            service(site.gateway, base / "service", extra=(), port=stable_port()))
         hub = await exits.enter_async_context(running_hub(base / "hub", site.gateway, svc.url))
         try:
             labs = await asyncio.gather(*(hub_lab(hub, user) for user in DEMO_USERS))
