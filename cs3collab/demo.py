@@ -10,17 +10,20 @@ Starts, each as a real process on ports chosen free at start:
    owner's site), both shared with marie as editor and richard as viewer
    (shares accepted), if not there yet;
 3. the site's collaboration service (journal in ``DIR/service``);
-4. one JupyterLab server per demo user, each logged in to CS3 as that user
-   and pointed at the service.
+4. the site's JupyterHub (``cs3collab.hub.local``: CS3 login, encrypted auth
+   state, configurable-http-proxy), which starts each demo user's JupyterLab
+   as a local process when they log in, with their CS3 token and pointed at
+   the service.
 
-Prints the three URLs (with each server's Jupyter token) and runs until
-Ctrl-C, which stops everything it started.
+Prints the hub's URL and, per user, the login and a link to the sample
+notebook, and runs until Ctrl-C, which stops everything it started (the hub
+stops the servers it started).
 
 ``cs3collab demo --two-sites`` starts two institutions instead (see
-docs/federation.md): site A (``cernbox.demo``: devstack, its service,
-einstein's JupyterLab) and site B (``cesnet.demo``: devstack, its service,
-marie's JupyterLab). Both trust each other through a providers file written
-once both listen, which also names A's collaboration service (on a port kept
+docs/federation.md): site A (``cernbox.demo``: devstack, its service, its
+JupyterHub, where einstein logs in) and site B (``cesnet.demo``: devstack,
+its service, its own JupyterHub, where marie logs in). Both trust each
+other through a providers file written once both listen, which also names A's collaboration service (on a port kept
 in ``DIR/service-a.port``, so shares made by an earlier run stay reachable).
 The sample notebook and the ``higgs-analysis/`` folder at A are shared through
 OCM with marie@cesnet.demo (editor) and accepted by her at B; richard (viewer)
@@ -36,7 +39,6 @@ import json
 import logging
 import os
 import re
-import secrets
 import signal
 import socket
 import sys
@@ -53,6 +55,7 @@ from cs3collab.cs3 import AlreadyExists, CS3Client, NotFound, Session, roles
 from cs3collab.cs3.ocm import federated_user
 from cs3collab.cs3.shares import ACCEPTED, user_grantee
 from cs3collab.devstack.ocm_peers import PeerSite, write_providers
+from cs3collab.hub import local as local_hub
 from cs3collab.jupyter.ocm_remote import ocm_target
 
 log = logging.getLogger("cs3collab.demo")
@@ -69,12 +72,13 @@ JUPYTER_READY = re.compile(r"(?P<url>http://127\.0\.0\.1:\d+)/lab")
 
 
 def add_demo_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser("demo", help="start the embedded demo: CS3 site, service, JupyterLab per user")
+    parser = subparsers.add_parser(
+        "demo", help="start the embedded demo: CS3 site, service, JupyterHub with a JupyterLab per user")
     parser.add_argument("--dir", default=".demo", help="folder for all demo state (default: .demo)")
     parser.add_argument("--domain", default="cernbox.demo", help="the demo site's domain (default: cernbox.demo)")
     parser.add_argument("--two-sites", action="store_true",
                         help="two institutions: the notebook at site A (cernbox.demo, einstein) shared through "
-                             "OCM with marie at site B (cesnet.demo), each site with its own service and JupyterLab")
+                             "OCM with marie at site B (cesnet.demo), each site with its own service and JupyterHub")
     parser.add_argument("--remote-domain", default="cesnet.demo",
                         help="site B's domain with --two-sites (default: cesnet.demo)")
     parser.set_defaults(run=run_demo)
@@ -318,25 +322,16 @@ async def run_demo(args: argparse.Namespace) -> None:
             python + ["serve", f"--gateway={gateway}", f"--state-dir={base / 'service'}", "--port=0"],
             SERVICE_READY, tasks,
         ))
-        urls = {}
-        for user in DEMO_USERS:
-            token = secrets.token_urlsafe(16)
-            root = base / f"lab-{user}"
-            (root / "work").mkdir(parents=True, exist_ok=True)
-            lab = await stack.enter_async_context(_child(
-                f"lab-{user}", jupyter_command(user, token, gateway, service.match["url"], root / "work"),
-                JUPYTER_READY, tasks, env=jupyter_env(root),
-            ))
-            await check_lab(lab.match["url"], token, f"lab-{user}")
-            where = SAMPLE_NAME if user == "einstein" else f"Shared with me/{SAMPLE_NAME}"
-            urls[user] = f"{lab.match['url']}/lab/tree/{quote(where)}?token={token}"
+        hub = await _hub(stack, tasks, "hub", base / "hub", gateway, service.match["url"])
         print("\ncs3collab demo ready", flush=True)
         print(f"  CS3 gateway: {gateway}   collaboration service: {service.match['url']}", flush=True)
         print(f"  sample notebook: {sample} (marie: editor, richard: viewer)", flush=True)
         print(f"  shared-kernel demo: {HIGGS_FOLDER}/{SAMPLE_NAME} beside its events.csv (marie: editor, "
               f"richard: viewer)", flush=True)
-        for user, url in urls.items():
-            print(f"  {user:8} {url}", flush=True)
+        print(f"  JupyterHub of {args.domain}: {hub}/hub/login", flush=True)
+        for user, password in DEMO_USERS.items():
+            where = SAMPLE_NAME if user == "einstein" else f"Shared with me/{SAMPLE_NAME}"
+            print(f"  {user:8} log in as {user} / {password}, then {_notebook_url(hub, user, where)}", flush=True)
         print("Ctrl-C stops everything.", flush=True)
         await stop.wait()
         print("stopping the demo...", flush=True)
@@ -432,16 +427,19 @@ async def _share_federated(einstein: Session, marie: Session, info, grantee, rem
             await marie.ocm.update_received(mine.id.opaque_id, state=ACCEPTED)
 
 
-async def _lab(stack, tasks, name: str, user: str, gateway: str, service_url: str, base: Path, where: str) -> str:
-    token = secrets.token_urlsafe(16)
-    root = base / f"lab-{user}"
-    (root / "work").mkdir(parents=True, exist_ok=True)
-    lab = await stack.enter_async_context(_child(
-        name, jupyter_command(user, token, gateway, service_url, root / "work"), JUPYTER_READY, tasks,
-        env=jupyter_env(root),
+async def _hub(stack, tasks, name: str, base: Path, gateway: str, service_url: str) -> str:
+    """One site's JupyterHub (cs3collab.hub.local: CS3 login, a local server per user); its URL."""
+    config = local_hub.write_config(base, gateway=gateway, service_url=service_url)
+    hub = await stack.enter_async_context(_child(
+        name, local_hub.hub_command(config), local_hub.HUB_READY, tasks,
+        env=local_hub.hub_env(base),
     ))
-    await check_lab(lab.match["url"], token, name)
-    return f"{lab.match['url']}/lab/tree/{quote(where)}?token={token}"
+    return hub.match["url"].rstrip("/")
+
+
+def _notebook_url(hub: str, user: str, where: str) -> str:
+    """Where ``user`` finds ``where`` in the JupyterLab their hub starts for them (after logging in)."""
+    return f"{hub}/user/{user}/lab/tree/{quote(where)}"
 
 
 async def run_two_sites(args: argparse.Namespace) -> None:
@@ -482,21 +480,25 @@ async def run_two_sites(args: argparse.Namespace) -> None:
             SERVICE_READY, tasks,
         ))
         sample = await seed_federated(gateway["a"], gateway["b"], domains["b"], service_a.match["url"], domains["a"])
-        einstein = await _lab(stack, tasks, "lab-a-einstein", "einstein", gateway["a"], service_a.match["url"],
-                              base / "site-a-labs", SAMPLE_NAME)
-        marie = await _lab(stack, tasks, "lab-b-marie", "marie", gateway["b"], service_b.match["url"],
-                           base / "site-b-labs", f"Shared with me/{SAMPLE_NAME}")
+        hubs = {
+            "a": await _hub(stack, tasks, "hub-a", base / "hub-a", gateway["a"], service_a.match["url"]),
+            "b": await _hub(stack, tasks, "hub-b", base / "hub-b", gateway["b"], service_b.match["url"]),
+        }
         print("\ncs3collab two-site demo ready", flush=True)
         print(f"  site A {domains['a']}: gateway {gateway['a']}   collaboration service {service_a.match['url']}",
               flush=True)
         print(f"  site B {domains['b']}: gateway {gateway['b']}   collaboration service {service_b.match['url']}",
               flush=True)
+        print(f"  site A {domains['a']}: JupyterHub {hubs['a']}/hub/login", flush=True)
+        print(f"  site B {domains['b']}: JupyterHub {hubs['b']}/hub/login", flush=True)
         print(f"  sample notebook at A: {sample} (shared through OCM with marie@{domains['b']}, editor)", flush=True)
         print(f"  shared-kernel demo at A: {HIGGS_FOLDER}/{SAMPLE_NAME} beside its events.csv (OCM: marie, editor; "
               f"richard, viewer)", flush=True)
         print(f"  OCM contacts (by invitation): einstein@{domains['a']} and marie@{domains['b']}", flush=True)
-        print(f"  einstein@{domains['a']:14} {einstein}", flush=True)
-        print(f"  marie@{domains['b']:17} {marie}", flush=True)
+        print(f"  einstein@{domains['a']:14} log in at site A's hub as einstein / {DEMO_USERS['einstein']}, then "
+              f"{_notebook_url(hubs['a'], 'einstein', SAMPLE_NAME)}", flush=True)
+        print(f"  marie@{domains['b']:17} log in at site B's hub (her own) as marie / {DEMO_USERS['marie']}, then "
+              f"{_notebook_url(hubs['b'], 'marie', f'Shared with me/{SAMPLE_NAME}')}", flush=True)
         print("Ctrl-C stops everything.", flush=True)
         await stop.wait()
         print("stopping the demo...", flush=True)

@@ -389,7 +389,9 @@ class Session:
                 self._token, self.user = await self.client._authenticate(self._credentials)
             else:
                 token = await self._renewer()
-                reply = await self.client.call("WhoAmI", gw.WhoAmIRequest(token=token), target="renewed token")
+                # protected in Reva, as in session_for_token: the token also as x-access-token
+                reply = await self.client.call("WhoAmI", gw.WhoAmIRequest(token=token), token=token,
+                                               target="renewed token")
                 if reply.user.id != self.user.id:
                     raise Unauthenticated("the renewed token belongs to someone else", operation="renew",
                                           target=self.user.username)

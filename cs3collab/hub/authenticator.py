@@ -199,7 +199,8 @@ class CS3Authenticator(Authenticator):
         state = await user.get_auth_state()
         if not state or not state.get("cs3_token"):
             raise web.HTTPError(403, "No CS3 session for this user: log out and log in again.")
-        spawner.environment[TOKEN_ENV] = state["cs3_token"]
+        # a new dict: the configured one may be shared by every user's spawner
+        spawner.environment = {**spawner.environment, TOKEN_ENV: state["cs3_token"]}
         flag = "--CS3CollabConnection.gateway="
         if self.pass_gateway and not any(str(a).startswith(flag) for a in spawner.args):
             spawner.args = [*spawner.args, flag + self.gateway]

@@ -1,8 +1,10 @@
 """Two institutions in real browsers: einstein at site A and marie at site B.
 
 ``cs3collab demo --two-sites`` runs as a user starts it; each user's tab is
-Debian's chromium (Playwright, fresh profile) on their own site's
-JupyterLab at the URL the demo printed. They type into the same notebook
+Debian's chromium (Playwright, fresh profile). Each opens the notebook link
+the demo printed for them, lands on their own site's JupyterHub login page,
+types their CS3 name and password and presses the button, and their hub
+starts their JupyterLab on that notebook. They type into the same notebook
 (stored at A) and see each other's text and remote cursor flag; A's storage
 then holds both lines. Then marie, at B, opens the notebook's version
 history (A's versions, through her server), diffs the oldest version and
@@ -45,14 +47,18 @@ def _printed(output: list[str], prefix: str) -> str:
 async def test_einstein_at_a_and_marie_at_b_coedit_in_browsers(tmp_path: Path, monkeypatch):
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: these tests use Debian's chromium (./dev test installs it with apt)")
-    monkeypatch.setattr(processes, "READY_TIMEOUT", 120.0)
+    monkeypatch.setattr(processes, "READY_TIMEOUT", 150.0)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     args = [sys.executable, "-m", "cs3collab", "demo", "--two-sites", "--dir", str(tmp_path / "demo")]
     async with run_process(args, READY) as demo, async_playwright() as driver, contextlib.AsyncExitStack() as exits:
         await demo.wait_for_output("Ctrl-C stops everything", timeout=10)
         urls = {"einstein": _printed(demo.output, "einstein@").split()[-1],
                 "marie": _printed(demo.output, "marie@").split()[-1]}
-        gateway_a = re.search(r"site A \S+: gateway (\S+)", _printed(demo.output, "site A")).group(1)
+        passwords = {user: re.search(rf"as {user} / (\S+),", _printed(demo.output, f"{user}@")).group(1)
+                     for user in urls}
+        hub_b = re.search(r"site B \S+: JupyterHub (http://\S+)/hub/login", "\n".join(demo.output)).group(1)
+        assert urls["marie"].startswith(hub_b + "/user/marie/")  # marie logs in at her own site's hub
+        gateway_a = re.search(r"site A \S+: gateway (\S+)", "\n".join(demo.output)).group(1)
         tabs: dict[str, Tab] = {}
         for user, url in urls.items():
             context = await driver.chromium.launch_persistent_context(
@@ -62,10 +68,16 @@ async def test_einstein_at_a_and_marie_at_b_coedit_in_browsers(tmp_path: Path, m
             page = context.pages[0] if context.pages else await context.new_page()
             tab = tabs[user] = Tab(user, page)
             page.on("console", lambda message, tab=tab: tab.console.append(f"[{message.type}] {message.text}"))
-            await page.goto(url)
         try:
+            for user, url in urls.items():
+                page = tabs[user].page
+                await page.goto(url)  # not logged in yet: the hub's login page
+                await page.locator("input[name=username]").fill(user)
+                await page.locator("input[name=password]").fill(passwords[user])
+                await page.locator("#login_submit").click()
             for tab in tabs.values():
-                await expect(tab.cell(0)).to_contain_text("Detector calibration", timeout=LOAD_TIMEOUT_MS)
+                # the hub starts the server, then JupyterLab opens the notebook
+                await expect(tab.cell(0)).to_contain_text("Detector calibration", timeout=4 * LOAD_TIMEOUT_MS)
             einstein, marie = tabs["einstein"], tabs["marie"]
             line_a = f"# einstein at A {uuid.uuid4().hex[:6]}"
             await einstein.type_at_end(CODE_CELL, line_a)

@@ -3,8 +3,9 @@
 A real JupyterHub (from PyPI) with a real configurable-http-proxy (from npm,
 tools/chp, installed by ./dev) in front of a real devstack: a person logs in
 on the hub's login page; the hub keeps the CS3 token in encrypted auth
-state; the single-user server it spawns (JupyterHub's
-SimpleLocalProcessSpawner: a local process, no system account) gets the
+state; the single-user server it spawns (cs3collab.hub.spawner.LocalSpawner,
+JupyterHub's SimpleLocalProcessSpawner made fork-safe: a local process, no
+system account) gets the
 token and lists the user's CS3 home through the proxy.
 
 JupyterHub must know its proxy's and its own ports before it starts the
@@ -76,8 +77,8 @@ s = {settings!r}
 c.JupyterHub.authenticator_class = "cs3auth"
 c.CS3Authenticator.gateway = s["gateway"]
 c.CS3Authenticator.token_refresh_margin = 10 ** 9  # every refresh exchanges the token: shows that it happened
-c.JupyterHub.spawner_class = "jupyterhub.spawner.SimpleLocalProcessSpawner"
-c.SimpleLocalProcessSpawner.home_dir_template = s["users"] + "/{{username}}"
+c.JupyterHub.spawner_class = "cs3collab.hub.spawner.LocalSpawner"  # fork-safe SimpleLocalProcessSpawner
+c.LocalSpawner.home_dir_template = s["users"] + "/{{username}}"
 c.Spawner.cmd = [s["python"], "-m", "jupyterhub.singleuser"]
 c.Spawner.environment = s["jupyter_env"]
 c.Spawner.start_timeout = 120
@@ -105,7 +106,7 @@ async def hub(site, tmp_path_factory):
         pytest.fail(f"{CHP} is missing: ./dev test installs configurable-http-proxy from tools/chp")
     base = tmp_path_factory.mktemp("hub")
     config = hub_config(base, site.gateway)
-    env = {"JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32)}
+    env = {"JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32), "GRPC_ENABLE_FORK_SUPPORT": "0"}
     async with run_process([sys.executable, "-m", "jupyterhub", "-f", str(config)], HUB_READY, env=env) as running:
         yield SimpleNamespace(url=running.ready["url"].rstrip("/"), running=running, db=base / "hub.sqlite")
 
