@@ -458,7 +458,9 @@ async def run_two_sites(args: argparse.Namespace) -> None:
             sites[key] = await stack.enter_async_context(_child(
                 f"devstack-{key}",
                 python + ["devstack", "--data", str(base / f"site-{key}"), "--port", "0", "--http-port", "0",
-                          "--domain", domains[key], "--ocm-providers", str(providers)],
+                          "--domain", domains[key], "--ocm-providers", str(providers),
+                          # site A lets OCM guests list versions (federated history; docs/federation.md)
+                          *(["--ocm-scope-extra", "ListFileVersions"] if key == "a" else [])],
                 DEVSTACK_READY, tasks,
             ))
         gateway = {key: site.match["gateway"] for key, site in sites.items()}

@@ -111,7 +111,9 @@ async def fed(tmp_path_factory, svc_a_args) -> AsyncIterator[Federation]:
     providers = root / "ocm-providers.json"
     extra = ("--ocm-providers", str(providers))
     async with contextlib.AsyncExitStack() as stack:
-        a = await stack.enter_async_context(devstack(root / "a", domain="cernbox.test", extra=extra))
+        # site A added ListFileVersions to its OCM scope, as federated history needs (docs/federation.md)
+        a = await stack.enter_async_context(devstack(
+            root / "a", domain="cernbox.test", extra=(*extra, "--ocm-scope-extra", "ListFileVersions")))
         b = await stack.enter_async_context(devstack(root / "b", domain="cesnet.test", extra=extra))
         port_a = free_port()
         svc_a = await stack.enter_async_context(start_a(a, root, port_a, svc_a_args))
