@@ -106,10 +106,11 @@ async def test_viewer_sees_the_notebook_live_and_cannot_change_it(tabs, screensh
     await appears(richard, live)
     await screenshot(richard, "richard-sees-einstein")
 
-    # richard types into the cell: the stock editor lets him, in his own tab only
+    # richard types into the cell: his editor is read-only (the labextension sets
+    # JupyterLab's own read-only state), so not even his own tab changes
     attempt = f"# richard: {tag('feynman-was-here')}"
     await richard.type_at_end(CODE_CELL, attempt)
-    await expect(richard.editor(CODE_CELL)).to_contain_text(attempt)
+    await expect(richard.editor(CODE_CELL)).not_to_contain_text(attempt)
     await screenshot(richard, "richard-typed")
 
     # then he selects the cell's first line. Awareness travels after his document
@@ -127,18 +128,12 @@ async def test_viewer_sees_the_notebook_live_and_cannot_change_it(tabs, screensh
     marker = f"# einstein after richard: {tag('marker')}"
     await einstein.type_at_end(CODE_CELL, marker)
     await appears(marie, marker)
-    await appears(richard, marker)  # richard still follows, his own line stays local
-    for tab in (einstein, marie):
+    await appears(richard, marker)  # richard still follows
+    for tab in (einstein, marie, richard):
         assert attempt not in await tab.editor(CODE_CELL).inner_text(), f"richard's text in {tab.user}'s tab"
     await screenshot(einstein, "einstein-without-richard")
     await screenshot(marie, "marie-without-richard")
-    await screenshot(richard, "richard-local-only")
-
-    # Ctrl-S in richard's tab: the stock UI refuses, naming the notebook read-only
-    await richard.editor(CODE_CELL).click()
-    await richard.page.keyboard.press("Control+s")
-    await expect(richard.page.locator(".Toastify__toast", has_text="is read-only")).to_be_visible()
-    await screenshot(richard, "richard-cannot-save")
+    await screenshot(richard, "richard-unchanged")
 
     # the room saved einstein's marker to CS3; richard's line is not in the file
     with anyio.fail_after(SAVE_TIMEOUT_S):  # CS3 has no push: a bounded poll of the file
@@ -189,7 +184,7 @@ async def test_removing_a_share_cuts_the_person_off_with_a_reason(tabs, screensh
     # connection with a reason; the stock frontend shows it in a dialog
     dialog = marie.page.locator(".jp-Dialog")
     await expect(dialog).to_be_visible(timeout=15_000)
-    await expect(dialog).to_contain_text("Your access to this notebook was removed.")
+    await expect(dialog).to_contain_text("removed your access to")
     await screenshot(marie, "marie-cut-off")
     # einstein carries on
     line = f"# einstein alone: {tag('after')}"
