@@ -19,6 +19,10 @@ overwritten, so the versions *are* the checkpoints:
   the content, the previous content becomes a version.
 * ``delete_checkpoint`` answers 405: CS3 has no call to delete a version; the
   site's retention policy expires them.
+* A file of an OCM share (or inside a received folder) lives at the sharing
+  site, whose versions this server cannot list: it has no checkpoints here,
+  and ``create_checkpoint`` names its current content (``current``), so
+  JupyterLab's save-and-checkpoint works; its versions are kept at that site.
 * Renames and deletes need nothing: versions follow the resource (its id),
   and go with it when it is deleted.
 """
@@ -77,6 +81,10 @@ class CS3Checkpoints(AsyncCheckpoints):
             raise TypeError("CS3Checkpoints needs a CS3ContentsManager as parent")
         return cm
 
+    async def _remote(self, session: Session, path: str) -> bool:
+        """Whether ``path`` is a file of an OCM share (kept at the sharing site)."""
+        return (await self._cm._locate(session, path)).kind == "ocm"
+
     async def _file_ref(self, session: Session, path: str):
         place = await self._cm._locate(session, path)
         if place.kind == "virtual":
@@ -90,6 +98,8 @@ class CS3Checkpoints(AsyncCheckpoints):
         path = path.strip("/")
         with cs3_errors("Cannot list checkpoints of", path):
             session = await self._cm._session()
+            if await self._remote(session, path):
+                return []
             ref = await self._file_ref(session, path)
             info = await session.files.stat(ref)
             if info.type != storage.RESOURCE_TYPE_FILE:
@@ -102,6 +112,9 @@ class CS3Checkpoints(AsyncCheckpoints):
         path = path.strip("/")
         with cs3_errors("Cannot create a checkpoint of", path):
             session = await self._cm._session()
+            if await self._remote(session, path):
+                model = await self._cm.get(path, content=False)
+                return {"id": CURRENT, "last_modified": model["last_modified"]}
             ref = await self._file_ref(session, path)
             versions = await session.versions.list(ref)
             if versions:

@@ -78,6 +78,9 @@ async def test_folder_listed_notebook_live_and_files_through_a(fed):
                                json={"type": "file", "format": "text", "content": EVENTS + "125.0\n"})
         assert saved.status_code == 200, saved.text
         assert await fed.einstein.files.download(f"{folder}/events.csv") == (EVENTS + "125.0\n").encode()
+        # JupyterLab's save asks for a checkpoint next: the current content (versions are kept at A)
+        checkpoint = await http.post(f"/api/contents/{quote(base)}/events.csv/checkpoints")
+        assert checkpoint.status_code == 201 and checkpoint.json()["id"] == "current", checkpoint.text
         missing = await http.get(f"/api/contents/{quote(base)}/nothing.csv")
         assert missing.status_code == 404, missing.text
 
