@@ -33,6 +33,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Iterator
+from datetime import datetime, timezone
 
 from cs3.sharing.collaboration.v1beta1 import resources_pb2 as sharing
 from cs3.sharing.ocm.v1beta1 import resources_pb2 as ocm
@@ -46,7 +47,7 @@ from cs3collab.cs3.refs import format_resource_id
 from cs3collab.cs3.roles import EDITOR, OWNER, VIEWER
 from cs3collab.jupyter.contents import CS3ContentsManager
 from cs3collab.jupyter.errors import http_error
-from cs3collab.jupyter.ocm_remote import share_writable
+from cs3collab.jupyter.ocm_remote import fetch_content, share_writable
 from cs3collab.jupyter.people import Names, grant_entries, iso, share_role
 
 log = logging.getLogger("cs3collab.jupyter.browse")
@@ -268,15 +269,18 @@ async def file_info(cm: CS3ContentsManager, api_path: str) -> dict:
         owner = {"username": me.username, "idp": me.id.idp, "displayName": me.display_name or me.username}
         return {**bare, "type": "directory", "owner": owner, "mtime": None,
                 "permissions": {"role": VIEWER, "can": ["read"]}}
-    if place.kind == "ocm":  # a federated share: what the received share says
-        if place.below_entry:
-            raise place.entry.unreachable(place.api_path)
+    if place.kind == "ocm":  # a federated share: what the received share says (inside a folder: what A says)
         share = place.entry.ocm
         owner = await Names(session).user(share.owner, _opaque(share, "ownerDisplayName"))
-        writable = share_writable(share)
-        return {**bare, "type": kind_of(name, place.entry.is_dir),
+        writable, is_dir, mtime = share_writable(share), place.entry.is_dir, iso(share.mtime) or iso(share.ctime)
+        if place.below_entry:
+            remote = await fetch_content(await cm._ocm_target(session, place), content=False)
+            writable, is_dir = bool(remote.get("writable")), remote.get("type") == "directory"
+            mtime = datetime.fromtimestamp(float(remote.get("mtime") or 0), tz=timezone.utc).isoformat()
+            bare["size"] = remote.get("size")
+        return {**bare, "type": kind_of(name, is_dir),
                 "owner": {k: owner[k] for k in ("username", "idp", "displayName")},
-                "mtime": iso(share.mtime) or iso(share.ctime),
+                "mtime": mtime,
                 "permissions": {"role": EDITOR if writable else VIEWER,
                                 "can": ["read", "write"] if writable else ["read"]}}
     info = await session.files.stat(place.ref)

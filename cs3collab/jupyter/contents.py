@@ -20,9 +20,14 @@ from a CS3 site through the server's one CS3 session
   (:mod:`cs3collab.jupyter.ocm_remote`) opens live: its content comes from
   the sharing site's service, ``cs3_reference`` names it by an
   :class:`~cs3collab.jupyter.ocm_remote.OCMTarget` so that the bridge joins
-  the room there, and opening a pending share accepts it. Anything else of
-  an OCM share (folders, saving through the contents API: saves happen in
-  the room at the sharing site) answers 501 saying where it lives.
+  the room there, and opening a pending share accepts it. A folder received
+  through OCM is listed, read and saved through that site's content route
+  (``?path=`` inside the share; the share's role decides writes), and the
+  notebooks in it open live the same way (``ocm:<share id>/<path>``);
+  :meth:`CS3ContentsManager.owning_site` says where such a path lives.
+  Creating folders, renames, deletes and chunked uploads inside an OCM share
+  are refused (done at that site); an OCM share without our webapp answers
+  501 saying where it lives.
 * ``writable`` comes from the CS3 permission set (``initiate_file_upload``):
   a viewer share gives ``writable: false``, which the stock JupyterLab shows
   as read-only.

@@ -3,7 +3,8 @@
 The demo starts both sites, makes einstein@A and marie@B contacts by an OCM
 invitation, shares the sample notebook at A with marie at B through OCM and
 prints two URLs; marie's Jupyter server (site B) opens
-"Shared with me/analysis.ipynb" from A's service, and a JupyterLab whose
+"Shared with me/analysis.ipynb" from A's service (and the notebook and data
+in "Shared with me/higgs-analysis/"), and a JupyterLab whose
 cs3collab extension failed to link is refused at start.
 """
 
@@ -48,6 +49,14 @@ async def test_two_site_demo(tmp_path: Path, monkeypatch):
             session = await http.put(f"/api/collaboration/session/{quote(marie_path, safe='')}",
                                      json={"format": "json", "type": "notebook"})
             assert session.status_code == 200, session.text
+            # the higgs-analysis/ folder shared through OCM: listed, its data read and its notebook opened at B
+            folder = (await http.get(f"/api/contents/{quote('Shared with me/higgs-analysis')}")).json()
+            assert {m["name"] for m in folder["content"]} >= {"analysis.ipynb", "events.csv"}, folder
+            events = (await http.get(f"/api/contents/{quote('Shared with me/higgs-analysis/events.csv')}")).json()
+            assert events["format"] == "text" and events["content"].count("\n") > 1000
+            higgs = await http.put(f"/api/collaboration/session/{quote('Shared with me/higgs-analysis/analysis.ipynb', safe='')}",
+                                   json={"format": "json", "type": "notebook"})
+            assert higgs.status_code == 200, higgs.text
         async with httpx.AsyncClient(base_url=einstein_url, timeout=30,
                                      headers={"Authorization": f"token {einstein_token}"}) as http:
             mine = await http.put(f"/api/collaboration/session/{quote(einstein_path, safe='')}",

@@ -73,6 +73,9 @@ async def test_folder_listed_notebook_live_and_files_through_a(fed):
         assert (events["content"], events["format"], events["writable"]) == (EVENTS, "text", True)
         raw = await http.get(f"/files/{quote(base)}/events.csv")
         assert raw.status_code == 200 and raw.text == EVENTS
+        about = (await http.get("/api/cs3collab/info", params={"path": f"{base}/events.csv"})).json()
+        assert (about["type"], about["size"], about["owner"]["idp"]) == ("file", len(EVENTS), "cernbox.test")
+        assert about["permissions"] == {"role": "editor", "can": ["read", "write"]}
 
         saved = await http.put(f"/api/contents/{quote(base)}/events.csv",
                                json={"type": "file", "format": "text", "content": EVENTS + "125.0\n"})
@@ -127,6 +130,8 @@ async def test_a_viewer_reads_but_cannot_write(fed):
         refused = await http.put(f"/api/contents/{quote(base)}/events.csv",
                                  json={"type": "file", "format": "text", "content": "vandal\n"})
         assert refused.status_code == 403, refused.text
+        about = (await http.get("/api/cs3collab/info", params={"path": f"{base}/events.csv"})).json()
+        assert about["permissions"] == {"role": "viewer", "can": ["read"]}
     assert await fed.einstein.files.download(f"{folder}/events.csv") == EVENTS.encode()
     async with room_through_lab(fed.lab_b, f"{base}/analysis.ipynb") as marie:
         role = await marie.channel.wait_raw(lambda m: m.get("type") == "cs3collab:role")
