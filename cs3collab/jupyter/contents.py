@@ -718,6 +718,9 @@ class CS3ContentsManager(AsyncContentsManager):
         with cs3_errors("Cannot delete", path):
             session = await self._session()
             place = await self._locate(session, path)
+            if place.kind == "ocm" and place.below_entry:
+                raise PermissionDenied("items inside a folder shared from another site are deleted at that site",
+                                       operation="delete", target=path)
             if place.kind in ("virtual", "ocm") or (place.kind == "shared" and not place.below_entry):
                 raise PermissionDenied(
                     "shares are accepted, declined and removed in the site's sharing interface, not here",

@@ -221,14 +221,15 @@ async def token_endpoint(session: "Session", domain: str, *, timeout: float = 30
     """The ``tokenEndPoint`` of OCM site ``domain``: its OCM endpoint as this
     site knows it (GetInfoByDomain), then its discovery (``/.well-known/ocm``
     at that origin); ``{endPoint}/token`` when discovery lists the
-    ``exchange-token`` capability without an endpoint. Cached 5 minutes."""
-    cached = _ENDPOINTS.get(domain)
-    if cached is not None and cached[0] > time.monotonic():
-        return cached[1]
+    ``exchange-token`` capability without an endpoint. The discovery is cached 5 minutes
+    per OCM endpoint (a site that moved is discovered again)."""
     info = await session.ocm.provider_info(domain)
     endpoint = next((svc.endpoint.path for svc in info.services if svc.endpoint.type.name == "OCM"), "")
     if not endpoint:
         raise Unavailable(f"{domain} has no OCM endpoint", operation="exchange OCM share code", target=domain)
+    cached = _ENDPOINTS.get(endpoint)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
     parts = urlsplit(endpoint)
     try:
         async with httpx.AsyncClient(timeout=timeout) as http:
@@ -246,7 +247,7 @@ async def token_endpoint(session: "Session", domain: str, *, timeout: float = 30
         else:
             raise Unavailable(f"{domain} does not offer the OCM code flow (no tokenEndPoint)",
                               operation="exchange OCM share code", target=domain)
-    _ENDPOINTS[domain] = (time.monotonic() + ENDPOINT_CACHE_SECONDS, url)
+    _ENDPOINTS[endpoint] = (time.monotonic() + ENDPOINT_CACHE_SECONDS, url)
     return url
 
 
