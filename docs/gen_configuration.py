@@ -21,10 +21,11 @@ sys.path.insert(0, str(HERE.parent))
 from traitlets import HasTraits  # noqa: E402
 
 from cs3collab.devstack.cli import add_devstack_parser  # noqa: E402
+from cs3collab.hub.authenticator import CS3Authenticator  # noqa: E402
 from cs3collab.jupyter.app import CS3CollabExtension  # noqa: E402
 from cs3collab.jupyter.connection import CS3CollabConnection  # noqa: E402
 from cs3collab.jupyter.contents import CS3ContentsManager  # noqa: E402
-from cs3collab.hub.authenticator import CS3Authenticator  # noqa: E402
+from cs3collab.kernels.host import KernelHost  # noqa: E402
 from cs3collab.kernels.limits import KernelSandbox  # noqa: E402
 from cs3collab.service.app import CollabService  # noqa: E402
 from cs3collab.service.journal_sqlite import SQLiteJournal  # noqa: E402
@@ -85,6 +86,9 @@ def render() -> str:
         "Set in the service's config file (`c.KernelSandbox.memory_limit = ...`); it applies to every kernel "
         "started with the `cs3collab-sandbox` provisioner.\n",
         *_traits_table(KernelSandbox, {}),
+        "",
+        "## Shared kernels (`KernelHost`, part of `cs3collab serve`; see docs/execution.md)\n",
+        *_traits_table(KernelHost, {}),
         "",
         "## The Jupyter server extension (`cs3collab.jupyter`)\n",
         "Set on `jupyter lab` / `jupyter server` (or in `jupyter_server_config.py`).\n",

@@ -40,6 +40,9 @@ from cs3collab.jupyter.sharing import Sharing, sharing_handlers
 from cs3collab.jupyter.versions_proxy import VersionsProxy, versions_handlers
 
 CONTENTS_MANAGER_CLASS = "cs3collab.jupyter.contents.CS3ContentsManager"
+KERNEL_MANAGER_CLASS = "cs3collab.jupyter.kernels.SharedKernelManager"
+SESSION_MANAGER_CLASS = "cs3collab.jupyter.kernels.SharedKernelSessionManager"
+KERNEL_CONNECTION_CLASS = "cs3collab.jupyter.kernels.SharedKernelWebsocketConnection"
 IDENTITY_PROVIDER_CLASS = "cs3collab.jupyter.identity.CS3IdentityProvider"
 EXTENSION_NAME = "cs3collab"
 log = logging.getLogger("cs3collab.jupyter")
@@ -109,6 +112,13 @@ class CS3CollabExtension(ExtensionApp):
         "Larger ones are refused with 413.",
     ).tag(config=True)
 
+    shared_kernels = Bool(
+        True,
+        help="Run CS3 notebooks in their shared kernel at the notebook's site (one per notebook, for every "
+        "participant), through the collaboration service; notebooks not in CS3 keep local kernels (default True). "
+        "False: every notebook gets a kernel of this server, as stock Jupyter does.",
+    ).tag(config=True)
+
     share_search_limit = Int(
         20,
         help="Most people the Share dialog's search returns of each kind (local users, groups, "
@@ -143,6 +153,12 @@ class CS3CollabExtension(ExtensionApp):
             serverapp.contents_manager_class = CONTENTS_MANAGER_CLASS
         if "identity_provider_class" not in configured:
             serverapp.identity_provider_class = IDENTITY_PROVIDER_CLASS
+        if self.shared_kernels:
+            for trait, value in (("kernel_manager_class", KERNEL_MANAGER_CLASS),
+                                 ("session_manager_class", SESSION_MANAGER_CLASS),
+                                 ("kernel_websocket_connection_class", KERNEL_CONNECTION_CLASS)):
+                if trait not in configured:
+                    setattr(serverapp, trait, value)
         if serverapp.jpserver_extensions.get("jupyter_server_ydoc"):
             self.log.error(
                 "cs3collab: jupyter_server_ydoc is enabled and serves the same collaboration routes; "

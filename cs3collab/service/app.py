@@ -24,15 +24,17 @@ from traitlets import CaselessStrEnum, Float, Int, Type, Unicode, default, valid
 from traitlets.config import Application, TraitError
 
 from cs3collab.cs3 import CS3Client
+from cs3collab.kernels.host import KernelHost
 from cs3collab.service.awareness import AwarenessSettings
 from cs3collab.service.documents import TEXT_FILE
+from cs3collab.service.execution import SharedExecution
 from cs3collab.service.handlers import GLOBAL_AWARENESS, RoomHandler, ServiceContext, SessionHandler
 from cs3collab.service.federation import FederatedLogin
 from cs3collab.service import metrics
-from cs3collab.service.federation_handlers import OCMContentHandler
 from cs3collab.service.health import HealthHandler, MetricsHandler, ReadyHandler
 from cs3collab.service.federation_handlers import OCMContentHandler, OCMWebappHandler
 from cs3collab.service.identity import Authenticator
+from cs3collab.service.kernel_handlers import kernel_routes
 from cs3collab.service.journal import Journal
 from cs3collab.service.journal_sqlite import SQLiteJournal
 from cs3collab.service.limits import ConnectionLimits
@@ -56,7 +58,7 @@ class CollabService(Application):
     """The collaboration service: rooms, journal, persistence to CS3."""
 
     name = "cs3collab-serve"
-    classes = [SQLiteJournal]  # its settings (SQLiteJournal.*) are the service's too
+    classes = [SQLiteJournal, KernelHost]  # their settings (SQLiteJournal.*, KernelHost.*) are the service's too
     description = "Serve live notebook rooms for files stored in CS3."
 
     aliases = {
@@ -218,6 +220,7 @@ class CollabService(Application):
             (r"/api/collaboration/versions/([^/]+)", VersionListHandler, {"context": context}),
             (r"/api/collaboration/ocm/([^/]+)/content", OCMContentHandler, {"context": context}),
             (r"/api/collaboration/ocm/([^/]+)/?", OCMWebappHandler, {"context": context}),
+            *kernel_routes(context),
         ]
         return tornado.web.Application(routes, websocket_max_message_size=self.max_frame_size)
 
@@ -248,6 +251,7 @@ class CollabService(Application):
             # the site-wide room carries no file paths (see awareness.py)
             global_room = Room(GLOBAL_AWARENESS, TEXT_FILE, "globalAwareness", journal, self.awareness_settings(private=True))
             global_room.read_only = "global awareness room"
+            execution = SharedExecution(KernelHost(parent=self), registry, cs3, self.access_recheck)
             context = ServiceContext(
                 authenticator=Authenticator(cs3, self.token_cache_seconds),
                 federation=FederatedLogin(cs3, self.token_cache_seconds),
@@ -256,6 +260,7 @@ class CollabService(Application):
                 global_room=global_room,
                 max_pending=self.max_pending_bytes,
                 limits=ConnectionLimits(self.max_connections_per_user, self.max_connections_per_site),
+                execution=execution,
             )
             checks = {"gateway": cs3.ping, "journal": journal.ready}
             sockets = tornado.netutil.bind_sockets(self.port, self.ip)
@@ -268,12 +273,17 @@ class CollabService(Application):
                         registry_started = asyncio.get_running_loop().create_future()
                         tasks.create_task(registry.run(registry_started), name="room registry")
                         await registry_started
+                        kernels_started = asyncio.get_running_loop().create_future()
+                        kernels = tasks.create_task(execution.run(kernels_started), name="shared kernels")
+                        await kernels_started
                         log.info("service listening url=%s gateway=%s state=%s", url, self.gateway, state_dir)
                         try:
                             yield url
                         finally:
                             log.info("service stopping: flushing rooms")
                             server.stop()
+                            execution.stop()  # kernels first: their last outputs go into the rooms
+                            await kernels
                             registry.stop()  # flushes and closes every room; the task group waits for it
             finally:
                 server.stop()

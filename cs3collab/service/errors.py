@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cs3collab.cs3 import errors as cs3_errors
+from cs3collab.kernels.host import KernelError, KernelRefused
 from cs3collab.service import versions
 from cs3collab.service.documents import InvalidDocument
 from cs3collab.service.kinds import REASON as TYPE_CONFLICT
@@ -58,6 +59,8 @@ _TABLE: list[tuple[type[BaseException], Refusal]] = [
     (versions.RoomReadOnly, Refusal(409, CloseCode.SESSION, "read_only")),
     (DocumentTypeConflict, Refusal(409, CloseCode.SESSION, TYPE_CONFLICT)),
     (ConnectionLimitReached, Refusal(429, CloseCode.SESSION, TOO_MANY_CONNECTIONS)),
+    (KernelRefused, Refusal(403, CloseCode.FORBIDDEN, "forbidden")),
+    (KernelError, Refusal(503, CloseCode.SERVER_ERROR, "kernel_unavailable")),
 ]
 
 
@@ -76,7 +79,7 @@ def message_for(exc: BaseException) -> str:
     if isinstance(exc, RequestError):
         return exc.message
     if isinstance(exc, (cs3_errors.CS3Error, InvalidDocument, versions.VersionsError, DocumentTypeConflict,
-                        ConnectionLimitReached)):
+                        ConnectionLimitReached, KernelError, KernelRefused)):
         return str(exc)
     return "internal error"
 

@@ -62,7 +62,7 @@ class ServiceContext:
     """What the handlers share: set up by the app, passed to every handler."""
 
     def __init__(self, *, authenticator, registry, session_id: str, global_room: Room, max_pending: int,
-                 federation=None, limits: ConnectionLimits | None = None) -> None:
+                 federation=None, limits: ConnectionLimits | None = None, execution=None) -> None:
         self.authenticator = authenticator
         self.federation = federation
         self.registry = registry
@@ -70,6 +70,7 @@ class ServiceContext:
         self.global_room = global_room
         self.max_pending = max_pending
         self.limits = limits if limits is not None else ConnectionLimits()
+        self.execution = execution  # shared kernels (cs3collab.service.execution.SharedExecution)
 
 
 def _credentials_from(handler: tornado.web.RequestHandler, allow_query: bool) -> str | OCMCredentials:

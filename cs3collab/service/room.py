@@ -143,12 +143,14 @@ class Room:
             raise ProtocolError(f"update does not apply: {exc}") from None
         return await self._commit(changes, author, notify=True)
 
-    async def edit(self, change: Callable[[], None], *, quiet: bool = False) -> int:
+    async def edit(self, change: Callable[[], None], *, quiet: bool = False, author: Participant | None = None) -> int:
         """Change the document as the server, in one transaction: applied,
         made durable, then broadcast, exactly like a client's update.
 
         ``quiet`` changes (the document's ``state`` after a save) are not
         reported to change listeners: they are not content and need no save.
+        ``author``: on whose behalf (a shared kernel's run): that participant
+        counts as a contributor, so its session can save the change.
         """
         self._capture = []
         try:
@@ -157,7 +159,7 @@ class Room:
             changes = self._capture
         finally:
             self._capture = None
-        return await self._commit(changes, None, notify=not quiet)
+        return await self._commit(changes, author, notify=not quiet)
 
     async def _commit(self, changes: list[bytes], author: Participant | None, *, notify: bool) -> int:
         seq = 0

@@ -13,6 +13,7 @@ import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { historyIcon } from '@jupyterlab/ui-components';
 
 import { CellPresence } from './cellpresence';
+import { CellRuns } from './execution';
 import { DiffView } from './diffview';
 import { browserPlugin } from './browser';
 import { HistoryPanel } from './historypanel';
@@ -88,6 +89,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       bars.set(panel, bar);
       panel.toolbar.insertAfter('spacer', 'cs3collab-presence', bar);
       const cells = new CellPresence(panel);
+      const runs = new CellRuns(panel);
       const rebind = () => {
         const provider = providerFor((contentProvider as any)?.providers, panel.context.model.sharedModel);
         channel.rebind(yWebsocketOf(provider));
@@ -109,6 +111,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       panel.disposed.connect(() => {
         window.clearInterval(timer);
         cells.dispose();
+        runs.dispose();
         bar.dispose();
       });
     });

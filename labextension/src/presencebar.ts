@@ -17,8 +17,14 @@ import {
   statusChip,
   tooltipOf
 } from './presence';
+import { Notification } from '@jupyterlab/apputils';
+
+import { applyExecution, runningLabel } from './execution';
 import {
   AWARENESS_FIELD,
+  IExecutionMessage,
+  RAW_EXECUTION,
+  RAW_KERNEL,
   RAW_READ_ONLY,
   RAW_ROLE,
   RAW_VERSIONS_CHANGED,
@@ -51,7 +57,9 @@ export class PresenceBar extends Widget {
     this._avatars.className = 'cs3collab-Avatars';
     this._chip = document.createElement('span');
     this._chip.className = 'cs3collab-StatusChip';
-    this.node.append(this._avatars, this._chip);
+    this._runs = document.createElement('span');
+    this._runs.className = 'cs3collab-Running';
+    this.node.append(this._avatars, this._chip, this._runs);
     channel.stateChanged.connect(this._update, this);
     channel.message.connect(this._onMessage, this);
     const awareness = this._awareness();
@@ -118,6 +126,19 @@ export class PresenceBar extends Widget {
       this._lockedReason = message.reason;
     } else if (message.type === RAW_VERSIONS_CHANGED || message.type === 'cs3collab:saved') {
       this.onVersionsChanged?.();
+    } else if (message.type === RAW_EXECUTION) {
+      applyExecution(this._running, message);
+      this._runs.textContent = runningLabel(this._running);
+      this._runs.title = [...this._running.values()].map(run => `${run.by} (${run.site})`).join('\n');
+      if (message.error) {
+        Notification.warning(message.error, { autoClose: false });
+      }
+    } else if (message.type === RAW_KERNEL) {
+      if (message.event === 'died' || message.event === 'culled' || message.event === 'workspace') {
+        Notification.warning(message.message, { autoClose: message.event === 'culled' ? 8000 : false });
+        this._running.clear();
+        this._runs.textContent = '';
+      }
     }
     this._update();
   }
@@ -196,6 +217,8 @@ export class PresenceBar extends Widget {
 
   private _avatars: HTMLElement;
   private _chip: HTMLElement;
+  private _runs: HTMLElement;
+  private _running = new Map<string, IExecutionMessage>();
   private _role: Role | null = null;
   private _lockedReason: string | null = null;
   private _participants: IParticipant[] = [];

@@ -20,6 +20,9 @@ export const RAW_ROLE = 'cs3collab:role';
 export const RAW_READ_ONLY = 'cs3collab:read-only';
 export const RAW_SAVED = 'cs3collab:saved';
 export const RAW_VERSIONS_CHANGED = 'cs3collab:versions-changed';
+/** Shared kernels (cs3collab/service/execution.py): who runs which cell, and what happened to the kernel. */
+export const RAW_EXECUTION = 'cs3collab:execution';
+export const RAW_KERNEL = 'cs3collab:kernel';
 /** Key of the document's `state` map where the service keeps why the room is
  * read-only for everyone ("locked by <app> (<user>)", "" when it is not): it
  * comes with the sync, so a tab that missed the RAW message still knows. */
@@ -58,7 +61,31 @@ export interface IVersionsChangedMessage {
   type: typeof RAW_VERSIONS_CHANGED;
 }
 
-export type ServiceMessage = IRoleMessage | IReadOnlyMessage | ISavedMessage | IVersionsChangedMessage;
+/** `{"type":"cs3collab:execution","state","cellId","by","site","at","error"?}`: a run in the shared kernel. */
+export interface IExecutionMessage {
+  type: typeof RAW_EXECUTION;
+  state: 'running' | 'done';
+  cellId: string;
+  by: string;
+  site: string;
+  at: string;
+  error: string | null;
+}
+
+/** `{"type":"cs3collab:kernel","event","message"}`: the shared kernel started, restarted, died or was culled. */
+export interface IKernelMessage {
+  type: typeof RAW_KERNEL;
+  event: string;
+  message: string;
+}
+
+export type ServiceMessage =
+  | IRoleMessage
+  | IReadOnlyMessage
+  | ISavedMessage
+  | IVersionsChangedMessage
+  | IExecutionMessage
+  | IKernelMessage;
 
 /** WebSocket close codes of the service (CloseCode in cs3collab/service/protocol.py). */
 export enum CloseCode {
@@ -89,6 +116,8 @@ export const CLOSE_REASONS: Record<string, string> = {
   storage_unavailable: 'storage unavailable',
   storage_error: 'storage error',
   bad_request: 'bad request',
+  kernel_unavailable: 'the shared kernel is not available',
+  session_expired: 'session expired',
   internal_error: 'server error',
   type_conflict: 'open as another document type by others: open it the same way to collaborate',
   too_many_connections: 'too many open tabs: close one and reopen this'
@@ -154,6 +183,21 @@ export function parseServiceMessage(data: ArrayBuffer | Uint8Array): ServiceMess
         return { type: RAW_SAVED, etag: String(payload.etag ?? '') };
       case RAW_VERSIONS_CHANGED:
         return { type: RAW_VERSIONS_CHANGED };
+      case RAW_EXECUTION:
+        if ((payload.state !== 'running' && payload.state !== 'done') || typeof payload.cellId !== 'string') {
+          return null;
+        }
+        return {
+          type: RAW_EXECUTION,
+          state: payload.state,
+          cellId: payload.cellId,
+          by: String(payload.by ?? ''),
+          site: String(payload.site ?? ''),
+          at: String(payload.at ?? ''),
+          error: typeof payload.error === 'string' ? payload.error : null
+        };
+      case RAW_KERNEL:
+        return { type: RAW_KERNEL, event: String(payload.event ?? ''), message: String(payload.message ?? '') };
       default:
         return null;
     }
