@@ -22,6 +22,7 @@ from cs3collab.cs3.ocm import federated_user
 from cs3collab.jupyter.ocm_remote import ocm_target, with_token_endpoint
 from tests.conftest import DEMO_PASSWORDS
 from tests.federation.conftest import SHARED, room_through_lab
+from tests.kernels.kernelclient import lab_kernel, open_kernel_session, outputs_text
 from tests.service.rtc import sources, type_text
 from tests.support.yclient import connect, wait_for
 
@@ -136,3 +137,16 @@ async def test_a_viewer_reads_but_cannot_write(fed):
     async with room_through_lab(fed.lab_b, f"{base}/analysis.ipynb") as marie:
         role = await marie.channel.wait_raw(lambda m: m.get("type") == "cs3collab:role")
         assert role["role"] == "viewer"
+
+
+async def test_the_notebook_in_the_folder_runs_at_a_beside_its_data(fed):
+    """The demo's story: marie at B runs a cell of the notebook inside the
+    folder in its shared kernel at A, which reads the data beside it at A."""
+    folder, name, _ = await share_folder(fed, roles.EDITOR)
+    async with connect(fed.svc_a.url, fed.einstein.token, f"{folder}/analysis.ipynb") as room:
+        cells = [str(cell["id"]) for cell in room.document.ycells]
+        session = await open_kernel_session(fed.lab_b.url, fed.lab_b.token, f"{SHARED}/{name}/analysis.ipynb")
+        async with lab_kernel(fed.lab_b.url, fed.lab_b.token, session["kernel"]["id"]) as marie:
+            run = await marie.execute("print(len(open('events.csv').read().splitlines()))", cells[1])
+            assert (await marie.reply(run, timeout=90))["content"]["status"] == "ok"
+            await wait_for(room.doc, lambda: outputs_text(room, 1) == f"{len(EVENTS.splitlines())}\n", timeout=30)
