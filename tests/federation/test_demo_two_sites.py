@@ -54,8 +54,8 @@ async def test_two_site_demo(tmp_path: Path, monkeypatch):
             assert {m["name"] for m in folder["content"]} >= {"analysis.ipynb", "events.csv"}, folder
             events = (await http.get(f"/api/contents/{quote('Shared with me/higgs-analysis/events.csv')}")).json()
             assert events["format"] == "text" and events["content"].count("\n") > 1000
-            higgs = await http.put(f"/api/collaboration/session/{quote('Shared with me/higgs-analysis/analysis.ipynb', safe='')}",
-                                   json={"format": "json", "type": "notebook"})
+            higgs_path = quote("Shared with me/higgs-analysis/analysis.ipynb", safe="")
+            higgs = await http.put(f"/api/collaboration/session/{higgs_path}", json={"format": "json", "type": "notebook"})
             assert higgs.status_code == 200, higgs.text
         async with httpx.AsyncClient(base_url=einstein_url, timeout=30,
                                      headers={"Authorization": f"token {einstein_token}"}) as http:
