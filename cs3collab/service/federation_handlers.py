@@ -44,6 +44,7 @@ Nextcloud receiver shows when its user opens our webapp in a browser.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 from html import escape
@@ -52,7 +53,7 @@ from cs3.storage.provider.v1beta1 import resources_pb2 as storage
 
 from cs3collab.cs3.refs import format_resource_id
 from cs3collab.service import documents
-from cs3collab.cs3 import NotFound, Unauthenticated
+from cs3collab.cs3 import NotFound, PermissionDenied, Unauthenticated
 from cs3collab.cs3.roles import can_write
 from cs3collab.service.errors import RequestError, message_for, refusal_for
 from cs3collab.service.handlers import APIHandler
@@ -72,12 +73,34 @@ def _kind(info) -> str:
     return "notebook" if _name(info).endswith(".ipynb") else "file"
 
 
+@contextlib.contextmanager
+def _in_share(share_id: str, rel: str, doing: str):
+    """Say a refusal of the gateway in the participant's words: what in the
+    share was not found or not allowed (not the resource id and CS3 call)."""
+    where = f"ocm:{share_id}/{rel}" if rel else f"ocm:{share_id}"
+    what = repr(rel) if rel else "the shared item"
+    try:
+        yield
+    except NotFound as exc:
+        log.info("ocm content not found share=%s path=%s cs3=%s", share_id, rel or "-", exc)
+        raise NotFound(f"{what} is not in this share", operation=doing, target=where) from None
+    except PermissionDenied as exc:
+        log.info("ocm content refused share=%s path=%s cs3=%s", share_id, rel or "-", exc)
+        raise PermissionDenied(f"your role on this share does not allow you to {doing} {what}",
+                               operation=doing, target=where) from None
+
+
 async def share_content(handler: APIHandler, session, share_id: str, rel: str = "", *, content: bool = True) -> dict:
     """The share's current content (or that of ``rel`` inside a shared
     folder) as the content route answers it; ``content=False`` leaves the
     content out (a folder's entries, a file's bytes)."""
     rel = relative_path(rel, share_id)
     ref = share_reference(PATH_PREFIX + share_id + (f"/{rel}" if rel else ""), handler.federated)
+    with _in_share(share_id, rel, "read"):
+        return await _content(handler, session, share_id, rel, ref, content)
+
+
+async def _content(handler: APIHandler, session, share_id: str, rel: str, ref, content: bool) -> dict:
     access = await resolve_access(session, ref)
     info = access.info
     kind = _kind(info)
@@ -159,16 +182,17 @@ class OCMContentHandler(APIHandler):
             rel = relative_path(self.get_query_argument("path", ""), share_id)
             ref = share_reference(PATH_PREFIX + share_id + (f"/{rel}" if rel else ""), self.federated)
             data = _body_bytes(self.json_body())
-            try:
-                info = await session.files.stat(ref)
-            except NotFound:
-                info = None
-            if info is not None:
-                if info.type == storage.RESOURCE_TYPE_CONTAINER:
-                    raise RequestError(400, f"{rel or _name(info)!r} is a folder, not a file")
-                if format_resource_id(info.id) in self.context.registry.rooms:
-                    raise RequestError(409, f"{_name(info)!r} is open live: its edits are saved by its room")
-            await session.files.upload(ref, data)
+            with _in_share(share_id, rel, "write"):
+                try:
+                    info = await session.files.stat(ref)
+                except NotFound:
+                    info = None
+                if info is not None:
+                    if info.type == storage.RESOURCE_TYPE_CONTAINER:
+                        raise RequestError(400, f"{rel or _name(info)!r} is a folder, not a file")
+                    if format_resource_id(info.id) in self.context.registry.rooms:
+                        raise RequestError(409, f"{_name(info)!r} is open live: its edits are saved by its room")
+                await session.files.upload(ref, data)
             log.info("ocm content saved share=%s site=%s path=%s bytes=%d", share_id,
                      self.federated.site if self.federated else "-", rel or "-", len(data))
             self.write_json(await share_content(self, session, share_id, rel, content=False))

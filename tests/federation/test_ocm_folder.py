@@ -119,7 +119,9 @@ async def test_paths_outside_the_share_are_refused_at_a(fed):
         # this share's token does not open another share of the same owner
         other_url = f"{url}/api/collaboration/ocm/{quote(other.id.opaque_id, safe='')}/content"
         assert (await http.get(other_url)).status_code in (401, 403)
-        assert (await http.get(content, params={"path": "nothing.csv"})).status_code == 404
+        missing = await http.get(content, params={"path": "nothing.csv"})
+        assert missing.status_code == 404 and "'nothing.csv' is not in this share" in missing.json()["message"]
+        assert share.resource_id.opaque_id not in missing.text  # no raw id for the user
 
 
 async def test_a_viewer_reads_but_cannot_write(fed):
@@ -130,7 +132,7 @@ async def test_a_viewer_reads_but_cannot_write(fed):
         assert (events["content"], events["writable"]) == (EVENTS, False)
         refused = await http.put(f"/api/contents/{quote(base)}/events.csv",
                                  json={"type": "file", "format": "text", "content": "vandal\n"})
-        assert refused.status_code == 403, refused.text
+        assert refused.status_code == 403 and "does not allow you to write 'events.csv'" in refused.text, refused.text
         about = (await http.get("/api/cs3collab/info", params={"path": f"{base}/events.csv"})).json()
         assert about["permissions"] == {"role": "viewer", "can": ["read"]}
     assert await fed.einstein.files.download(f"{folder}/events.csv") == EVENTS.encode()
