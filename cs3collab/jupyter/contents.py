@@ -548,7 +548,6 @@ class CS3ContentsManager(AsyncContentsManager):
             await save_content(target, fmt, model["content"])
         else:
             raise HTTPError(400, f"Unhandled contents type: {model['type']}")
-        self.forget_shared()
         return await self._build_ocm(session, place, False, None, None, False)
 
     # -- ContentsManager API -------------------------------------------------------------

@@ -147,7 +147,7 @@ def _body_bytes(body: dict) -> bytes:
     """The bytes a content ``PUT`` body carries (``format`` json, text or base64)."""
     fmt, value = body.get("format"), body.get("content")
     if fmt == "json" and isinstance(value, dict):
-        return (json.dumps(value, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+        return (json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")  # as nbformat
     if fmt == "text" and isinstance(value, str):
         return value.encode("utf-8")
     if fmt == "base64" and isinstance(value, str):

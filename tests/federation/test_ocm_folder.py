@@ -85,6 +85,12 @@ async def test_folder_listed_notebook_live_and_files_through_a(fed):
         # JupyterLab's save asks for a checkpoint next: the current content (versions are kept at A)
         checkpoint = await http.post(f"/api/contents/{quote(base)}/events.csv/checkpoints")
         assert checkpoint.status_code == 201 and checkpoint.json()["id"] == "current", checkpoint.text
+        # a new notebook saved in the folder at B is written at A
+        fresh = v4.new_notebook(cells=[v4.new_code_cell("fit = None")])
+        created = await http.put(f"/api/contents/{quote(base)}/fit.ipynb", json={"type": "notebook", "content": fresh})
+        assert created.status_code in (200, 201) and created.json()["type"] == "notebook", created.text
+        at_a = nbformat.reads((await fed.einstein.files.download(f"{folder}/fit.ipynb")).decode(), as_version=4)
+        assert [c.source for c in at_a.cells] == ["fit = None"]
         missing = await http.get(f"/api/contents/{quote(base)}/nothing.csv")
         assert missing.status_code == 404, missing.text
 
