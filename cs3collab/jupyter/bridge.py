@@ -245,6 +245,11 @@ class CollaborationBridge:
             self._remote_rooms[str(file_id)] = target
         return response.status_code, response.content
 
+    def remote_file(self, file_id: str) -> OCMTarget | None:
+        """The other site's file behind a fileId this server opened a session
+        for (an OCM share), or None for a file of this site."""
+        return self._remote_rooms.get(file_id)
+
     def _remote_target(self, room_path: str) -> OCMTarget | None:
         """The other site's room a (percent-encoded) room name is in, if any."""
         from urllib.parse import unquote

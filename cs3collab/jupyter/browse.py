@@ -45,9 +45,10 @@ from tornado import web
 from cs3collab.cs3 import CS3Error, NotFound, PermissionDenied, Session, Unimplemented
 from cs3collab.cs3.refs import format_resource_id
 from cs3collab.cs3.roles import EDITOR, OWNER, VIEWER
+from cs3collab.jupyter import ocm_versions
 from cs3collab.jupyter.contents import CS3ContentsManager
 from cs3collab.jupyter.errors import http_error
-from cs3collab.jupyter.ocm_remote import fetch_content, share_writable
+from cs3collab.jupyter.ocm_remote import fetch_content, ocm_target, share_writable, with_token_endpoint
 from cs3collab.jupyter.people import Names, grant_entries, iso, share_role
 
 log = logging.getLogger("cs3collab.jupyter.browse")
@@ -247,6 +248,33 @@ async def _shares_of(session: Session, info: storage.ResourceInfo) -> list[dict]
     return [{"id": e["id"], "kind": e["kind"], "grantee": e["grantee"], "role": e["role"]} for e in entries]
 
 
+async def _remote_facts(session: Session, share: ocm.ReceivedShare, is_dir: bool) -> dict:
+    """Size, modification time, lock and number of versions of a file shared from
+    another site, asked of that site's collaboration service with the share's
+    credentials (ocm_versions.py); nothing when it cannot answer (the received
+    share's facts stay)."""
+    target = None if is_dir else ocm_target(share)
+    if target is None:
+        return {}
+    try:
+        target = await with_token_endpoint(target, session)
+        answer = await ocm_versions.listing(target, limit=1)
+    except CS3Error as exc:
+        log.info("no facts from the sharing site share=%s error=%s", share.id.opaque_id, exc)
+        return {}
+    versions = answer.get("versions") or []
+    current = versions[0] if versions and versions[0].get("current") else None
+    facts: dict = {"versions": max(0, int(answer.get("total") or 0) - (1 if current else 0)), "lock": None}
+    lock = answer.get("lock")
+    if isinstance(lock, dict):
+        facts["lock"] = {"app": str(lock.get("app") or ""), "holder": None, "expires": lock.get("expires")}
+    if current is not None:
+        facts["size"] = current.get("size")
+        if current.get("time"):
+            facts["mtime"] = datetime.fromtimestamp(int(current["time"]), tz=timezone.utc).isoformat()
+    return facts
+
+
 async def _none() -> None:
     return None
 
@@ -273,16 +301,19 @@ async def file_info(cm: CS3ContentsManager, api_path: str) -> dict:
         share = place.entry.ocm
         owner = await Names(session).user(share.owner, _opaque(share, "ownerDisplayName"))
         writable, is_dir, mtime = share_writable(share), place.entry.is_dir, iso(share.mtime) or iso(share.ctime)
-        if place.below_entry:
+        if place.below_entry:  # inside a folder shared through OCM: what the sharing site answers
             remote = await fetch_content(await cm._ocm_target(session, place), content=False)
             writable, is_dir = bool(remote.get("writable")), remote.get("type") == "directory"
             mtime = datetime.fromtimestamp(float(remote.get("mtime") or 0), tz=timezone.utc).isoformat()
             bare["size"] = remote.get("size")
-        return {**bare, "type": kind_of(name, is_dir),
-                "owner": {k: owner[k] for k in ("username", "idp", "displayName")},
-                "mtime": mtime,
-                "permissions": {"role": EDITOR if writable else VIEWER,
-                                "can": ["read", "write"] if writable else ["read"]}}
+        answer = {**bare, "type": kind_of(name, is_dir),
+                  "owner": {k: owner[k] for k in ("username", "idp", "displayName")},
+                  "mtime": mtime,
+                  "permissions": {"role": EDITOR if writable else VIEWER,
+                                  "can": ["read", "write"] if writable else ["read"]}}
+        if place.below_entry:
+            return answer
+        return {**answer, **await _remote_facts(session, share, place.entry.is_dir)}
     info = await session.files.stat(place.ref)
     is_dir = info.type == storage.RESOURCE_TYPE_CONTAINER
     perms = info.permission_set

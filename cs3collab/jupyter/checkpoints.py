@@ -19,12 +19,13 @@ overwritten, so the versions *are* the checkpoints:
   the content, the previous content becomes a version.
 * ``delete_checkpoint`` answers 405: CS3 has no call to delete a version; the
   site's retention policy expires them.
-* A file of an OCM share (or inside a received folder) lives at the sharing
-  site, whose versions this server cannot list: it has no checkpoints here,
-  and ``create_checkpoint`` names its current content (``current``), so
-  JupyterLab's save-and-checkpoint works; its versions are kept at that site.
 * Renames and deletes need nothing: versions follow the resource (its id),
   and go with it when it is deleted.
+* A file another site shared through OCM has its versions there: they are
+  listed and restored through that site's collaboration service with the
+  share's credentials (ocm_versions.py), the same versions its history shows;
+  so does a file inside a folder received through OCM (its session path
+  ``ocm:<share id>/<path inside>``).
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ from tornado.web import HTTPError
 
 from cs3collab.cs3 import InvalidArgument, NotFound, Session
 from cs3collab.jupyter.contents import CS3ContentsManager
+from cs3collab.jupyter import ocm_versions
 from cs3collab.jupyter.errors import cs3_errors
+from cs3collab.jupyter.ocm_remote import OCMTarget, ocm_target
 
 __all__ = ["CS3Checkpoints", "checkpoint_id", "version_key"]
 
@@ -71,6 +74,18 @@ def _model(version: storage.FileVersion) -> dict:
     }
 
 
+def _remote_models(versions: list[dict]) -> list[dict]:
+    """Checkpoints from the sharing site's versions listing (newest first; the
+    current content stands for itself only when there is no version yet)."""
+    older = [v for v in versions if not v.get("current")]
+    chosen = older or versions[:1]
+    return [
+        {"id": CURRENT if v.get("current") else checkpoint_id(str(v["key"])),
+         "last_modified": datetime.fromtimestamp(int(v.get("time") or 0), tz=timezone.utc)}
+        for v in chosen
+    ]
+
+
 class CS3Checkpoints(AsyncCheckpoints):
     """Checkpoints as CS3 versions; the parent is the :class:`CS3ContentsManager`."""
 
@@ -81,16 +96,15 @@ class CS3Checkpoints(AsyncCheckpoints):
             raise TypeError("CS3Checkpoints needs a CS3ContentsManager as parent")
         return cm
 
-    async def _remote(self, session: Session, path: str) -> bool:
-        """Whether ``path`` is a file of an OCM share (kept at the sharing site)."""
-        return (await self._cm._locate(session, path)).kind == "ocm"
-
     async def _file_ref(self, session: Session, path: str):
+        """The CS3 reference of ``path``, or the :class:`OCMTarget` of a file shared from another site."""
         place = await self._cm._locate(session, path)
         if place.kind == "virtual":
             raise NotFound(f"{path!r} is a virtual folder", operation="checkpoints", target=path)
         if place.kind == "ocm":
-            raise place.entry.unreachable(path)
+            if ocm_target(place.entry.ocm) is None or (place.entry.is_dir and not place.below_entry):
+                raise place.entry.unreachable(path)
+            return await self._cm._ocm_target(session, place)  # inside a shared folder: with its path
         return place.ref
 
     async def list_checkpoints(self, path):
@@ -98,9 +112,9 @@ class CS3Checkpoints(AsyncCheckpoints):
         path = path.strip("/")
         with cs3_errors("Cannot list checkpoints of", path):
             session = await self._cm._session()
-            if await self._remote(session, path):
-                return []
             ref = await self._file_ref(session, path)
+            if isinstance(ref, OCMTarget):
+                return _remote_models(await ocm_versions.list_versions(ref))
             info = await session.files.stat(ref)
             if info.type != storage.RESOURCE_TYPE_FILE:
                 return []
@@ -112,10 +126,9 @@ class CS3Checkpoints(AsyncCheckpoints):
         path = path.strip("/")
         with cs3_errors("Cannot create a checkpoint of", path):
             session = await self._cm._session()
-            if await self._remote(session, path):
-                model = await self._cm.get(path, content=False)
-                return {"id": CURRENT, "last_modified": model["last_modified"]}
             ref = await self._file_ref(session, path)
+            if isinstance(ref, OCMTarget):
+                return _remote_models(await ocm_versions.list_versions(ref, limit=2))[0]
             versions = await session.versions.list(ref)
             if versions:
                 return _model(versions[0])
@@ -132,6 +145,9 @@ class CS3Checkpoints(AsyncCheckpoints):
                 return  # the current content is what the file holds already
             session = await self._cm._session()
             ref = await self._file_ref(session, path)
+            if isinstance(ref, OCMTarget):
+                await ocm_versions.restore_version(ref, version_key(checkpoint_id))
+                return
             await session.versions.restore(ref, version_key(checkpoint_id))
 
     async def delete_checkpoint(self, checkpoint_id, path):

@@ -68,7 +68,7 @@ async def find_people(session: Session, query: str, *, limit: int) -> list[dict]
         for g in groups[:limit]
     ]
     found += [
-        {"kind": "federated", "id": c.id.opaque_id, "idp": c.id.idp,
+        {"kind": "federated", "id": c.id.opaque_id, "idp": c.id.idp, "username": c.username,
          "displayName": c.display_name or c.username or c.id.opaque_id, "mail": c.mail,
          "institution": c.id.idp}
         for c in contacts[:limit]

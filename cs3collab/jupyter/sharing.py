@@ -177,7 +177,8 @@ class Sharing:
         reason = None
         if not info.permission_set.add_grant:
             role = role_of(info.permission_set)
-            held = f"you are a {role} of it" if role in ROLES else "your access does not allow it"
+            article = "an" if role[:1] in "aeiou" else "a"
+            held = f"you are {article} {role} of it" if role in ROLES else "your access does not allow it"
             reason = f"You cannot share {name}: {held}, and only its owner or people allowed to share can."
         return Target(path, info, reason)
 

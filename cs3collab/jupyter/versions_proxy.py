@@ -19,11 +19,20 @@ versions API (docs/architecture.md, "Versions and tags"):
 
 The CS3 token never reaches the browser. A 401 from the service (stale
 token) makes a renewable session renew and the request go once more.
+
+A notebook another site shared with this server's user (an OCM share) has
+its room and its versions at that site: once ``file-id`` named it (the
+session request goes to the sharing site's service, as the stock frontend's
+does, see bridge.py), its versions requests go to the same service with the
+share's credentials (``OCMTarget.authorization_header()``, the header the room uses),
+never with this site's CS3 token. The sharing site's service scopes them to
+the share and its role (viewer or editor), as at home.
 """
 
 from __future__ import annotations
 
 import json
+from urllib.parse import unquote
 
 import httpx
 from jupyter_server.auth.decorator import authorized
@@ -34,6 +43,7 @@ from tornado import web
 from cs3collab.cs3 import Unauthenticated
 from cs3collab.jupyter.bridge import CollaborationBridge, ServiceUnavailable
 from cs3collab.jupyter.bridge import refusal as bridge_refusal
+from cs3collab.jupyter.ocm_remote import OCMTarget
 
 FILE_ID_ROUTE = r"/api/cs3collab/file-id"
 VERSIONS_ROUTE = r"/api/cs3collab/versions/(.+)"
@@ -84,8 +94,13 @@ class VersionsProxy:
         return self._http
 
     async def forward(self, method: str, tail: str, query: str, body: bytes | None) -> httpx.Response:
-        """One request to ``{service}/api/collaboration/versions/{tail}?{query}``."""
-        url = f"{await self.bridge.service_url()}{SERVICE_PREFIX}{_checked_tail(tail)}"
+        """One request to ``{service}/api/collaboration/versions/{tail}?{query}``
+        (the sharing site's service for a file of an OCM share)."""
+        tail = _checked_tail(tail)
+        remote = self.bridge.remote_file(unquote(tail.split("/", 1)[0]))
+        if remote is not None:
+            return await self._forward_remote(remote, method, tail, query, body)
+        url = f"{await self.bridge.service_url()}{SERVICE_PREFIX}{tail}"
         if query:
             url += f"?{query}"
         session = await self.bridge.connection.session()
@@ -103,6 +118,18 @@ class VersionsProxy:
                 continue
             return response
         raise AssertionError("unreachable")
+
+    async def _forward_remote(
+        self, target: OCMTarget, method: str, tail: str, query: str, body: bytes | None
+    ) -> httpx.Response:
+        url = f"{target.service_url}{SERVICE_PREFIX}{tail}" + (f"?{query}" if query else "")
+        headers = {"Authorization": await target.authorization_header()}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        try:
+            return await self._client().request(method, url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise ServiceUnavailable(f"the sharing site's collaboration service is not reachable: {exc}") from exc
 
     async def file_id(self, contents_manager, path: str, doc_type: str = "notebook") -> str:
         """The room's fileId of the contents ``path``, asked of the service

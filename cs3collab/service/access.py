@@ -11,7 +11,9 @@ the answer:
   JupyterLab shows in a dialog ("access_revoked");
 * the role changed (editor → viewer or back): it changes at once; the
   participant gets a RAW ``{"type": "cs3collab:role", ...}`` message, and a
-  viewer's updates are dropped from then on;
+  viewer's updates are dropped from then on; a new editor is sent a sync
+  step 1, so that what its tab wrote while a viewer (and its later edits,
+  which depend on it) reaches the room;
 * the token expired: the participant is disconnected with code 4401, which
   the frontend answers by reconnecting; its Jupyter server reconnects with a
   fresh token, so the user sees nothing but a brief reconnect. This holds
@@ -32,7 +34,7 @@ from cs3collab.cs3 import CS3Error, NotFound, PermissionDenied, Unauthenticated
 from cs3collab.service import metrics
 from cs3collab.service.federation import code_flow_token_expired
 from cs3collab.service.identity import resolve_access
-from cs3collab.service.protocol import CloseCode, session_close_reason
+from cs3collab.service.protocol import CloseCode, session_close_reason, step1_message
 from cs3collab.service.room import Participant, Room
 
 log = logging.getLogger("cs3collab.service.access")
@@ -104,6 +106,12 @@ class AccessWatcher:
                          self.room.key, participant.identity.label, participant.role, access.role)
                 participant.role = access.role
                 participant.connection.send(self.room.role_message(participant))
+                if participant.can_edit:
+                    # a new editor's tab may hold updates dropped while it was a
+                    # viewer (the stock frontend writes to the document's state
+                    # on sync); its next updates depend on them, so ask it for
+                    # what the room misses, as on join
+                    participant.connection.send(step1_message(self.room.doc.get_state()))
 
     def _disconnect(self, participant: Participant, code: int, reason: str, message: str, exc: Exception) -> None:
         if participant not in self.room.participants:

@@ -37,6 +37,7 @@ from cs3collab.service.identity import Authenticator
 from cs3collab.service.kernel_handlers import kernel_routes
 from cs3collab.service.journal import Journal
 from cs3collab.service.journal_sqlite import SQLiteJournal
+from cs3collab.service.guard import DocumentLimits
 from cs3collab.service.limits import ConnectionLimits
 from cs3collab.service.logformat import use_log_format
 from cs3collab.service.registry import RoomRegistry
@@ -74,6 +75,8 @@ class CollabService(Application):
         "lock-lifetime": "CollabService.lock_lifetime",
         "access-recheck": "CollabService.access_recheck",
         "max-frame-size": "CollabService.max_frame_size",
+        "max-nesting-depth": "CollabService.max_nesting_depth",
+        "max-cells": "CollabService.max_cells",
         "log-level": "Application.log_level",
         "log-style": "CollabService.log_style",
     }
@@ -136,6 +139,29 @@ class CollabService(Application):
         help="Awareness client ids one connection may introduce (a tab uses one per document); entries for more "
         "are dropped and logged (default 4; 0: no limit).",
     ).tag(config=True)
+    max_nesting_depth = Int(
+        32,
+        help="Deepest nesting of maps and lists an editor may give a cell or the notebook metadata; "
+        "a deeper update is refused and its sender disconnected (close 1003 invalid_update) (default 32).",
+    ).tag(config=True)
+    max_string_length = Int(
+        8 * 1024 * 1024,
+        help="Longest string (a cell source, an output, a metadata value) an editor may write, in characters; "
+        "beyond it the update is refused (default 8388608).",
+    ).tag(config=True)
+    max_collection_items = Int(
+        100_000,
+        help="Most elements of one list (outputs, metadata lists) or keys of one map an editor may write; "
+        "beyond it the update is refused (default 100000).",
+    ).tag(config=True)
+    max_cells = Int(
+        10_000, help="Most cells a notebook may have; an update beyond it is refused (default 10000)."
+    ).tag(config=True)
+    max_document_bytes = Int(
+        256 * 1024 * 1024,
+        help="Largest live document, in bytes of its Y encoding (counted as the encoded document at the last "
+        "save or open plus every update accepted since); an update beyond it is refused (default 268435456, 256 MiB).",
+    ).tag(config=True)
     token_cache_seconds = Float(
         10.0, help="Seconds a token's WhoAmI answer is reused; 0 asks the gateway on every connection."
     ).tag(config=True)
@@ -166,6 +192,22 @@ class CollabService(Application):
         if proposal["value"] < 0:
             raise TraitError(f"{proposal['trait'].name} must be 0 (no limit) or positive, got {proposal['value']}")
         return proposal["value"]
+
+
+    @validate("max_nesting_depth", "max_string_length", "max_collection_items", "max_cells", "max_document_bytes")
+    def _positive_limit(self, proposal):
+        if proposal["value"] < 1:
+            raise TraitError(f"{proposal['trait'].name} must be at least 1, got {proposal['value']}")
+        return proposal["value"]
+
+    def document_limits(self) -> DocumentLimits:
+        return DocumentLimits(
+            max_depth=self.max_nesting_depth,
+            max_string=self.max_string_length,
+            max_items=self.max_collection_items,
+            max_cells=self.max_cells,
+            max_document_bytes=self.max_document_bytes,
+        )
 
     @validate("save_quiet", "save_ceiling", "poll_interval", "lock_lifetime")
     def _positive(self, proposal):
@@ -247,6 +289,7 @@ class CollabService(Application):
                 documents_worker=documents_worker,
                 access_recheck=self.access_recheck,
                 awareness=self.awareness_settings(),
+                limits=self.document_limits(),
             )
             # the site-wide room carries no file paths (see awareness.py)
             global_room = Room(GLOBAL_AWARENESS, TEXT_FILE, "globalAwareness", journal, self.awareness_settings(private=True))

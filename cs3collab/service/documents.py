@@ -164,15 +164,33 @@ async def initial_update(kind: DocumentKind, content: Any) -> bytes:
 def serialize(kind: DocumentKind, document: Any, *, where: str) -> bytes:
     """The file content of a live document; InvalidDocument if a notebook
     would not validate (then nothing is written)."""
-    content = document.get()
-    if kind is TEXT_FILE:
-        return content.encode("utf-8")
-    captured: dict = {}  # nbformat validates while writing: once is enough
-    text = nbformat.writes(nbformat.from_dict(content), capture_validation_error=captured)
+    try:
+        content = document.get()
+        if kind is TEXT_FILE:
+            return content.encode("utf-8")
+        complete_cells(content["cells"])
+        captured: dict = {}  # nbformat validates while writing: once is enough
+        text = nbformat.writes(nbformat.from_dict(content), capture_validation_error=captured)
+    except Exception as exc:  # noqa: BLE001 - a live state the schema cannot read (a string
+        # nbformat, a non-map cell, metadata nested past the recursion limit) is invalid, not a crash
+        raise InvalidDocument(
+            f"the document of {where} cannot be written as a {kind.doc_type}: {type(exc).__name__}: {str(exc)[:200]}"
+        ) from None
     if "ValidationError" in captured:
         error = captured["ValidationError"].message.splitlines()[0][:300]
         raise InvalidDocument(f"the document of {where} does not validate as a notebook: {error}")
     return text.encode("utf-8")
+
+
+def complete_cells(cells: list) -> None:
+    """Give cells the keys nbformat requires and a Y cell may lack (a client
+    that made a code cell without ``execution_count``): their empty values."""
+    for cell in cells:
+        if isinstance(cell, dict):
+            cell.setdefault("metadata", {})
+            if cell.get("cell_type") == "code":
+                cell.setdefault("outputs", [])
+                cell.setdefault("execution_count", None)
 
 
 def outside_edit_update(kind: DocumentKind, persisted_state: bytes, new_content: Any) -> bytes:

@@ -15,11 +15,13 @@ from cs3collab.cs3 import errors as cs3_errors
 from cs3collab.kernels.host import KernelError, KernelRefused
 from cs3collab.service import versions
 from cs3collab.service.documents import InvalidDocument
+from cs3collab.service.guard import UpdateRefused
 from cs3collab.service.kinds import REASON as TYPE_CONFLICT
 from cs3collab.service.kinds import DocumentTypeConflict
 from cs3collab.service.limits import REASON as TOO_MANY_CONNECTIONS
 from cs3collab.service.limits import ConnectionLimitReached
 from cs3collab.service.protocol import CloseCode, session_close_reason
+from cs3collab.service.room import JournalUnavailable
 
 
 class RequestError(Exception):
@@ -49,6 +51,8 @@ _TABLE: list[tuple[type[BaseException], Refusal]] = [
     (cs3_errors.NotFound, Refusal(404, CloseCode.NOT_FOUND, "not_found")),
     (cs3_errors.Unavailable, Refusal(503, CloseCode.SERVER_ERROR, "storage_unavailable")),
     (InvalidDocument, Refusal(422, CloseCode.SESSION, "initialization_error")),
+    (UpdateRefused, Refusal(422, CloseCode.SESSION, "invalid_update")),
+    (JournalUnavailable, Refusal(503, CloseCode.RETRY, "journal_unavailable")),
     (cs3_errors.InvalidArgument, Refusal(400, CloseCode.BAD_REQUEST, "bad_request")),
     (cs3_errors.FailedPrecondition, Refusal(409, CloseCode.SESSION, "conflict")),
     (cs3_errors.CS3Error, Refusal(502, CloseCode.SERVER_ERROR, "storage_error")),
@@ -78,6 +82,10 @@ def message_for(exc: BaseException) -> str:
     """Words for the client: the error's own message, never a traceback."""
     if isinstance(exc, RequestError):
         return exc.message
+    if isinstance(exc, UpdateRefused):
+        return f"Your last change was refused: {exc}"
+    if isinstance(exc, JournalUnavailable):
+        return "The service could not store your last change; reconnecting."
     if isinstance(exc, (cs3_errors.CS3Error, InvalidDocument, versions.VersionsError, DocumentTypeConflict,
                         ConnectionLimitReached, KernelError, KernelRefused)):
         return str(exc)

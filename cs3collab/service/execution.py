@@ -267,12 +267,11 @@ class SharedExecution:
         live = await self._room(execution.key)
         if live is None or live.room.kind is not documents.NOTEBOOK:
             return False
-        room = live.room
         found = False
 
-        def begin() -> None:
+        def begin(document) -> None:
             nonlocal found
-            cell = _cell(room.document, execution.cell_id)
+            cell = _cell(document, execution.cell_id)
             if cell is None:
                 return
             found = True
@@ -286,13 +285,13 @@ class SharedExecution:
             metadata["cs3collab"] = {"execution": {"by": execution.runner.name, "site": execution.runner.site,
                                                    "at": execution.at}}
 
-        await room.edit(begin, author=_author(execution))
+        await live.edit(begin, author=_author(execution))
         if not found:
             log.info("run of a cell not in the room room=%s cell=%s: outputs go to the frontends", execution.key,
                      execution.cell_id)
             self.registry.released(execution.key)
             return False
-        room.notify({"type": RAW_EXECUTION, "state": "running", "cellId": execution.cell_id,
+        live.notify({"type": RAW_EXECUTION, "state": "running", "cellId": execution.cell_id,
                      "by": execution.runner.name, "site": execution.runner.site, "at": execution.at})
         return True
 
@@ -300,8 +299,8 @@ class SharedExecution:
         live = await self._room(execution.key)  # reopened if it closed mid-run (nobody left in it)
         if live is None:
             return
-        def add() -> None:
-            cell = _cell(live.room.document, execution.cell_id)
+        def add(document) -> None:
+            cell = _cell(document, execution.cell_id)
             if cell is None:
                 return
             outputs = cell["outputs"]
@@ -329,13 +328,13 @@ class SharedExecution:
                 return
             outputs.append(Map(_nb_output(msg_type, content, execution)))
 
-        await live.room.edit(add, author=_author(execution))
+        await live.edit(add, author=_author(execution))
 
     async def finished(self, execution: Execution, error: str | None) -> None:
         live = await self._room(execution.key)
         if live is not None:
-            def end() -> None:
-                cell = _cell(live.room.document, execution.cell_id)
+            def end(document) -> None:
+                cell = _cell(document, execution.cell_id)
                 if cell is None:
                     return
                 if execution.execution_count is not None:
@@ -345,8 +344,8 @@ class SharedExecution:
                     cell["outputs"].append(Map({"output_type": "error", "ename": "KernelDied", "evalue": error,
                                                 "traceback": [error]}))
 
-            await live.room.edit(end, author=_author(execution))
-            live.room.notify({"type": RAW_EXECUTION, "state": "done", "cellId": execution.cell_id,
+            await live.edit(end, author=_author(execution))
+            live.notify({"type": RAW_EXECUTION, "state": "done", "cellId": execution.cell_id,
                               "by": execution.runner.name, "site": execution.runner.site, "at": execution.at,
                               **({"error": error} if error else {})})
         self.registry.released(execution.key)
@@ -354,7 +353,7 @@ class SharedExecution:
     async def kernel_event(self, key: str, event: str, words: str) -> None:
         live = self.registry.rooms.get(key)
         if live is not None:
-            live.room.notify({"type": RAW_KERNEL, "event": event, "message": words})
+            live.notify({"type": RAW_KERNEL, "event": event, "message": words})
 
 
 def _author(execution: Execution) -> Participant | None:

@@ -52,7 +52,6 @@ from html import escape
 from cs3.storage.provider.v1beta1 import resources_pb2 as storage
 
 from cs3collab.cs3.refs import format_resource_id
-from cs3collab.service import documents
 from cs3collab.cs3 import NotFound, PermissionDenied, Unauthenticated
 from cs3collab.cs3.roles import can_write
 from cs3collab.service.errors import RequestError, message_for, refusal_for
@@ -129,8 +128,7 @@ async def _content(handler: APIHandler, session, share_id: str, rel: str, ref, c
         return model
     live = handler.context.registry.rooms.get(format_resource_id(info.id))
     if live is not None and live.ready.done() and not live.ready.exception():
-        await live.room.settled()
-        data = documents.serialize(live.room.kind, live.room.document, where=f"ocm:{share_id}")
+        data = live.serialized()  # the live document holds only durable changes
     else:
         data = await session.files.download(info.id)
     if kind == "notebook":

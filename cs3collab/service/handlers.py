@@ -33,9 +33,10 @@ from cs3collab.service.errors import RequestError, close_for, message_for, refus
 from cs3collab.service.federation import (PATH_PREFIX, SCHEME, FederatedCaller, OCMCredentials,
                                           may_be_code_flow_token, share_reference)
 from cs3collab.service.identity import Identity, resolve_access
+from cs3collab.service.guard import UpdateRefused
 from cs3collab.service.limits import Admission, ConnectionLimits
-from cs3collab.service.protocol import CloseCode, ProtocolError, session_close_reason
-from cs3collab.service.room import Participant, Room
+from cs3collab.service.protocol import CloseCode, ProtocolError, raw_json_message, save_reply, session_close_reason
+from cs3collab.service.room import JournalUnavailable, Participant, Room
 
 log = logging.getLogger("cs3collab.service.handlers")
 
@@ -192,8 +193,10 @@ class RoomHandler(tornado.websocket.WebSocketHandler):
         self.context = context
         self.participant: Participant | None = None
         self.room: Room | None = None
+        self.live = None  # the room's owner (registry.LiveRoom); None for the global awareness room
         self._pending = 0
         self._closed = False
+        self._closing = False
         self.federated: FederatedCaller | None = None
         self._admission: Admission | None = None
 
@@ -235,17 +238,20 @@ class RoomHandler(tornado.websocket.WebSocketHandler):
             return
         access = await resolve_access(session, resource_id)
         live = await self.context.registry.open(format_resource_id(access.info.id), kind, file_id, access.info.id, session)
+        self.live = live
         self.room = live.room
         self.participant = Participant(self, identity, access.role, session)
         live.room.join(self.participant)
         if self._closed:  # the client left while the room was loading
             self.on_close()
             return
-        if not access.can_edit or live.room.read_only:
+        if not access.can_edit or live.read_only:
             self.send(live.room.role_message(self.participant))
+        if live.save_problem:  # a tab that joins while saves fail is told too
+            self.send(raw_json_message(live.save_problem))
 
     async def on_message(self, message: str | bytes) -> None:
-        if self.participant is None or self.room is None or self._closed:
+        if self.participant is None or self.room is None or self._closed or self._closing:
             return
         if isinstance(message, str):
             self.close(CloseCode.POLICY, "text frames are not part of the protocol")
@@ -255,12 +261,28 @@ class RoomHandler(tornado.websocket.WebSocketHandler):
         except ProtocolError as exc:
             log.warning("protocol error room=%s user=%s error=%s", self.room.key, self.participant.identity.label, exc)
             self.close(CloseCode.POLICY, str(exc)[:120])
+        except (UpdateRefused, JournalUnavailable) as exc:
+            code, reason = close_for(exc)
+            log.warning("update refused room=%s user=%s site=%s code=%s error=%s",
+                        self.room.key, self.participant.identity.label, self.participant.identity.idp, code, exc)
+            self.close(code, reason)
+        except Exception as exc:  # noqa: BLE001 - a bug must close only this connection, with a reason
+            log.exception("frame handling failed room=%s user=%s site=%s",
+                          self.room.key, self.participant.identity.label, self.participant.identity.idp)
+            self.close(*close_for(exc))
 
-    async def _save(self, participant: Participant) -> str:
-        if not participant.can_edit:
-            return "failed"
-        live = self.context.registry.rooms.get(self.room.key)
-        return await live.storage.save() if live is not None else "failed"
+    def _save(self, participant: Participant, save_id: int) -> None:
+        """A save request (Ctrl+S): answered when the save is done, without
+        holding up this connection's next frames meanwhile."""
+
+        def reply(status: str) -> None:
+            participant.connection.send(save_reply(save_id, status))
+
+        live = self.live
+        if not participant.can_edit or live is None:
+            reply("failed")
+            return
+        live.request_save(reply)
 
     def on_close(self) -> None:
         self._closed = True
@@ -296,10 +318,9 @@ class RoomHandler(tornado.websocket.WebSocketHandler):
             future.exception()  # a closed socket is handled by on_close
 
     def send_json(self, payload: dict) -> None:
-        from cs3collab.service.protocol import raw_json_message
-
         self.send(raw_json_message(payload))
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
+        self._closing = True  # frames already on their way are not handled any more
         if not self._closed:
             super().close(code, reason)

@@ -73,6 +73,7 @@ class CloseCode(IntEnum):
     SESSION = 1003           # fatal for this tab: unknown session, access revoked, bad document
     POLICY = 1008            # a frame broke the protocol; the client may reconnect
     TOO_BIG = 1009           # a frame above the size limit
+    RETRY = 1011             # the service could not keep the sender's change; it reconnects and resends it
     BAD_REQUEST = 4400
     FORBIDDEN = 4403
     NOT_FOUND = 4404
@@ -209,7 +210,7 @@ def parse_awareness(payload: bytes) -> list[tuple[int, int, dict | None]]:
         raw, pos = _read_var_bytes(payload, pos)
         try:
             state = json.loads(raw.decode("utf-8")) if raw else None
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # nested past what JSON reading allows
             raise ProtocolError("awareness state is not JSON") from None
         if state is not None and not isinstance(state, dict):
             raise ProtocolError("awareness state is not a JSON object")

@@ -7,40 +7,215 @@ grace period for someone to come back, then flushes what is unsaved,
 releases the lock, compacts its journal and is freed. A room with a save
 still failing is kept (and retried) rather than freed.
 
-The registry owns every room's background task (saving, polling, locking)
-in its own task group; nothing here starts a loose task.
+Each live room has one owner, :class:`LiveRoom`: its document, storage,
+lock, access checks, read-only state and the task group of its background
+work, each loop supervised (an unexpected failure is logged, counted and
+retried with backoff; it never ends the room's other work). The registry
+runs every room in its own task group; nothing here starts a loose task.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+import time
+from collections.abc import Awaitable, Callable
 
 from cs3collab.cs3 import Session
-from cs3collab.service import kinds
+from cs3collab.service import documents, kinds
 from cs3collab.service.access import AccessWatcher
 from cs3collab.service.awareness import AwarenessSettings
 from cs3collab.service.documents import DocumentKind
+from cs3collab.service.guard import DocumentLimits
 from cs3collab.service.journal import Journal
-from cs3collab.service.room import Room
+from cs3collab.service.room import Participant, Room
 from cs3collab.service.storage import RoomStorage, StorageSettings
 from cs3collab.service.worker import DocumentWorker
 
 log = logging.getLogger("cs3collab.service.registry")
 
 
-@dataclass
-class LiveRoom:
-    """A room, its CS3 side and the task that runs them."""
+SUPERVISED_BACKOFF_MAX = 60.0
+"""Longest wait, in seconds, before background work that failed is started again."""
 
-    room: Room
-    storage: RoomStorage
-    access: AccessWatcher
-    task: asyncio.Task | None = None
-    closer: asyncio.Task | None = None
-    closing: asyncio.Future | None = None  # set while the room is being closed
-    ready: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+class LiveRoom:
+    """The one owner of a live room: its document and participants (``room``),
+    its CS3 side (saving, polling, the lock), its access re-checks, its
+    read-only state and the task group of its background work.
+
+    Handlers and the versions service use only the public surface below;
+    the parts behind it are this object's.
+
+    Args:
+        room: the room (document, journal handle, participants).
+        resource_id: the file's CS3 resource id.
+        settings: timings of its CS3 side.
+        documents_worker: where documents are serialized and parsed.
+        access_recheck: seconds between access re-checks.
+    """
+
+    def __init__(self, room: Room, resource_id, settings: StorageSettings, documents_worker: DocumentWorker,
+                 access_recheck: float) -> None:
+        self.room = room
+        self.settings = settings
+        self._storage = RoomStorage(room, resource_id, settings, documents_worker)
+        self._access = AccessWatcher(room, resource_id, access_recheck)
+        self._storage.before_save = self._access.check  # nobody who lost access is saved as
+        self.failures: dict[str, int] = {}  # unexpected failures of background work, by name
+        self.task: asyncio.Task | None = None
+        self.closer: asyncio.Task | None = None
+        self.closing: asyncio.Future | None = None  # set while the room is being closed
+        self.ready: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._work: asyncio.TaskGroup | None = None
+
+    # -- public surface --------------------------------------------------------------
+
+    @property
+    def key(self) -> str:
+        return self.room.key
+
+    @property
+    def kind(self):
+        return self.room.kind
+
+    @property
+    def path(self) -> str:
+        return self._storage.path
+
+    @property
+    def read_only(self) -> str | None:
+        """Why nobody may edit the room (another app's lock), or None."""
+        return self.room.read_only
+
+    @property
+    def lock_id(self) -> str:
+        """The id of the CS3 lock this room takes ("" before it has one)."""
+        return self._storage.lock.lock_id or ""
+
+    @property
+    def held_lock_id(self) -> str:
+        """The lock id writes must present now ("" when the room holds no lock)."""
+        return self._storage.lock.upload_lock_id
+
+    @property
+    def unsaved(self) -> bool:
+        return self._storage.unsaved
+
+    @property
+    def persisted_etag(self) -> str:
+        return self._storage.persisted_etag
+
+    @property
+    def persisted_seq(self) -> int:
+        return self._storage.persisted_seq
+
+    @property
+    def save_problem(self) -> dict | None:
+        """The RAW ``cs3collab:save-failed`` notice while saves fail, else None."""
+        return self._storage.save_problem
+
+    async def save(self) -> str:
+        """Save now if anything is unsaved: ``success``, ``skipped`` or ``failed``.
+        Never raises for a failed save (it is logged, counted and retried)."""
+        try:
+            return await self._storage.save()
+        except Exception:
+            self._failed("save")
+            return "failed"
+
+    def request_save(self, reply: Callable[[str], None]) -> None:
+        """Save in the room's own task group and ``reply(status)`` when done:
+        the caller (a connection handling a frame) does not wait for CS3."""
+        if self._work is None:
+            reply("failed")
+            return
+
+        async def save_and_reply() -> None:
+            reply(await self.save())
+
+        self._work.create_task(save_and_reply(), name=f"save:{self.key}")
+
+    async def edit(self, change: Callable[..., None], *, quiet: bool = False, author: Participant | None = None) -> int:
+        """A server-authored change, ``change(document)``: journaled, then shown (see Room.edit);
+        ``author``: on whose behalf (a shared kernel's run)."""
+        return await self.room.edit(change, quiet=quiet, author=author)
+
+    async def restore(self, content, restorer: Participant) -> tuple[int, str]:
+        """Make the live document ``content`` (a version's), as ``restorer``,
+        merged like an edit so that nobody is thrown out; then save.
+
+        Returns the journal sequence of the change (0: nothing changed) and
+        the save's status. The caller checks :attr:`read_only` first; raises
+        UpdateRefused when the version is beyond the room's limits.
+        """
+        # no await between reading the room's state and trying the change:
+        # the delta is exactly "this state -> the version", in one transaction
+        delta = documents.outside_edit_update(self.room.kind, self.room.candidate.doc.get_update(), content)
+        seq = await self.room.apply(delta, author=restorer)
+        return seq, await self.save()
+
+    def notify(self, payload: dict) -> None:
+        """A RAW JSON message to every participant."""
+        self.room.notify(payload)
+
+    def serialized(self) -> bytes:
+        """The file content of the live document (InvalidDocument if it would not validate)."""
+        return documents.serialize(self.room.kind, self.room.document, where=self._storage.path or self.key)
+
+    # -- lifecycle (the registry's) ------------------------------------------------------
+
+    async def load(self, session: Session) -> None:
+        await self._storage.load(session)
+
+    async def run(self) -> None:
+        """The room's background work until cancelled: saving, polling, the
+        lock, access re-checks and requested saves, each supervised."""
+        async with asyncio.TaskGroup() as work:
+            self._work = work
+            work.create_task(self._supervised("saving", self._storage.save_loop))
+            work.create_task(self._supervised("polling", self._storage.poll_loop))
+            work.create_task(self._supervised("locking", lambda: self._storage.lock.run(self._storage.sessions)))
+            work.create_task(self._supervised("access", self._access.run))
+
+    async def _supervised(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
+        """Run ``work`` until it returns; an unexpected exception is logged
+        (room, file, traceback), counted and ``work`` started again after a
+        backoff (retry delay, doubling up to a minute); the room's other work
+        carries on meanwhile."""
+        delay = self.settings.retry_delay
+        while True:
+            started = time.monotonic()
+            try:
+                await work()
+                return
+            except Exception:
+                self._failed(name)
+            if time.monotonic() - started > SUPERVISED_BACKOFF_MAX:
+                delay = self.settings.retry_delay  # it had been healthy for a while
+            await asyncio.sleep(delay)  # backoff before starting the work again
+            delay = min(delay * 2, SUPERVISED_BACKOFF_MAX)
+
+    def _failed(self, name: str) -> None:
+        self.failures[name] = self.failures.get(name, 0) + 1
+        log.exception(
+            "room background work failed, retrying room=%s path=%s work=%s failures=%d",
+            self.key, self._storage.path, name, self.failures[name],
+        )
+
+    async def close(self) -> bool:
+        """Flush and release the lock; False if something is still unsaved
+        (then the room must be kept)."""
+        try:
+            await self._storage.close()
+        except Exception:
+            self._failed("close")
+        return not self._storage.unsaved
+
+    async def compact(self) -> None:
+        """Fold the journal into the last saved state (the room is being freed)."""
+        if self._storage.persisted_seq:
+            await self.room.journal.compact(self.key, self._storage.persisted_state, self._storage.persisted_seq)
 
 
 class RoomRegistry:
@@ -64,8 +239,10 @@ class RoomRegistry:
         documents_worker: DocumentWorker,
         access_recheck: float = 5.0,
         awareness: AwarenessSettings | None = None,
+        limits: DocumentLimits | None = None,
     ) -> None:
         self.journal = journal
+        self.limits = limits or DocumentLimits()
         self.access_recheck = access_recheck
         self.awareness = awareness
         self.documents_worker = documents_worker
@@ -109,14 +286,12 @@ class RoomRegistry:
         if live is None:
             if self._tasks is None:
                 raise RuntimeError("the room registry is not running")
-            room = Room(key, kind, file_id, self.journal, self.awareness)
-            storage = RoomStorage(room, resource_id, self.settings, self.documents_worker)
-            live = LiveRoom(room, storage, AccessWatcher(room, resource_id, self.access_recheck))
-            storage.before_save = live.access.check  # nobody who lost access is saved as
+            room = Room(key, kind, file_id, self.journal, self.awareness, self.limits)
+            live = LiveRoom(room, resource_id, self.settings, self.documents_worker, self.access_recheck)
             self.rooms[key] = live
             try:
                 await kinds.adopt_journal(self.journal, key, kind)  # one history, one schema
-                await live.storage.load(session)
+                await live.load(session)
             except BaseException as exc:
                 del self.rooms[key]
                 live.ready.set_exception(exc)
@@ -141,13 +316,11 @@ class RoomRegistry:
         await self._close(key)
 
     async def _run_room(self, live: LiveRoom) -> None:
-        """A room's background work; its failure must not end the other rooms'."""
+        """A room's background work (supervised inside); nothing of it may end the other rooms'."""
         try:
-            async with asyncio.TaskGroup() as work:
-                work.create_task(live.storage.run())
-                work.create_task(live.access.run())
+            await live.run()
         except Exception:
-            log.exception("room background work failed room=%s", live.room.key)
+            log.exception("room background work ended room=%s", live.room.key)
 
     def released(self, key: str) -> None:
         """Called when a participant left: schedule closing an empty room."""
@@ -170,17 +343,16 @@ class RoomRegistry:
             return
         live.closing = asyncio.get_running_loop().create_future()
         try:
-            await live.storage.close()
-            if live.storage.unsaved and not self._stopped.is_set():
+            saved = await live.close()
+            if not saved and not self._stopped.is_set():
                 log.warning("room kept open: its last save failed room=%s", key)
                 live.closer = self._tasks.create_task(self._close_after_grace(key), name=f"close:{key}")
                 return
             if live.task is not None:
                 live.task.cancel()
-            if live.storage.persisted_seq:
-                await self.journal.compact(key, live.storage.persisted_state, live.storage.persisted_seq)
+            await live.compact()
             del self.rooms[key]
-            log.info("room closed room=%s unsaved=%s", key, live.storage.unsaved)
+            log.info("room closed room=%s unsaved=%s", key, live.unsaved)
         finally:
             closing, live.closing = live.closing, None
             closing.set_result(None)

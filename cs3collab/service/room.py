@@ -4,9 +4,12 @@ The room owns the Y document of one CS3 file (one room per resource id),
 its awareness, and the set of connected participants. It enforces the two
 rules that make the service trustworthy:
 
-* **durable before visible**: an update from an editor is applied to the
-  document, appended to the journal, and only once the journal says it is
-  durable is it broadcast to the others (and so acknowledged);
+* **durable before visible**: an update from an editor is tried on the
+  room's candidate document (:mod:`cs3collab.service.guard`: refused there,
+  before anyone sees it, if it would break the notebook), its effect is
+  appended to the journal, and only once the journal says it is durable is
+  it applied to the live document and broadcast to the others (and so
+  acknowledged). A failed append leaves it in no document;
 * **roles are the server's**: updates from viewers are dropped (and
   logged); their awareness still flows, so they are seen following along.
 
@@ -15,7 +18,8 @@ that breaks the protocol raises :class:`~cs3collab.service.protocol.ProtocolErro
 for the caller to close *that* connection; the room carries on.
 
 The CS3 side of a room (loading, saving, the lock, outside edits) is in
-:mod:`cs3collab.service.storage`; the room only exposes what it needs.
+:mod:`cs3collab.service.storage`; the room's one owner, which handlers use,
+is :class:`cs3collab.service.registry.LiveRoom`.
 """
 
 from __future__ import annotations
@@ -31,10 +35,10 @@ from typing import Any, Protocol
 from pycrdt import Awareness, Doc, TransactionEvent
 
 from cs3collab.cs3 import Session
-from cs3collab.service import protocol
-from cs3collab.service.awareness import AwarenessPolicy, AwarenessSettings
 from cs3collab.service import metrics, protocol
+from cs3collab.service.awareness import AwarenessPolicy, AwarenessSettings
 from cs3collab.service.documents import DocumentKind
+from cs3collab.service.guard import Candidate, DocumentLimits, UpdateRefused
 from cs3collab.service.identity import EDITOR, Identity
 from cs3collab.service.journal import Journal
 from cs3collab.service.protocol import MessageType, ProtocolError, SyncType
@@ -42,6 +46,10 @@ from cs3collab.service.protocol import MessageType, ProtocolError, SyncType
 log = logging.getLogger("cs3collab.service.room")
 
 EMPTY_UPDATE = b"\x00\x00"
+
+
+class JournalUnavailable(RuntimeError):
+    """A change the journal could not store: it was neither shown nor kept."""
 
 
 class Connection(Protocol):
@@ -89,7 +97,8 @@ class Room:
     """
 
     def __init__(
-        self, key: str, kind: DocumentKind, file_id: str, journal: Journal, awareness: AwarenessSettings | None = None
+        self, key: str, kind: DocumentKind, file_id: str, journal: Journal,
+        awareness: AwarenessSettings | None = None, limits: DocumentLimits | None = None,
     ) -> None:
         self.key = key
         self.kind = kind
@@ -97,88 +106,126 @@ class Room:
         self.journal = journal
         self.doc = Doc()
         self.document = kind.wrap(self.doc)
+        self.candidate = Candidate(kind, limits or DocumentLimits())
         self.awareness = Awareness(self.doc)
         self.awareness_policy = AwarenessPolicy(self, awareness or AwarenessSettings())
         self.participants: set[Participant] = set()
         self.last_seq = 0
         self.read_only: str | None = None
         self.last_change = time.monotonic()
-        self._capture: list[bytes] | None = None
-        self._in_flight = 0  # changes applied to the document, not yet durable
+        self._pending: list[bytes] = []  # changes in the candidate, not yet durable (nor in the live doc)
+        self._committing = False
+        self._in_flight = 0  # commits whose journal appends are under way
         self._settled = asyncio.Event()
         self._settled.set()
         self._change_listeners: list[Callable[[Participant | None], None]] = []
-        self.doc.observe(self._on_transaction)
+        self._live_subscription = self.doc.observe(self._on_live_transaction)
 
     # -- content -------------------------------------------------------------
+    #
+    # Two documents of the same content: ``candidate`` (guard.Candidate) runs
+    # ahead and is where every change is made or tried; ``doc``, the live
+    # document that participants see, only ever receives a change once the
+    # journal holds it. A refused update or a failed append therefore never
+    # reaches the live document; the candidate is rebuilt from it.
 
-    def _on_transaction(self, event: TransactionEvent) -> None:
-        if self._capture is not None and event.update != EMPTY_UPDATE:
-            self._capture.append(event.update)
+    def _on_live_transaction(self, event: TransactionEvent) -> None:
+        if self._committing or event.update == EMPTY_UPDATE:
+            return
+        # someone changed the live document directly (bypassing edit()): keep
+        # the candidate in step, and say so, since that change is not journaled
+        log.warning("live document changed outside the room's commit path room=%s bytes=%d", self.key, len(event.update))
+        self.candidate.doc.apply_update(event.update)
 
-    def _apply_capturing(self, update: bytes) -> list[bytes]:
-        """Apply an update and return what it changed (possibly nothing)."""
-        self._capture = []
-        try:
-            self.doc.apply_update(update)
-            return self._capture
-        finally:
-            self._capture = None
+    def _rebuild_candidate(self) -> None:
+        self.candidate.rebuild(self.doc, self._pending)
 
     def restore(self, updates: list[bytes], last_seq: int) -> None:
         """Rebuild the document from journal entries (no broadcast: nobody is connected)."""
-        for update in updates:
-            self.doc.apply_update(update)
+        self._committing = True
+        try:
+            for update in updates:
+                self.doc.apply_update(update)
+        finally:
+            self._committing = False
         self.last_seq = last_seq
+        self._rebuild_candidate()
 
     async def apply(self, update: bytes, author: Participant | None) -> int:
-        """Apply an update, make it durable, then broadcast it.
+        """Try an update on the candidate, make its effect durable, then show it.
 
-        Returns the journal sequence of the last change (0 if it changed
-        nothing). Raises ProtocolError when the update cannot be applied.
+        An update from a participant is checked (guard.Candidate): a refused
+        one raises UpdateRefused and nobody sees any of it. Returns the
+        journal sequence of the last change (0 if it changed nothing).
+        Raises ProtocolError when the update cannot be applied, and
+        JournalUnavailable when its effect could not be made durable (then
+        it is in no document).
         """
         try:
-            changes = self._apply_capturing(update)
-        except Exception as exc:  # pycrdt raises plain exceptions for undecodable updates
+            changes = self.candidate.apply(update, check=author is not None)
+        except UpdateRefused:
+            self._rebuild_candidate()
+            raise
+        except BaseException as exc:  # pycrdt raises plain exceptions (and pyo3 panics) for bad updates
+            if isinstance(exc, (KeyboardInterrupt, SystemExit, asyncio.CancelledError)):
+                raise
+            self._rebuild_candidate()  # whatever part of it was applied goes too
             raise ProtocolError(f"update does not apply: {exc}") from None
         return await self._commit(changes, author, notify=True)
 
-    async def edit(self, change: Callable[[], None], *, quiet: bool = False, author: Participant | None = None) -> int:
-        """Change the document as the server, in one transaction: applied,
-        made durable, then broadcast, exactly like a client's update.
+    async def edit(self, change: Callable[..., None], *, quiet: bool = False, author: Participant | None = None) -> int:
+        """Change the document as the server, in one transaction: made
+        durable, then shown, exactly like a client's update.
 
-        ``quiet`` changes (the document's ``state`` after a save) are not
-        reported to change listeners: they are not content and need no save.
-        ``author``: on whose behalf (a shared kernel's run): that participant
-        counts as a contributor, so its session can save the change.
+        ``change(document)`` receives the document to change (the room's
+        jupyter_ydoc document, as its candidate; never write to
+        ``room.document`` directly). ``quiet`` changes (the document's
+        ``state`` after a save) are not reported to change listeners: they
+        are not content and need no save. ``author``: on whose behalf (a
+        shared kernel's run): that participant counts as a contributor, so
+        its session can save the change. Raises JournalUnavailable when the
+        change could not be made durable (it is then undone).
         """
-        self._capture = []
         try:
-            with self.doc.transaction():
-                change()
-            changes = self._capture
-        finally:
-            self._capture = None
+            changes = self.candidate.edit(change)
+        except BaseException:
+            self._rebuild_candidate()
+            raise
         return await self._commit(changes, author, notify=not quiet)
 
     async def _commit(self, changes: list[bytes], author: Participant | None, *, notify: bool) -> int:
         seq = 0
-        if changes:
-            self._in_flight += 1
-            self._settled.clear()
+        if not changes:
+            return seq
+        self._in_flight += 1
+        self._settled.clear()
+        self._pending.extend(changes)
         try:
-            for change in changes:
+            for index, change in enumerate(changes):
                 started = time.perf_counter()
-                seq = await self.journal.append(self.key, change)
+                try:
+                    seq = await self.journal.append(self.key, change)
+                except Exception as exc:
+                    # not durable: nobody may see it, and no document keeps it
+                    for undone in changes[index:]:
+                        self._forget_pending(undone)
+                    self._rebuild_candidate()
+                    log.error("journal append failed, change dropped room=%s error=%r", self.key, exc)
+                    raise JournalUnavailable(f"the journal could not store a change: {exc}") from exc
+                self._forget_pending(change)
+                self._committing = True
+                try:
+                    self.doc.apply_update(change)
+                finally:
+                    self._committing = False
                 self.last_seq = max(self.last_seq, seq)
                 self.broadcast(protocol.update_message(change), exclude=author)
                 metrics.update_broadcast(started)
         finally:
-            if changes:
-                self._in_flight -= 1
-                if not self._in_flight:
-                    self._settled.set()
-        if changes and notify:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._settled.set()
+        if notify:
             self.last_change = time.monotonic()
             if author is not None:
                 author.contributed = True
@@ -186,14 +233,19 @@ class Room:
                 listener(author)
         return seq
 
+    def _forget_pending(self, change: bytes) -> None:
+        for i, pending in enumerate(self._pending):
+            if pending is change:
+                del self._pending[i]
+                return
+
     async def settled(self) -> None:
         """Wait for a moment when everything in the document is durable.
 
-        The document holds a change from the moment it is applied, while its
-        journal append is still in flight; whatever reads the document for
-        someone else (a step 2 for a joining client, a save) first waits for
-        this and then reads without yielding, so it never shows or saves a
-        change that a crash could still lose.
+        The live document only receives durable changes, but appends finish
+        one by one: a save, which names the content it writes by the journal
+        sequence, first waits for this and then reads without yielding, so
+        ``last_seq`` and the document agree.
         """
         while self._in_flight:
             await self._settled.wait()
@@ -251,16 +303,19 @@ class Room:
 
     # -- frames ----------------------------------------------------------------
 
-    async def receive(self, participant: Participant, data: bytes, on_save: Callable[[Participant], Any]) -> None:
+    async def receive(self, participant: Participant, data: bytes, on_save: Callable[[Participant, int], None]) -> None:
         """Handle one frame from a participant.
 
-        ``on_save(participant)`` is awaited for a save request and returns
-        the status to reply (``success``, ``skipped`` or ``failed``).
+        ``on_save(participant, save_id)`` is called for a save request; it
+        must not wait for CS3 (the sender's next frames are handled only
+        once this returns): it starts the save and replies when it is done.
+        Raises ProtocolError, UpdateRefused or JournalUnavailable for the
+        caller to close this connection; the room carries on.
         """
         frame = protocol.parse_frame(data)
         if frame.type == MessageType.SYNC:
             if frame.sync == SyncType.STEP1:
-                await self.settled()  # durable before visible, for joining clients too
+                # the live document holds durable changes only: no need to wait
                 try:
                     missing = self.doc.get_update(frame.payload)
                 except Exception as exc:
@@ -283,8 +338,7 @@ class Room:
         elif frame.type == MessageType.AWARENESS:
             self.awareness_policy.receive(participant, frame.payload)  # own ids only, vouched, coalesced, relayed
         elif frame.type == MessageType.RAW:
-            status = await on_save(participant)
-            participant.connection.send(protocol.save_reply(frame.save_id, status))
+            on_save(participant, frame.save_id)
         elif frame.type == MessageType.QUERY_AWARENESS:
             ids = list(self.awareness.states)
             participant.connection.send(protocol.awareness_message(self.awareness.encode_awareness_update(ids)))

@@ -35,13 +35,16 @@ from pycrdt import Doc
 
 from cs3collab.cs3 import CS3Error, FailedPrecondition, NotFound, PermissionDenied, Session, Unauthenticated, Unavailable
 from cs3collab.cs3.refs import format_resource_id
-from cs3collab.service import metrics, worker
+from cs3collab.service import metrics, save_records, worker
 from cs3collab.service.documents import InvalidDocument
 from cs3collab.service.locking import LockKeeper
+from cs3collab.service.logthrottle import LogThrottle
 from cs3collab.service.room import Participant, Room
 from cs3collab.service.worker import DocumentWorker
 
 log = logging.getLogger("cs3collab.service.storage")
+throttle = LogThrottle(60.0)
+"""Repeated failures of one room (poll, save) are logged at most once a minute."""
 
 LOCK_ID_META = "lock_id"
 """Journal meta key of the room's CS3 lock id."""
@@ -49,7 +52,6 @@ LOCK_ID_META = "lock_id"
 SAVING_META = "saving"
 """Journal meta key of the save being uploaded: ``{"seq", "sha256"}`` of its content."""
 
-SAVE_KEY_PREFIX = "cs3collab.save."
 MERGED_META = "merged_outside"
 """Journal meta: ``{"etag", "seqs"}`` of outside edits merged while the room
 had unsaved edits: the stored file (``etag``) is the last saved state plus
@@ -57,7 +59,6 @@ the updates at ``seqs``, so a restart does not merge it a second time."""
 READ_ONLY_STATE = "cs3collab:readOnly"
 """Key in the document's ``state`` map: why the room is read-only for everyone
 ("locked by <app> (<user>)"), or "" when it is not."""
-"""Arbitrary metadata key prefix: ``cs3collab.save.<etag>`` describes the save that produced that etag."""
 
 
 @dataclass(frozen=True)
@@ -70,10 +71,6 @@ class StorageSettings:
     retry_delay: float = 2.0
     lock_lifetime: float = 120.0
     app_name: str = "cs3collab"
-
-
-def _etag_key(etag: str) -> str:
-    return SAVE_KEY_PREFIX + etag.strip('"')
 
 
 class RoomStorage:
@@ -97,8 +94,10 @@ class RoomStorage:
         self.persisted_etag = ""
         self.persisted_seq = 0
         self.unsaved = False
-        self.read_only_reason: str | None = None
         self.last_save_status = "success"
+        self.save_failures = 0  # saves failed in a row (told to participants on the first)
+        self._failure_reason: str | None = None
+        self.save_problem: dict | None = None  # the save-failed notice while saves fail (for joiners)
         self._authors: dict[str, str] = {}
         self._writers: dict[str, Session] = {}
         self._save_lock = asyncio.Lock()
@@ -107,6 +106,11 @@ class RoomStorage:
         self._dirty = asyncio.Event()
         self.lock = LockKeeper(resource_id, settings.app_name, settings.lock_lifetime, self.where)
         room.on_change(self._changed)
+
+    @property
+    def read_only_reason(self) -> str | None:
+        """Why nobody may edit (another app's lock), or None: the room's one flag."""
+        return self.room.read_only
 
     @property
     def persisted_state(self) -> bytes:
@@ -246,17 +250,9 @@ class RoomStorage:
             self._writers[author.identity.uid] = author.session
         self._dirty.set()
 
-    async def run(self) -> None:
-        """The room's background work: debounced saves and polling for outside edits.
-
-        Runs until cancelled (the room's owner cancels it on close).
-        """
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self._save_loop())
-            tasks.create_task(self._poll_loop())
-            tasks.create_task(self.lock.run(self._sessions))
-
-    async def _save_loop(self) -> None:
+    async def save_loop(self) -> None:
+        """Debounced saves, retried while they fail; runs until cancelled
+        (the room's owner supervises it)."""
         while True:
             await self._dirty.wait()
             first = time.monotonic()
@@ -267,15 +263,20 @@ class RoomStorage:
                     break
                 await asyncio.sleep(delay)  # debounce timer
             self._dirty.clear()
-            status = await self.save()
+            try:
+                status = await self.save()
+            except Exception:
+                self._dirty.set()  # still unsaved: the owner's supervisor retries after a backoff
+                raise
             if status == "failed" and self.unsaved and not self.read_only_reason:
                 await asyncio.sleep(self.settings.retry_delay)
                 self._dirty.set()
 
-    async def _poll_loop(self) -> None:
+    async def poll_loop(self) -> None:
+        """Polls Stat for outside edits and locks; runs until cancelled."""
         while True:
             await asyncio.sleep(self.settings.poll_interval)
-            session = next(iter(self._sessions()), None)
+            session = next(iter(self.sessions()), None)
             if session is None or self._save_lock.locked():
                 continue
             # Stat under the save lock: an etag read before a save of ours
@@ -287,12 +288,22 @@ class RoomStorage:
                     if info.etag != self.persisted_etag:
                         await self._merge_outside(session, info.etag)
                 except CS3Error as exc:
-                    log.warning("poll failed room=%s path=%s error=%s", self.room.key, self.path, exc)
+                    if isinstance(exc, (NotFound, PermissionDenied, Unauthenticated)):
+                        # this session lost the file (a revoked share): stop acting
+                        # with it; with nobody left who has access, polling stops
+                        self._forget_session(session)
+                    throttle.log(log, logging.WARNING, (self.room.key, "poll"),
+                                 "poll failed room=%s path=%s error=%s", self.room.key, self.path, exc)
                     continue
             await self.lock.learn_holder(info, session)
             await self._update_read_only(info)
 
-    def _sessions(self) -> list[Session]:
+    def _forget_session(self, session: Session) -> None:
+        """A departed contributor's session that lost access is not used again."""
+        for uid in [uid for uid, s in self._writers.items() if s is session]:
+            del self._writers[uid]
+
+    def sessions(self) -> list[Session]:
         """Sessions to act with: connected editors (contributors first), then
         departed contributors, then anyone connected."""
         sessions = [p.session for p in self.room.editors()]
@@ -305,12 +316,11 @@ class RoomStorage:
         foreign = self.lock.foreign_holder(info)
         reason = f"locked by {foreign}" if foreign else None
         if reason != self.read_only_reason:
-            self.read_only_reason = reason
             self.room.read_only = reason
             self.room.notify({"type": "cs3collab:read-only", "reason": reason})
             # also in the document's state, so that a tab that joins later (or
             # missed the message while connecting) reads it with the sync
-            await self._quiet_state_edit(lambda: self._set_state(READ_ONLY_STATE, reason or ""))
+            await self._quiet_state_edit(lambda document: self._set_state(document, READ_ONLY_STATE, reason or ""))
             log.info("room read-only state changed room=%s path=%s reason=%s", self.room.key, self.path, reason)
             if reason is None and self.unsaved:
                 self._dirty.set()
@@ -377,26 +387,49 @@ class RoomStorage:
             if self.before_save is not None:
                 await self.before_save()
             started = time.perf_counter()
+            failure = ("storage", "The notebook could not be saved to storage; retrying.")
             try:
                 status = await self._save_once()
             except CS3Error as exc:  # everything stays in the journal; the save loop retries
                 log.warning("save failed room=%s path=%s error=%r", self.room.key, self.path, exc)
                 status = "failed"
+            except InvalidDocument as exc:  # the live state is kept (and journaled); retried too
+                log.error("not saving invalid document room=%s path=%s error=%s", self.room.key, self.path, exc)
+                status = "failed"
+                failure = ("invalid", "The notebook is not valid nbformat and cannot be saved; retrying.")
+            except Exception:  # a bug, or the document worker dying on this state: retried all the same
+                log.exception("save failed unexpectedly room=%s path=%s", self.room.key, self.path)
+                status = "failed"
+                failure = ("error", "The notebook could not be saved (internal error); retrying.")
+            if status == "failed":
+                self._save_failed(*failure)
+            elif status == "success":
+                self.save_failures, self._failure_reason, self.save_problem = 0, None, None
             metrics.saved(status, started)
             self.last_save_status = status
             return status
+
+    def _save_failed(self, reason: str, message: str) -> None:
+        """Tell the participants once per run of failures (and again when the
+        reason changes): RAW ``{"type": "cs3collab:save-failed", "reason",
+        "message"}``; the next ``cs3collab:saved`` tells them it is over."""
+        self.save_failures += 1
+        self.save_problem = {"type": "cs3collab:save-failed", "reason": reason, "message": message}
+        if self.save_failures == 1 or reason != self._failure_reason:
+            self.room.notify(self.save_problem)
+            log.warning("participants told the room cannot save room=%s path=%s reason=%s failures=%d",
+                        self.room.key, self.path, reason, self.save_failures)
+        self._failure_reason = reason
 
     async def _save_once(self) -> str:
         for _attempt in range(2):
             await self.room.settled()  # then read without yielding: seq names exactly this content
             seq, state = self.room.last_seq, self.room.doc.get_update()
-            try:
-                data = await self.documents_worker.run(
-                    worker.serialize_state, self.room.kind.doc_type, state, self.path or self.where
-                )
-            except InvalidDocument as exc:
-                log.error("not saving invalid document room=%s path=%s error=%s", self.room.key, self.path, exc)
-                return "failed"
+            self.room.candidate.size = len(state)  # the size limit counts what the document is now
+            # InvalidDocument (for anything serialization raises) goes to save()
+            data = await self.documents_worker.run(
+                worker.serialize_state, self.room.kind.doc_type, state, self.path or self.where
+            )
             # what is about to be uploaded, so that a restart after a crash in
             # the middle of this save knows the new file content as ours
             intent = {"seq": seq, "sha256": hashlib.sha256(data).hexdigest()}
@@ -423,7 +456,10 @@ class RoomStorage:
                 )
                 return session, etag
             except (Unauthenticated, PermissionDenied) as exc:
-                log.info("editor cannot save room=%s user=%s error=%s", self.room.key, session.username, exc)
+                if not any(p.session is session for p in self.room.participants):
+                    self._forget_session(session)  # departed, and no longer allowed
+                throttle.log(log, logging.INFO, (self.room.key, "cannot-save", session.username),
+                             "editor cannot save room=%s user=%s error=%s", self.room.key, session.username, exc)
             except FailedPrecondition as exc:
                 log.info("save precondition failed room=%s path=%s error=%s", self.room.key, self.path, exc)
                 info = await session.files.stat(self.resource_id)
@@ -439,9 +475,11 @@ class RoomStorage:
                 await self._merge_outside(session, info.etag)
                 return "conflict"
             except (Unavailable, NotFound) as exc:
-                log.warning("save failed room=%s path=%s error=%s", self.room.key, self.path, exc)
+                throttle.log(log, logging.WARNING, (self.room.key, "save"),
+                             "save failed room=%s path=%s error=%s", self.room.key, self.path, exc)
                 return "failed"
-        log.warning("no editor can save room=%s path=%s", self.room.key, self.path)
+        throttle.log(log, logging.WARNING, (self.room.key, "no-writer"),
+                     "no editor can save room=%s path=%s", self.room.key, self.path)
         return "failed"
 
     async def _saved(self, session: Session, etag: str | None, seq: int, state: bytes) -> None:
@@ -454,11 +492,9 @@ class RoomStorage:
             self._authors.clear()
         await self.room.journal.mark_persisted(self.room.key, seq, etag)
         await self._forget_merged()  # the stored file is our save now
-        record = {"seq": seq, "time": int(time.time()), "authors": sorted(authors), "names": authors}
         try:
-            await session.metadata.set(
-                self.resource_id, {_etag_key(etag): json.dumps(record, separators=(",", ":"))},
-                lock_id=self.lock.upload_lock_id,
+            await save_records.write(
+                session, self.resource_id, etag, seq=seq, names=authors, lock_id=self.lock.upload_lock_id
             )
         except CS3Error as exc:  # the save itself succeeded; only its label is missing
             log.warning("could not record save metadata room=%s path=%s error=%s", self.room.key, self.path, exc)
@@ -472,14 +508,15 @@ class RoomStorage:
         JupyterLab clears its unsaved mark and refreshes its file model, and
         a manual save finds no "File Changed" conflict."""
 
-        def clean() -> None:
-            self.room.document.dirty = False
-            self.room.document.hash = etag
+        def clean(document) -> None:
+            document.dirty = False
+            document.hash = etag
 
         await self._quiet_state_edit(clean, etag)
 
-    def _set_state(self, key: str, value: str) -> None:
-        self.room.document.ystate[key] = value
+    @staticmethod
+    def _set_state(document, key: str, value: str) -> None:
+        document.ystate[key] = value
 
     async def _quiet_state_edit(self, change, etag: str | None = None) -> None:
         """A change of the document's ``state`` map only (not file content):
@@ -499,3 +536,4 @@ class RoomStorage:
         if self.unsaved:
             return  # the room is kept (its owner retries): so is the lock on what is unsaved
         await self.lock.release()
+        throttle.forget(self.room.key)

@@ -33,15 +33,16 @@ import logging
 import time
 import unicodedata
 from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from cs3collab.cs3 import CS3Error, Session
+from cs3collab.cs3 import CS3Error, PermissionDenied, Session
 from cs3collab.cs3.refs import format_resource_id
-from cs3collab.service import documents, ids, worker
+from cs3collab.service import documents, ids, save_records, worker
 from cs3collab.service.documents import NOTEBOOK, TEXT_FILE, DocumentKind
 from cs3collab.service.identity import EDITOR, Access, Identity, resolve_access
 from cs3collab.service.room import Participant
-from cs3collab.service.storage import SAVE_KEY_PREFIX
+from cs3collab.service.save_records import SAVE_KEY_PREFIX
 
 if TYPE_CHECKING:
     from cs3collab.service.registry import LiveRoom, RoomRegistry
@@ -58,6 +59,9 @@ MAX_TAG_LENGTH = 64
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 VERSIONS_CHANGED = {"type": "cs3collab:versions-changed"}
+RESTORED = "cs3collab:restored"
+"""RAW ``{"type": "cs3collab:restored", "by": <display name>, "from": <version time, s>}``
+to a live room's participants when someone restores a version."""
 """RAW JSON message sent to a room's participants when its versions or tags changed."""
 
 
@@ -125,6 +129,18 @@ def page_bounds(limit: str | None, offset: str | None) -> tuple[int, int]:
     if start < 0:
         raise InvalidVersionRequest("offset must not be negative")
     return size, start
+
+
+def lock_json(info) -> dict[str, Any] | None:
+    """The file's CS3 lock as the listing reports it (``{"app", "expires"}``, ISO 8601 UTC),
+    so that a participant from another site sees who holds it (File info)."""
+    lock = info.lock if info.HasField("lock") else None
+    if lock is None or not (lock.lock_id or lock.app_name):
+        return None
+    expires = None
+    if lock.HasField("expiration") and lock.expiration.seconds:
+        expires = datetime.fromtimestamp(lock.expiration.seconds, tz=timezone.utc).isoformat()
+    return {"app": lock.app_name, "expires": expires}
 
 
 @dataclass(frozen=True)
@@ -236,10 +252,9 @@ class _File:
         none (CS3 refuses a lock id on a file that is not locked with it)."""
         if self.live is None:
             return ""
-        keeper = self.live.storage.lock
-        if keeper.lock_id and self.access.info.lock.lock_id == keeper.lock_id:
-            return keeper.lock_id
-        return keeper.upload_lock_id
+        if self.live.lock_id and self.access.info.lock.lock_id == self.live.lock_id:
+            return self.live.lock_id
+        return self.live.held_lock_id
 
     def tags(self) -> dict[str, str]:
         """Tag name -> etag of the tagged content (as CS3 gave it; compare with :func:`plain_etag`)."""
@@ -251,7 +266,7 @@ class _File:
 
     def notify(self) -> None:
         if self.live is not None:
-            self.live.room.notify(VERSIONS_CHANGED)
+            self.live.notify(VERSIONS_CHANGED)
 
 
 class VersionService:
@@ -293,6 +308,7 @@ class VersionService:
             "total": len(versions),
             "offset": offset,
             "limit": limit,
+            "lock": lock_json(file.access.info),
         }
 
     async def _versions(self, session: Session, file: _File) -> list[Version]:
@@ -346,8 +362,8 @@ class VersionService:
         if not isinstance(key, str) or not key:
             raise InvalidVersionRequest('"key" must be a version key or "current"')
         file = await self._file(session, file_id, edit=True)
-        if key == CURRENT and file.live is not None and file.live.storage.unsaved:
-            await file.live.storage.save()
+        if key == CURRENT and file.live is not None and file.live.unsaved:
+            await file.live.save()
             file = await self._file(session, file_id, edit=True)
         version = await self._version(session, file, key)
         await session.metadata.set(file.resource_id, {TAG_KEY_PREFIX + name: version.etag}, lock_id=file.lock_id)
@@ -391,27 +407,22 @@ class VersionService:
     async def _restore_live(self, session: Session, identity: Identity, file: _File, version: Version) -> RestoreResult:
         live = file.live
         assert live is not None
-        room, storage = live.room, live.storage
         data = await self._download(session, file, version.key)
         content = await self.registry.documents_worker.run(
-            worker.parse_content, room.kind.doc_type, data, room.key, self._describe(file, version.key)
+            worker.parse_content, live.kind.doc_type, data, live.key, self._describe(file, version.key)
         )
-        if room.read_only or storage.read_only_reason:
-            raise RoomReadOnly(
-                f"{file.where} is read-only ({room.read_only or storage.read_only_reason}): it cannot be restored now"
-            )
-        # no await between reading the room's state and applying the change:
-        # the delta is exactly "this state -> the version", in one transaction
-        delta = documents.outside_edit_update(room.kind, room.doc.get_update(), content)
+        if live.read_only:
+            raise RoomReadOnly(f"{file.where} is read-only ({live.read_only}): it cannot be restored now")
         restorer = Participant(_NoConnection(), identity, EDITOR, session)
-        seq = await room.apply(delta, author=restorer)
-        log.info("restoring live room=%s key=%s user=%s seq=%d", room.key, version.key, identity.label, seq)
-        status = await storage.save()
-        saved = status == "success" and (seq == 0 or storage.persisted_seq >= seq)
+        seq, status = await live.restore(content, restorer)
+        log.info("restored live room=%s key=%s user=%s seq=%d status=%s", live.key, version.key, identity.label, seq, status)
+        # everyone in the room learns who went back to which version (a notice in each tab)
+        live.notify({"type": RESTORED, "by": identity.display_name, "from": version.time})
+        saved = status == "success" and (seq == 0 or live.persisted_seq >= seq)
         if not saved:
-            log.warning("restored live but not saved yet room=%s key=%s status=%s", room.key, version.key, status)
+            log.warning("restored live but not saved yet room=%s key=%s status=%s", live.key, version.key, status)
             return RestoreResult(version.key, None, live=True, saved=False, changed=bool(seq))
-        etag = storage.persisted_etag
+        etag = live.persisted_etag
         if seq:
             await self._note_restore(session, file, etag, identity, version.key, merge=True)
         return RestoreResult(version.key, etag, live=True, saved=True, changed=bool(seq))
@@ -419,7 +430,15 @@ class VersionService:
     async def _restore_in_cs3(
         self, session: Session, identity: Identity, file: _File, version: Version
     ) -> RestoreResult:
-        await session.versions.restore(file.resource_id, version.key)
+        try:
+            await session.versions.restore(file.resource_id, version.key)
+        except PermissionDenied:
+            # an OCM guest's token is scoped to the shared file's reads and
+            # writes, not RestoreFileVersion: an editor gets the same result
+            # by writing the version's content as a new version
+            data = await self._download(session, file, version.key)
+            await session.files.upload(file.resource_id, data, if_match=file.access.info.etag or None,
+                                       lock_id=file.lock_id or "")
         info = await session.files.stat(file.resource_id)
         log.info("restored in CS3 file=%s key=%s etag=%s user=%s", file.where, version.key, info.etag, identity.label)
         moved = {
@@ -435,26 +454,10 @@ class VersionService:
         extra: dict[str, str] | None = None,
     ) -> None:
         """Write (or, after a room's save, complete) the save record of the restored content."""
-        record_key = SAVE_KEY_PREFIX + plain_etag(etag)
-        record: dict[str, Any] = {"seq": 0, "time": int(time.time()), "authors": [], "names": {}}
         try:
-            if merge:
-                existing = await session.metadata.get(file.resource_id, [record_key])
-                try:
-                    loaded = json.loads(existing.get(record_key) or "{}")
-                except json.JSONDecodeError:
-                    loaded = {}
-                if isinstance(loaded, dict):
-                    record.update(loaded)
-            names = dict(record.get("names") or {})
-            names[identity.uid] = identity.display_name
-            record["names"] = names
-            record["authors"] = sorted(set(record.get("authors") or []) | {identity.uid})
-            record["restored_from"] = key
-            await session.metadata.set(
-                file.resource_id,
-                {record_key: json.dumps(record, separators=(",", ":")), **(extra or {})},
-                lock_id=file.lock_id,
+            await save_records.write(
+                session, file.resource_id, etag, seq=0, names={identity.uid: identity.display_name},
+                lock_id=file.lock_id, restored_from=key, merge=merge, extra=extra,
             )
         except CS3Error as exc:  # the restore itself is done; only its label is missing
             log.warning("could not record restore file=%s etag=%s error=%s", file.where, etag, exc)
@@ -500,7 +503,7 @@ class VersionService:
 
     def _kind(self, file: _File, doc_type: str) -> DocumentKind:
         if file.live is not None:
-            return file.live.room.kind
+            return file.live.kind
         if doc_type:
             kind = documents.KINDS.get(doc_type)
             if kind is None:

@@ -21,6 +21,7 @@ import {
   receivedRows,
   sentRows
 } from './browsemodel';
+import { ACCESS_CHANGED_EVENT } from './readonlystate';
 import { addFileInfoCommand, FILE_INFO_COMMAND } from './fileinfo';
 import { serverFetcher } from './serverfetcher';
 
@@ -304,5 +305,11 @@ export const browserPlugin: JupyterFrontEndPlugin<void> = {
     app.shell.add(panel, 'left', { rank: 150 });
     restorer?.add(panel, BROWSER_ID);
     addFileInfoCommand(app, factory, client);
+    // a notebook tab's role changed (or its access went): the roles listed may be stale
+    window.addEventListener(ACCESS_CHANGED_EVENT, () => {
+      if (panel.withMe.isVisible) {
+        void panel.withMe.refresh();
+      }
+    });
   }
 };

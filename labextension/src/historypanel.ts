@@ -6,11 +6,14 @@
  */
 
 import { Dialog, showDialog, showErrorMessage } from '@jupyterlab/apputils';
+import { IRenderMimeRegistry, MimeModel } from '@jupyterlab/rendermime';
 import { Widget } from '@lumino/widgets';
 
 import {
   formatAuthors,
   formatTime,
+  relativeTime,
+  restoredLabel,
   IVersion,
   mergePages,
   PAGE_SIZE,
@@ -30,6 +33,9 @@ export interface IHistoryTarget {
 }
 
 export class HistoryPanel extends Widget {
+  /** Renders outputs in previews (JupyterLab's registry); without it they show as text. */
+  rendermime: IRenderMimeRegistry | null = null;
+
   constructor() {
     super();
     this.id = 'cs3collab-history';
@@ -163,10 +169,16 @@ export class HistoryPanel extends Widget {
     item.dataset.etag = version.etag;
     const time = document.createElement('div');
     time.className = 'cs3collab-VersionTime';
-    time.textContent = formatTime(version.time) + (version.current ? ' · current' : '');
+    time.textContent = relativeTime(version.time) + (version.current ? ' · current' : '');
+    time.title = formatTime(version.time);
     const authors = document.createElement('div');
     authors.className = 'cs3collab-VersionAuthors';
     authors.textContent = formatAuthors(version);
+    const restored = restoredLabel(version, this._shown);
+    const mark = document.createElement('div');
+    mark.className = 'cs3collab-VersionRestored';
+    mark.textContent = restored ?? '';
+    mark.hidden = !restored;
     const editor = this._target?.role() === 'editor';
     const tags = document.createElement('div');
     tags.className = 'cs3collab-VersionTags';
@@ -200,7 +212,7 @@ export class HistoryPanel extends Widget {
         actions.append(button('Restore…', 'cs3collab-Restore', () => void this._restore(version)));
       }
     }
-    item.append(time, authors, tags, actions);
+    item.append(time, authors, mark, tags, actions);
     return item;
   }
 
@@ -213,12 +225,17 @@ export class HistoryPanel extends Widget {
       const notebook = await target.client.content(version.key);
       const body = new Widget();
       body.addClass('cs3collab-Preview');
+      const rendering: Promise<void>[] = [];
       for (const cell of previewCells(notebook)) {
         const pre = document.createElement('pre');
         pre.className = `cs3collab-PreviewCell cs3collab-PreviewCell-${cell.type}`;
         pre.textContent = cell.source;
         body.node.append(pre);
+        for (const data of cell.outputs) {
+          rendering.push(this._renderOutput(body.node, data));
+        }
       }
+      await Promise.all(rendering);
       await showDialog({
         title: `${target.path} — ${formatTime(version.time)} (read-only)`,
         body,
@@ -227,6 +244,23 @@ export class HistoryPanel extends Widget {
     } catch (error) {
       void showErrorMessage('Preview', (error as Error).message);
     }
+  }
+
+  /** One output, rendered read-only (untrusted: no scripts, sanitized HTML) by JupyterLab's rendermime. */
+  private async _renderOutput(host: HTMLElement, data: Record<string, any>): Promise<void> {
+    const slot = document.createElement('div');
+    slot.className = 'cs3collab-PreviewOutput';
+    host.append(slot);
+    const rendermime = this.rendermime;
+    const mime = rendermime?.preferredMimeType(data, 'ensure');
+    if (!rendermime || !mime) {
+      slot.textContent = typeof data['text/plain'] === 'string' ? data['text/plain'] : '';
+      return;
+    }
+    const renderer = rendermime.createRenderer(mime);
+    slot.dataset.mimeType = mime;
+    await renderer.renderModel(new MimeModel({ data, trusted: false }));
+    slot.append(renderer.node);
   }
 
   private async _tag(key: string): Promise<void> {

@@ -18,6 +18,10 @@ import { DiffView } from './diffview';
 import { browserPlugin } from './browser';
 import { HistoryPanel } from './historypanel';
 import { PresenceBar } from './presencebar';
+import { guardCommands, NotebookReadOnly, readOnlyOf } from './readonly';
+import { ACCESS_CHANGED_EVENT, readOnlyCause } from './readonlystate';
+import { OwnerName, showRevoked, takeOverRevocation } from './revocation';
+import { BrowseClient } from './browsemodel';
 import { sharingPlugin } from './sharingplugin';
 import { providerFor, RoomChannel, yWebsocketOf } from './room';
 import { serverFetcher } from './serverfetcher';
@@ -46,8 +50,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const fetch = serverFetcher(settings);
     const bars = new WeakMap<NotebookPanel, PresenceBar>();
     const clients = new WeakMap<NotebookPanel, VersionsClient>();
+    const readOnly = new WeakMap<NotebookPanel, NotebookReadOnly>();
+    const browse = new BrowseClient(fetch);
+    guardCommands(app, tracker, widget => readOnlyOf(readOnly, widget));
 
     const history = new HistoryPanel();
+    history.rendermime = rendermime; // previews render outputs, read-only
     history.title.icon = historyIcon;
     app.shell.add(history, 'right', { rank: 900 });
 
@@ -90,9 +98,22 @@ const plugin: JupyterFrontEndPlugin<void> = {
       panel.toolbar.insertAfter('spacer', 'cs3collab-presence', bar);
       const cells = new CellPresence(panel);
       const runs = new CellRuns(panel);
+      const state = new NotebookReadOnly(panel, () => app.commands.notifyCommandChanged());
+      readOnly.set(panel, state);
+      bar.onAccessChanged = access => state.set(readOnlyCause(access));
+      const owner = new OwnerName(browse, panel, mine => bar.setOwner(mine));
+      let revokedShown = false;
+      const onRevoked = () => {
+        if (!revokedShown) {
+          revokedShown = true;
+          void showRevoked(app, panel, owner.name);
+        }
+      };
       const rebind = () => {
         const provider = providerFor((contentProvider as any)?.providers, panel.context.model.sharedModel);
-        channel.rebind(yWebsocketOf(provider));
+        const yws = yWebsocketOf(provider);
+        takeOverRevocation(provider, yws, onRevoked); // before the channel's own close handler
+        channel.rebind(yws);
       };
       void panel.context.ready.then(rebind);
       const timer = window.setInterval(rebind, REBIND_INTERVAL_MS);
@@ -102,7 +123,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
         }
       };
       bar.onVersionsChanged = refreshIfShown;
-      bar.onRoleChanged = refreshIfShown; // which actions the panel offers
+      bar.onRoleChanged = () => {
+        refreshIfShown(); // which actions the panel offers
+        window.dispatchEvent(new Event(ACCESS_CHANGED_EVENT));
+      };
       panel.context.pathChanged.connect(() => {
         if (tracker.currentWidget === panel) {
           showCurrent();
@@ -112,6 +136,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         window.clearInterval(timer);
         cells.dispose();
         runs.dispose();
+        state.dispose();
         bar.dispose();
       });
     });

@@ -17,6 +17,8 @@ export interface IAwarenessUser {
   idp?: string | null;
 }
 
+export type ParticipantRole = Role | 'owner';
+
 export interface IParticipant {
   /** awareness client ids of this person (one per tab) */
   clientIds: number[];
@@ -25,7 +27,8 @@ export interface IParticipant {
   initials: string;
   color: string;
   institution: string;
-  role: Role | null;
+  /** "owner" for the file's owner (an editor who owns it) */
+  role: ParticipantRole | null;
   isMe: boolean;
   /** client id whose cursor to follow (the tab with a cursor, else the first) */
   cursorClientId: number;
@@ -88,11 +91,16 @@ function colorOf(user: IAwarenessUser, username: string): string {
   return FALLBACK_COLORS[hash % FALLBACK_COLORS.length];
 }
 
-function roleOf(state: Record<string, any>): Role | null {
+function roleOf(state: Record<string, any>): ParticipantRole | null {
   const field = state[AWARENESS_FIELD];
   const role = field && typeof field === 'object' ? field.role : null;
+  if (role === 'editor' && field.owner === true) {
+    return 'owner';
+  }
   return role === 'editor' || role === 'viewer' ? role : null;
 }
+
+const ROLE_RANK: Record<ParticipantRole, number> = { viewer: 1, editor: 2, owner: 3 };
 
 function hasCursor(state: Record<string, any>): boolean {
   return Array.isArray(state.cursors) && state.cursors.length > 0;
@@ -102,7 +110,7 @@ function hasCursor(state: Record<string, any>): boolean {
  * One participant per person (username), in a stable order: me first, then
  * by display name. States without a `user` (the server's own `{}`) are not
  * people. Several tabs of one person merge; a known role wins over none,
- * and editor over viewer (a person's strongest tab).
+ * owner over editor over viewer (a person's strongest tab).
  */
 export function participantsFrom(
   states: Map<number, Record<string, any>>,
@@ -119,7 +127,7 @@ export function participantsFrom(
     const existing = byUser.get(user.username);
     if (existing) {
       existing.clientIds.push(clientId);
-      if (role === 'editor' || (role && !existing.role)) {
+      if (role && (!existing.role || ROLE_RANK[role] > ROLE_RANK[existing.role])) {
         existing.role = role;
       }
       if (clientId === myClientId) {
@@ -172,10 +180,19 @@ export interface IStatus {
   role: Role | null;
   /** the room's read-only reason other than my role ("locked by <app>") */
   lockedReason: string | null;
+  /** why the room cannot save its live state now (cs3collab:save-failed), until it saves again */
+  saveProblem?: string | null;
   people: number;
 }
 
-export type ChipKind = 'live' | 'viewer' | 'locked' | 'reconnecting' | 'disconnected' | 'connecting';
+export type ChipKind =
+  | 'live'
+  | 'viewer'
+  | 'locked'
+  | 'unsaved'
+  | 'reconnecting'
+  | 'disconnected'
+  | 'connecting';
 
 export interface IChip {
   kind: ChipKind;
@@ -195,6 +212,9 @@ export function statusChip(status: IStatus): IChip {
   }
   if (status.connection === 'connecting') {
     return { kind: 'connecting', text: 'Connecting…' };
+  }
+  if (status.saveProblem) {
+    return { kind: 'unsaved', text: `Not saved: ${status.saveProblem}` };
   }
   if (status.role === 'viewer') {
     return { kind: 'viewer', text: 'Read-only: you are a viewer' };

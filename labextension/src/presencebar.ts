@@ -4,6 +4,7 @@
  * from presence.ts, the connection from room.ts.
  */
 
+import { Notification } from '@jupyterlab/apputils';
 import { NotebookPanel } from '@jupyterlab/notebook';
 import { Widget } from '@lumino/widgets';
 import * as Y from 'yjs';
@@ -17,7 +18,6 @@ import {
   statusChip,
   tooltipOf
 } from './presence';
-import { Notification } from '@jupyterlab/apputils';
 
 import { applyExecution, runningLabel } from './execution';
 import {
@@ -27,14 +27,20 @@ import {
   RAW_KERNEL,
   RAW_READ_ONLY,
   RAW_ROLE,
+  RAW_SAVE_FAILED,
+  RAW_RESTORED,
+  RAW_SAVE_REPLY,
   RAW_VERSIONS_CHANGED,
   READ_ONLY_STATE,
   readOnlyFromState,
+  REVOKED_REASON,
   Role,
   ServiceMessage
 } from './protocol';
+import { IAccessState } from './readonlystate';
 import { RoomChannel } from './room';
 import { cellIndexOfCursor } from './cellpresence';
+import { restoredNotice, saveFeedback } from './versions';
 
 /** A minimal y-protocols Awareness. */
 interface IAwareness {
@@ -83,6 +89,19 @@ export class PresenceBar extends Widget {
   /** Emitted when my role is learnt or changes. */
   onRoleChanged: (() => void) | null = null;
 
+  /** Called after every change of what the tab may do (role, lock, revocation, connection). */
+  onAccessChanged: ((access: IAccessState) => void) | null = null;
+
+  /** What this tab may do, as far as it knows now. */
+  get access(): IAccessState {
+    return {
+      role: this._role,
+      lockedReason: this._lockedReason,
+      revoked: this._revoked,
+      connection: this.channel.bound ? this.channel.state : 'connected'
+    };
+  }
+
   get role(): Role | null {
     return this._role;
   }
@@ -104,16 +123,30 @@ export class PresenceBar extends Widget {
     return ((this.panel.context.model.sharedModel as any).awareness as IAwareness) ?? null;
   }
 
+  /** I own the file (File info says so): the others see me as its owner. */
+  setOwner(owner: boolean): void {
+    this._owner = owner;
+    if (this._role) {
+      this._publish();
+    }
+  }
+
   private _setRole(role: Role): void {
     const changed = role !== this._role;
     this._role = role;
     if (changed) {
       this.onRoleChanged?.();
     }
+    this._publish();
+  }
+
+  private _publish(): void {
+    const role = this._role;
     const awareness = this._awareness();
     const mine = awareness?.getLocalState()?.[AWARENESS_FIELD];
-    if (awareness && mine?.role !== role) {
-      awareness.setLocalStateField(AWARENESS_FIELD, { role });
+    const owner = this._owner && role === 'editor';
+    if (awareness && role && (mine?.role !== role || Boolean(mine?.owner) !== owner)) {
+      awareness.setLocalStateField(AWARENESS_FIELD, owner ? { role, owner } : { role });
     }
   }
 
@@ -124,7 +157,22 @@ export class PresenceBar extends Widget {
       this._setRole(role);
     } else if (message.type === RAW_READ_ONLY) {
       this._lockedReason = message.reason;
+    } else if (message.type === RAW_SAVE_FAILED) {
+      this._saveProblem = message.message || 'the notebook could not be saved; retrying';
+    } else if (message.type === RAW_SAVE_REPLY) {
+      const words = saveFeedback(message.status, this._savedAt);
+      this._savedAt = null;
+      if (words) {
+        Notification.info(words, { autoClose: 5000 });
+      }
+    } else if (message.type === RAW_RESTORED) {
+      Notification.info(restoredNotice(message.by, message.from), { autoClose: 10000 });
+      this.onVersionsChanged?.();
     } else if (message.type === RAW_VERSIONS_CHANGED || message.type === 'cs3collab:saved') {
+      if (message.type === 'cs3collab:saved') {
+        this._saveProblem = null;
+        this._savedAt = Date.now() / 1000; // a new version since my last save request
+      }
       this.onVersionsChanged?.();
     } else if (message.type === RAW_EXECUTION) {
       applyExecution(this._running, message);
@@ -169,17 +217,24 @@ export class PresenceBar extends Widget {
     this._participants = awareness ? participantsFrom(awareness.getStates(), awareness.clientID) : [];
     this._avatars.replaceChildren(...this._participants.map(p => this._avatar(p)));
     const state: ConnectionState = this.channel.bound ? this.channel.state : 'connected';
+    if (this.channel.closeReasonCode === REVOKED_REASON) {
+      this._revoked = true; // stays until a new connection (a "Retry") is live
+    } else if (state === 'connected' && this.channel.bound) {
+      this._revoked = false;
+    }
     const status: IStatus = {
       connection: state,
       closeReason: this.channel.closeReason,
       role: this._role,
       lockedReason: this._lockedReason,
+      saveProblem: this._saveProblem,
       people: this._participants.length
     };
     const chip = statusChip(status);
     this._chip.textContent = chip.text;
     this._chip.dataset.kind = chip.kind;
     this._chip.title = chip.text;
+    this.onAccessChanged?.(this.access);
   }
 
   private _avatar(participant: IParticipant): HTMLElement {
@@ -219,7 +274,11 @@ export class PresenceBar extends Widget {
   private _chip: HTMLElement;
   private _runs: HTMLElement;
   private _running = new Map<string, IExecutionMessage>();
+  private _saveProblem: string | null = null;
   private _role: Role | null = null;
   private _lockedReason: string | null = null;
+  private _revoked = false;
+  private _owner = false;
+  private _savedAt: number | null = null;
   private _participants: IParticipant[] = [];
 }

@@ -19,10 +19,14 @@ export enum MessageType {
 export const RAW_ROLE = 'cs3collab:role';
 export const RAW_READ_ONLY = 'cs3collab:read-only';
 export const RAW_SAVED = 'cs3collab:saved';
+export const RAW_SAVE_FAILED = 'cs3collab:save-failed';
 export const RAW_VERSIONS_CHANGED = 'cs3collab:versions-changed';
 /** Shared kernels (cs3collab/service/execution.py): who runs which cell, and what happened to the kernel. */
 export const RAW_EXECUTION = 'cs3collab:execution';
 export const RAW_KERNEL = 'cs3collab:kernel';
+export const RAW_RESTORED = 'cs3collab:restored';
+/** The reply to this tab's own save request (Ctrl+S): `{"type":"save","responseTo","status"}`. */
+export const RAW_SAVE_REPLY = 'save';
 /** Key of the document's `state` map where the service keeps why the room is
  * read-only for everyone ("locked by <app> (<user>)", "" when it is not): it
  * comes with the sync, so a tab that missed the RAW message still knows. */
@@ -56,6 +60,16 @@ export interface ISavedMessage {
   etag: string;
 }
 
+/** `{"type":"cs3collab:save-failed","reason","message"}`: the room cannot save its
+ * live state now (`reason` "invalid": not valid nbformat; "storage": CS3 refused or
+ * is unreachable; "error": an internal error); it keeps retrying, and the next
+ * `cs3collab:saved` ends it. */
+export interface ISaveFailedMessage {
+  type: typeof RAW_SAVE_FAILED;
+  reason: string;
+  message: string;
+}
+
 /** `{"type":"cs3collab:versions-changed"}`: a tag changed or a version was restored. */
 export interface IVersionsChangedMessage {
   type: typeof RAW_VERSIONS_CHANGED;
@@ -79,13 +93,29 @@ export interface IKernelMessage {
   message: string;
 }
 
+/** `{"type":"cs3collab:restored","by","from"}`: someone restored the version of time `from` (seconds). */
+export interface IRestoredMessage {
+  type: typeof RAW_RESTORED;
+  by: string;
+  from: number | null;
+}
+
+/** The service's answer to this tab's save request. */
+export interface ISaveReplyMessage {
+  type: typeof RAW_SAVE_REPLY;
+  status: 'success' | 'skipped' | 'failed' | string;
+}
+
 export type ServiceMessage =
+  | ISaveReplyMessage
   | IRoleMessage
   | IReadOnlyMessage
   | ISavedMessage
   | IVersionsChangedMessage
+  | ISaveFailedMessage
   | IExecutionMessage
-  | IKernelMessage;
+  | IKernelMessage
+  | IRestoredMessage;
 
 /** WebSocket close codes of the service (CloseCode in cs3collab/service/protocol.py). */
 export enum CloseCode {
@@ -94,13 +124,17 @@ export enum CloseCode {
   Session = 1003,
   Policy = 1008,
   TooBig = 1009,
-  /** the Jupyter bridge lost the service connection (y-websocket reconnects) */
+  /** the Jupyter bridge lost the service connection, or the service could not
+   * store the tab's last change (RETRY in protocol.py): y-websocket reconnects and resends */
   Lost = 1011,
   BadRequest = 4400,
   Forbidden = 4403,
   NotFound = 4404,
   ServerError = 4500
 }
+
+/** The 1003 close reason of a removed share (access.py). */
+export const REVOKED_REASON = 'access_revoked';
 
 /** `reason` values in a 1003 close's JSON (errors.py, access.py, handlers.py). */
 export const CLOSE_REASONS: Record<string, string> = {
@@ -120,7 +154,9 @@ export const CLOSE_REASONS: Record<string, string> = {
   session_expired: 'session expired',
   internal_error: 'server error',
   type_conflict: 'open as another document type by others: open it the same way to collaborate',
-  too_many_connections: 'too many open tabs: close one and reopen this'
+  too_many_connections: 'too many open tabs: close one and reopen this',
+  invalid_update: 'your change would break the notebook',
+  journal_unavailable: 'the service could not store your change'
 };
 
 /** Our key in a participant's awareness state: what they told the room about themselves. */
@@ -128,6 +164,8 @@ export const AWARENESS_FIELD = 'cs3collab';
 
 export interface IAwarenessField {
   role: Role;
+  /** the file's owner (from File info's permissions): shown as "owner" */
+  owner?: boolean;
 }
 
 function readVarUint(bytes: Uint8Array, at: number): [number, number] {
@@ -149,7 +187,7 @@ function readVarUint(bytes: Uint8Array, at: number): [number, number] {
 
 /**
  * The service message in a RAW frame, or null for anything else (sync,
- * awareness, the save reply, a conflict notice, malformed bytes).
+ * awareness, a conflict notice, malformed bytes).
  */
 export function parseServiceMessage(data: ArrayBuffer | Uint8Array): ServiceMessage | null {
   const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
@@ -181,6 +219,12 @@ export function parseServiceMessage(data: ArrayBuffer | Uint8Array): ServiceMess
         return { type: RAW_READ_ONLY, reason: typeof payload.reason === 'string' ? payload.reason : null };
       case RAW_SAVED:
         return { type: RAW_SAVED, etag: String(payload.etag ?? '') };
+      case RAW_SAVE_FAILED:
+        return {
+          type: RAW_SAVE_FAILED,
+          reason: String(payload.reason ?? ''),
+          message: String(payload.message ?? '')
+        };
       case RAW_VERSIONS_CHANGED:
         return { type: RAW_VERSIONS_CHANGED };
       case RAW_EXECUTION:
@@ -198,6 +242,14 @@ export function parseServiceMessage(data: ArrayBuffer | Uint8Array): ServiceMess
         };
       case RAW_KERNEL:
         return { type: RAW_KERNEL, event: String(payload.event ?? ''), message: String(payload.message ?? '') };
+      case RAW_SAVE_REPLY:
+        return { type: RAW_SAVE_REPLY, status: String(payload.status ?? '') };
+      case RAW_RESTORED:
+        return {
+          type: RAW_RESTORED,
+          by: typeof payload.by === 'string' ? payload.by : '',
+          from: typeof payload.from === 'number' ? payload.from : null
+        };
       default:
         return null;
     }
@@ -237,6 +289,19 @@ export function describeClose(code: number, reason: string): string {
       return 'server error';
     default:
       return `connection closed (${code})`;
+  }
+}
+
+/** The `reason` field of a 1003 close's JSON ("access_revoked", ...), else null. */
+export function closeReasonOf(code: number, reason: string): string | null {
+  if (code !== CloseCode.Session) {
+    return null;
+  }
+  try {
+    const payload = JSON.parse(reason);
+    return payload && typeof payload === 'object' && typeof payload.reason === 'string' ? payload.reason : null;
+  } catch {
+    return null;
   }
 }
 

@@ -13,7 +13,7 @@
 
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { describeClose, isFatalClose, parseServiceMessage, ServiceMessage } from './protocol';
+import { closeReasonOf, describeClose, isFatalClose, parseServiceMessage, ServiceMessage } from './protocol';
 import { ConnectionState } from './presence';
 
 /** The part of y-websocket's WebsocketProvider we use. */
@@ -55,6 +55,7 @@ export class RoomChannel {
   private _socket: WebSocket | null = null;
   private _state: ConnectionState = 'connecting';
   private _closeReason: string | null = null;
+  private _closeReasonCode: string | null = null;
   private _everConnected = false;
   private _stateChanged = new Signal<this, ConnectionState>(this);
   private _message = new Signal<this, ServiceMessage>(this);
@@ -65,6 +66,11 @@ export class RoomChannel {
 
   get closeReason(): string | null {
     return this._closeReason;
+  }
+
+  /** The service's reason code of the last fatal close ("access_revoked"), if it gave one. */
+  get closeReasonCode(): string | null {
+    return this._closeReasonCode;
   }
 
   get bound(): boolean {
@@ -90,6 +96,7 @@ export class RoomChannel {
       provider.on('status', this._onStatus);
       provider.on('connection-close', this._onClose);
       this._closeReason = null;
+      this._closeReasonCode = null;
       const state = provider.wsconnected ? 'connected' : this._everConnected ? 'reconnecting' : 'connecting';
       // a new provider (a "Retry") starts afresh, even after a fatal close
       this._setState(state, this._state === 'disconnected');
@@ -150,6 +157,7 @@ export class RoomChannel {
     if (event.status === 'connected') {
       if (this._state !== 'disconnected') {
         this._closeReason = null;
+        this._closeReasonCode = null;
       }
       this._setState('connected');
     } else if (event.status === 'connecting' || event.status === 'disconnected') {
@@ -160,6 +168,7 @@ export class RoomChannel {
   private _onClose = (event: CloseEvent | null): void => {
     if (event && isFatalClose(event.code)) {
       this._closeReason = describeClose(event.code, event.reason);
+      this._closeReasonCode = closeReasonOf(event.code, event.reason);
       this._setState('disconnected', true);
     } else {
       this._setState(this._everConnected ? 'reconnecting' : 'connecting');

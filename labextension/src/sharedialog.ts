@@ -14,6 +14,7 @@ import {
   hasAccess,
   IPerson,
   IShare,
+  addressOf,
   kindLabel,
   ROLES,
   ShareModel,
@@ -149,7 +150,11 @@ export class ShareDialogBody extends Widget {
       item.setAttribute('role', 'option');
       item.append(element('span', 'cs3collab-ShareName', person.displayName));
       item.append(element('span', 'cs3collab-ShareKind', kindLabel(person)));
-      if (person.mail) {
+      const address = addressOf(person);
+      if (address) {
+        item.append(element('span', 'cs3collab-ShareAddress', address));
+      }
+      if (person.mail && person.mail !== address) {
         item.append(element('span', 'cs3collab-ShareMail', person.mail));
       }
       if (hasAccess(person, model.shares)) {

@@ -92,12 +92,28 @@ function shareUrl(share: IShare): string {
 
 // -- what the dialog shows ---------------------------------------------------------------
 
-/** The small label next to a search result: "user", "group" or "at <institution>". */
+/**
+ * The label next to a search result, which tells a local account from a
+ * federated contact of the same name: "account at cernbox.test",
+ * "federated contact at cesnet.test", or "group".
+ */
 export function kindLabel(person: { kind: ShareKind; institution?: string; idp: string }): string {
+  const where = person.institution || person.idp;
   if (person.kind === 'federated') {
-    return `at ${person.institution || person.idp}`;
+    return `federated contact at ${where}`;
+  }
+  if (person.kind === 'user') {
+    return where ? `account at ${where}` : 'account';
   }
   return person.kind;
+}
+
+/** The full address of a person, `user@idp` (two Marie Curies differ there); null for a group. */
+export function addressOf(person: { kind: ShareKind; username?: string; idp: string }): string | null {
+  if (person.kind === 'group' || !person.username) {
+    return null;
+  }
+  return person.username.includes('@') ? person.username : `${person.username}@${person.idp}`;
 }
 
 /** How an entry names its grantee in `data-grantee`: `username@idp`, or a group's id. */

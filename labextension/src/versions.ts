@@ -114,15 +114,75 @@ export function mergePages(shown: IVersion[], page: IVersion[]): IVersion[] {
   return [...shown, ...page.filter(v => !seen.has(v.key))];
 }
 
-/** "2026-11-25 13:12" in the browser's time zone. */
+/** "2026-11-25 13:12:07" (or "today 13:12:07") in the browser's time zone, to the second:
+ * versions saved a few seconds apart must not read alike. */
 export function formatTime(seconds: number, now: Date = new Date()): string {
   const date = new Date(seconds * 1000);
   const pad = (n: number) => String(n).padStart(2, '0');
   const day = `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
-  const time = `${pad(date.getHours())}:${pad(date.getMinutes())}`;
+  const time = `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
   const today =
     date.getFullYear() === now.getFullYear() && date.getMonth() === now.getMonth() && date.getDate() === now.getDate();
   return today ? `today ${time}` : `${day} ${time}`;
+}
+
+/**
+ * How long ago, for recent versions ("just now", "42 s ago", "2 min ago",
+ * "3 h ago" today); older ones, and times in the future (a clock ahead), as
+ * `formatTime`. The panel shows this with the exact time on hover.
+ */
+export function relativeTime(seconds: number, now: Date = new Date()): string {
+  const ago = Math.floor(now.getTime() / 1000 - seconds);
+  if (ago < 0) {
+    return formatTime(seconds, now);
+  }
+  if (ago < 10) {
+    return 'just now';
+  }
+  if (ago < 60) {
+    return `${ago} s ago`;
+  }
+  if (ago < 3600) {
+    return `${Math.floor(ago / 60)} min ago`;
+  }
+  const exact = formatTime(seconds, now);
+  return ago < 6 * 3600 && exact.startsWith('today') ? `${Math.floor(ago / 3600)} h ago` : exact;
+}
+
+/**
+ * What Ctrl+S says once the service answered: a new CS3 version was written
+ * since this tab's last save request (`savedAt`, seconds, from the room's
+ * `cs3collab:saved`), or nothing had changed. Null for a failed save (the
+ * status chip and the stock frontend speak for that).
+ */
+export function saveFeedback(status: string, savedAt: number | null, now: Date = new Date()): string | null {
+  if (status === 'failed') {
+    return null;
+  }
+  if (savedAt !== null) {
+    return `Saved as a new CS3 version (${formatTime(savedAt, now)})`;
+  }
+  return 'Nothing changed since the last CS3 version';
+}
+
+/** The notice every participant sees when someone restores: "Albert Einstein restored the version of today 21:57:03". */
+export function restoredNotice(by: string, from: number | null, now: Date = new Date()): string {
+  const who = by || 'Someone';
+  return from === null ? `${who} restored an earlier version` : `${who} restored the version of ${formatTime(from, now)}`;
+}
+
+/**
+ * A restore's mark in the history: "restored from today 21:57:03 by Albert
+ * Einstein" (the restored version's time when it is listed, else its key).
+ */
+export function restoredLabel(version: IVersion, listed: IVersion[], now: Date = new Date()): string | null {
+  if (!version.restored_from) {
+    return null;
+  }
+  const source = listed.find(v => v.key === version.restored_from);
+  const when = source ? formatTime(source.time, now) : 'an earlier version';
+  const names = version.authors.map(a => a.name || a.uid).filter(Boolean);
+  return `restored from ${when}${names.length ? ` by ${names.join(', ')}` : ''}`;
 }
 
 /** "Albert Einstein, Marie Curie", or "outside cs3collab" when the service did not write it. */
@@ -147,12 +207,52 @@ export function tagNameProblem(name: string): string | null {
 }
 
 /** Cell sources of an nbformat notebook, for the read-only preview. */
-export function previewCells(notebook: any): { type: string; source: string }[] {
+export function previewCells(notebook: any): { type: string; source: string; outputs: Record<string, any>[] }[] {
   const cells = Array.isArray(notebook?.cells) ? notebook.cells : [];
   return cells.map((cell: any) => ({
     type: String(cell?.cell_type ?? 'code'),
-    source: Array.isArray(cell?.source) ? cell.source.join('') : String(cell?.source ?? '')
+    source: Array.isArray(cell?.source) ? cell.source.join('') : String(cell?.source ?? ''),
+    outputs: outputBundles(cell)
   }));
+}
+
+const joined = (text: unknown): string => (Array.isArray(text) ? text.join('') : String(text ?? ''));
+
+/**
+ * A code cell's outputs as MIME bundles for a read-only rendermime: results
+ * and displays as they are, streams as text, errors as their traceback
+ * (ANSI colours are rendered by the text renderer).
+ */
+export function outputBundles(cell: any): Record<string, any>[] {
+  const outputs = Array.isArray(cell?.outputs) ? cell.outputs : [];
+  const bundles: Record<string, any>[] = [];
+  for (const output of outputs) {
+    switch (output?.output_type) {
+      case 'execute_result':
+      case 'display_data':
+        if (output.data && typeof output.data === 'object') {
+          const data: Record<string, any> = {};
+          for (const [mime, value] of Object.entries(output.data)) {
+            data[mime] = mime.startsWith('text/') || mime.endsWith('+xml') ? joined(value) : value;
+          }
+          bundles.push(data);
+        }
+        break;
+      case 'stream':
+        bundles.push({ 'text/plain': joined(output.text) });
+        break;
+      case 'error':
+        bundles.push({
+          'text/plain': Array.isArray(output.traceback)
+            ? output.traceback.join('\n')
+            : `${output.ename ?? 'Error'}: ${output.evalue ?? ''}`
+        });
+        break;
+      default:
+        break;
+    }
+  }
+  return bundles;
 }
 
 /** The diff's title: "analysis.ipynb: version today 13:12 → current". */

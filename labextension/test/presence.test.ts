@@ -50,6 +50,18 @@ describe('participantsFrom', () => {
     expect(person.isMe).toBe(false);
   });
 
+  it('shows the owner as owner, whichever of their tabs says so', () => {
+    const states = new Map<number, Record<string, any>>([
+      [3, { user: einstein, cs3collab: { role: 'editor' } }],
+      [4, { user: einstein, cs3collab: { role: 'editor', owner: true } }],
+      [7, { user: marie, cs3collab: { role: 'viewer', owner: true } }] // only an editor can own
+    ]);
+    const [owner, viewer] = participantsFrom(states, 7).sort((a, b) => a.displayName.localeCompare(b.displayName));
+    expect(owner.role).toBe('owner');
+    expect(tooltipOf(owner)).toBe('Albert Einstein · cernbox.test · owner');
+    expect(viewer.role).toBe('viewer');
+  });
+
   it('gives no role to someone whose extension did not say', () => {
     const people = participantsFrom(new Map([[2, { user: marie }]]), 1);
     expect(people[0].role).toBeNull();
@@ -88,6 +100,15 @@ describe('statusChip', () => {
   it('says read-only for a viewer, and for another app’s lock', () => {
     expect(statusChip({ ...live, role: 'viewer' }).text).toBe('Read-only: you are a viewer');
     expect(statusChip({ ...live, lockedReason: 'locked by Collabora' }).text).toBe('Read-only: locked by Collabora');
+  });
+
+  it('says when the room cannot save, until it saves again', () => {
+    expect(statusChip({ ...live, saveProblem: 'not valid nbformat; retrying' })).toEqual({
+      kind: 'unsaved',
+      text: 'Not saved: not valid nbformat; retrying'
+    });
+    expect(statusChip({ ...live, saveProblem: null }).kind).toBe('live');
+    expect(statusChip({ ...live, saveProblem: 'x', connection: 'reconnecting' }).kind).toBe('reconnecting');
   });
 
   it('connection problems win over roles', () => {

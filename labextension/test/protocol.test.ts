@@ -41,6 +41,11 @@ describe('parseServiceMessage', () => {
     });
   });
 
+  it('reads the save-failed notice', () => {
+    const notice = { type: 'cs3collab:save-failed', reason: 'invalid', message: 'not valid nbformat; retrying' };
+    expect(parseServiceMessage(raw(notice))).toEqual(notice);
+  });
+
   it('reads a long (multi-byte length) message with non-ASCII text', () => {
     const reason = 'locked by ' + 'ü'.repeat(100);
     expect(parseServiceMessage(raw({ type: 'cs3collab:read-only', reason }))).toEqual({
@@ -49,8 +54,19 @@ describe('parseServiceMessage', () => {
     });
   });
 
+  it("reads the reply to this tab's save request and a restore", () => {
+    expect(parseServiceMessage(raw({ type: 'save', responseTo: 1, status: 'success' }))).toEqual({
+      type: 'save',
+      status: 'success'
+    });
+    expect(parseServiceMessage(raw({ type: 'cs3collab:restored', by: 'Albert Einstein', from: 12 }))).toEqual({
+      type: 'cs3collab:restored',
+      by: 'Albert Einstein',
+      from: 12
+    });
+  });
+
   it('ignores everything else', () => {
-    expect(parseServiceMessage(raw({ type: 'save', responseTo: 1, status: 'success' }))).toBeNull();
     expect(parseServiceMessage(raw({ type: 'conflict' }))).toBeNull();
     expect(parseServiceMessage(raw({ type: 'cs3collab:role', role: 'owner' }))).toBeNull();
     expect(parseServiceMessage(raw({ type: 'cs3collab:role', role: 'editor' }, 0))).toBeNull(); // sync

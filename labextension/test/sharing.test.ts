@@ -6,6 +6,7 @@ import {
   hasAccess,
   IPerson,
   IShare,
+  addressOf,
   kindLabel,
   ShareModel,
   SharingClient
@@ -103,9 +104,15 @@ describe('SharingClient', () => {
 
 describe('what the dialog shows', () => {
   it('labels results by kind, federated ones by institution', () => {
-    expect(kindLabel(marie)).toBe('user');
+    expect(kindLabel(marie)).toBe('account at cernbox.test');
     expect(kindLabel(physics)).toBe('group');
-    expect(kindLabel(richard)).toBe('at cesnet.test');
+    expect(kindLabel(richard)).toBe('federated contact at cesnet.test');
+  });
+
+  it('gives the full user@idp of people, so that two of one name differ', () => {
+    expect(addressOf(marie)).toBe('marie@cernbox.test');
+    expect(addressOf({ ...marie, kind: 'federated', idp: 'cesnet.test' })).toBe('marie@cesnet.test');
+    expect(addressOf(physics)).toBeNull();
   });
 
   it('keys entries by username@idp, groups by their id', () => {

@@ -4,6 +4,10 @@ import {
   diffTitle,
   formatAuthors,
   formatTime,
+  relativeTime,
+  saveFeedback,
+  restoredLabel,
+  restoredNotice,
   IVersion,
   mergePages,
   previewCells,
@@ -76,13 +80,68 @@ describe('panel helpers', () => {
   it('titles a diff by file name, version time and "current"', () => {
     const now = new Date(2026, 10, 25, 15, 0);
     const v = version('v1', { time: new Date(2026, 10, 25, 13, 5).getTime() / 1000 });
-    expect(diffTitle('Shared with me/analysis.ipynb', v, now)).toBe('analysis.ipynb: version today 13:05 → current');
+    expect(diffTitle('Shared with me/analysis.ipynb', v, now)).toBe('analysis.ipynb: version today 13:05:00 → current');
+  });
+
+  it('says how long ago for recent versions, the exact time otherwise', () => {
+    const now = new Date(2026, 10, 25, 15, 0, 0);
+    const at = (h: number, m: number, sec = 0) => new Date(2026, 10, 25, h, m, sec).getTime() / 1000;
+    expect(relativeTime(at(14, 59, 55), now)).toBe('just now');
+    expect(relativeTime(at(14, 59, 18), now)).toBe('42 s ago');
+    expect(relativeTime(at(14, 58, 0), now)).toBe('2 min ago');
+    expect(relativeTime(at(12, 0, 0), now)).toBe('3 h ago');
+    expect(relativeTime(at(1, 2, 3), now)).toBe('today 01:02:03');
+    expect(relativeTime(at(15, 5, 0), now)).toBe('today 15:05:00'); // a clock ahead
+  });
+
+  it('gives the outputs of a version to preview as MIME bundles', () => {
+    const cells = previewCells({
+      cells: [
+        { cell_type: 'markdown', source: ['# T', 'itle'] },
+        {
+          cell_type: 'code',
+          source: 'x',
+          outputs: [
+            { output_type: 'execute_result', data: { 'text/plain': ['[1, ', '2]'], 'image/png': 'iVBOR' } },
+            { output_type: 'stream', name: 'stdout', text: ['a\n', 'b\n'] },
+            { output_type: 'error', ename: 'ValueError', evalue: 'bad', traceback: ['Traceback', 'ValueError: bad'] },
+            { output_type: 'unknown' }
+          ]
+        }
+      ]
+    });
+    expect(cells[0]).toEqual({ type: 'markdown', source: '# Title', outputs: [] });
+    expect(cells[1].outputs).toEqual([
+      { 'text/plain': '[1, 2]', 'image/png': 'iVBOR' },
+      { 'text/plain': 'a\nb\n' },
+      { 'text/plain': 'Traceback\nValueError: bad' }
+    ]);
+  });
+
+  it('says what Ctrl+S did', () => {
+    const now = new Date(2026, 10, 25, 15, 0);
+    const at = new Date(2026, 10, 25, 14, 59, 58).getTime() / 1000;
+    expect(saveFeedback('success', at, now)).toBe('Saved as a new CS3 version (today 14:59:58)');
+    expect(saveFeedback('success', null, now)).toBe('Nothing changed since the last CS3 version');
+    expect(saveFeedback('skipped', null, now)).toBe('Nothing changed since the last CS3 version');
+    expect(saveFeedback('failed', at, now)).toBeNull();
+  });
+
+  it('marks a restore and words its notice', () => {
+    const now = new Date(2026, 10, 25, 15, 0);
+    const old = version('v1', { time: new Date(2026, 10, 25, 13, 5, 7).getTime() / 1000 });
+    const back = version('v3', { restored_from: 'v1', authors: [{ uid: 'e@x', name: 'Albert Einstein' }] });
+    expect(restoredLabel(back, [back, old], now)).toBe('restored from today 13:05:07 by Albert Einstein');
+    expect(restoredLabel(back, [back], now)).toBe('restored from an earlier version by Albert Einstein');
+    expect(restoredLabel(old, [back, old], now)).toBeNull();
+    expect(restoredNotice('Albert Einstein', old.time, now)).toBe('Albert Einstein restored the version of today 13:05:07');
+    expect(restoredNotice('', null, now)).toBe('Someone restored an earlier version');
   });
 
   it('formats time and authors', () => {
     const now = new Date(2026, 10, 25, 15, 0);
-    expect(formatTime(new Date(2026, 10, 25, 13, 5).getTime() / 1000, now)).toBe('today 13:05');
-    expect(formatTime(new Date(2026, 0, 2, 3, 4).getTime() / 1000, now)).toBe('2026-01-02 03:04');
+    expect(formatTime(new Date(2026, 10, 25, 13, 5).getTime() / 1000, now)).toBe('today 13:05:00');
+    expect(formatTime(new Date(2026, 0, 2, 3, 4, 9).getTime() / 1000, now)).toBe('2026-01-02 03:04:09');
     expect(formatAuthors(version('v', { authors: [{ uid: 'e@x', name: 'Albert Einstein' }, { uid: 'm@x', name: '' }] }))).toBe(
       'Albert Einstein, m@x'
     );
@@ -99,8 +158,8 @@ describe('panel helpers', () => {
   it('previews cell sources of a notebook', () => {
     const nb = { cells: [{ cell_type: 'markdown', source: ['# T', 'itle'] }, { cell_type: 'code', source: 'x = 1' }] };
     expect(previewCells(nb)).toEqual([
-      { type: 'markdown', source: '# Title' },
-      { type: 'code', source: 'x = 1' }
+      { type: 'markdown', source: '# Title', outputs: [] },
+      { type: 'code', source: 'x = 1', outputs: [] }
     ]);
     expect(previewCells(null)).toEqual([]);
   });

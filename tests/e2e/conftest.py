@@ -32,7 +32,7 @@ from playwright.async_api import Page, Playwright, async_playwright, expect
 
 from cs3collab.cs3 import CS3Client, Session
 from cs3collab.demo import DEMO_USERS, JUPYTER_READY, SAMPLE_NAME, jupyter_command, jupyter_env, seed
-from tests.support.processes import Devstack, RunningProcess, Service, devstack, run_process, service
+from tests.support.processes import Devstack, RunningProcess, Service, devstack, run_process, service, stable_port
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "e2e"
@@ -114,7 +114,7 @@ async def stack(tmp_path_factory) -> AsyncIterator[Stack]:
         sample = await seed(site.gateway)
         # shared kernels run unsandboxed here until the cs3collab-sandbox provisioner is merged (the lead switches it)
         svc = await exits.enter_async_context(
-            service(site.gateway, base / "service", extra=()))
+            service(site.gateway, base / "service", extra=(), port=stable_port()))
         labs = await enter_all(exits, [lab(u, site.gateway, svc.url, base / f"lab-{u}") for u in DEMO_USERS])
         client = await exits.enter_async_context(CS3Client(site.gateway))
         running = Stack(site, svc, {server.user: server for server in labs}, sample, client)

@@ -2,10 +2,10 @@
 marie's and richard's JupyterLab, the demo's shared notebook open in each.
 
 What is asserted is what a user sees: the presence bar in the notebook
-toolbar shows everyone in the room with their role (einstein and marie
-editors, richard a viewer), the status chip says "Live · 3 people" to an
-editor and "Read-only: you are a viewer" to richard, and the version history
-panel (right sidebar) shows the version einstein's edit made, its author by
+toolbar shows everyone in the room with their role (einstein the owner,
+marie an editor, richard a viewer), the status chip says "Live · 3 people"
+to an editor and "Read-only: you are a viewer" to richard, and the version
+history panel (right sidebar) shows the version einstein's edit made, its author by
 name, previews an old version read-only and tags the current state; all of
 it through the Jupyter server's /api/cs3collab proxy to the collaboration
 service. Screenshots go to ``test-artifacts/e2e/labextension/``.
@@ -45,7 +45,7 @@ async def test_presence_bar_shows_everyone_with_their_role(tabs, screenshot):
     einstein, marie, richard = tabs["einstein"], tabs["marie"], tabs["richard"]
 
     # einstein sees all three, each with name, institution and role on hover
-    for user, role in (("einstein", "editor"), ("marie", "editor"), ("richard", "viewer")):
+    for user, role in (("einstein", "owner"), ("marie", "editor"), ("richard", "viewer")):
         await expect(avatar(einstein, user)).to_have_attribute("data-role", role, timeout=20_000)
         await expect(avatar(einstein, user)).to_have_attribute("title", f"{DISPLAY_NAMES[user]}" + (
             " (you)" if user == "einstein" else "") + f" · cernbox.test · {role}")
@@ -54,7 +54,7 @@ async def test_presence_bar_shows_everyone_with_their_role(tabs, screenshot):
     await screenshot(einstein, "presence-bar")
 
     # marie sees einstein as an editor and herself first
-    await expect(avatar(marie, "einstein")).to_have_attribute("data-role", "editor", timeout=20_000)
+    await expect(avatar(marie, "einstein")).to_have_attribute("data-role", "owner", timeout=20_000)
     await expect(avatar(marie, "richard")).to_have_attribute("data-role", "viewer")
     await expect(marie.page.locator(f"{BAR} .cs3collab-Avatar").first).to_have_attribute(
         "data-username", "marie@cernbox.test"
@@ -116,6 +116,10 @@ async def test_history_panel_shows_the_version_an_edit_made(tabs, stack, screens
     dialog = page.locator(".jp-Dialog")
     await expect(dialog.locator(".cs3collab-PreviewCell").first).to_contain_text("Detector calibration")
     await expect(dialog).not_to_contain_text(line)
+    # with its outputs, rendered by JupyterLab's rendermime (read-only)
+    await expect(dialog.locator(".cs3collab-PreviewOutput[data-mime-type='text/plain']")).to_contain_text(
+        "[-0.671, 0.022, 0.243]"
+    )
     await screenshot(einstein, "history-preview")
     await dialog.get_by_role("button", name="Close").click()
     await expect(dialog).to_have_count(0)
@@ -127,3 +131,20 @@ async def test_history_panel_shows_the_version_an_edit_made(tabs, stack, screens
     await page.locator(".jp-Dialog").get_by_role("button", name="Tag").click()
     await expect(versions.first.locator(".cs3collab-Tag", has_text=name)).to_be_visible(timeout=20_000)
     await screenshot(einstein, "history-tagged")
+
+
+async def test_ctrl_s_says_whether_a_new_version_was_saved(tabs, screenshot):
+    einstein = tabs["einstein"]
+    page = einstein.page
+    line = f"# saved by hand: {uuid.uuid4().hex[:8]}"
+    await einstein.type_at_end(CODE_CELL, line)
+    await page.keyboard.press("Control+s")
+    saved = page.get_by_text(re.compile(r"^Saved as a new CS3 version \(today \d{2}:\d{2}:\d{2}\)$"))
+    await expect(saved.first).to_be_visible(timeout=SAVE_TIMEOUT_MS)
+    await screenshot(einstein, "ctrl-s-saved")
+    # pressed again with nothing new: it says so
+    await page.keyboard.press("Control+s")
+    await expect(page.get_by_text("Nothing changed since the last CS3 version").first).to_be_visible(
+        timeout=SAVE_TIMEOUT_MS
+    )
+    await screenshot(einstein, "ctrl-s-nothing-changed")

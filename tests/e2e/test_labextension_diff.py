@@ -195,6 +195,10 @@ async def test_live_restore_changes_the_other_users_view_without_reload(tabs, st
     await expect(marie.editor(CODE_CELL)).to_contain_text(SEEDED_LINE)
     await expect(marie.notebook.locator(".jp-Notebook .jp-Cell")).to_have_count(3)
     assert await marie.page.evaluate("window.__cs3collabNoReload === true"), "marie's page was reloaded"
+    # and a short notice says who went back to which version
+    await expect(marie.page.get_by_text(re.compile(r"^Albert Einstein restored the version of "))).to_be_visible(
+        timeout=20_000
+    )
     await screenshot(marie, "restored-live")
 
     # the restore is saved as a new CS3 version, which the history lists first
@@ -203,4 +207,8 @@ async def test_live_restore_changes_the_other_users_view_without_reload(tabs, st
     await wait_until_listed_first(panel, restored)
     await expect(versions).to_have_count(count + 1)
     await expect(versions.first.locator(".cs3collab-VersionAuthors")).to_contain_text("Albert Einstein")
+    # marked as a restore: from which version (its time, to the second), by whom
+    await expect(versions.first.locator(".cs3collab-VersionRestored")).to_have_text(
+        re.compile(r"^restored from (today|\d{4}-\d{2}-\d{2}) \d{2}:\d{2}:\d{2} by Albert Einstein$")
+    )
     await screenshot(einstein, "restored-history")

@@ -105,10 +105,11 @@ async def test_share_change_and_revoke_from_the_file_browser(stack, einstein_tab
     await expect(page.locator(".jp-Dialog-header")).to_have_text(f"Share {name}")
     await expect(dialog.locator(".cs3collab-ShareEmpty")).to_have_text(f"{name} is not shared with anyone yet.")
 
-    # search "mar": Marie Curie, a user; pick her as editor and share
+    # search "mar": Marie Curie, an account here (with her full address); pick her as editor and share
     await dialog.locator(".cs3collab-ShareSearch").fill("mar")
     marie_result = dialog.locator(".cs3collab-ShareResult", has_text="Marie Curie")
-    await expect(marie_result.locator(".cs3collab-ShareKind")).to_have_text("user")
+    await expect(marie_result.locator(".cs3collab-ShareKind")).to_have_text("account at cernbox.test")
+    await expect(marie_result.locator(".cs3collab-ShareAddress")).to_have_text("marie@cernbox.test")
     await screenshot(einstein_tab, "search-results")
     await marie_result.click()
     await dialog.locator(".cs3collab-ShareRole").select_option("editor")

@@ -13,7 +13,6 @@ can start a new service A at the same URL (what B's received shares name).
 from __future__ import annotations
 
 import contextlib
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from cs3collab.devstack.ocm_peers import PeerSite, write_providers
 from tests.conftest import DEMO_PASSWORDS
 from tests.jupyter.conftest_bridge import jupyter_with_cs3collab
 from tests.support.processes import (
-    SERVICE_READY, Devstack, RunningProcess, Service, cs3collab_command, devstack, run_process, service,
+    SERVICE_READY, Devstack, RunningProcess, Service, cs3collab_command, devstack, run_process, service, stable_port,
 )
 from tests.support.yclient import Client, WebSocketChannel
 
@@ -85,10 +84,8 @@ class Federation:
 
 
 def free_port() -> int:
-    """A loopback port free right now (bound, read, released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port free right now, where service A can come back after a restart."""
+    return stable_port()
 
 
 @contextlib.asynccontextmanager

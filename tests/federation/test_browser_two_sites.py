@@ -4,7 +4,13 @@
 Debian's chromium (Playwright, fresh profile) on their own site's
 JupyterLab at the URL the demo printed. They type into the same notebook
 (stored at A) and see each other's text and remote cursor flag; A's storage
-then holds both lines. Screenshots go to ``test-artifacts/federation/``.
+then holds both lines. Then marie, at B, opens the notebook's version
+history (A's versions, through her server), diffs the oldest version and
+restores it: einstein's tab at A shows the old content and a notice naming
+her; einstein's Share dialog tells the two Marie Curies (an account at A,
+a federated contact at B) apart. Last, einstein removes marie's share: her
+tab at B shows one dialog in words and saves a copy in her own files at B.
+Screenshots go to ``test-artifacts/federation/``.
 """
 
 from __future__ import annotations
@@ -88,3 +94,66 @@ async def test_einstein_at_a_and_marie_at_b_coedit_in_browsers(tmp_path: Path, m
                 return line_a in text and line_b in text
 
             await eventually(saved, 20, "both lines saved at A")
+
+        # marie at B opens the history of A's notebook (her server forwards to A's
+        # service with the share's credentials), diffs the oldest version and restores it
+        marie, einstein = tabs["marie"], tabs["einstein"]
+        try:
+            await marie.page.locator('.jp-SideBar .lm-TabBar-tab[title="Version history"]').click()
+            panel = marie.page.locator("#cs3collab-history")
+            versions = panel.locator(".cs3collab-Version")
+            await expect(versions.nth(1)).to_be_visible(timeout=30_000)  # the current content and older ones
+            await expect(panel).not_to_contain_text("cannot be listed")
+            await versions.last.locator(".cs3collab-DiffAction").click()
+            diff = marie.page.locator(".cs3collab-Diff")
+            await expect(diff).to_be_visible(timeout=30_000)
+            await expect(diff.locator(".jp-Diff-twoway, .jp-Diff-added, .jp-Diff-deleted").first).to_be_visible(
+                timeout=30_000)
+            await marie.page.screenshot(path=ARTIFACTS / "history-diff-marie.png", animations="disabled")
+            await versions.last.locator(".cs3collab-Restore").click()
+            await marie.page.locator(".jp-Dialog").get_by_role("button", name="Restore").click()
+            # einstein at A sees the old content and a notice naming marie
+            await expect(einstein.editor(CODE_CELL)).not_to_contain_text(line_a, timeout=30_000)
+            await expect(einstein.page.get_by_text(re.compile(r"^Marie Curie restored the version of "))).to_be_visible(
+                timeout=30_000)
+            await einstein.page.screenshot(path=ARTIFACTS / "restored-by-marie-einstein.png", animations="disabled")
+
+            # einstein's Share dialog tells the two Marie Curies apart: an account at A, a contact at B
+            await einstein.notebook.locator('.jp-Toolbar-item[data-jp-item-name="cs3collab-share"]').click()
+            dialog = einstein.page.locator(".jp-Dialog .cs3collab-ShareDialog")
+            await dialog.locator(".cs3collab-ShareSearch").fill("marie")
+            maries = dialog.locator(".cs3collab-ShareResult", has_text=DISPLAY_NAMES["marie"])
+            await expect(maries).to_have_count(2, timeout=30_000)
+            local = dialog.locator('.cs3collab-ShareResult[data-kind="user"]', has_text=DISPLAY_NAMES["marie"])
+            remote = dialog.locator('.cs3collab-ShareResult[data-kind="federated"]', has_text=DISPLAY_NAMES["marie"])
+            await expect(local.locator(".cs3collab-ShareKind")).to_have_text(re.compile(r"^account at "))
+            await expect(remote.locator(".cs3collab-ShareKind")).to_have_text(re.compile(r"^federated contact at "))
+            # the local one with her full address; the contact's institution differs (B's OCM
+            # invitation gives no user name, and its opaque id is no name to show)
+            await expect(local.locator(".cs3collab-ShareAddress")).to_have_text(re.compile(r"^marie@cernbox\."))
+            local_site = (await local.locator(".cs3collab-ShareKind").inner_text()).removeprefix("account at ")
+            remote_site = (await remote.locator(".cs3collab-ShareKind").inner_text()).removeprefix(
+                "federated contact at ")
+            assert local_site != remote_site, (local_site, remote_site)
+            await einstein.page.screenshot(path=ARTIFACTS / "share-two-maries-einstein.png", animations="disabled")
+            await dialog.locator("xpath=ancestor::div[contains(@class,'jp-Dialog-content')]").get_by_role(
+                "button", name="Done").click()
+
+            # einstein removes marie's share: her tab at B gets one dialog, in words, and keeps a copy
+            async with CS3Client(gateway_a) as cs3:
+                owner = await cs3.login("einstein", DEMO_USERS["einstein"])
+                for share in await owner.ocm.list_shares():
+                    await owner.ocm.remove_share(share.id.opaque_id)
+            revoked = marie.page.locator(".jp-Dialog")
+            await expect(revoked.locator(".cs3collab-RevokedSentence")).to_have_text(
+                "Albert Einstein removed your access to analysis.ipynb.", timeout=30_000)
+            await expect(revoked).to_have_count(1)
+            await expect(marie.page.locator("body")).not_to_contain_text("Session expired")
+            await expect(marie.page.locator("body")).not_to_contain_text("ocmshares")
+            await marie.page.screenshot(path=ARTIFACTS / "revoked-marie.png", animations="disabled")
+            await revoked.get_by_role("button", name="Save a copy to my files").click()
+            await expect(marie.page.get_by_text('Saved a copy as "analysis (copy).ipynb" in My files')).to_be_visible(
+                timeout=30_000)
+        finally:
+            for tab in tabs.values():
+                (ARTIFACTS / f"console-{tab.user}.log").write_text("\n".join(tab.console) + "\n")

@@ -19,7 +19,6 @@ import json
 import re
 import secrets
 import shutil
-import socket
 import sqlite3
 import sys
 import time
@@ -31,7 +30,7 @@ import pytest
 
 from cs3collab.cs3 import CS3Client
 from tests.conftest import DEMO_PASSWORDS
-from tests.support.processes import run_process
+from tests.support.processes import run_process, stable_port
 
 pytest.importorskip("jupyterhub", reason="jupyterhub is a test dependency (./dev installs it)")
 from cs3collab.hub import CS3Authenticator  # noqa: E402
@@ -46,9 +45,9 @@ pytestmark = pytest.mark.timeout(300)
 
 
 def free_port() -> int:
-    with contextlib.closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    # JupyterHub must know its ports before it starts the proxy; outside the
+    # ephemeral range, so no other process's outgoing connection takes it meanwhile
+    return stable_port()
 
 
 def hub_config(base: Path, gateway: str) -> Path:

@@ -129,3 +129,25 @@ async def test_expired_ocm_code_flow_token_closes_for_a_reconnect(tmp_path_facto
             assert code == 4401 and "expired" in reason, (code, reason)
             async with connect(svc.url, await exchanged(), f"ocm:{share.id.opaque_id}") as guest:
                 assert sources(guest) == ["o = 1"]
+
+
+async def test_a_room_left_to_a_revoked_writer_stops_polling(site, einstein, marie, notebook, tmp_path_factory):
+    # a long grace period: the room outlives its last participant, as with a tab closed
+    async with start_service(site, tmp_path_factory.mktemp("svc-revoked-poll"), RECHECK, "--close-grace=120") as svc:
+        path = await notebook("alone = 1")
+        share = await einstein.shares.create(path, user_grantee(marie.user.id), roles.EDITOR)
+        async with connect(svc.url, marie.token, path) as guest:
+            type_text(guest, 0, "  # marie")
+            await svc.running.wait_for_output("saved room=", timeout=10)  # marie is the room's writer
+            await einstein.shares.remove(share.id.opaque_id)
+            assert (await closed(guest, timeout=5))[0] == 1003
+        # the room still polls as marie, whose access is gone: once, then never again
+        failed = "poll failed room="
+        await svc.running.wait_for_output(failed, timeout=10)
+        # time passes, observed on another room: five saves there take well over five poll periods
+        other = await notebook("busy = 0")
+        async with connect(svc.url, einstein.token, other) as owner:
+            for n in range(1, 6):
+                type_text(owner, 0, f"  # {n}")
+                await svc.running.wait_for_output("saved room=", count=1 + n, timeout=10)
+        assert svc.running.count(failed) == 1

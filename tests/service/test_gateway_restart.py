@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from urllib.parse import urlsplit
 
 import anyio
 
@@ -20,7 +19,7 @@ from cs3collab.cs3 import CS3Client, Unavailable
 from tests.conftest import DEMO_PASSWORDS
 from tests.service.conftest import TIMINGS
 from tests.service.rtc import cell_sources_of_file, notebook_bytes, type_text
-from tests.support.processes import devstack, service
+from tests.support.processes import devstack, service, stable_port
 from tests.support.yclient import connect
 
 RESUMED_WITHIN = 3.0
@@ -41,8 +40,8 @@ async def saved_text(session, path: str, text: str, timeout: float) -> float:
 async def test_saves_resume_soon_after_the_gateway_restarts(tmp_path):
     data = tmp_path / "site"
     async with contextlib.AsyncExitStack() as first_site:
-        first = await first_site.enter_async_context(devstack(data, domain="cernbox.test"))
-        ports = ("--port", first.gateway.rsplit(":", 1)[1], "--http-port", str(urlsplit(first.http_url).port))
+        ports = ("--port", str(stable_port()), "--http-port", str(stable_port()))  # where it comes back
+        first = await first_site.enter_async_context(devstack(data, domain="cernbox.test", extra=ports))
         async with CS3Client(first.gateway) as cs3, service(first.gateway, tmp_path / "svc", extra=TIMINGS) as svc:
             einstein = await cs3.login("einstein", DEMO_PASSWORDS["einstein"])
             path = f"{await einstein.get_home()}/restart.ipynb"

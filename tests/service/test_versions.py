@@ -302,6 +302,8 @@ async def test_live_restore_reaches_every_client_and_becomes_a_new_version(svc, 
         await wait_for(m.doc, lambda: cell_sources(m) == ["x = 1", "y = 2"])
         await wait_raw(e, VERSIONS_CHANGED)
         await wait_raw(m, VERSIONS_CHANGED)
+        # marie is told who went back to which version (her tab shows a notice)
+        await wait_raw(m, {"type": "cs3collab:restored", "by": "Albert Einstein", "from": original["time"]})
 
         # ...and it is the new current version in CS3, saved by the restorer
         info = await einstein.files.stat(path)

@@ -121,6 +121,26 @@ async def devstack(
         yield Devstack(running.ready["gateway"], running.ready["http"], running.ready["domain"], data_dir, running)
 
 
+def stable_port() -> int:
+    """A loopback port for a process that a test kills and starts again on the
+    same port: free now, and below the kernel's ephemeral range (32768 and up
+    on Linux), so no outgoing connection of another process is given it while
+    the first process is down (an ephemeral port of "port 0" could be, and
+    the restart would fail with "address already in use")."""
+    import random
+    import socket
+
+    for _ in range(200):
+        port = random.randint(20000, 32000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port between 20000 and 32000")
+
+
 SERVICE_READY = re.compile(r"cs3collab service ready: url=(?P<url>\S+) gateway=(?P<gateway>\S+)")
 
 

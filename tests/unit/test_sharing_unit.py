@@ -83,6 +83,7 @@ async def test_people_are_users_groups_and_contacts_without_me():
         ("federated", "Richard Feynman"),
     ]
     assert people[2]["institution"] == "cesnet.test"
+    assert "username" in people[2]  # the dialog shows user@idp when the contact has one
     assert await sharing_for(FakeSession()).people(" ri ") == people
     einstein = await sharing_for(FakeSession()).people("einstein")
     assert [p["kind"] for p in einstein] == ["group", "federated"]  # never the caller
