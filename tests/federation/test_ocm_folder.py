@@ -82,11 +82,6 @@ async def test_folder_listed_notebook_live_and_files_through_a(fed):
                                json={"type": "file", "format": "text", "content": EVENTS + "125.0\n"})
         assert saved.status_code == 200, saved.text
         assert await fed.einstein.files.download(f"{folder}/events.csv") == (EVENTS + "125.0\n").encode()
-        # JupyterLab's save asks for a checkpoint next: the newest of the file's versions at A
-        checkpoint = await http.post(f"/api/contents/{quote(base)}/events.csv/checkpoints")
-        assert checkpoint.status_code == 201 and checkpoint.json()["id"], checkpoint.text
-        listed = (await http.get(f"/api/contents/{quote(base)}/events.csv/checkpoints")).json()
-        assert checkpoint.json()["id"] in [c["id"] for c in listed]
         # a new notebook saved in the folder at B is written at A
         fresh = v4.new_notebook(cells=[v4.new_code_cell("fit = None")])
         created = await http.put(f"/api/contents/{quote(base)}/fit.ipynb", json={"type": "notebook", "content": fresh})
