@@ -17,10 +17,13 @@ stays in this process.
   browser WebSocket; frames pass through unmodified in both directions; the
   service's close code and reason reach the browser unchanged (the frontend
   reads 1003 + JSON reason to show "access revoked" and similar dialogs).
-* A notebook received through OCM from another site (``cs3_reference`` gives
-  an :class:`~cs3collab.jupyter.ocm_remote.OCMTarget`): the session ``PUT``
-  goes to *that site's* service, as ``ocm:<share id>`` with
-  ``Authorization: OCM <share id>:<secret>``; the bridge remembers the room
+* A notebook received through OCM from another site, or inside a folder
+  received through OCM (:func:`~cs3collab.jupyter.ocm_remote.owning_site`
+  gives an :class:`~cs3collab.jupyter.ocm_remote.OCMTarget`): the session
+  ``PUT`` goes to *that site's* service, as ``ocm:<share id>`` or
+  ``ocm:<share id>/<path inside the share>``, with the share's
+  ``Authorization`` (``Bearer`` exchanged token, or ``OCM <share id>:<secret>``
+  for OCM 1.1); the bridge remembers the room
   (fileId) the answer names, and the room WebSocket of that fileId goes
   there with the same credentials. This server's CS3 token never leaves
   for another site.
@@ -45,7 +48,7 @@ from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, W
 from cs3collab.cs3 import CS3Error, Session, Unauthenticated
 from cs3collab.cs3.refs import format_resource_id
 from cs3collab.jupyter.connection import CS3CollabConnection
-from cs3collab.jupyter.ocm_remote import OCMTarget
+from cs3collab.jupyter.ocm_remote import OCMTarget, owning_site
 
 SESSION_ROUTE = r"/api/collaboration/session/(.*)"
 ROOM_ROUTE = r"/api/collaboration/room/(.+)"
@@ -326,7 +329,10 @@ class SessionBridgeHandler(APIHandler):
                 raise web.HTTPError(
                     500, f"{type(self.contents_manager).__name__} cannot name CS3 files (no cs3_reference)"
                 )
-            reference = await ensure_async(cs3_reference(path))
+            # a file another site owns (an OCM share, or inside a shared folder): its room is there
+            reference = await owning_site(self.contents_manager, path)
+            if reference is None:
+                reference = await ensure_async(cs3_reference(path))
             status, body = await self.bridge.open_session(reference, self.request.body)
         except Exception as exc:  # noqa: BLE001 - answered as JSON by APIHandler.write_error
             error = refusal(exc)

@@ -48,7 +48,7 @@ from cs3collab.cs3.roles import EDITOR, OWNER, VIEWER
 from cs3collab.jupyter import ocm_versions
 from cs3collab.jupyter.contents import CS3ContentsManager
 from cs3collab.jupyter.errors import http_error
-from cs3collab.jupyter.ocm_remote import ocm_target, share_writable, with_token_endpoint
+from cs3collab.jupyter.ocm_remote import fetch_content, ocm_target, share_writable, with_token_endpoint
 from cs3collab.jupyter.people import Names, grant_entries, iso, share_role
 
 log = logging.getLogger("cs3collab.jupyter.browse")
@@ -297,17 +297,22 @@ async def file_info(cm: CS3ContentsManager, api_path: str) -> dict:
         owner = {"username": me.username, "idp": me.id.idp, "displayName": me.display_name or me.username}
         return {**bare, "type": "directory", "owner": owner, "mtime": None,
                 "permissions": {"role": VIEWER, "can": ["read"]}}
-    if place.kind == "ocm":  # a federated share: what the received share says
-        if place.below_entry:
-            raise place.entry.unreachable(place.api_path)
+    if place.kind == "ocm":  # a federated share: what the received share says (inside a folder: what A says)
         share = place.entry.ocm
         owner = await Names(session).user(share.owner, _opaque(share, "ownerDisplayName"))
-        writable = share_writable(share)
-        answer = {**bare, "type": kind_of(name, place.entry.is_dir),
+        writable, is_dir, mtime = share_writable(share), place.entry.is_dir, iso(share.mtime) or iso(share.ctime)
+        if place.below_entry:  # inside a folder shared through OCM: what the sharing site answers
+            remote = await fetch_content(await cm._ocm_target(session, place), content=False)
+            writable, is_dir = bool(remote.get("writable")), remote.get("type") == "directory"
+            mtime = datetime.fromtimestamp(float(remote.get("mtime") or 0), tz=timezone.utc).isoformat()
+            bare["size"] = remote.get("size")
+        answer = {**bare, "type": kind_of(name, is_dir),
                   "owner": {k: owner[k] for k in ("username", "idp", "displayName")},
-                  "mtime": iso(share.mtime) or iso(share.ctime),
+                  "mtime": mtime,
                   "permissions": {"role": EDITOR if writable else VIEWER,
                                   "can": ["read", "write"] if writable else ["read"]}}
+        if place.below_entry:
+            return answer
         return {**answer, **await _remote_facts(session, share, place.entry.is_dir)}
     info = await session.files.stat(place.ref)
     is_dir = info.type == storage.RESOURCE_TYPE_CONTAINER

@@ -23,7 +23,9 @@ overwritten, so the versions *are* the checkpoints:
   and go with it when it is deleted.
 * A file another site shared through OCM has its versions there: they are
   listed and restored through that site's collaboration service with the
-  share's credentials (ocm_versions.py), the same versions its history shows.
+  share's credentials (ocm_versions.py), the same versions its history shows;
+  so does a file inside a folder received through OCM (its session path
+  ``ocm:<share id>/<path inside>``).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from cs3collab.cs3 import InvalidArgument, NotFound, Session
 from cs3collab.jupyter.contents import CS3ContentsManager
 from cs3collab.jupyter import ocm_versions
 from cs3collab.jupyter.errors import cs3_errors
-from cs3collab.jupyter.ocm_remote import OCMTarget, ocm_target, with_token_endpoint
+from cs3collab.jupyter.ocm_remote import OCMTarget, ocm_target
 
 __all__ = ["CS3Checkpoints", "checkpoint_id", "version_key"]
 
@@ -100,10 +102,9 @@ class CS3Checkpoints(AsyncCheckpoints):
         if place.kind == "virtual":
             raise NotFound(f"{path!r} is a virtual folder", operation="checkpoints", target=path)
         if place.kind == "ocm":
-            target = ocm_target(place.entry.ocm) if place.entry.ocm is not None else None
-            if target is None or place.entry.is_dir:
+            if ocm_target(place.entry.ocm) is None or (place.entry.is_dir and not place.below_entry):
                 raise place.entry.unreachable(path)
-            return await with_token_endpoint(target, session)
+            return await self._cm._ocm_target(session, place)  # inside a shared folder: with its path
         return place.ref
 
     async def list_checkpoints(self, path):

@@ -20,9 +20,14 @@ from a CS3 site through the server's one CS3 session
   (:mod:`cs3collab.jupyter.ocm_remote`) opens live: its content comes from
   the sharing site's service, ``cs3_reference`` names it by an
   :class:`~cs3collab.jupyter.ocm_remote.OCMTarget` so that the bridge joins
-  the room there, and opening a pending share accepts it. Anything else of
-  an OCM share (folders, saving through the contents API: saves happen in
-  the room at the sharing site) answers 501 saying where it lives.
+  the room there, and opening a pending share accepts it. A folder received
+  through OCM is listed, read and saved through that site's content route
+  (``?path=`` inside the share; the share's role decides writes), and the
+  notebooks in it open live the same way (``ocm:<share id>/<path>``);
+  :meth:`CS3ContentsManager.owning_site` says where such a path lives.
+  Creating folders, renames, deletes and chunked uploads inside an OCM share
+  are refused (done at that site); an OCM share without our webapp answers
+  501 saying where it lives.
 * ``writable`` comes from the CS3 permission set (``initiate_file_upload``):
   a viewer share gives ``writable: false``, which the stock JupyterLab shows
   as read-only.
@@ -64,7 +69,7 @@ import re
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -82,13 +87,15 @@ from cs3collab.cs3 import (
     NotFound,
     PermissionDenied,
     Session,
+    Unimplemented,
 )
 from cs3collab.cs3.refs import RefLike, describe
 from cs3collab.cs3.roles import can_write
 from cs3collab.jupyter.connection import CS3CollabConnection
 from cs3collab.jupyter.errors import cs3_errors
 from cs3collab.jupyter.shared import SharedEntry, SharedWithMe
-from cs3collab.jupyter.ocm_remote import OCMTarget, fetch_content, ocm_target, share_writable, with_token_endpoint
+from cs3collab.jupyter.ocm_remote import (OCMTarget, fetch_content, ocm_target, save_content, share_writable,
+                                          with_token_endpoint)
 
 __all__ = [
     "CONNECTION_SETTING",
@@ -122,6 +129,7 @@ class Place:
     ref: RefLike | None = None
     entry: SharedEntry | None = None
     below_entry: bool = False
+    rel: str = ""  # below an OCM folder share: the path inside it
 
 
 def _parts(api_path: str) -> list[str]:
@@ -133,6 +141,10 @@ def _parts(api_path: str) -> list[str]:
         if part in ("", ".", ".."):
             raise InvalidArgument(f"invalid path {api_path!r}", operation="resolve", target=api_path)
     return parts
+
+
+async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    yield data
 
 
 def _datetime(ts) -> datetime:
@@ -246,7 +258,7 @@ class CS3ContentsManager(AsyncContentsManager):
             entry = await self._shared_entry(session, parts[1], path)
             below = len(parts) > 2
             if entry.ocm is not None:
-                return Place(path, "ocm", entry=entry, below_entry=below)
+                return Place(path, "ocm", entry=entry, below_entry=below, rel="/".join(parts[2:]))
             rid = entry.info.id
             ref: RefLike = (rid, "./" + "/".join(parts[2:])) if below else rid
             return Place(path, "shared", ref, entry, below)
@@ -261,8 +273,8 @@ class CS3ContentsManager(AsyncContentsManager):
         through the share finds it for items inside shared folders), so a
         recipient and the owner land in the same room. A received OCM share
         offering our webapp is an :class:`OCMTarget` (its room is at the
-        sharing site); the virtual folder and other OCM entries have no
-        reference: 400 and 501.
+        sharing site, also for paths inside a shared folder); the virtual
+        folder and OCM shares without our webapp have no reference: 400 and 501.
         """
         with cs3_errors("Cannot resolve", api_path):
             session = await self._session()
@@ -277,17 +289,30 @@ class CS3ContentsManager(AsyncContentsManager):
                 return place.entry.info.id
             return (await session.files.stat(place.ref)).id
 
+    async def owning_site(self, api_path: str) -> OCMTarget | None:
+        """Where an API path lives when another site owns it (an OCM share or a
+        path inside one): see :func:`cs3collab.jupyter.ocm_remote.owning_site`.
+        None for what this site serves."""
+        with cs3_errors("Cannot resolve", api_path):
+            session = await self._session()
+            place = await self._locate(session, api_path)
+            if place.kind != "ocm":
+                return None
+            return await self._ocm_target(session, place)
+
     async def _ocm_target(self, session: Session, place: Place) -> OCMTarget:
-        """The remote target of an OCM entry, accepting the share if it is still pending."""
+        """The remote target of an OCM entry (or of a path inside an OCM folder
+        share), accepting the share if it is still pending."""
         share = place.entry.ocm
         target = ocm_target(share)
-        if place.below_entry or place.entry.is_dir or target is None:
+        if target is None or (place.below_entry and not place.entry.is_dir):
             raise place.entry.unreachable(place.api_path)
         if share.state == ocm.SHARE_STATE_PENDING:
             await session.ocm.update_received(share.id.opaque_id, state=ocm.SHARE_STATE_ACCEPTED)
             share.state = ocm.SHARE_STATE_ACCEPTED
             self.log.info("accepted OCM share %s (%s) on opening it", share.id.opaque_id, place.api_path)
-        return await with_token_endpoint(target, session)
+        target = await with_token_endpoint(target, session)
+        return replace(target, path=place.rel) if place.rel else target
 
     # -- models ----------------------------------------------------------------------------
 
@@ -332,7 +357,7 @@ class CS3ContentsManager(AsyncContentsManager):
         share = entry.ocm
         stamp = share.mtime if share.HasField("mtime") else share.ctime
         model = self._base_model(api_path, mtime=_datetime(stamp),
-                                 writable=not entry.is_dir and ocm_target(share) is not None and share_writable(share))
+                                 writable=ocm_target(share) is not None and share_writable(share))
         if entry.is_dir:
             model["type"] = "directory"
         else:
@@ -409,21 +434,7 @@ class CS3ContentsManager(AsyncContentsManager):
                 raise HTTPError(400, f"{place.api_path} is a directory, not a {type}", reason="bad type")
             return await self._virtual_model(session, content, require_hash)
         if place.kind == "ocm":
-            if place.below_entry:
-                raise place.entry.unreachable(place.api_path)
-            model = self._ocm_model(place.api_path, place.entry, require_hash)
-            if content:
-                target = await self._ocm_target(session, place)
-                remote = await fetch_content(target)
-                if model["type"] == "notebook":
-                    nb = nbformat.reads(json.dumps(remote["content"]), as_version=4)
-                    self.mark_trusted_cells(nb, place.api_path)
-                    model["content"], model["format"] = nb, "json"
-                else:
-                    model["content"], model["format"] = remote["content"], "text"
-                model["writable"] = bool(remote.get("writable"))
-                model["size"] = None
-            return model
+            return await self._build_ocm(session, place, content, type, format, require_hash)
         info = await session.files.stat(place.ref)
         kind = self._kind(place.api_path, info, type)
         if kind == "directory" and type not in (None, "directory"):
@@ -459,6 +470,86 @@ class CS3ContentsManager(AsyncContentsManager):
                 model["mimetype"] = {"text": "text/plain", "base64": "application/octet-stream"}[model["format"]]
         return model
 
+    async def _build_ocm(self, session: Session, place: Place, content: bool, type: str | None,
+                         format: str | None, require_hash: bool) -> dict:
+        """The model of an OCM share, or of a path inside a shared folder, from
+        the sharing site's content route (the share's entry itself without
+        content needs no call there)."""
+        if not place.below_entry and not content:
+            model = self._ocm_model(place.api_path, place.entry, require_hash)
+        else:
+            remote = await fetch_content(await self._ocm_target(session, place), content=content)
+            model = self._remote_model(place, remote, require_hash)
+        if model["type"] == "directory" and type not in (None, "directory"):
+            raise HTTPError(400, f"{place.api_path} is a directory, not a {type}", reason="bad type")
+        if model["type"] != "directory" and type == "directory":
+            raise HTTPError(400, f"{place.api_path} is not a directory", reason="bad type")
+        if not content:
+            return model
+        if model["type"] == "notebook":
+            nb = nbformat.reads(json.dumps(remote["content"]), as_version=4)
+            self.mark_trusted_cells(nb, place.api_path)
+            model["content"], model["format"] = nb, "json"
+        elif model["type"] == "directory":
+            model["content"], model["format"] = [
+                self._remote_child(f"{place.api_path}/{child['name']}", child)
+                for child in remote.get("content") or [] if self._listed(str(child.get("name", "")))
+            ], "json"
+        else:
+            fmt = remote.get("format") or "text"
+            if format == "text" and fmt != "text":
+                raise HTTPError(400, f"{place.api_path} is not UTF-8 encoded", reason="bad format")
+            if format == "base64" and fmt == "text":
+                model["content"] = base64.b64encode(str(remote["content"]).encode("utf-8")).decode("ascii")
+                fmt = "base64"
+            else:
+                model["content"] = remote["content"]
+            model["format"] = fmt
+            if model["mimetype"] is None:
+                model["mimetype"] = {"text": "text/plain", "base64": "application/octet-stream"}[fmt]
+        return model
+
+    def _remote_model(self, place: Place, remote: dict, require_hash: bool) -> dict:
+        """A model from the sharing site's answer (the entry's own name and path here)."""
+        model = self._remote_child(place.api_path, remote)
+        if not place.below_entry:
+            model["mimetype"] = OCM_MIMETYPE
+        if require_hash:
+            model["hash"], model["hash_algorithm"] = remote.get("etag"), HASH_ALGORITHM
+        return model
+
+    def _remote_child(self, api_path: str, remote: dict) -> dict:
+        mtime = datetime.fromtimestamp(float(remote.get("mtime") or 0), tz=timezone.utc)
+        model = self._base_model(api_path, mtime=mtime, writable=bool(remote.get("writable")))
+        kind = remote.get("type")
+        model["type"] = kind if kind in ("directory", "notebook", "file") else "file"
+        if model["type"] != "directory":
+            model["size"] = remote.get("size")
+        if model["type"] == "file":
+            model["mimetype"] = mimetypes.guess_type(model["name"])[0]
+        return model
+
+    async def _save_ocm(self, place: Place, model: dict) -> dict:
+        """Save a file or notebook of an OCM share (or inside a shared folder)
+        through the sharing site, which applies the share's role."""
+        session = await self._session()
+        if (place.entry.is_dir and not place.below_entry) or model["type"] == "directory":
+            raise Unimplemented("folders of an OCM share are created at the site that shares it",
+                                operation="save", target=place.api_path)
+        target = await self._ocm_target(session, place)
+        if model["type"] == "notebook":
+            nb = nbformat.from_dict(model["content"])
+            self.check_and_sign(nb, place.api_path)
+            await save_content(target, "json", json.loads(nbformat.writes(nb, version=nbformat.NO_CONVERT)))
+        elif model["type"] == "file":
+            fmt = model.get("format")
+            if fmt not in ("text", "base64"):
+                raise HTTPError(400, "Must specify format of file contents as 'text' or 'base64'")
+            await save_content(target, fmt, model["content"])
+        else:
+            raise HTTPError(400, f"Unhandled contents type: {model['type']}")
+        return await self._build_ocm(session, place, False, None, None, False)
+
     # -- ContentsManager API -------------------------------------------------------------
 
     async def get(self, path, content=True, type=None, format=None, require_hash=False):
@@ -492,6 +583,11 @@ class CS3ContentsManager(AsyncContentsManager):
         with cs3_errors("Cannot save", path):
             session = await self._session()
             place = await self._writable_place(session, path)
+            if place.kind == "ocm":
+                saved = await self._save_ocm(place, model)
+                self.run_post_save_hooks(model=saved, os_path=path)
+                self.emit(data={"action": "save", "path": path})
+                return saved
             if kind == "notebook":
                 nb = nbformat.from_dict(model["content"])
                 self.check_and_sign(nb, path)
@@ -545,8 +641,6 @@ class CS3ContentsManager(AsyncContentsManager):
                 operation="save",
                 target=path,
             )
-        if place.kind == "ocm":
-            raise place.entry.unreachable(path)
         return place
 
     async def _mkdir(self, session: Session, place: Place) -> None:
@@ -592,6 +686,9 @@ class CS3ContentsManager(AsyncContentsManager):
             with cs3_errors("Cannot save", path):
                 session = await self._session()
                 place = await self._writable_place(session, path)
+                if place.kind == "ocm":
+                    raise Unimplemented("large uploads into an OCM share are not supported; upload the file at "
+                                        "the site that shares it", operation="save", target=path)
                 await session.files.upload_file(place.ref, tmp)
                 saved = await self._build(session, place, False, None, None, False)
         finally:
@@ -620,6 +717,9 @@ class CS3ContentsManager(AsyncContentsManager):
         with cs3_errors("Cannot delete", path):
             session = await self._session()
             place = await self._locate(session, path)
+            if place.kind == "ocm" and place.below_entry:
+                raise PermissionDenied("items inside a folder shared from another site are deleted at that site",
+                                       operation="delete", target=path)
             if place.kind in ("virtual", "ocm") or (place.kind == "shared" and not place.below_entry):
                 raise PermissionDenied(
                     "shares are accepted, declined and removed in the site's sharing interface, not here",
@@ -657,9 +757,13 @@ class CS3ContentsManager(AsyncContentsManager):
         if place.kind == "virtual":
             return "directory"
         if place.kind == "ocm":
-            if place.below_entry:
+            if not place.below_entry:
+                return "directory" if place.entry.is_dir else "file"
+            try:
+                remote = await fetch_content(await self._ocm_target(session, place), content=False)
+            except (NotFound, PermissionDenied, Unimplemented):
                 return None
-            return "directory" if place.entry.is_dir else "file"
+            return "directory" if remote.get("type") == "directory" else "file"
         try:
             info = await session.files.stat(place.ref)
         except (NotFound, PermissionDenied):
@@ -694,7 +798,12 @@ class CS3ContentsManager(AsyncContentsManager):
             session = await self._session()
             place = await self._locate(session, path)
             if place.kind == "ocm":
-                raise place.entry.unreachable(path)
+                model = await self._build(session, place, True, "file", None, False)
+                data = (base64.b64decode(model["content"]) if model["format"] == "base64"
+                        else str(model["content"]).encode("utf-8"))
+                model["content"], model["format"] = None, None
+                yield model, _one_chunk(data)
+                return
             model = await self._build(session, place, False, "file", None, False)
             async with session.files.open_download(place.ref) as chunks:
                 yield model, chunks

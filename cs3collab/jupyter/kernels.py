@@ -44,7 +44,7 @@ from tornado import httpclient, web
 from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
 from traitlets.config import LoggingConfigurable
 
-from cs3collab.jupyter.ocm_remote import OCMTarget
+from cs3collab.jupyter.ocm_remote import OCMTarget, owning_site
 
 _ID_NAMESPACE = uuid.UUID("0b7e4f1e-7d0c-4c8e-9d0a-6a3f5b2c1d94")
 KERNEL_PREFIX = "/api/collaboration/kernel/"
@@ -116,7 +116,8 @@ class SharedKernelManager(AsyncMappingKernelManager):
         if cs3_reference is None or not path.endswith(".ipynb"):
             return None
         try:
-            reference = await ensure_async(cs3_reference(path))
+            # a notebook another site owns (an OCM share, or inside a shared folder): its kernel is there
+            reference = await owning_site(contents_manager, path) or await ensure_async(cs3_reference(path))
         except Exception as exc:  # noqa: BLE001 - not a CS3 notebook: a local kernel
             self.log.info("cs3collab: %s gets a local kernel (%s)", path, exc)
             return None

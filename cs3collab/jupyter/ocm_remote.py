@@ -34,7 +34,8 @@ from urllib.parse import quote, urlsplit
 import httpx
 from cs3.sharing.ocm.v1beta1 import resources_pb2 as ocm
 
-from cs3collab.cs3 import CS3Error, NotFound, PermissionDenied, Unauthenticated, Unavailable
+from cs3collab.cs3 import (CS3Error, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unauthenticated,
+                           Unavailable)
 from cs3collab.cs3.ocm import WEBAPP_NAME
 
 if TYPE_CHECKING:
@@ -71,9 +72,16 @@ class OCMTarget:
     sender_domain: str = ""
     token_endpoint: str = ""
     client_id: str = ""
+    path: str = ""  # inside a shared folder, relative to it ("" = the shared resource)
 
     def __repr__(self) -> str:  # never log a secret
-        return f"OCMTarget(service_url={self.service_url!r}, share_id={self.share_id!r})"
+        return f"OCMTarget(service_url={self.service_url!r}, share_id={self.share_id!r}, path={self.path!r})"
+
+    @property
+    def session_name(self) -> str:
+        """How the sharing site's service names this file in a session
+        request: ``ocm:<share id>`` or ``ocm:<share id>/<relative path>``."""
+        return f"ocm:{self.share_id}/{self.path}" if self.path else f"ocm:{self.share_id}"
 
     @property
     def authorization(self) -> str:
@@ -97,8 +105,13 @@ class OCMTarget:
 
     @property
     def session_path(self) -> str:
-        """The service's session path segment naming this share's file."""
-        return quote(f"ocm:{self.share_id}", safe="")
+        """:attr:`session_name` as one URL path segment (the service's session route)."""
+        return quote(self.session_name, safe="")
+
+    @property
+    def content_url(self) -> str:
+        """The sharing site's content route for this file or folder."""
+        return f"{self.service_url}/api/collaboration/ocm/{quote(self.share_id, safe='')}/content"
 
 
 def service_url_from_uri(uri: str, share_id: str, *, new_form: bool) -> str:
@@ -208,14 +221,15 @@ async def token_endpoint(session: "Session", domain: str, *, timeout: float = 30
     """The ``tokenEndPoint`` of OCM site ``domain``: its OCM endpoint as this
     site knows it (GetInfoByDomain), then its discovery (``/.well-known/ocm``
     at that origin); ``{endPoint}/token`` when discovery lists the
-    ``exchange-token`` capability without an endpoint. Cached 5 minutes."""
-    cached = _ENDPOINTS.get(domain)
-    if cached is not None and cached[0] > time.monotonic():
-        return cached[1]
+    ``exchange-token`` capability without an endpoint. The discovery is cached 5 minutes
+    per OCM endpoint (a site that moved is discovered again)."""
     info = await session.ocm.provider_info(domain)
     endpoint = next((svc.endpoint.path for svc in info.services if svc.endpoint.type.name == "OCM"), "")
     if not endpoint:
         raise Unavailable(f"{domain} has no OCM endpoint", operation="exchange OCM share code", target=domain)
+    cached = _ENDPOINTS.get(endpoint)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
     parts = urlsplit(endpoint)
     try:
         async with httpx.AsyncClient(timeout=timeout) as http:
@@ -233,7 +247,7 @@ async def token_endpoint(session: "Session", domain: str, *, timeout: float = 30
         else:
             raise Unavailable(f"{domain} does not offer the OCM code flow (no tokenEndPoint)",
                               operation="exchange OCM share code", target=domain)
-    _ENDPOINTS[domain] = (time.monotonic() + ENDPOINT_CACHE_SECONDS, url)
+    _ENDPOINTS[endpoint] = (time.monotonic() + ENDPOINT_CACHE_SECONDS, url)
     return url
 
 
@@ -255,29 +269,85 @@ def share_writable(share: ocm.ReceivedShare) -> bool:
     return False
 
 
-async def fetch_content(target: OCMTarget, *, timeout: float = 30.0) -> dict:
-    """The current content of the share at its site (``GET .../ocm/{id}/content``).
+async def fetch_content(target: OCMTarget, *, content: bool = True, timeout: float = 30.0) -> dict:
+    """The current content of the share, or of ``target.path`` inside a
+    shared folder, at its site (``GET .../ocm/{id}/content?path=``); without
+    ``content`` only its model (type, role, etag...).
 
     Raises the CS3 error matching the answer: 401 → Unauthenticated, 403 →
-    PermissionDenied, 404 → NotFound (no such share, or no collaboration
-    service at that uri), unreachable or 5xx → Unavailable.
+    PermissionDenied, 404 → NotFound (no such share or path, or no
+    collaboration service at that uri), unreachable or 5xx → Unavailable.
     """
-    url = f"{target.service_url}/api/collaboration/ocm/{quote(target.share_id, safe='')}/content"
-    try:
-        async with httpx.AsyncClient(timeout=timeout) as http:
-            response = await http.get(url, headers={"Authorization": await target.authorization_header()})
-    except httpx.HTTPError as exc:
-        raise Unavailable(f"the sharing site's collaboration service is not reachable: {exc}",
-                          operation="open OCM share", target=target.share_id) from exc
+    params = {"path": target.path} if target.path else {}
+    if not content:
+        params["content"] = "0"
+    return await _call(target, "GET", params, None, "open OCM share", timeout)
+
+
+async def save_content(target: OCMTarget, fmt: str, content: object, *, timeout: float = 30.0) -> dict:
+    """Write ``target`` (a file of the share, or inside a shared folder) at
+    the sharing site (``PUT .../ocm/{id}/content?path=``) with ``format``
+    ``json`` (a notebook), ``text`` or ``base64``; the sharing site applies
+    the share's role (403 for a viewer) and refuses a file open live (409).
+    Returns the saved file's model (no content). Errors as :func:`fetch_content`,
+    plus 409 → FailedPrecondition."""
+    params = {"path": target.path} if target.path else {}
+    return await _call(target, "PUT", params, {"format": fmt, "content": content}, "save to OCM share", timeout)
+
+
+async def _call(target: OCMTarget, method: str, params: dict, body: dict | None, operation: str,
+                timeout: float) -> dict:
+    where = target.session_name
+    for attempt in (1, 2):
+        try:
+            async with httpx.AsyncClient(timeout=timeout) as http:
+                response = await http.request(method, target.content_url, params=params, json=body,
+                                              headers={"Authorization": await target.authorization_header()})
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"the sharing site's collaboration service is not reachable: {exc}",
+                              operation=operation, target=where) from exc
+        if response.status_code == 401 and target.must_exchange:
+            target.forget_token()  # an exchanged token that expired early: exchange the code once more
+            if attempt == 1:
+                continue
+        break
     if response.status_code == 200:
         return response.json()
-    if response.status_code == 401:
-        target.forget_token()
     try:
         message = response.json().get("message", "")
     except ValueError:
         message = response.text[:200]
-    error: type[CS3Error] = {401: Unauthenticated, 403: PermissionDenied, 404: NotFound}.get(
-        response.status_code, Unavailable)
-    raise error(f"the sharing site answered {response.status_code}: {message}",
-                operation="open OCM share", target=target.share_id)
+    error: type[CS3Error] = {401: Unauthenticated, 403: PermissionDenied, 404: NotFound,
+                             409: FailedPrecondition, 400: InvalidArgument}.get(response.status_code, Unavailable)
+    raise error(f"the sharing site answered {response.status_code}: {message}", operation=operation, target=where)
+
+
+async def owning_site(contents_manager, api_path: str) -> OCMTarget | None:
+    """How to reach a contents path under "Shared with me" at the site that owns it.
+
+    For a path that is, or lies inside, an OCM share received from another
+    site (e.g. ``Shared with me/higgs-analysis/analysis.ipynb``) this returns
+    an :class:`OCMTarget` with everything needed to work on it there:
+
+    * ``target.service_url``: the owning site's collaboration service;
+    * ``target.session_name``: the session path that service takes,
+      ``ocm:<share id>`` or ``ocm:<share id>/<path inside the share>``
+      (``target.session_path`` is it URL-encoded as one segment, for
+      ``PUT {service_url}/api/collaboration/session/{session_path}``);
+    * ``await target.authorization_header()``: the ``Authorization`` value
+      (``Bearer <token>`` from the OCM code flow, exchanged and cached here;
+      ``OCM <id>:<secret>`` for an OCM 1.1 share); call it for every request,
+      it renews an expired token.
+
+    Returns None for a path served by this site (the home, user shares).
+    Opening a pending share accepts it. Raises the contents manager's HTTP
+    errors (404 no such share or path, 501 an OCM share without our webapp).
+
+    Used by the room bridge (session PUT and room WebSocket) and meant for
+    the kernel bridge: a federated notebook's kernel session goes to the
+    shared kernel at ``target.service_url`` with the same header.
+    """
+    locate = getattr(contents_manager, "owning_site", None)
+    if locate is None:
+        return None
+    return await locate(api_path)

@@ -2,7 +2,8 @@
 
 Its entries are the user shares the user accepted (each a Stat of the shared
 resource, so a recipient opens the owner's file and room by resource id)
-and the received OCM shares not declined (content at the sharing site).
+and the received OCM shares not declined (content at the sharing site,
+reached through its collaboration service, also below a shared folder).
 Names are the shared files' names, made unique in share order with
 `` (n)`` before the extension; a dangling share (its resource gone) is left
 out. A listing is reused for ``shared_cache_seconds`` to map paths below the

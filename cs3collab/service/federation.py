@@ -139,15 +139,40 @@ def code_flow_token_expired(session: Session) -> bool:
             and token_expired(credentials.client_secret))
 
 
+def relative_path(rel: str, share_id: str) -> str:
+    """``rel`` checked as a path inside an OCM share (``""`` = the shared
+    resource itself), without a trailing ``/``.
+
+    Raises PermissionDenied for anything that could name a resource outside
+    the share: an absolute path, a ``..`` or ``.`` segment, an empty segment
+    (``a//b``), a backslash or a NUL. The gateway scopes the participant's
+    token to the share anyway (Reva's ``ocmshare`` scope); this refuses the
+    attempt before it reaches CS3, with a message that says why.
+    """
+    if not rel:
+        return ""
+    where = f"ocm:{share_id}/{rel[:200]}"
+    if rel.startswith("/"):
+        raise PermissionDenied("a path inside an OCM share is relative to the share; absolute paths are refused",
+                               operation="resolve", target=where)
+    parts = rel.rstrip("/").split("/")
+    if any(part in ("", ".", "..") or "\\" in part or "\0" in part for part in parts):
+        raise PermissionDenied("the path leaves the OCM share ('..', '.' or empty segments are refused)",
+                               operation="resolve", target=where)
+    return "/".join(parts)
+
+
 def share_reference(path: str, caller: FederatedCaller | None):
-    """The reference for a session path ``ocm:<share id>[/<relative path>]``."""
+    """The reference for a session path ``ocm:<share id>[/<relative path>]``
+    (the relative path checked by :func:`relative_path`)."""
     share_id, _, rel = path[len(PATH_PREFIX):].partition("/")
     if caller is None or caller.share.id.opaque_id != share_id:
         raise PermissionDenied(
             "an ocm: path needs the credentials of that OCM share", operation="session", target=f"ocm:{share_id}"
         )
-    if rel.strip("/"):
-        return storage.Reference(resource_id=caller.share.resource_id, path="./" + rel.strip("/"))
+    rel = relative_path(rel, share_id)
+    if rel:
+        return storage.Reference(resource_id=caller.share.resource_id, path="./" + rel)
     return caller.share.resource_id
 
 

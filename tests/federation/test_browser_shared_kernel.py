@@ -1,7 +1,9 @@
 """Two institutions, one kernel, in real browsers: marie at site B, in her own
 JupyterLab and without an account at A, runs a cell of einstein's notebook in
-its shared kernel at site A, using state einstein's run left there; both tabs
-show the output and who ran it. Screenshots go to ``test-artifacts/federation/``."""
+its shared kernel at site A, using state einstein's run left there from the
+data file beside the notebook (the folder is shared through OCM: the data
+exists only at A); both tabs show the output and who ran it. Screenshots go
+to ``test-artifacts/federation/``."""
 
 from __future__ import annotations
 
@@ -26,16 +28,20 @@ RUN_TIMEOUT_MS = 90_000
 
 
 async def shared_with_marie(fed, *sources: str) -> str:
-    """A notebook (with a kernelspec, so JupyterLab starts its kernel) at A, shared with marie@B."""
+    """A folder at A holding a notebook (with a kernelspec, so JupyterLab starts
+    its kernel) and its data ``events.csv``, shared with marie@B; the notebook's
+    path in the folder (``<folder>/<notebook>``)."""
     home = await fed.einstein.get_home()
-    name = f"fed-kernel-{uuid.uuid4().hex[:6]}.ipynb"
+    folder = f"fed-kernel-{uuid.uuid4().hex[:6]}"
     notebook = v4.new_notebook(cells=[v4.new_code_cell(source) for source in sources],
                                metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                         "language": "python"}})
-    await fed.einstein.files.upload(f"{home}/{name}", nbformat.writes(notebook).encode())
-    info = await fed.einstein.files.stat(f"{home}/{name}")
+    await fed.einstein.files.mkdir(f"{home}/{folder}")
+    await fed.einstein.files.upload(f"{home}/{folder}/analysis.ipynb", nbformat.writes(notebook).encode())
+    await fed.einstein.files.upload(f"{home}/{folder}/events.csv", b"mass_gev\n91.2\n125.1\n80.4\n")
+    info = await fed.einstein.files.stat(f"{home}/{folder}")
     await fed.einstein.ocm.create_share(info.id, federated_user("marie", "cesnet.test"), roles.EDITOR)
-    return name
+    return f"{folder}/analysis.ipynb"
 
 
 @pytest.mark.timeout(300)  # two sites, two JupyterLabs, two browsers and a kernel start on a loaded machine
@@ -43,7 +49,8 @@ async def test_marie_at_b_runs_in_the_kernel_at_a_in_her_browser(fed, tmp_path):
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: these tests use Debian's chromium (./dev test installs it with apt)")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    name = await shared_with_marie(fed, "energies = [91.2, 125.1, 80.4]", "print(round(sum(energies), 1))")
+    name = await shared_with_marie(fed, "import csv\nenergies = [float(row['mass_gev']) for row in "
+                                        "csv.DictReader(open('events.csv'))]", "print(round(sum(energies), 1))")
     async with jupyter_with_cs3collab(tmp_path / "lab-einstein", gateway=fed.a.gateway, service_url=fed.svc_a.url,
                                       username="einstein") as lab_a, \
             async_playwright() as driver, contextlib.AsyncExitStack() as exits:

@@ -5,7 +5,8 @@ and marie@B contacts by an OCM invitation, shares the sample notebook at A
 with marie at B through OCM and prints each site's hub with the logins.
 marie logs in at her own site's hub (B) with her CS3 password; the server
 her hub starts opens "Shared with me/analysis.ipynb" from A's service, in the
-same room as einstein's server at A; and a JupyterLab whose cs3collab
+same room as einstein's server at A (and the notebook and data in
+"Shared with me/higgs-analysis/"); and a JupyterLab whose cs3collab
 extension failed to link is refused at start.
 """
 
@@ -89,6 +90,14 @@ async def test_two_site_demo(tmp_path: Path, monkeypatch):
             session = await http.put(f"/api/collaboration/session/{quote(marie_path, safe='')}",
                                      json={"format": "json", "type": "notebook"})
             assert session.status_code == 200, session.text
+            # the higgs-analysis/ folder shared through OCM: listed, its data read and its notebook opened at B
+            folder = (await http.get(f"/api/contents/{quote('Shared with me/higgs-analysis')}")).json()
+            assert {m["name"] for m in folder["content"]} >= {"analysis.ipynb", "events.csv"}, folder
+            events = (await http.get(f"/api/contents/{quote('Shared with me/higgs-analysis/events.csv')}")).json()
+            assert events["format"] == "text" and events["content"].count("\n") > 1000
+            higgs_path = quote("Shared with me/higgs-analysis/analysis.ipynb", safe="")
+            higgs = await http.put(f"/api/collaboration/session/{higgs_path}", json={"format": "json", "type": "notebook"})
+            assert higgs.status_code == 200, higgs.text
         async with log_in(hub_a, einstein_user, einstein_password) as http:
             mine = await http.put(f"/api/collaboration/session/{quote(einstein_path, safe='')}",
                                   json={"format": "json", "type": "notebook"})

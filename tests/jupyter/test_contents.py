@@ -414,10 +414,10 @@ async def two_sites(tmp_path_factory):
 
 async def test_ocm_shares_are_listed_and_only_notebooks_open(two_sites):
     """Site A here runs no collaboration service (its shares' webapp uri is
-    the devstack's ``/app/ocm/<id>``): the notebook is listed as the share's
-    role allows, folders and saves answer 501, and opening the notebook
-    reaches out to that uri and fails with a clear error (the federation
-    tests cover a site with a service)."""
+    the devstack's ``/app/ocm/<id>``): the notebook and the folder are listed
+    as the share's role allows; opening either, a path inside the folder or
+    saving reaches out to that uri and fails with a clear error (the
+    federation tests cover a site with a service)."""
     from cs3collab.cs3 import CS3Client
     from cs3collab.cs3.ocm import federated_user
     from cs3collab.jupyter.connection import CS3CollabConnection
@@ -448,12 +448,14 @@ async def test_ocm_shares_are_listed_and_only_notebooks_open(two_sites):
         with pytest.raises(HTTPError) as err:
             await cm.get(nb["path"])
         assert err.value.status_code == 404 and "sharing site" in err.value.log_message
-        for call in (cm.get(folder["path"]), cm.cs3_reference(folder["path"]),
-                     cm.get(f"{folder['path']}/x.ipynb"),
+        inside = await cm.owning_site(f"{folder['path']}/x.ipynb")
+        assert (inside.session_name, inside.service_url) == (f"ocm:{inside.share_id}/x.ipynb", target.service_url)
+        for call in (cm.get(folder["path"]), cm.get(f"{folder['path']}/x.ipynb"),
                      cm.save({"type": "notebook", "content": v4.new_notebook()}, nb["path"])):
             with pytest.raises(HTTPError) as err:
                 await call
-            assert err.value.status_code == 501 and "cernbox.test" in err.value.log_message
+            assert err.value.status_code == 404 and "sharing site" in err.value.log_message
         assert await cm.file_exists(nb["path"]) and await cm.dir_exists(folder["path"])
+        assert await cm.owning_site("") is None and not await cm.exists(f"{folder['path']}/x.ipynb")
     finally:
         await connection.close()

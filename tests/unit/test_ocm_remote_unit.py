@@ -68,3 +68,21 @@ def test_only_tokens_with_an_ocm_scope_are_tried_as_code_flow_tokens():
     assert may_be_code_flow_token(jwt.encode({"scope": {"ocmshare:s-1": {}}}, key, algorithm="HS256"))
     assert not may_be_code_flow_token(jwt.encode({"scope": {"user": {}}}, key, algorithm="HS256"))
     assert may_be_code_flow_token("opaque-token-of-another-kind")
+
+
+def test_a_path_inside_a_share_names_its_session_and_stays_inside():
+    from dataclasses import replace
+
+    import pytest
+
+    from cs3collab.cs3 import PermissionDenied
+    from cs3collab.service.federation import relative_path
+
+    target = replace(ocm_target(received("https://svc.a.test/api/collaboration/ocm/s-1", ["must-exchange-token"])),
+                     path="runs/a b.ipynb")
+    assert target.session_name == "ocm:s-1/runs/a b.ipynb" and target.session_path == "ocm%3As-1%2Fruns%2Fa%20b.ipynb"
+    assert target.content_url == "https://svc.a.test/api/collaboration/ocm/s-1/content"
+    assert relative_path("", "s-1") == "" and relative_path("runs/a.csv/", "s-1") == "runs/a.csv"
+    for bad in ("../x", "a/../../x", "/etc/passwd", "a//b", "./a", "a\\..\\b", "a\0b"):
+        with pytest.raises(PermissionDenied, match="share"):
+            relative_path(bad, "s-1")
