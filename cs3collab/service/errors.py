@@ -60,6 +60,7 @@ _TABLE: list[tuple[type[BaseException], Refusal]] = [
     (versions.UnknownVersion, Refusal(404, CloseCode.NOT_FOUND, "not_found")),
     (versions.UnknownTag, Refusal(404, CloseCode.NOT_FOUND, "not_found")),
     (versions.EditorRequired, Refusal(403, CloseCode.FORBIDDEN, "forbidden")),
+    (versions.HistoryNotShared, Refusal(403, CloseCode.FORBIDDEN, "forbidden")),
     (versions.RoomReadOnly, Refusal(409, CloseCode.SESSION, "read_only")),
     (DocumentTypeConflict, Refusal(409, CloseCode.SESSION, TYPE_CONFLICT)),
     (ConnectionLimitReached, Refusal(429, CloseCode.SESSION, TOO_MANY_CONNECTIONS)),

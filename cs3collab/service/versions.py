@@ -84,6 +84,12 @@ class UnknownTag(VersionsError):
     """The file has no tag of that name."""
 
 
+class HistoryNotShared(VersionsError):
+    """The site's gateway lets this caller read the file but not list its
+    versions: a participant of another site whose OCM token scope has no
+    ListFileVersions (Reva's stock ``ocmshare`` scope; docs/federation.md)."""
+
+
 class EditorRequired(VersionsError):
     """Tagging, untagging and restoring need edit permission on the file."""
 
@@ -325,7 +331,16 @@ class VersionService:
                 current.restored_from,
             )
         ]
-        for item in await session.versions.list(file.resource_id):
+        try:
+            listed = await session.versions.list(file.resource_id)
+        except PermissionDenied:
+            # the file is readable (Stat passed), its history is not: the scope of an OCM token
+            log.info("versions not listable room=%s user=%s", format_resource_id(file.resource_id), session.user.username)
+            raise HistoryNotShared(
+                "The version history of this notebook is not available to people of other institutions "
+                "at the site that stores it (ask its owner for a copy of an older version)."
+            ) from None
+        for item in listed:
             saved = record(item.etag)
             entries.append(
                 Version(item.key, item.etag, saved.time or int(item.mtime), item.size, saved.authors, [], False,
