@@ -36,3 +36,35 @@ async def test_marie_at_b_runs_in_the_kernel_at_a(fed):
             assert code == 1003 and json.loads(reason)["reason"] == "access_revoked"
         await einstein.idle(await einstein.execute("print(len(data))", cells[1]))
         await wait_for(room.doc, lambda: outputs_text(room, 1) == "3\n")
+
+
+async def test_the_kernel_at_a_survives_a_restart_of_maries_server_at_b(fed):
+    """Marie's Jupyter server at B is killed and started again: the notebook's
+    kernel at A, with its state, is found again by her new server."""
+    import contextlib
+    import uuid
+
+    from tests.jupyter.conftest_bridge import jupyter_with_cs3collab
+
+    path, info, _share = await fed.share(roles.EDITOR, "energy = 41", "print(energy + 1)")
+    api_path = f"{SHARED}/{info.name}"
+    root = fed.root / f"lab-marie-restart-{uuid.uuid4().hex[:6]}"
+    async with connect(fed.svc_a.url, fed.einstein.token, path) as room:
+        cells = [str(cell["id"]) for cell in room.document.ycells]
+        async with contextlib.AsyncExitStack() as first:
+            lab = await first.enter_async_context(jupyter_with_cs3collab(
+                root, gateway=fed.b.gateway, service_url=fed.svc_b.url, username="marie"))
+            session = await open_kernel_session(lab.url.rstrip("/"), lab.token, api_path)
+            kernel_id = session["kernel"]["id"]
+            async with lab_kernel(lab.url.rstrip("/"), lab.token, kernel_id) as marie:
+                assert (await marie.reply(await marie.execute("energy = 41", cells[0])))["content"]["status"] == "ok"
+            lab.running.process.kill()  # her server dies (SIGKILL), the kernel at A does not
+            await lab.running.process.wait()
+        async with jupyter_with_cs3collab(root, gateway=fed.b.gateway, service_url=fed.svc_b.url,
+                                          username="marie") as again:
+            session = await open_kernel_session(again.url.rstrip("/"), again.token, api_path)
+            assert session["kernel"]["id"] == kernel_id  # the same kernel, found by the notebook
+            async with lab_kernel(again.url.rstrip("/"), again.token, kernel_id) as marie:
+                run = await marie.execute("print(energy + 1)", cells[1])
+                assert (await marie.reply(run))["content"]["status"] == "ok"
+            await wait_for(room.doc, lambda: outputs_text(room, 1) == "42\n")
