@@ -373,7 +373,7 @@ class CollabService(Application):
             server.add_sockets(sockets)
             url = f"http://{self.ip}:{sockets[0].getsockname()[1]}"
             try:
-                with metrics.watching(registry, global_room):
+                with metrics.watching(registry, global_room, execution.host):
                     async with asyncio.TaskGroup() as tasks:
                         registry_started = asyncio.get_running_loop().create_future()
                         registry_task = tasks.create_task(registry.run(registry_started), name="room registry")

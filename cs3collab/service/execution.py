@@ -41,7 +41,7 @@ from cs3collab.cs3.refs import format_resource_id
 from cs3collab.kernels.authority import scoped_session
 from cs3collab.kernels.host import Execution, KernelError, KernelHost, KernelRefused, Runner, SharedKernel
 from cs3collab.kernels.workspace import Workspace
-from cs3collab.service import documents
+from cs3collab.service import documents, metrics
 from cs3collab.service.identity import Identity, resolve_access
 from cs3collab.service.protocol import CloseCode, session_close_reason
 from cs3collab.service.room import Participant
@@ -262,6 +262,7 @@ class SharedExecution:
         return await self.registry.open(key, documents.NOTEBOOK, notebook.file_id, notebook.resource_id, notebook.session)
 
     async def started(self, execution: Execution) -> bool:
+        metrics.kernel_execution(execution.runner.site)
         if execution.cell_id is None:
             return False
         live = await self._room(execution.key)

@@ -23,8 +23,9 @@ Names (all prefixed ``cs3collab_``; the table in docs/operations.md):
 * ``saves_total{outcome}``, ``save_seconds``
 * ``cs3_calls_total{method,status}``, ``cs3_call_seconds{method}``
 * ``access_refusals_total{reason}``, ``access_revocations_total{reason}``
-* kernels: reserved for the shared-execution work (``kernels_running`` and
-  ``kernel_executions_total`` belong in this module, next to the rest).
+* ``kernels{state}`` (shared kernels by state, read from the kernel host at
+  scrape time), ``kernel_executions_total{site}`` (runs of cells in shared
+  kernels, by the runner's site)
 """
 
 from __future__ import annotations
@@ -128,6 +129,14 @@ def revoked(reason: str) -> None:
     ACCESS_REVOCATIONS.labels(reason).inc()
 
 
+KERNEL_EXECUTIONS = Counter(
+    f"{PREFIX}_kernel_executions", "Cells run in shared kernels, by the runner's site (idp).", ["site"])
+
+
+def kernel_execution(site: str) -> None:
+    KERNEL_EXECUTIONS.labels(site or "unknown").inc()
+
+
 # -- what is live, read at scrape time ---------------------------------------------------
 
 
@@ -136,6 +145,7 @@ class LiveCollector(Collector):
 
     def __init__(self) -> None:
         self.watched: list[tuple[RoomRegistry, Room | None]] = []
+        self.kernel_hosts: list[Any] = []  # cs3collab.kernels.host.KernelHost
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         rooms = GaugeMetricFamily(f"{PREFIX}_rooms_live", "Rooms open (a document loaded, with or without participants).")
@@ -166,9 +176,19 @@ class LiveCollector(Collector):
             connections.add_metric([role], count)
         for site, count in sorted(by_site.items()):
             federated.add_metric([site], count)
+        kernels = GaugeMetricFamily(
+            f"{PREFIX}_kernels", "Shared kernels by state (starting, idle, busy, restarting, dead).", labels=["state"])
+        by_state: Tally[str] = Tally()
+        for host in list(self.kernel_hosts):
+            for kernel in list(host.kernels.values()):
+                if kernel.state != "none":
+                    by_state[kernel.state] += 1
+        for state, count in sorted(by_state.items()):
+            kernels.add_metric([state], count)
         yield rooms
         yield connections
         yield federated
+        yield kernels
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         return self.collect()  # cheap, and names the families for the registry
@@ -179,18 +199,23 @@ _LIVE_REGISTERED = False
 
 
 @contextlib.contextmanager
-def watching(registry: RoomRegistry, global_room: Room | None = None) -> Iterator[None]:
-    """Report ``registry``'s rooms and participants for the duration of the block."""
+def watching(registry: RoomRegistry, global_room: Room | None = None, kernel_host: Any = None) -> Iterator[None]:
+    """Report ``registry``'s rooms and participants (and ``kernel_host``'s
+    shared kernels) for the duration of the block."""
     global _LIVE_REGISTERED
     if not _LIVE_REGISTERED:
         REGISTRY.register(_LIVE)
         _LIVE_REGISTERED = True
     entry = (registry, global_room)
     _LIVE.watched.append(entry)
+    if kernel_host is not None:
+        _LIVE.kernel_hosts.append(kernel_host)
     try:
         yield
     finally:
         _LIVE.watched.remove(entry)
+        if kernel_host is not None:
+            _LIVE.kernel_hosts.remove(kernel_host)
 
 
 def exposition(accept: str | None = None) -> tuple[bytes, str]:

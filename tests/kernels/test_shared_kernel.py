@@ -3,6 +3,10 @@ attribution are the same for every participant; viewers run nothing."""
 
 from __future__ import annotations
 
+import re
+
+import httpx
+
 from cs3collab.cs3 import roles
 from cs3collab.cs3.shares import user_grantee
 from tests.kernels.kernelclient import file_id_of, kernel_channel, kernel_rest, outputs_text
@@ -38,6 +42,12 @@ async def test_one_kernel_for_everyone_and_outputs_in_the_room(svc, einstein, ma
                     if m["msg_type"] == "stream" and m["parent_header"].get("msg_id") in runs]
         status = (await kernel_rest(svc.url, f"Bearer {marie.token}", file_id, method="GET")).json()
         assert status["state"] == "idle" and status["connections"] == 2 and status["startedBy"] == "Albert Einstein"
+        # an operator sees the kernel and the runs on /metrics
+        async with httpx.AsyncClient(timeout=10) as http:
+            scraped = (await http.get(f"{svc.url}/metrics")).text
+        assert re.search(r'^cs3collab_kernels\{state="idle"\} [1-9]', scraped, re.M), scraped[-2000:]
+        runs_here = re.search(r'^cs3collab_kernel_executions_total\{site="cernbox.test"\} (\S+)', scraped, re.M)
+        assert runs_here and float(runs_here.group(1)) >= 2
 
 
 async def test_a_viewer_watches_and_runs_nothing(svc, einstein, richard, notebook):
