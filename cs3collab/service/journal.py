@@ -247,3 +247,52 @@ def check_seq(seq: object, minimum: int) -> int:
     if seq < minimum:
         raise ValueError(f"seq must be >= {minimum}, not {seq}")
     return seq
+
+
+class CheckedJournal:
+    """The :class:`Journal` calls as every backend takes them: arguments checked
+    here, once, the same way for all, then handed to the backend's own worker
+    as ``await self._call(op, *args)`` (its thread, its pipeline). A backend
+    subclasses this (before ``Configurable``) and has a ``max_update_size``."""
+
+    max_update_size: int
+
+    async def _call(self, op: str, *args: object):  # pragma: no cover - the backend's
+        raise NotImplementedError
+
+    async def append(self, room: str, update: bytes) -> int:
+        """Append ``update`` to ``room``; return its seq once the backend made it durable."""
+        check_room_key(room)
+        data = check_update(update, self.max_update_size or None)
+        return await self._call("append", room, data)
+
+    async def load(self, room: str) -> JournalRecord | None:
+        return await self._call("load", check_room_key(room))
+
+    async def mark_persisted(self, room: str, seq: int, etag: str) -> None:
+        check_room_key(room)
+        check_seq(seq, minimum=0)
+        check_text("etag", etag, MAX_ETAG_BYTES)
+        await self._call("mark_persisted", room, seq, etag)
+
+    async def compact(self, room: str, snapshot: bytes, upto_seq: int) -> None:
+        check_room_key(room)
+        data = check_update(snapshot, None)
+        check_seq(upto_seq, minimum=1)
+        await self._call("compact", room, data, upto_seq)
+
+    async def set_meta(self, room: str, key: str, value: str) -> None:
+        check_room_key(room)
+        check_text("meta key", key, MAX_META_KEY_BYTES, allow_empty=False)
+        check_text("meta value", value, MAX_META_VALUE_BYTES)
+        await self._call("set_meta", room, key, value)
+
+    async def rooms_needing_flush(self) -> list[str]:
+        return await self._call("rooms_needing_flush")
+
+    async def forget(self, room: str) -> None:
+        await self._call("forget", check_room_key(room))
+
+    async def ready(self) -> None:
+        """Return once the backend accepted a write now (the readiness probe)."""
+        await self._call("ready")

@@ -66,18 +66,12 @@ from traitlets.config import Configurable
 
 from . import metrics
 from .journal import (
-    MAX_ETAG_BYTES,
-    MAX_META_KEY_BYTES,
-    MAX_META_VALUE_BYTES,
+    CheckedJournal,
     JournalClosedError,
     JournalCorruptError,
     JournalError,
     JournalInUseError,
     JournalRecord,
-    check_room_key,
-    check_seq,
-    check_text,
-    check_update,
 )
 
 log = logging.getLogger("cs3collab.service.journal")
@@ -317,7 +311,7 @@ class _Store:
         log.info("journal forgot room=%s updates=%d", room, removed)
 
 
-class SQLiteJournal(Configurable):
+class SQLiteJournal(CheckedJournal, Configurable):
     """The :class:`~cs3collab.service.journal.Journal` on one SQLite file.
 
     Arguments:
@@ -542,40 +536,6 @@ class SQLiteJournal(Configurable):
 
     # -- the Journal interface ----------------------------------------------------------
 
-    async def append(self, room: str, update: bytes) -> int:
-        """Append ``update`` to ``room``; return its seq once committed
-        (durable as the module docstring says)."""
-        check_room_key(room)
-        data = check_update(update, self.max_update_size or None)
-        return await self._call("append", room, data)
-
-    async def load(self, room: str) -> JournalRecord | None:
-        return await self._call("load", check_room_key(room))
-
-    async def mark_persisted(self, room: str, seq: int, etag: str) -> None:
-        check_room_key(room)
-        check_seq(seq, minimum=0)
-        check_text("etag", etag, MAX_ETAG_BYTES)
-        await self._call("mark_persisted", room, seq, etag)
-
-    async def compact(self, room: str, snapshot: bytes, upto_seq: int) -> None:
-        check_room_key(room)
-        data = check_update(snapshot, None)
-        check_seq(upto_seq, minimum=1)
-        await self._call("compact", room, data, upto_seq)
-
-    async def set_meta(self, room: str, key: str, value: str) -> None:
-        check_room_key(room)
-        check_text("meta key", key, MAX_META_KEY_BYTES, allow_empty=False)
-        check_text("meta value", value, MAX_META_VALUE_BYTES)
-        await self._call("set_meta", room, key, value)
-
-    async def rooms_needing_flush(self) -> list[str]:
-        return await self._call("rooms_needing_flush")
-
-    async def forget(self, room: str) -> None:
-        await self._call("forget", check_room_key(room))
-
-    async def ready(self) -> None:
-        await self._call("ready")
+    # append, load, mark_persisted, compact, set_meta, rooms_needing_flush,
+    # forget and ready: checked and queued by CheckedJournal (journal.py)
 
