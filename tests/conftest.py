@@ -66,3 +66,16 @@ async def workdir(einstein):
     path = f"{home}/t-{uuid.uuid4().hex[:10]}"
     await einstein.files.mkdir(path)
     return path
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test shows the end of the log of each process its fixtures
+    started (a devstack, a service, a Jupyter server): what a reader needs first."""
+    report = yield
+    if report.when == "call" and report.failed:
+        for name, value in item.funcargs.items():
+            running = getattr(value, "running", None)
+            if hasattr(running, "output"):
+                report.sections.append((f"{name} log (last 80 lines)", "\n".join(running.output[-80:])))
+    return report

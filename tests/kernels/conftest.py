@@ -23,14 +23,3 @@ async def svc(site, tmp_path_factory):
     async with start_service(site, tmp_path_factory.mktemp("svc-kernels"), *KERNEL_OPTIONS) as running:
         yield running
 
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item, call):
-    """A failed test shows the end of its service's log."""
-    report = yield
-    if report.when == "call" and report.failed:
-        for name, value in item.funcargs.items():
-            running = getattr(value, "running", None)
-            if hasattr(running, "output"):
-                report.sections.append((f"{name} log (last 80 lines)", "\n".join(running.output[-80:])))
-    return report

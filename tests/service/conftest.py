@@ -51,14 +51,3 @@ async def notebook(einstein, workdir):
 
     return _notebook
 
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item, call):
-    """A failed test shows the end of its service's log."""
-    report = yield
-    if report.when == "call" and report.failed:
-        for name, value in item.funcargs.items():
-            running = getattr(value, "running", None)
-            if hasattr(running, "output"):
-                report.sections.append((f"{name} log (last 60 lines)", "\n".join(running.output[-60:])))
-    return report
