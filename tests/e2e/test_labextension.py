@@ -138,6 +138,10 @@ async def test_ctrl_s_says_whether_a_new_version_was_saved(tabs, screenshot):
     page = einstein.page
     line = f"# saved by hand: {uuid.uuid4().hex[:8]}"
     await einstein.type_at_end(CODE_CELL, line)
+    # the whole line reached the room (marie has it) before the save: on a loaded
+    # machine a save of half the line would be followed by an autosave of the rest,
+    # and the second Ctrl+S would then rightly report that new version
+    await expect(tabs["marie"].editor(CODE_CELL)).to_contain_text(line, timeout=SAVE_TIMEOUT_MS)
     await page.keyboard.press("Control+s")
     saved = page.get_by_text(re.compile(r"^Saved as a new CS3 version \(today \d{2}:\d{2}:\d{2}\)$"))
     await expect(saved.first).to_be_visible(timeout=SAVE_TIMEOUT_MS)
