@@ -316,6 +316,15 @@ async def new_tab(driver: Playwright, profile: Path, user: str, exits: contextli
     tab = Tab(user, page)
     page.on("console", lambda message: tab.console.append(f"[{message.type}] {message.text}"))
     page.on("pageerror", lambda error: tab.console.append(f"[pageerror] {error}"))
+    # the stock frontend asks "The document is taking some time to load" when a room
+    # took more than 5 s to sync (a loaded machine) and may leave the dialog up after
+    # it synced; it would block later clicks, so it is answered as a person would
+    slow_load = page.locator('.jp-Dialog[aria-label^="Loading"]')
+
+    async def continue_waiting() -> None:
+        await slow_load.get_by_role("button", name="Continue waiting").click()
+
+    await page.add_locator_handler(slow_load, continue_waiting)
     if _current_hub is not None:
         await browser_hub_login(tab, _current_hub)
     return tab

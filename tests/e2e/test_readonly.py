@@ -30,18 +30,6 @@ ROLE_TIMEOUT_MS = 40_000
 screenshot = module_screenshots("readonly")
 
 
-@pytest.fixture(scope="module", autouse=True)
-async def continue_slow_loads(tabs):
-    """The stock frontend asks "The document is taking some time to load" when a
-    room took more than 5 s to sync (a loaded machine) and leaves the dialog up
-    after it synced; it would block the clicks below, so it is answered as a user would."""
-    for tab in tabs.values():
-        dialog = tab.page.locator('.jp-Dialog[aria-label^="Loading"]')
-
-        async def answer(dialog=dialog) -> None:
-            await dialog.get_by_role("button", name="Continue waiting").click()
-
-        await tab.page.add_locator_handler(dialog, answer)
 
 
 def chip(tab: Tab):
