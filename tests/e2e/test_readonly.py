@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 import uuid
 
-import pytest
 from playwright.async_api import expect
 
 from tests.e2e.conftest import Tab, module_screenshots
