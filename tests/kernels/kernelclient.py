@@ -53,7 +53,7 @@ class KernelSocket:
                    "allow_stdin": False, "stop_on_error": True}
         return await self.send(self.message("execute_request", content, metadata={"cellId": cell_id} if cell_id else {}))
 
-    async def wait(self, predicate: Callable[[dict], bool], timeout: float = 30.0) -> dict:
+    async def wait(self, predicate: Callable[[dict], bool], timeout: float = 90.0) -> dict:
         """The first message (seen or to come) for which ``predicate`` holds."""
         async with asyncio.timeout(timeout):
             async with self._arrived:
@@ -65,10 +65,10 @@ class KernelSocket:
                         raise AssertionError(f"kernel channel closed {self.closed} before the message came")
                     await self._arrived.wait()
 
-    async def reply(self, msg_id: str, timeout: float = 30.0) -> dict:
+    async def reply(self, msg_id: str, timeout: float = 90.0) -> dict:
         return await self.wait(lambda m: m["channel"] in ("shell", "control") and m["parent_header"].get("msg_id") == msg_id, timeout)
 
-    async def idle(self, msg_id: str, timeout: float = 30.0) -> dict:
+    async def idle(self, msg_id: str, timeout: float = 90.0) -> dict:
         return await self.wait(lambda m: m["channel"] == "iopub" and m["msg_type"] == "status"
                                and m["parent_header"].get("msg_id") == msg_id
                                and m["content"]["execution_state"] == "idle", timeout)
