@@ -152,6 +152,12 @@ class SandboxProvisioner(LocalProvisioner):
         # jupyter_client tells ipykernel its parent's pid, which means nothing in the kernel's pid
         # namespace (its parent is bubblewrap, pid 1 there): --die-with-parent does that job
         args += ["--unsetenv", "JPY_PARENT_PID"]
+        # a private /tmp first: what is bound below may itself live under the host's /tmp
+        # (a checkout and its venv in /tmp, a test's workspace), and a later tmpfs would hide it
+        args += ["--proc", "/proc", "--dev", "/dev"]
+        if cfg.tmp_size > 0:
+            args += ["--size", str(cfg.tmp_size)]
+        args += ["--tmpfs", "/tmp"]
         # the Python environment, read-only: /usr (C libraries), the venv, its base Python
         for top in ("bin", "lib", "lib32", "lib64", "sbin"):
             host = Path("/") / top
@@ -164,10 +170,6 @@ class SandboxProvisioner(LocalProvisioner):
             ro += [p for p in ("/etc/resolv.conf", "/etc/hosts", "/etc/ssl", "/etc/ca-certificates") if os.path.exists(p)]
         for path in dict.fromkeys(ro):
             args += ["--ro-bind", path, path]
-        args += ["--proc", "/proc", "--dev", "/dev"]
-        if cfg.tmp_size > 0:
-            args += ["--size", str(cfg.tmp_size)]
-        args += ["--tmpfs", "/tmp"]
         for path in runtime:
             args += ["--bind", path, path]
         args += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir)]
