@@ -29,6 +29,8 @@
  *   model's `writable`, when the tab opens) follows the state live, both
  *   ways: it is replaced by a label of the same name and look ("notebook is
  *   read-only", its tooltip saying why) and removed when the tab may edit.
+ *   Ours sits first in the toolbar's right-hand group, so a toolbar too narrow
+ *   for all its items moves the kernel's items into "More commands", not it.
  */
 
 import { JupyterFrontEnd } from '@jupyterlab/application';
@@ -122,7 +124,14 @@ export class NotebookReadOnly {
     }
     if (!this._label || this._label.isDisposed) {
       this._label = new ReadOnlyLabel();
-      if (!toolbar.insertBefore('kernelName', INDICATOR, this._label)) {
+      // first of the toolbar's right-hand group (just after the spacer), not
+      // before the kernel name as the stock one: when a narrow tab (1280 px with
+      // the file browser open) overflows, the ReactiveToolbar moves the last items
+      // into "More commands", and why the notebook refuses typing must not be one
+      const placed =
+        toolbar.insertAfter('spacer', INDICATOR, this._label) ||
+        toolbar.insertBefore('kernelName', INDICATOR, this._label);
+      if (!placed) {
         toolbar.addItem(INDICATOR, this._label);
       }
     }
