@@ -17,7 +17,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-READY_TIMEOUT = 30.0
+# an upper bound on waiting for a process's ready line, not a delay: a start on a
+# loaded 2-core machine (imports of grpc, pycrdt, jupyter_server) took over 30 s
+READY_TIMEOUT = 120.0
 DEVSTACK_READY = re.compile(
     r"cs3collab devstack ready: gateway=(?P<gateway>\S+) http=(?P<http>\S+) domain=(?P<domain>\S+)"
 )
