@@ -52,6 +52,10 @@ from tests.support.processes import Devstack, RunningProcess, Service, devstack,
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "e2e"
 CHROMIUM = Path(os.environ.get("CS3COLLAB_CHROMIUM") or "/usr/bin/chromium")  # README: a chromium elsewhere
+# a 1440 x 900 laptop screen: at 1280 px with the file browser open a viewer's
+# notebook toolbar does not fit, and JupyterLab's ReactiveToolbar moves some
+# items (which ones depends on timing) under "More commands"
+VIEWPORT = {"width": 1440, "height": 900}
 CHROMIUM_ARGS = [
     "--no-sandbox",  # CI containers run as root
     "--disable-gpu",
@@ -309,7 +313,7 @@ async def new_tab(driver: Playwright, profile: Path, user: str, exits: contextli
         executable_path=str(CHROMIUM),
         args=CHROMIUM_ARGS,
         headless=True,
-        viewport={"width": 1280, "height": 800},
+        viewport=VIEWPORT,
     )
     exits.push_async_callback(context.close)
     page = context.pages[0] if context.pages else await context.new_page()

@@ -29,7 +29,7 @@ from playwright.async_api import async_playwright, expect
 
 from cs3collab.cs3 import CS3Client
 from cs3collab.demo import DEMO_USERS, SAMPLE_NAME
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, DISPLAY_NAMES, LOAD_TIMEOUT_MS, Tab
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, DISPLAY_NAMES, LOAD_TIMEOUT_MS, VIEWPORT, Tab
 from tests.service.rtc import eventually
 from tests.support import processes
 from tests.support.processes import run_process
@@ -63,7 +63,7 @@ async def test_einstein_at_a_and_marie_at_b_coedit_in_browsers(tmp_path: Path, m
         for user, url in urls.items():
             context = await driver.chromium.launch_persistent_context(
                 tmp_path / f"profile-{user}", executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True,
-                viewport={"width": 1280, "height": 800})
+                viewport=VIEWPORT)
             exits.push_async_callback(context.close)
             page = context.pages[0] if context.pages else await context.new_page()
             tab = tabs[user] = Tab(user, page)
