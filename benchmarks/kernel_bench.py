@@ -2,9 +2,10 @@
 
 Real processes on loopback: two devstack sites trusting each other for OCM
 (A: cernbox.test, B: cesnet.test) and the collaboration service of site A
-with shared kernels (``--KernelHost.provisioner``, default ``local-provisioner``
-until the sandbox provisioner is installed; pass ``--provisioner
-cs3collab-sandbox`` to measure it). Figures, medians (and max) over ``--runs``:
+with shared kernels (``--KernelHost.provisioner``: by default the service's
+own default, ``cs3collab-sandbox``: bubblewrap with limits; ``--provisioner
+local-provisioner`` measures unsandboxed kernels). Figures, medians (and max)
+over ``--runs``:
 
 1. **plain kernel**: jupyter_client directly (``AsyncKernelManager`` +
    ``AsyncKernelClient``, tcp): start → first ``kernel_info_reply``, and
@@ -14,12 +15,14 @@ cs3collab-sandbox`` to measure it). Figures, medians (and max) over ``--runs``:
    the output in the notebook's room, as another participant's synced
    document shows it (what a user sees: the service writes outputs into the room);
 3. **shared kernel, federated participant**: the same execute sent by marie
-   from site B with the OCM share's credentials (``Authorization: OCM id:secret``,
-   what her Jupyter server's relay sends), output seen in the room.
+   from site B with the OCM share's credentials, as her Jupyter server's relay
+   sends them: the share's secret exchanged at A's ``tokenEndPoint`` (the OCM
+   code flow Reva 3.x requires) and ``Authorization: Bearer <token>``; output
+   seen in the room.
 
 No assertion: it prints figures and the load average.
 
-    .venv/bin/python benchmarks/kernel_bench.py [--runs 7] [--provisioner local-provisioner] [--json out.json]
+    .venv/bin/python benchmarks/kernel_bench.py [--runs 7] [--provisioner cs3collab-sandbox] [--json out.json]
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from jupyter_client.manager import AsyncKernelManager  # noqa: E402
 from cs3collab.cs3 import CS3Client, roles  # noqa: E402
 from cs3collab.cs3.ocm import federated_user  # noqa: E402
 from cs3collab.demo import exchange_invite  # noqa: E402
+from cs3collab.jupyter.ocm_remote import OCMTarget, exchange_code, with_token_endpoint  # noqa: E402
 from cs3collab.service import ids  # noqa: E402
 from tests.conftest import DEMO_PASSWORDS  # noqa: E402
 from tests.kernels.kernelclient import kernel_channel, outputs_text  # noqa: E402
@@ -97,7 +101,7 @@ def describe(values: list[float]) -> str:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--provisioner", default="local-provisioner")
+    parser.add_argument("--provisioner", default="cs3collab-sandbox")  # the service's default
     parser.add_argument("--json", default="")
     args = parser.parse_args()
     results: dict[str, list[float]] = {}
@@ -127,8 +131,10 @@ async def main() -> None:
                     answer.raise_for_status()
                     starts.append(time.perf_counter() - began)
                     local += await shared_runs(svc.url, f"Bearer {einstein.token}", file_id, watcher, args.runs)
-                    federated += await shared_runs(svc.url, f"OCM {share.id.opaque_id}:{share.token}", file_id,
-                                                   watcher, args.runs)
+                    target = await with_token_endpoint(OCMTarget(svc.url, share.id.opaque_id, share.token,
+                                                                 must_exchange=True, sender_domain=a.domain), marie_b)
+                    token, _ = await exchange_code(target)
+                    federated += await shared_runs(svc.url, f"Bearer {token}", file_id, watcher, args.runs)
             results["shared_start"], results["shared_local_first_output"] = starts, local
             results["shared_federated_first_output"] = federated
     load_after = os.getloadavg()
