@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import sys
 import tempfile
 import time
@@ -27,23 +26,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import httpx  # noqa: E402
-
 from cs3collab.cs3 import CS3Client  # noqa: E402
 from tests.service.rtc import put_notebook  # noqa: E402
+from tests.support.metrics import cs3_calls  # noqa: E402
 from tests.support.processes import devstack, service  # noqa: E402
 from tests.support.yclient import connect  # noqa: E402
-
-CALLS = re.compile(r'^cs3collab_cs3_calls_total\{method="(\w+)",status="(\w+)"\} ([0-9.e+]+)$', re.M)
-
-
-async def cs3_calls(url: str) -> dict[str, float]:
-    async with httpx.AsyncClient() as http:
-        text = (await http.get(f"{url}/metrics")).text
-    counts: dict[str, float] = {}
-    for method, _, value in CALLS.findall(text):
-        counts[method] = counts.get(method, 0) + float(value)
-    return counts
 
 
 async def main() -> None:

@@ -88,8 +88,14 @@ def channels_url(service_url: str, file_id: str) -> str:
 @contextlib.asynccontextmanager
 async def kernel_channel(service_url: str, authorization: str, file_id: str) -> AsyncIterator[KernelSocket]:
     """A kernel channel as ``authorization`` (``Bearer <token>`` or ``OCM <id>:<secret>``)."""
-    async with websockets.connect(channels_url(service_url, file_id), additional_headers={"Authorization": authorization},
-                                  max_size=None) as ws:
+    async with _pumped(channels_url(service_url, file_id), authorization) as socket:
+        yield socket
+
+
+@contextlib.asynccontextmanager
+async def _pumped(url: str, authorization: str) -> AsyncIterator[KernelSocket]:
+    """A kernel WebSocket whose incoming messages are read into a KernelSocket until it closes."""
+    async with websockets.connect(url, additional_headers={"Authorization": authorization}, max_size=None) as ws:
         socket = KernelSocket(ws)
         pump = asyncio.ensure_future(socket.pump())
         try:
@@ -140,11 +146,5 @@ async def open_kernel_session(lab_url: str, lab_token: str, api_path: str) -> di
 async def lab_kernel(lab_url: str, lab_token: str, kernel_id: str) -> AsyncIterator[KernelSocket]:
     """The browser's kernel WebSocket on its own Jupyter server (legacy JSON frames)."""
     url = lab_url.rstrip("/").replace("http://", "ws://") + f"/api/kernels/{kernel_id}/channels?session_id={uuid.uuid4().hex}"
-    async with websockets.connect(url, additional_headers={"Authorization": f"token {lab_token}"}, max_size=None) as ws:
-        socket = KernelSocket(ws)
-        pump = asyncio.ensure_future(socket.pump())
-        try:
-            yield socket
-        finally:
-            await ws.close()
-            await pump
+    async with _pumped(url, f"token {lab_token}") as socket:
+        yield socket

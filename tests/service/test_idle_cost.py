@@ -11,28 +11,16 @@ make no Stat at all. Revocation for marie keeps working (test_access.py).
 
 from __future__ import annotations
 
-import re
 from contextlib import AsyncExitStack
 
-import httpx
 import nbformat
 
 from cs3collab.cs3 import roles
 from cs3collab.cs3.shares import user_grantee
 from tests.service.conftest import start_service
 from tests.service.rtc import eventually, sources
+from tests.support.metrics import cs3_calls
 from tests.support.yclient import connect, wait_for
-
-CALLS = re.compile(r'^cs3collab_cs3_calls_total\{method="(\w+)",status="(\w+)"\} ([0-9.e+]+)$', re.M)
-
-
-async def cs3_calls(url: str) -> dict[str, float]:
-    async with httpx.AsyncClient() as http:
-        text = (await http.get(f"{url}/metrics")).text
-    counts: dict[str, float] = {}
-    for method, _, value in CALLS.findall(text):
-        counts[method] = counts.get(method, 0) + float(value)
-    return counts
 
 
 async def test_owner_rechecks_are_one_call_per_user(site, einstein, marie, notebook, tmp_path):
