@@ -149,6 +149,36 @@ def lock_json(info) -> dict[str, Any] | None:
     return {"app": lock.app_name, "expires": expires}
 
 
+async def lock_with_holder(session: Session, info, where: str) -> dict[str, Any] | None:
+    """:func:`lock_json` plus ``holder``: the person the CS3 lock names
+    (``{"displayName", "username", "idp"}``, asked of the gateway as the caller;
+    GetUser needs no more than an OCM share's scope), or None when the lock
+    names nobody or the gateway cannot say (never a raw id)."""
+    found = lock_json(info)
+    if found is None:
+        return None
+    found["holder"] = None
+    user_id = info.lock.user if info.lock.HasField("user") else None
+    if user_id is None or not user_id.opaque_id:
+        return found
+    try:
+        user = await session.users.get(user_id)
+    except CS3Error as exc:
+        log.info("lock holder unknown path=%s app=%s error=%s", where, info.lock.app_name, exc)
+        return found
+    username = user.username or ""
+    idp = user.id.idp or user_id.idp
+    if username.endswith("@" + idp):
+        username = username[: -len(idp) - 1]
+    found["holder"] = {"displayName": user.display_name or username, "username": username, "idp": idp}
+    return found
+
+
+def _institution(uid: str) -> str:
+    """The institution (idp) of an author's ``opaque_id@idp`` (Identity.uid); "" when it names none."""
+    return uid.rsplit("@", 1)[1] if "@" in uid else ""
+
+
 @dataclass(frozen=True)
 class SaveRecord:
     """What ``cs3collab.save.<etag>`` says about one save (absent: not ours)."""
@@ -167,7 +197,7 @@ class SaveRecord:
             raw = {}
         names = raw.get("names") if isinstance(raw.get("names"), dict) else {}
         uids = raw.get("authors") if isinstance(raw.get("authors"), list) else list(names)
-        authors = [{"uid": str(uid), "name": str(names.get(uid, uid))} for uid in uids]
+        authors = [{"uid": str(uid), "name": str(names.get(uid, uid)), "idp": _institution(str(uid))} for uid in uids]
         stamp = raw.get("time")
         restored = raw.get("restored_from")
         return cls(
@@ -314,7 +344,7 @@ class VersionService:
             "total": len(versions),
             "offset": offset,
             "limit": limit,
-            "lock": lock_json(file.access.info),
+            "lock": await lock_with_holder(session, file.access.info, file.where),
         }
 
     async def _versions(self, session: Session, file: _File) -> list[Version]:
