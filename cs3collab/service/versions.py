@@ -32,6 +32,7 @@ import json
 import logging
 import time
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -149,11 +150,12 @@ def lock_json(info) -> dict[str, Any] | None:
     return {"app": lock.app_name, "expires": expires}
 
 
-async def lock_with_holder(session: Session, info, where: str) -> dict[str, Any] | None:
+async def lock_with_holder(session: Session, info, where: str, people: Sequence[Identity] = ()) -> dict[str, Any] | None:
     """:func:`lock_json` plus ``holder``: the person the CS3 lock names
-    (``{"displayName", "username", "idp"}``, asked of the gateway as the caller;
-    GetUser needs no more than an OCM share's scope), or None when the lock
-    names nobody or the gateway cannot say (never a raw id)."""
+    (``{"displayName", "username", "idp"}``): one of ``people`` (the room's
+    participants, who include holders from other sites), else asked of the
+    gateway as the caller (GetUser needs no more than an OCM share's scope);
+    None when the lock names nobody or nobody can say who (never a raw id)."""
     found = lock_json(info)
     if found is None:
         return None
@@ -161,10 +163,17 @@ async def lock_with_holder(session: Session, info, where: str) -> dict[str, Any]
     user_id = info.lock.user if info.lock.HasField("user") else None
     if user_id is None or not user_id.opaque_id:
         return found
+    for person in people:
+        if (person.idp, person.opaque_id) == (user_id.idp, user_id.opaque_id):
+            found["holder"] = {"displayName": person.display_name, "username": person.username, "idp": person.idp}
+            return found
     try:
         user = await session.users.get(user_id)
     except CS3Error as exc:
         log.info("lock holder unknown path=%s app=%s error=%s", where, info.lock.app_name, exc)
+        return found
+    if user_id.idp and user.id.idp and user.id.idp != user_id.idp:  # a namesake at this site, not the holder
+        log.info("lock holder unknown path=%s app=%s user_idp=%s", where, info.lock.app_name, user_id.idp)
         return found
     username = user.username or ""
     idp = user.id.idp or user_id.idp
@@ -344,7 +353,8 @@ class VersionService:
             "total": len(versions),
             "offset": offset,
             "limit": limit,
-            "lock": await lock_with_holder(session, file.access.info, file.where),
+            "lock": await lock_with_holder(session, file.access.info, file.where,
+                                           file.live.people() if file.live is not None else []),
         }
 
     async def _versions(self, session: Session, file: _File) -> list[Version]:

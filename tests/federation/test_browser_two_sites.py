@@ -151,7 +151,10 @@ async def test_einstein_at_a_and_marie_at_b_coedit_in_browsers(tmp_path: Path, m
             info = marie.page.locator(".jp-Dialog .cs3collab-FileInfo")
             field = lambda name: info.locator(f'.cs3collab-FileInfoRow[data-field="{name}"] dd')  # noqa: E731
             await expect(field("owner")).to_have_text("Albert Einstein (cernbox.demo)", timeout=30_000)
-            await expect(field("lock")).to_have_text(re.compile(r"^Locked by cs3collab \(live editing\)"))
+            # the live room's lock, held for whichever of them took it, named with the institution
+            await expect(field("lock")).to_have_text(re.compile(
+                r"^Locked by cs3collab \(live editing\) · (Albert Einstein \(cernbox\.demo\)|Marie Curie \(cesnet\.demo\))"
+                r" · until "))
             await expect(field("versions")).to_have_text(re.compile(r"^\d+ versions?$"))
             await marie.page.screenshot(path=ARTIFACTS / "file-info-marie.png", animations="disabled")
             await marie.page.locator(".jp-Dialog").get_by_role("button", name="Close").click()
