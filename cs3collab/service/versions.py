@@ -170,10 +170,11 @@ async def lock_with_holder(session: Session, info, where: str, people: Sequence[
     try:
         user = await session.users.get(user_id)
     except CS3Error as exc:
-        log.info("lock holder unknown path=%s app=%s error=%s", where, info.lock.app_name, exc)
+        log.info("lock holder unknown path=%s app=%s user=%s error=%s", where, info.lock.app_name, session.username, exc)
         return found
     if user_id.idp and user.id.idp and user.id.idp != user_id.idp:  # a namesake at this site, not the holder
-        log.info("lock holder unknown path=%s app=%s user_idp=%s", where, info.lock.app_name, user_id.idp)
+        log.info("lock holder unknown path=%s app=%s user=%s holder_idp=%s", where, info.lock.app_name,
+                 session.username, user_id.idp)
         return found
     username = user.username or ""
     idp = user.id.idp or user_id.idp

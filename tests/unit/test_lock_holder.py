@@ -27,7 +27,7 @@ def gateway(*users: identity.User):
             if user.id.opaque_id == user_id.opaque_id:  # by opaque id only, as a gateway may answer
                 return user
         raise NotFound("no such user", operation="GetUser")
-    return SimpleNamespace(users=SimpleNamespace(get=get))
+    return SimpleNamespace(username="caller", users=SimpleNamespace(get=get))
 
 
 EINSTEIN = identity.User(id=identity.UserId(opaque_id="einstein", idp="cernbox.test"), username="einstein",
