@@ -234,7 +234,7 @@ async def _lock_of(session: Session, info: storage.ResourceInfo) -> dict | None:
     holder = None
     if lock.HasField("user") and lock.user.opaque_id:
         person = await Names(session).user(lock.user)
-        holder = {"displayName": person["displayName"], "username": person["username"]}
+        holder = {"displayName": person["displayName"], "username": person["username"], "idp": person["idp"]}
     expires = iso(lock.expiration) if lock.HasField("expiration") else None
     return {"app": lock.app_name, "holder": holder, "expires": expires}
 
@@ -267,12 +267,20 @@ async def _remote_facts(session: Session, share: ocm.ReceivedShare, is_dir: bool
     facts: dict = {"versions": max(0, int(answer.get("total") or 0) - (1 if current else 0)), "lock": None}
     lock = answer.get("lock")
     if isinstance(lock, dict):
-        facts["lock"] = {"app": str(lock.get("app") or ""), "holder": None, "expires": lock.get("expires")}
+        facts["lock"] = {"app": str(lock.get("app") or ""), "holder": _holder(lock.get("holder")),
+                         "expires": lock.get("expires")}
     if current is not None:
         facts["size"] = current.get("size")
         if current.get("time"):
             facts["mtime"] = datetime.fromtimestamp(int(current["time"]), tz=timezone.utc).isoformat()
     return facts
+
+
+def _holder(found: object) -> dict | None:
+    """The lock holder the sharing site named (``{"displayName", "username", "idp"}``), as text only."""
+    if not isinstance(found, dict) or not found.get("displayName"):
+        return None
+    return {key: str(found.get(key) or "") for key in ("displayName", "username", "idp")}
 
 
 async def _none() -> None:

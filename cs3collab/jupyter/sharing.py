@@ -56,7 +56,7 @@ from cs3collab.cs3 import (
 )
 from cs3collab.cs3.groups import group_id
 from cs3collab.cs3.ocm import federated_user
-from cs3collab.cs3.roles import EDITOR, VIEWER, role_of
+from cs3collab.cs3.roles import EDITOR, OWNER, VIEWER, role_of
 from cs3collab.cs3.shares import group_grantee, user_grantee
 from cs3collab.jupyter.connection import CS3CollabConnection
 from cs3collab.jupyter.errors import http_error
@@ -104,6 +104,22 @@ def refused(status: int, message: str) -> web.HTTPError:
     which the dialog shows as it is."""
     return web.HTTPError(status, message)
 
+
+
+def held_role(role: str) -> str:
+    """What the caller is to a file, as a person says it: "you are an editor of
+    it", "you are a viewer of it", "you are the owner of it"."""
+    if role == OWNER:
+        return "you are the owner of it"
+    if role in ROLES:
+        article = "an" if role[:1] in "aeiou" else "a"
+        return f"you are {article} {role} of it"
+    return "your access does not allow it"
+
+
+def cannot_share_reason(name: str, role: str) -> str:
+    """Why the Share dialog offers no form for ``name`` to someone with ``role``."""
+    return f"You cannot share {name}: {held_role(role)}, and only its owner or people allowed to share can."
 
 class Sharing:
     """Shares and people, as the server's CS3 user.
@@ -176,10 +192,9 @@ class Sharing:
             raise self.refusal(exc, session=session, action="share", what=name) from None
         reason = None
         if not info.permission_set.add_grant:
-            role = role_of(info.permission_set)
-            article = "an" if role[:1] in "aeiou" else "a"
-            held = f"you are {article} {role} of it" if role in ROLES else "your access does not allow it"
-            reason = f"You cannot share {name}: {held}, and only its owner or people allowed to share can."
+            mine = info.owner.opaque_id and (info.owner.idp, info.owner.opaque_id) == (
+                session.user.id.idp, session.user.id.opaque_id)
+            reason = cannot_share_reason(name, OWNER if mine else role_of(info.permission_set))
         return Target(path, info, reason)
 
     # -- shares -----------------------------------------------------------------------

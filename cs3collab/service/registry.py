@@ -99,6 +99,11 @@ class LiveRoom:
         """The lock id writes must present now ("" when the room holds no lock)."""
         return self._storage.lock.upload_lock_id
 
+    def people(self) -> list:
+        """The identities of the people connected now, once each (a lock holder
+        from another site is named from here: this site's gateway may not know her)."""
+        return list({p.identity.uid: p.identity for p in self.room.participants}.values())
+
     @property
     def unsaved(self) -> bool:
         return self._storage.unsaved

@@ -32,6 +32,7 @@ import json
 import logging
 import time
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -149,6 +150,45 @@ def lock_json(info) -> dict[str, Any] | None:
     return {"app": lock.app_name, "expires": expires}
 
 
+async def lock_with_holder(session: Session, info, where: str, people: Sequence[Identity] = ()) -> dict[str, Any] | None:
+    """:func:`lock_json` plus ``holder``: the person the CS3 lock names
+    (``{"displayName", "username", "idp"}``): one of ``people`` (the room's
+    participants, who include holders from other sites), else asked of the
+    gateway as the caller (GetUser needs no more than an OCM share's scope);
+    None when the lock names nobody or nobody can say who (never a raw id)."""
+    found = lock_json(info)
+    if found is None:
+        return None
+    found["holder"] = None
+    user_id = info.lock.user if info.lock.HasField("user") else None
+    if user_id is None or not user_id.opaque_id:
+        return found
+    for person in people:
+        if (person.idp, person.opaque_id) == (user_id.idp, user_id.opaque_id):
+            found["holder"] = {"displayName": person.display_name, "username": person.username, "idp": person.idp}
+            return found
+    try:
+        user = await session.users.get(user_id)
+    except CS3Error as exc:
+        log.info("lock holder unknown path=%s app=%s user=%s error=%s", where, info.lock.app_name, session.username, exc)
+        return found
+    if user_id.idp and user.id.idp and user.id.idp != user_id.idp:  # a namesake at this site, not the holder
+        log.info("lock holder unknown path=%s app=%s user=%s holder_idp=%s", where, info.lock.app_name,
+                 session.username, user_id.idp)
+        return found
+    username = user.username or ""
+    idp = user.id.idp or user_id.idp
+    if username.endswith("@" + idp):
+        username = username[: -len(idp) - 1]
+    found["holder"] = {"displayName": user.display_name or username, "username": username, "idp": idp}
+    return found
+
+
+def _institution(uid: str) -> str:
+    """The institution (idp) of an author's ``opaque_id@idp`` (Identity.uid); "" when it names none."""
+    return uid.rsplit("@", 1)[1] if "@" in uid else ""
+
+
 @dataclass(frozen=True)
 class SaveRecord:
     """What ``cs3collab.save.<etag>`` says about one save (absent: not ours)."""
@@ -167,7 +207,7 @@ class SaveRecord:
             raw = {}
         names = raw.get("names") if isinstance(raw.get("names"), dict) else {}
         uids = raw.get("authors") if isinstance(raw.get("authors"), list) else list(names)
-        authors = [{"uid": str(uid), "name": str(names.get(uid, uid))} for uid in uids]
+        authors = [{"uid": str(uid), "name": str(names.get(uid, uid)), "idp": _institution(str(uid))} for uid in uids]
         stamp = raw.get("time")
         restored = raw.get("restored_from")
         return cls(
@@ -314,7 +354,8 @@ class VersionService:
             "total": len(versions),
             "offset": offset,
             "limit": limit,
-            "lock": lock_json(file.access.info),
+            "lock": await lock_with_holder(session, file.access.info, file.where,
+                                           file.live.people() if file.live is not None else []),
         }
 
     async def _versions(self, session: Session, file: _File) -> list[Version]:

@@ -62,7 +62,8 @@ export interface IFileInfo {
   permissions: { role: 'owner' | 'editor' | 'viewer'; can: string[] };
   lock: null | {
     app: string;
-    holder: { displayName: string; username: string } | null;
+    /** The person the CS3 lock names, with their institution; null when it names nobody we can tell. */
+    holder: { displayName: string; username: string; idp?: string } | null;
     expires: string | null;
   };
   shares: { id?: string; kind: string; grantee: IPerson; role: string }[] | null;
@@ -137,6 +138,21 @@ export function personLabel(person: IPerson | null | undefined): string {
   const name = person.displayName || person.username;
   const where = person.institution || person.idp;
   return where ? `${name} (${where})` : name;
+}
+
+/**
+ * Each person's label, `personLabel`'s "Marie Curie (cesnet.test)", except
+ * where two different people would read the same: those show their full
+ * address, "Marie Curie (marie@cesnet.test)".
+ */
+export function distinctLabels(people: IPerson[]): string[] {
+  const address = (p: IPerson) => (p.idp ? `${p.username}@${p.idp}` : p.username);
+  const labels = people.map(personLabel);
+  return people.map((person, i) =>
+    labels.some((label, j) => label === labels[i] && address(people[j]) !== address(person))
+      ? `${person.displayName || person.username} (${address(person)})`
+      : labels[i]
+  );
 }
 
 // -- view models ---------------------------------------------------------------------
@@ -235,17 +251,30 @@ export interface IInfoRow {
 
 const ROLE_LABELS = { owner: 'Owner', editor: 'Editor', viewer: 'Viewer' };
 
-/** "Locked by cs3collab (live editing) · Albert Einstein", "Not locked". */
+/**
+ * "Locked by Collabora Online (Albert Einstein, cernbox.test)", "Locked by
+ * cs3collab (live editing) · Albert Einstein (cernbox.test)" (a live room's
+ * lock, held for the people editing it), "Not locked". The same words at the
+ * file's site and at another one (there the holder comes from the sharing
+ * site's service).
+ */
 export function lockLabel(lock: IFileInfo['lock']): string {
   if (!lock) {
     return 'Not locked';
   }
-  let text =
-    lock.app === 'cs3collab'
-      ? 'Locked by cs3collab (live editing)'
-      : `Locked by ${lock.app || 'another application'}`;
-  if (lock.holder) {
-    text += ` · ${lock.holder.displayName || lock.holder.username}`;
+  const holder = lock.holder;
+  const name = holder ? holder.displayName || holder.username : '';
+  let text: string;
+  if (lock.app === 'cs3collab') {
+    text = 'Locked by cs3collab (live editing)';
+    if (holder) {
+      text += ` · ${holder.idp ? `${name} (${holder.idp})` : name}`;
+    }
+  } else {
+    text = `Locked by ${lock.app || 'another application'}`;
+    if (holder) {
+      text += ` (${holder.idp ? `${name}, ${holder.idp}` : name})`;
+    }
   }
   const until = formatDate(lock.expires);
   if (until) {
@@ -273,8 +302,10 @@ export function infoRows(info: IFileInfo): IInfoRow[] {
   } else if (!info.shares.length) {
     shares = 'Not shared';
   } else {
+    const people = info.owner ? [info.owner, ...info.shares.map(s => s.grantee)] : info.shares.map(s => s.grantee);
+    const labels = distinctLabels(people).slice(info.owner ? 1 : 0);
     shares = info.shares
-      .map(s => `${s.kind === 'group' ? `group ${s.grantee.displayName}` : personLabel(s.grantee)}: ${s.role}`)
+      .map((s, i) => `${s.kind === 'group' ? `group ${s.grantee.displayName}` : labels[i]}: ${s.role}`)
       .join(', ');
   }
   rows.push({ field: 'shares', label: 'Shared with', value: shares });

@@ -71,9 +71,9 @@ export function occupantsByCell(
   return cells;
 }
 
-/** The avatar's tooltip on a cell: "Marie Curie is here". */
+/** The avatar's tooltip on a cell: "Marie Curie (cesnet.test) is here". */
 export function cellTooltipOf(person: IParticipant): string {
-  return `${person.displayName} is here`;
+  return person.institution ? `${person.displayName} (${person.institution}) is here` : `${person.displayName} is here`;
 }
 
 export const CELL_PRESENCE_CLASS = 'cs3collab-CellPresence';

@@ -24,6 +24,16 @@
  *   command, so the guard wraps the registered command's `isEnabled` (found
  *   in the registry's command table, feature-tested; without it the editors
  *   and the model are still read-only);
+ * - dragging cells with the mouse (the prompt area's drag handle): the
+ *   notebook widget (`Notebook._evtMouseDown` → `_startDrag`, `_evtDrop` →
+ *   `NotebookActions.moveCells`, @jupyterlab/notebook 4.6 widget.ts) moves
+ *   cells without a command and without looking at the model's `readOnly`, so
+ *   a read-only notebook refuses the drop by Lumino's drag-and-drop protocol
+ *   (@lumino/dragdrop): a drop target accepts a drag by cancelling
+ *   `lm-dragenter`/`lm-dragover` and naming a `dropAction`; ours answers
+ *   `'none'` for cells (mime `application/vnd.jupyter.cells`) in the capture
+ *   phase, before the notebook's own handler, so the drag shows "no drop" and
+ *   `lm-drop` never reaches the notebook (from this tab or another notebook);
  * - JupyterLab's own read-only indicator in the toolbar (the item
  *   `read-only-indicator` that DocumentWidget adds once, from the contents
  *   model's `writable`, when the tab opens) follows the state live, both
@@ -43,6 +53,10 @@ import { DOCUMENT_COMMANDS, ReadOnlyCause, readOnlyTitle, SAVE_COMMANDS } from '
 const INDICATOR = 'read-only-indicator';
 type Cell = NotebookPanel['content']['widgets'][number];
 const GUARDED = Symbol('cs3collab-readonly-guard');
+/** What a notebook puts in a drag of cells (@jupyterlab/notebook widget.ts, `JUPYTER_CELL_MIME`). */
+const CELLS_MIME = 'application/vnd.jupyter.cells';
+/** Lumino's drag-and-drop events a drop target answers (@lumino/dragdrop). */
+const DRAG_EVENTS = ['lm-dragenter', 'lm-dragover', 'lm-drop'];
 
 /** One notebook tab's read-only state, applied to its model, cells and toolbar. */
 export class NotebookReadOnly {
@@ -51,6 +65,9 @@ export class NotebookReadOnly {
     private readonly _changed: () => void
   ) {
     panel.context.model.cells.changed.connect(this._onCellsChanged, this);
+    for (const type of DRAG_EVENTS) {
+      panel.content.node.addEventListener(type, this._refuseDrop, true);
+    }
   }
 
   get cause(): ReadOnlyCause {
@@ -81,7 +98,23 @@ export class NotebookReadOnly {
 
   dispose(): void {
     this.panel.context.model.cells.changed.disconnect(this._onCellsChanged, this);
+    for (const type of DRAG_EVENTS) {
+      this.panel.content.node.removeEventListener(type, this._refuseDrop, true);
+    }
   }
+
+  /** While read-only, a drag of cells over (or dropped on) this notebook is refused. */
+  private _refuseDrop = (event: Event): void => {
+    const drag = event as Event & { mimeData?: { hasData(mime: string): boolean }; dropAction?: string };
+    if (this._cause === null || !drag.mimeData?.hasData(CELLS_MIME)) {
+      return;
+    }
+    // cancelled with dropAction 'none': the drag's answer is "no drop here", and the
+    // notebook's own handler (bubble phase) never sees it
+    drag.dropAction = 'none';
+    event.preventDefault();
+    event.stopImmediatePropagation();
+  };
 
   private _onCellsChanged(): void {
     if (this._cause !== null) {

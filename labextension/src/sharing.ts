@@ -174,10 +174,14 @@ export class ShareModel {
     return this.listing?.canShare ?? false;
   }
 
-  /** "Owner: Albert Einstein", when the server named the owner. */
+  /** "Owner: Albert Einstein (cernbox.test)", when the server named the owner. */
   get ownerLine(): string | null {
     const owner = this.listing?.owner;
-    return owner ? `Owner: ${owner.displayName}` : null;
+    if (!owner) {
+      return null;
+    }
+    const where = owner.institution || owner.idp;
+    return `Owner: ${owner.displayName}${where ? ` (${where})` : ''}`;
   }
 
   /** What the list says when it is empty: a recipient does not see the others' shares. */

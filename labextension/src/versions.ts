@@ -12,7 +12,8 @@ export interface IVersion {
   etag: string;
   time: number;
   size: number;
-  authors: { uid: string; name: string }[];
+  /** `uid` is `opaque id@idp`; `idp` the author's institution (older services leave it out). */
+  authors: { uid: string; name: string; idp?: string }[];
   tags: string[];
   current: boolean;
   restored_from?: string | null;
@@ -185,10 +186,32 @@ export function restoredLabel(version: IVersion, listed: IVersion[], now: Date =
   return `restored from ${when}${names.length ? ` by ${names.join(', ')}` : ''}`;
 }
 
-/** "Albert Einstein, Marie Curie", or "outside cs3collab" when the service did not write it. */
+/** An author's institution: `idp`, else the `@idp` end of the uid. */
+function institutionOf(author: IVersion['authors'][number]): string {
+  if (author.idp) {
+    return author.idp;
+  }
+  const at = author.uid.lastIndexOf('@');
+  return at >= 0 ? author.uid.slice(at + 1) : '';
+}
+
+/**
+ * "Albert Einstein (cernbox.test), Marie Curie (cesnet.test)": who, and from
+ * which institution; two different authors who would read the same are told
+ * apart by their full `uid`; "saved outside cs3collab" when the service did
+ * not write the version.
+ */
 export function formatAuthors(version: IVersion): string {
-  const names = version.authors.map(a => a.name || a.uid).filter(Boolean);
-  return names.length ? names.join(', ') : 'saved outside cs3collab';
+  const labels = version.authors
+    .filter(a => a.name || a.uid)
+    .map(a => {
+      const where = institutionOf(a);
+      return { uid: a.uid, label: a.name ? (where ? `${a.name} (${where})` : a.name) : a.uid };
+    });
+  const shown = labels.map(({ uid, label }) =>
+    labels.some(other => other.label === label && other.uid !== uid) ? `${label.replace(/ \(.*\)$/, '')} (${uid})` : label
+  );
+  return shown.length ? shown.join(', ') : 'saved outside cs3collab';
 }
 
 /** Tag names are 1–64 characters, not blank, no control or line-separator characters (the service's rule). */

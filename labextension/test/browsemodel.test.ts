@@ -169,7 +169,11 @@ describe('File info rows', () => {
   it('shows owner, size, modified, permissions, lock, shares and versions', () => {
     const rows = infoRows(
       info({
-        lock: { app: 'cs3collab', holder: { displayName: 'Albert Einstein', username: 'einstein' }, expires: null },
+        lock: {
+          app: 'cs3collab',
+          holder: { displayName: 'Albert Einstein', username: 'einstein', idp: 'cernbox.test' },
+          expires: null
+        },
         shares: [
           { kind: 'user', grantee: marie, role: 'editor' },
           { kind: 'group', grantee: { username: 'g', idp: '', displayName: 'physics-lovers' }, role: 'viewer' }
@@ -181,7 +185,7 @@ describe('File info rows', () => {
     expect(byField.owner).toBe('Albert Einstein (cernbox.test)');
     expect(byField.size).toBe('1.5 KB');
     expect(byField.permissions).toBe('Owner: read, write, share, delete');
-    expect(byField.lock).toBe('Locked by cs3collab (live editing) · Albert Einstein');
+    expect(byField.lock).toBe('Locked by cs3collab (live editing) · Albert Einstein (cernbox.test)');
     expect(byField.shares).toBe('Marie Curie (cernbox.test): editor, group physics-lovers: viewer');
     expect(byField.versions).toBe('3 versions');
   });
@@ -207,5 +211,29 @@ describe('File info rows', () => {
 
   it('names another application holding the lock', () => {
     expect(lockLabel({ app: 'wopi', holder: null, expires: null })).toBe('Locked by wopi');
+    // another app's lock names its holder and institution, at home and (from the sharing site) elsewhere
+    expect(
+      lockLabel({
+        app: 'Collabora Online',
+        holder: { displayName: 'Albert Einstein', username: 'einstein', idp: 'cernbox.test' },
+        expires: null
+      })
+    ).toBe('Locked by Collabora Online (Albert Einstein, cernbox.test)');
+  });
+
+  it('tells apart two people who would read the same, by their full address', () => {
+    const local = { ...marie };
+    const remote = { ...marie, id: 'm-2', idp: 'cesnet.test', institution: 'cesnet.test' };
+    const namesake = { ...marie, id: 'm-3', username: 'mcurie' };
+    const shares = (people: (typeof marie)[]) =>
+      infoRows(info({ shares: people.map(grantee => ({ kind: 'user', grantee, role: 'viewer' })) })).find(
+        r => r.field === 'shares'
+      )?.value;
+    // two institutions: the institution is enough
+    expect(shares([local, remote])).toBe('Marie Curie (cernbox.test): viewer, Marie Curie (cesnet.test): viewer');
+    // one institution: user@idp
+    expect(shares([local, namesake])).toBe(
+      'Marie Curie (marie@cernbox.test): viewer, Marie Curie (mcurie@cernbox.test): viewer'
+    );
   });
 });

@@ -149,7 +149,7 @@ function people(...users: (typeof marie)[]) {
 }
 
 describe('renderCellPresence', () => {
-  it('stacks an avatar per person with initials, color and "… is here"', () => {
+  it('stacks an avatar per person with initials, color and "… (institution) is here"', () => {
     const cell = new FakeElement();
     renderCellPresence(cell as unknown as HTMLElement, people(marie, richard), fakeDocument());
     expect(cell.children).toHaveLength(1);
@@ -157,8 +157,8 @@ describe('renderCellPresence', () => {
     expect(stack.className).toBe(CELL_PRESENCE_CLASS);
     expect(stack.dataset.usernames).toBe('marie@cernbox.test richard@cernbox.test');
     expect(stack.children.map(a => [a.className, a.textContent, a.title, a.style.backgroundColor])).toEqual([
-      [CELL_AVATAR_CLASS, 'MC', 'Marie Curie is here', '#654321'],
-      [CELL_AVATAR_CLASS, 'RF', 'Richard Feynman is here', '#00aa00']
+      [CELL_AVATAR_CLASS, 'MC', 'Marie Curie (cernbox.test) is here', '#654321'],
+      [CELL_AVATAR_CLASS, 'RF', 'Richard Feynman (cernbox.test) is here', '#00aa00']
     ]);
   });
 

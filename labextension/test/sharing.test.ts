@@ -216,7 +216,7 @@ describe('ShareModel', () => {
     await m.load();
     expect(m.canShare).toBe(false);
     expect(m.readOnlyReason).toBe('You are a viewer');
-    expect(m.ownerLine).toBe('Owner: Albert Einstein');
+    expect(m.ownerLine).toBe('Owner: Albert Einstein (cernbox.test)');
     expect(m.shares).toHaveLength(1);
     m.listing = { ...m.listing!, shares: [] };
     expect(m.emptyLine).toBe('Only people who may share analysis.ipynb see who else has access.');

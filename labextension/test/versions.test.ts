@@ -143,8 +143,29 @@ describe('panel helpers', () => {
     expect(formatTime(new Date(2026, 10, 25, 13, 5).getTime() / 1000, now)).toBe('today 13:05:00');
     expect(formatTime(new Date(2026, 0, 2, 3, 4, 9).getTime() / 1000, now)).toBe('2026-01-02 03:04:09');
     expect(formatAuthors(version('v', { authors: [{ uid: 'e@x', name: 'Albert Einstein' }, { uid: 'm@x', name: '' }] }))).toBe(
-      'Albert Einstein, m@x'
+      'Albert Einstein (x), m@x'
     );
+    // with the institution the service names, and two people of one name told apart by their address
+    expect(
+      formatAuthors(
+        version('v', {
+          authors: [
+            { uid: 'marie@cesnet.test', name: 'Marie Curie', idp: 'cesnet.test' },
+            { uid: 'einstein@cernbox.test', name: 'Albert Einstein', idp: 'cernbox.test' }
+          ]
+        })
+      )
+    ).toBe('Marie Curie (cesnet.test), Albert Einstein (cernbox.test)');
+    expect(
+      formatAuthors(
+        version('v', {
+          authors: [
+            { uid: 'marie@cesnet.test', name: 'Marie Curie', idp: 'cesnet.test' },
+            { uid: 'mcurie@cesnet.test', name: 'Marie Curie', idp: 'cesnet.test' }
+          ]
+        })
+      )
+    ).toBe('Marie Curie (marie@cesnet.test), Marie Curie (mcurie@cesnet.test)');
     expect(formatAuthors(version('v'))).toBe('saved outside cs3collab');
   });
 

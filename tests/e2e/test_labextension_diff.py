@@ -78,7 +78,7 @@ async def test_each_cell_shows_who_is_in_it(tabs, screenshot):
     await marie.editor(CODE_CELL).click()
     await expect(cell_avatar(einstein, CODE_CELL, "marie")).to_be_visible(timeout=10_000)
     await expect(cell_avatar(einstein, CODE_CELL, "marie")).to_have_text("MC")
-    await expect(cell_avatar(einstein, CODE_CELL, "marie")).to_have_attribute("title", "Marie Curie is here")
+    await expect(cell_avatar(einstein, CODE_CELL, "marie")).to_have_attribute("title", "Marie Curie (cernbox.test) is here")
     await expect(cell_presence(einstein, CODE_CELL)).to_have_attribute("data-usernames", "marie@cernbox.test")
     await expect(cell_avatar(einstein, TITLE_CELL, "marie")).to_have_count(0)
     await expect(cell_avatar(einstein, NOTES_CELL, "marie")).to_have_count(0)
@@ -98,7 +98,7 @@ async def test_each_cell_shows_who_is_in_it(tabs, screenshot):
 
     # and einstein's cursor shows on marie's side where he is
     await einstein.editor(CODE_CELL).click()
-    await expect(cell_avatar(marie, CODE_CELL, "einstein")).to_have_attribute("title", "Albert Einstein is here")
+    await expect(cell_avatar(marie, CODE_CELL, "einstein")).to_have_attribute("title", "Albert Einstein (cernbox.test) is here")
 
 
 async def test_diff_shows_the_changed_and_the_added_cell(tabs, stack, screenshot, cs3_text):

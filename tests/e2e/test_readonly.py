@@ -7,7 +7,9 @@ the service: his tab keeps the same cells and text as everyone else's), and
 JupyterLab's own read-only indicator says so. When einstein makes him an
 editor, his tab becomes editable without a reload (the indicator goes, his
 typing reaches einstein), and when einstein makes him a viewer again it turns
-read-only again. Screenshots go to ``test-artifacts/e2e/readonly/``.
+read-only again. A cell dragged with the mouse by its prompt (the notebook's
+drag handle) does not move in his tab either, while the same gesture moves it
+for einstein. Screenshots go to ``test-artifacts/e2e/readonly/``.
 """
 
 from __future__ import annotations
@@ -35,10 +37,12 @@ def chip(tab: Tab):
     return tab.page.locator(f"{BAR} .cs3collab-StatusChip")
 
 
+def inputs(tab: Tab):
+    return tab.notebook.locator(".jp-Notebook .jp-Cell .jp-InputArea")
+
+
 async def cell_texts(tab: Tab) -> list[str]:
-    return await tab.notebook.locator(".jp-Notebook .jp-Cell .jp-InputArea").evaluate_all(
-        "areas => areas.map(a => a.innerText)"
-    )
+    return await inputs(tab).evaluate_all("areas => areas.map(a => a.innerText)")
 
 
 async def set_richards_role(stack, role: str) -> None:
@@ -90,6 +94,24 @@ async def assert_refuses_changes(richard: Tab, einstein: Tab) -> None:
     assert await cell_texts(einstein) == before
 
 
+async def drag_cell(tab: Tab, source: int, target: int) -> None:
+    """Press the mouse on cell ``source``'s prompt (where JupyterLab starts a cell
+    drag), move onto cell ``target``'s prompt and let go, as a person would; the
+    notebook's drag image shows that a drag really started."""
+    page = tab.page
+    start = await tab.cell(source).locator(".jp-InputPrompt").first.bounding_box()
+    end = await tab.cell(target).locator(".jp-InputPrompt").first.bounding_box()
+    assert start and end
+    x0, y0 = start["x"] + start["width"] / 2, start["y"] + start["height"] / 2
+    await page.mouse.move(x0, y0)
+    await page.mouse.down()
+    await page.mouse.move(x0, y0 + 12, steps=4)  # past the notebook's drag threshold (5 px)
+    await expect(page.locator(".jp-dragImage")).to_have_count(1)
+    await page.mouse.move(end["x"] + end["width"] / 2, end["y"] + end["height"] / 2, steps=8)
+    await page.mouse.up()
+    await expect(page.locator(".jp-dragImage")).to_have_count(0)
+
+
 async def test_a_viewer_cannot_change_the_notebook_in_his_own_tab(tabs, screenshot):
     einstein, richard = tabs["einstein"], tabs["richard"]
     await expect(chip(richard)).to_have_text("Read-only: you are a viewer", timeout=ROLE_TIMEOUT_MS)
@@ -97,6 +119,20 @@ async def test_a_viewer_cannot_change_the_notebook_in_his_own_tab(tabs, screensh
     await expect_indicator(einstein, shown=False)
     await assert_refuses_changes(richard, einstein)
     await screenshot(richard, "viewer-typed-nothing-changed")
+
+    # a viewer drags the first cell below the second: nothing moves, in his tab or anyone's
+    before = await cell_texts(richard)
+    await drag_cell(richard, 0, 2)
+    assert await cell_texts(richard) == before
+    assert await cell_texts(einstein) == before
+    # the same gesture moves it for an editor, and richard's tab follows; then back
+    await drag_cell(einstein, 0, 2)
+    moved = [before[1], before[0], *before[2:]]
+    await expect(inputs(einstein)).to_have_text(moved, use_inner_text=True)
+    await expect(inputs(richard)).to_have_text(moved, use_inner_text=True, timeout=ROLE_TIMEOUT_MS)
+    await drag_cell(einstein, 1, 0)
+    await expect(inputs(einstein)).to_have_text(before, use_inner_text=True)
+    await expect(inputs(richard)).to_have_text(before, use_inner_text=True, timeout=ROLE_TIMEOUT_MS)
 
 
 async def test_a_role_change_reaches_the_tab_without_a_reload(tabs, stack, screenshot):

@@ -186,7 +186,7 @@ async def test_a_viewer_sees_the_list_read_only_and_why(stack, browser_driver, s
         await expect(dialog.locator(".cs3collab-ShareNotice")).to_have_text(
             f"You cannot share {SAMPLE_NAME}: you are a viewer of it, and only its owner or people allowed to share can."
         )
-        await expect(dialog.locator(".cs3collab-ShareOwner")).to_have_text("Owner: Albert Einstein")
+        await expect(dialog.locator(".cs3collab-ShareOwner")).to_have_text("Owner: Albert Einstein (cernbox.test)")
         await expect(dialog.locator(".cs3collab-ShareSearch")).to_be_hidden()
         await expect(dialog.locator(".cs3collab-ShareAdd")).to_be_hidden()
         await screenshot(richard, "viewer-read-only")

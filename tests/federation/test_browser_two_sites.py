@@ -9,7 +9,9 @@ starts their JupyterLab on that notebook. They type into the same notebook
 then holds both lines. Then marie, at B, opens the notebook's version
 history (A's versions, through her server), diffs the oldest version and
 restores it: einstein's tab at A shows the old content and a notice naming
-her; einstein's Share dialog tells the two Marie Curies (an account at A,
+her, and his history names her versions "Marie Curie (cesnet.demo)"; marie's
+File info at B names the owner with his institution and A's live lock;
+einstein's Share dialog tells the two Marie Curies (an account at A,
 a federated contact at B) apart. Last, einstein removes marie's share: her
 tab at B shows one dialog in words and saves a copy in her own files at B.
 Screenshots go to ``test-artifacts/federation/``.
@@ -129,6 +131,34 @@ async def test_einstein_at_a_and_marie_at_b_coedit_in_browsers(tmp_path: Path, m
             await expect(einstein.page.get_by_text(re.compile(r"^Marie Curie restored the version of "))).to_be_visible(
                 timeout=30_000)
             await einstein.page.screenshot(path=ARTIFACTS / "restored-by-marie-einstein.png", animations="disabled")
+            # marie's history at B marks the restore, naming her with her institution
+            restored = panel.locator(".cs3collab-VersionRestored").first
+            await expect(restored).to_contain_text("by Marie Curie", timeout=30_000)
+            await marie.page.screenshot(path=ARTIFACTS / "history-restored-marie.png", animations="disabled")
+            # einstein's history at A names her versions "Marie Curie (<her institution>)"
+            await einstein.page.locator('.jp-SideBar .lm-TabBar-tab[title="Version history"]').click()
+            authors = einstein.page.locator("#cs3collab-history .cs3collab-VersionAuthors")
+            await expect(authors.filter(has_text=re.compile(r"Marie Curie \(cesnet\.demo\)")).first).to_be_visible(
+                timeout=30_000)
+            await expect(authors.filter(has_text=re.compile(r"Albert Einstein \(cernbox\.demo\)")).first).to_be_visible()
+            await einstein.page.screenshot(path=ARTIFACTS / "history-authors-einstein.png", animations="disabled")
+
+            # File info at B: A's facts, the owner with his institution, the live room's lock
+            await marie.page.locator('.jp-SideBar .lm-TabBar-tab[title="CS3 files"]').click()
+            await marie.page.locator('#cs3collab-browser .cs3collab-BrowserTab[data-tab="with-me"]').click()
+            row = marie.page.locator('#cs3collab-browser .cs3collab-ReceivedShare[data-name="analysis.ipynb"]')
+            await row.locator(".cs3collab-Info").click()
+            info = marie.page.locator(".jp-Dialog .cs3collab-FileInfo")
+            field = lambda name: info.locator(f'.cs3collab-FileInfoRow[data-field="{name}"] dd')  # noqa: E731
+            await expect(field("owner")).to_have_text("Albert Einstein (cernbox.demo)", timeout=30_000)
+            # the live room's lock, held for whichever of them took it, named with the institution
+            await expect(field("lock")).to_have_text(re.compile(
+                r"^Locked by cs3collab \(live editing\) · (Albert Einstein \(cernbox\.demo\)|Marie Curie \(cesnet\.demo\))"
+                r" · until "))
+            await expect(field("versions")).to_have_text(re.compile(r"^\d+ versions?$"))
+            await marie.page.screenshot(path=ARTIFACTS / "file-info-marie.png", animations="disabled")
+            await marie.page.locator(".jp-Dialog").get_by_role("button", name="Close").click()
+            await expect(marie.page.locator(".jp-Dialog")).to_have_count(0)
 
             # einstein's Share dialog tells the two Marie Curies apart: an account at A, a contact at B
             await einstein.notebook.locator('.jp-Toolbar-item[data-jp-item-name="cs3collab-share"]').click()

@@ -92,3 +92,7 @@ async def test_a_viewer_at_b_lists_but_cannot_restore(fed):
         await fed.einstein.locks.set(path, lock_id="office-lock", app_name="Collabora Online", lifetime=300)
         about = (await http.get("/api/cs3collab/info", params={"path": at_b})).json()
         assert about["lock"]["app"] == "Collabora Online" and about["lock"]["expires"]
+        # and who holds it, named by A's service (GetUser there), in the shape File info at home
+        # gives its own locks' holders (tests/jupyter/test_browse.py)
+        einstein = {"displayName": "Albert Einstein", "username": "einstein", "idp": "cernbox.test"}
+        assert about["lock"]["holder"] == einstein

@@ -151,7 +151,7 @@ async def test_info_names_the_lock_holder(jp, einstein, workdir):
     async with server.client() as http:
         info = (await http.get("api/cs3collab/info", params={"path": contents_path(path, home)})).json()
     assert info["lock"]["app"] == "cs3collab"
-    assert info["lock"]["holder"] == {"displayName": "Albert Einstein", "username": "einstein"}
+    assert info["lock"]["holder"] == {"displayName": "Albert Einstein", "username": "einstein", "idp": "cernbox.test"}
     assert info["lock"]["expires"]
 
 

@@ -185,6 +185,14 @@ async def test_errors_in_words(bridge_einstein, jp_marie, einstein, marie, workd
         # the virtual folder is not a file to share
         assert (await http.get("api/cs3collab/shares", params={"path": "Shared with me"})).status_code == 400
 
+    # made an editor, she still may not reshare, and her dialog says so in good English
+    await einstein.shares.update_role(got.share.id.opaque_id, "editor")
+    async with jp_marie.client() as http:
+        mine = await http.get("api/cs3collab/shares", params={"path": "Shared with me/twice.ipynb"})
+        assert mine.status_code == 200, mine.text
+        assert mine.json()["canShare"] is False
+        assert "You cannot share twice.ipynb: you are an editor of it," in mine.json()["reason"]
+
 
 async def test_writes_need_xsrf_with_a_login_cookie(bridge_login, einstein, workdir):  # noqa: F811
     home = await einstein.get_home()

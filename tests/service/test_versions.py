@@ -123,6 +123,7 @@ async def test_listing_names_who_wrote_each_save(svc, einstein, marie, workdir):
     assert versions[0]["key"] == "current"
     assert [a["uid"] for a in versions[0]["authors"]] == [uid(marie)]
     assert versions[0]["authors"][0]["name"] == marie.user.display_name
+    assert versions[0]["authors"][0]["idp"] == marie.user.id.idp  # her institution, for the history panel
     assert [a["uid"] for a in versions[1]["authors"]] == [uid(einstein)]
     assert versions[-1]["authors"] == [], "the uploaded original was not written by the service"
     assert [v["time"] for v in versions] == sorted((v["time"] for v in versions), reverse=True)

@@ -15,7 +15,7 @@ from cs3.storage.provider.v1beta1 import resources_pb2 as storage
 from cs3collab.cs3 import AlreadyExists, Unimplemented
 from cs3collab.cs3.ocm import access_methods, federated_user
 from cs3collab.cs3.roles import owner_permissions
-from cs3collab.jupyter.sharing import Sharing, Target
+from cs3collab.jupyter.sharing import Sharing, Target, cannot_share_reason
 
 ME = identity.User(id=identity.UserId(idp="cernbox.test", opaque_id="e-1"), username="einstein",
                    display_name="Albert Einstein")
@@ -113,3 +113,15 @@ async def test_federated_share_is_listed_with_the_contact_name_and_role():
         assert exc.log_message == "Richard Feynman already has access to a.ipynb"
     else:
         raise AssertionError("a second share to the same person was accepted")
+
+
+def test_the_cannot_share_reason_says_an_editor_and_the_owner():
+    """The Share dialog's notice (issue 13: it once said "you are a editor of it")."""
+    assert cannot_share_reason("a.ipynb", "editor") == (
+        "You cannot share a.ipynb: you are an editor of it, and only its owner or people allowed to share can."
+    )
+    assert "you are a viewer of it," in cannot_share_reason("a.ipynb", "viewer")
+    assert "you are the owner of it," in cannot_share_reason("a.ipynb", "owner")
+    assert "your access does not allow it," in cannot_share_reason("a.ipynb", "none")
+    for role in ("editor", "viewer", "owner", "none"):
+        assert " a editor" not in cannot_share_reason("a.ipynb", role)
