@@ -295,7 +295,10 @@ class _AuthorizeHandler(tornado.web.RequestHandler):
         hidden = "\n".join(f'<input type="hidden" name="{name}" value="{html.escape(value)}">'
                            for name, value in params.items())
         self.set_header("Cache-Control", "no-store")
-        self.set_header("Content-Security-Policy", "default-src 'none'; form-action 'self'")
+        # form-action covers the redirect that follows the post: the client's redirect URI is allowed too
+        back = urlsplit(params["redirect_uri"])
+        self.set_header("Content-Security-Policy",
+                        f"default-src 'none'; form-action 'self' {back.scheme}://{back.netloc}")
         self.finish(LOGIN_PAGE.format(
             site=html.escape(self.issuer.users.domain), client=html.escape(client.client_id), hidden=hidden,
             error=f'<p role="alert">{html.escape(error)}</p>' if error else ""))

@@ -1,0 +1,131 @@
+"""The hub's OIDC login: a person signs in at the site's identity provider, and Reva logs her in with its token.
+
+Real processes throughout: a devstack site with its embedded OpenID Connect
+issuer (``cs3collab devstack --oidc``, its own port), the collaboration
+service, a JupyterHub in OIDC mode (``CS3Authenticator.login = "oidc"``, as
+``cs3collab.hub.local.write_config(oidc_issuer=...)`` writes it for the demo)
+with configurable-http-proxy, and Debian's chromium driven by Playwright.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cs3collab.cs3 import CS3Client
+from tests.conftest import DEMO_PASSWORDS
+from tests.support import processes
+from tests.support.processes import devstack, run_process, service
+
+pytest.importorskip("oauthenticator", reason="oauthenticator is a test dependency (./dev installs it)")
+from playwright.async_api import async_playwright  # noqa: E402
+
+from cs3collab.hub import local as local_hub  # noqa: E402
+
+CHROMIUM = Path(os.environ.get("CS3COLLAB_CHROMIUM") or "/usr/bin/chromium")
+LOAD_MS = 180_000  # a hub spawning a server on a loaded 2-core machine
+
+pytestmark = pytest.mark.timeout(420)
+
+
+@pytest.fixture(scope="module")
+async def oidc_hub(tmp_path_factory):
+    """Site (with its IdP), service and a hub in OIDC mode whose every refresh renews the tokens."""
+    base = tmp_path_factory.mktemp("hub-oidc")
+    api_token = secrets.token_hex(16)
+    async with contextlib.AsyncExitStack() as stack:
+        site = await stack.enter_async_context(devstack(base / "site", domain="cernbox.test", extra=("--oidc",)))
+        svc = await stack.enter_async_context(service(site.gateway, base / "service"))
+        config = local_hub.write_config(base / "hub", gateway=site.gateway, service_url=svc.url,
+                                        oidc_issuer=site.oidc_url)
+        with config.open("a") as out:
+            out.write(f"""
+c.CS3Authenticator.token_refresh_margin = 10 ** 9  # every refresh renews at the IdP and at Reva: shows that it works
+c.JupyterHub.services = [{{"name": "probe", "api_token": {api_token!r}}}]
+c.JupyterHub.load_roles = [{{"name": "probe", "services": ["probe"],
+    "scopes": ["admin:users", "admin:auth_state", "admin:servers", "tokens"]}}]
+""")
+        ready = processes.READY_TIMEOUT
+        processes.READY_TIMEOUT = max(ready, 120.0)  # a hub and its proxy on a loaded machine
+        try:
+            hub = await stack.enter_async_context(run_process(
+                local_hub.hub_command(config), local_hub.HUB_READY, env=local_hub.hub_env(base / "hub")))
+        finally:
+            processes.READY_TIMEOUT = ready
+        yield site, hub, hub.ready["url"].rstrip("/"), {"Authorization": f"token {api_token}"}
+
+
+async def test_a_person_signs_in_at_the_idp_lands_in_her_server_as_her_cs3_user(oidc_hub, tmp_path):
+    site, hub, url, api = oidc_hub
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: these tests use Debian's chromium (./dev test installs it with apt)")
+    async with async_playwright() as driver:
+        browser = await driver.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                               args=["--no-sandbox", "--disable-dev-shm-usage"])
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{url}/hub/login")
+            # the hub's login page offers the institution's sign-in, not a password form
+            assert await page.locator("input[name=password]").count() == 0
+            await page.get_by_role("button", name=re.compile("Sign in with your institution")).click()
+            # the IdP's page (another origin): a wrong password first, then hers
+            await page.wait_for_url(f"{site.oidc_url}/authorize*", timeout=LOAD_MS)
+            await page.locator("#username").fill("marie")
+            await page.locator("#password").fill("not-her-password")
+            await page.locator("#sign-in").click()
+            await page.get_by_text("Invalid username or password").wait_for(timeout=LOAD_MS)
+            await page.locator("#username").fill("marie")
+            await page.locator("#password").fill(DEMO_PASSWORDS["marie"])
+            await page.locator("#sign-in").click()
+            # back through the hub's OAuth callback, her server starts and JupyterLab opens
+            await page.wait_for_url(re.compile(r".*/user/marie/lab.*"), timeout=LOAD_MS)
+            me = await page.request.get(f"{url}/user/marie/api/me")
+            assert me.ok, await me.text()
+            identity = (await me.json())["identity"]
+            assert identity["username"] == "marie@cernbox.test" and identity["name"] == "Marie Curie"
+            listing = await page.request.get(f"{url}/user/marie/api/contents", params={"content": "1"})
+            assert "Shared with me" in [item["name"] for item in (await listing.json())["content"]]
+        except Exception as exc:
+            raise AssertionError(f"at {page.url}: {exc}\n--- hub:\n" + "\n".join(hub.output[-30:])
+                                 + "\n--- site:\n" + "\n".join(site.running.output[-15:])) from exc
+        finally:
+            await browser.close()
+    await hub.wait_for_output("cs3 login user=marie site=cernbox.test via=oidc", timeout=30)
+    await site.running.wait_for_output("oidc token accepted user=marie", timeout=30)
+
+    # the hub keeps the CS3 token (marie's at the site), its expiry and the IdP's refresh token
+    async with httpx.AsyncClient(base_url=url, headers=api, timeout=60) as http:
+        state = (await http.get("/hub/api/users/marie")).json()["auth_state"]
+    assert state["cs3_user"]["username"] == "marie" and state["cs3_expires_at"] and state["refresh_token"]
+    async with CS3Client(site.gateway) as cs3:
+        assert (await cs3.session_for_token(state["cs3_token"])).username == "marie"
+
+
+async def test_a_token_near_expiry_is_renewed_at_the_idp_and_at_reva(oidc_hub):
+    site, hub, url, api = oidc_hub
+    async with httpx.AsyncClient(base_url=url, headers=api, timeout=60) as http:
+        before = (await http.get("/hub/api/users/marie")).json()["auth_state"]
+        made = await http.post("/hub/api/users/marie/tokens", json={"scopes": ["access:servers!user=marie"]})
+        assert made.status_code == 201, made.text
+    issued = site.running.count("oidc tokens issued user=marie")
+    refreshed = hub.count("cs3 token refreshed user=marie via=oidc")
+    # what her server does when its CS3 token nears expiry: ask the hub, with its own token
+    async with httpx.AsyncClient(base_url=url, timeout=60,
+                                 headers={"Authorization": f"token {made.json()['token']}"}) as server:
+        answer = await server.get("/hub/api/cs3collab/token")
+    assert answer.status_code == 200, answer.text
+    await hub.wait_for_output("cs3 token refreshed user=marie via=oidc", count=refreshed + 1, timeout=30)
+    await site.running.wait_for_output("oidc tokens issued user=marie", count=issued + 1, timeout=30)
+    fresh = answer.json()["token"]
+    assert fresh != before["cs3_token"]
+    async with httpx.AsyncClient(base_url=url, headers=api, timeout=60) as http:
+        after = (await http.get("/hub/api/users/marie")).json()["auth_state"]
+    assert after["cs3_token"] == fresh and after["refresh_token"] != before["refresh_token"]  # rotated at the IdP
+    async with CS3Client(site.gateway) as cs3:
+        assert (await cs3.session_for_token(fresh)).username == "marie"
