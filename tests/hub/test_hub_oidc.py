@@ -13,6 +13,7 @@ import contextlib
 import os
 import re
 import secrets
+import time
 from pathlib import Path
 
 import httpx
@@ -129,3 +130,62 @@ async def test_a_token_near_expiry_is_renewed_at_the_idp_and_at_reva(oidc_hub):
     assert after["cs3_token"] == fresh and after["refresh_token"] != before["refresh_token"]  # rotated at the IdP
     async with CS3Client(site.gateway) as cs3:
         assert (await cs3.session_for_token(fresh)).username == "marie"
+
+
+class StoredUser:
+    """What refresh_user reads of a hub user: a name and the auth state (a boundary of this module)."""
+
+    def __init__(self, state: dict | None) -> None:
+        self.name = "einstein"
+        self.state = state
+
+    async def get_auth_state(self) -> dict | None:
+        return self.state
+
+
+async def idp_tokens(issuer: str, user: str) -> dict:
+    """The IdP's token answer for ``user`` (the code flow over HTTP, as the hub's callback gets it)."""
+    import base64
+    import hashlib
+    from urllib.parse import parse_qs, urlsplit
+
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    redirect = "http://127.0.0.1:9/hub/oauth_callback"
+    params = {"client_id": local_hub.OIDC_CLIENT_ID, "redirect_uri": redirect, "response_type": "code",
+              "scope": "openid", "code_challenge": challenge, "code_challenge_method": "S256"}
+    async with httpx.AsyncClient(base_url=issuer, timeout=30) as http:
+        back = await http.post("/authorize", data={**params, "username": user, "password": DEMO_PASSWORDS[user]})
+        code = parse_qs(urlsplit(back.headers["location"]).query)["code"][0]
+        answer = await http.post("/token", data={"grant_type": "authorization_code", "code": code,
+                                                 "redirect_uri": redirect, "client_id": local_hub.OIDC_CLIENT_ID,
+                                                 "code_verifier": verifier})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+async def test_a_refresh_the_idp_refuses_means_login_and_an_idp_outage_keeps_a_valid_token(oidc_hub):
+    from cs3collab.cs3 import Unauthenticated
+    from cs3collab.hub import CS3Authenticator
+    from tests.support.processes import stable_port
+
+    site = oidc_hub[0]
+    authenticator = CS3Authenticator(
+        login="oidc", gateway=site.gateway, client_id=local_hub.OIDC_CLIENT_ID, authorize_url=site.oidc_url + "/authorize",
+        token_url=site.oidc_url + "/token", userdata_url=site.oidc_url + "/userinfo", token_refresh_margin=10**9)
+    tokens = await idp_tokens(site.oidc_url, "einstein")
+    state = await authenticator.build_auth_state_dict(tokens, {})
+    assert state["cs3_user"]["username"] == "einstein" and state["refresh_token"] == tokens["refresh_token"]
+
+    refreshed = await authenticator.refresh_user(StoredUser(state))
+    assert refreshed["name"] == "einstein" and refreshed["auth_state"]["cs3_token"] != state["cs3_token"]
+    # the IdP rotated the refresh token: the old state's is refused there, so the person logs in again
+    assert await authenticator.refresh_user(StoredUser(state)) is False
+    # an IdP that cannot be reached: a still valid CS3 token is kept, an expired one means login
+    fresh = refreshed["auth_state"]
+    authenticator.token_url = f"http://127.0.0.1:{stable_port()}/token"  # nothing listens there
+    assert await authenticator.refresh_user(StoredUser(fresh)) is True
+    assert await authenticator.refresh_user(StoredUser({**fresh, "cs3_expires_at": time.time() - 1})) is False
+    # a token Reva does not accept never becomes a CS3 session
+    with pytest.raises(Unauthenticated):
+        await authenticator.build_auth_state_dict({**tokens, "access_token": tokens["access_token"][:-4] + "AAAA"}, {})
