@@ -40,7 +40,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import unquote_plus, urlencode, urlsplit
 
 import jwt
 import tornado.httpserver
@@ -49,7 +49,7 @@ import tornado.web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .errors import Unauthenticated
+from .errors import NotFound, Unauthenticated
 from .users import UserDirectory
 
 log = logging.getLogger("cs3collab.devstack.oidc")
@@ -145,12 +145,34 @@ class OIDCIssuer:
         self._server: tornado.httpserver.HTTPServer | None = None
         self.url = ""
 
+    # -- grants --------------------------------------------------------------------
+
+    def _sweep(self) -> None:
+        now = time.time()
+        for table in (self._codes, self._refresh):
+            for key in [k for k, grant in table.items() if grant.expires_at < now]:
+                del table[key]
+
+    def new_code(self, grant: _Grant) -> str:
+        self._sweep()  # codes never redeemed and refresh tokens never used do not pile up
+        code = secrets.token_urlsafe(32)
+        self._codes[code] = grant
+        return code
+
+    def take_code(self, code: str) -> _Grant | None:
+        """The grant of ``code``, which is spent by this call (single use, RFC 6749 4.1.2)."""
+        return self._codes.pop(code, None)
+
+    def take_refresh(self, token: str) -> _Grant | None:
+        """The grant of a refresh token, which is spent by this call (rotation)."""
+        return self._refresh.pop(token, None)
+
     # -- tokens --------------------------------------------------------------------
 
     def sign(self, claims: dict) -> str:
         return jwt.encode(claims, self.key, algorithm=ALGORITHM, headers={"kid": self.kid})
 
-    def _user_claims(self, username: str) -> dict:
+    def user_claims(self, username: str) -> dict:
         user = self.users.get_by_username(username)
         return {"sub": user.username, "preferred_username": user.username, "name": user.display_name,
                 "email": user.mail, "email_verified": bool(user.mail)}
@@ -158,7 +180,7 @@ class OIDCIssuer:
     def issue(self, grant: _Grant) -> dict:
         """The token response for ``grant`` (a new, rotated refresh token included)."""
         now = int(time.time())
-        claims = self._user_claims(grant.username)
+        claims = self.user_claims(grant.username)
         common = {"iss": self.url, "aud": grant.client_id, "iat": now, "exp": now + int(self.token_lifetime),
                   "azp": grant.client_id}
         access = self.sign({**common, **claims, "jti": uuid.uuid4().hex, "scope": grant.scope,
@@ -321,10 +343,9 @@ class _AuthorizeHandler(tornado.web.RequestHandler):
             self.set_status(401)
             self._page(params, client, "Invalid username or password.")
             return
-        code = secrets.token_urlsafe(32)
-        self.issuer._codes[code] = _Grant(username, client.client_id, params["scope"], time.time() + CODE_LIFETIME,
-                                          redirect_uri=params["redirect_uri"], challenge=params["code_challenge"],
-                                          nonce=params["nonce"])
+        code = self.issuer.new_code(_Grant(
+            username, client.client_id, params["scope"], time.time() + CODE_LIFETIME,
+            redirect_uri=params["redirect_uri"], challenge=params["code_challenge"], nonce=params["nonce"]))
         log.info("oidc login user=%s client=%s", username, client.client_id)
         self._back(params, {"code": code})
 
@@ -351,7 +372,6 @@ class _TokenHandler(tornado.web.RequestHandler):
                 pair = base64.b64decode(header[6:]).decode()
             except ValueError:
                 raise _TokenError("invalid_client", "malformed basic credentials", 401) from None
-            from urllib.parse import unquote_plus
             basic_id, _, basic_secret = pair.partition(":")
             client_id, secret = unquote_plus(basic_id), unquote_plus(basic_secret)
         client = self.issuer.clients.get(client_id)
@@ -382,7 +402,7 @@ class _TokenHandler(tornado.web.RequestHandler):
         self.finish(json.dumps(answer))
 
     def _code_grant(self, client: OIDCClient) -> _Grant:
-        grant = self.issuer._codes.pop(self.get_body_argument("code", ""), None)  # single use
+        grant = self.issuer.take_code(self.get_body_argument("code", ""))
         if grant is None or grant.expires_at < time.time() or grant.client_id != client.client_id:
             raise _TokenError("invalid_grant", "the code is unknown, used, expired or for another client")
         if grant.redirect_uri != self.get_body_argument("redirect_uri", ""):
@@ -393,7 +413,7 @@ class _TokenHandler(tornado.web.RequestHandler):
         return grant
 
     def _refresh_grant(self, client: OIDCClient) -> _Grant:
-        grant = self.issuer._refresh.pop(self.get_body_argument("refresh_token", ""), None)  # rotated
+        grant = self.issuer.take_refresh(self.get_body_argument("refresh_token", ""))
         if grant is None or grant.expires_at < time.time() or grant.client_id != client.client_id:
             raise _TokenError("invalid_grant", "the refresh token is unknown, used, expired or for another client")
         return grant
@@ -420,6 +440,11 @@ class _UserinfoHandler(tornado.web.RequestHandler):
             self.set_header("WWW-Authenticate", 'Bearer error="invalid_token"')
             self.finish({"error": "invalid_token", "error_description": e.message})
             return
-        self.finish(self.issuer._user_claims(claims["sub"]))
+        try:
+            self.finish(self.issuer.user_claims(claims["sub"]))
+        except NotFound:
+            self.set_status(401)
+            self.set_header("WWW-Authenticate", 'Bearer error="invalid_token"')
+            self.finish({"error": "invalid_token", "error_description": "the token's user is gone"})
 
     post = get

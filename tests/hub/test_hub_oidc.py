@@ -13,6 +13,7 @@ import contextlib
 import os
 import re
 import secrets
+import sqlite3
 import time
 from pathlib import Path
 
@@ -59,11 +60,11 @@ c.JupyterHub.load_roles = [{{"name": "probe", "services": ["probe"],
                 local_hub.hub_command(config), local_hub.HUB_READY, env=local_hub.hub_env(base / "hub")))
         finally:
             processes.READY_TIMEOUT = ready
-        yield site, hub, hub.ready["url"].rstrip("/"), {"Authorization": f"token {api_token}"}
+        yield site, hub, hub.ready["url"].rstrip("/"), {"Authorization": f"token {api_token}"}, base / "hub" / "hub.sqlite"
 
 
 async def test_a_person_signs_in_at_the_idp_lands_in_her_server_as_her_cs3_user(oidc_hub, tmp_path):
-    site, hub, url, api = oidc_hub
+    site, hub, url, api, db = oidc_hub
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: these tests use Debian's chromium (./dev test installs it with apt)")
     async with async_playwright() as driver:
@@ -106,10 +107,14 @@ async def test_a_person_signs_in_at_the_idp_lands_in_her_server_as_her_cs3_user(
     assert state["cs3_user"]["username"] == "marie" and state["cs3_expires_at"] and state["refresh_token"]
     async with CS3Client(site.gateway) as cs3:
         assert (await cs3.session_for_token(state["cs3_token"])).username == "marie"
+    # and the hub's database holds the tokens only encrypted
+    with contextlib.closing(sqlite3.connect(db)) as database:
+        (stored,) = database.execute("SELECT encrypted_auth_state FROM users WHERE name = 'marie'").fetchone()
+    assert stored and state["cs3_token"].encode() not in stored and state["refresh_token"].encode() not in stored
 
 
 async def test_a_token_near_expiry_is_renewed_at_the_idp_and_at_reva(oidc_hub):
-    site, hub, url, api = oidc_hub
+    site, hub, url, api, _ = oidc_hub
     async with httpx.AsyncClient(base_url=url, headers=api, timeout=60) as http:
         before = (await http.get("/hub/api/users/marie")).json()["auth_state"]
         made = await http.post("/hub/api/users/marie/tokens", json={"scopes": ["access:servers!user=marie"]})
