@@ -9,6 +9,7 @@ with configurable-http-proxy, and Debian's chromium driven by Playwright.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -33,22 +34,26 @@ from cs3collab.hub import local as local_hub  # noqa: E402
 CHROMIUM = Path(os.environ.get("CS3COLLAB_CHROMIUM") or "/usr/bin/chromium")
 LOAD_MS = 180_000  # a hub spawning a server on a loaded 2-core machine
 
+TOKEN_LIFETIME = 120  # seconds a CS3 token of the site lives
+REFRESH_MARGIN = 110  # the hub renews a CS3 token in its last 110 s, so 10 s after it was issued
+
 pytestmark = pytest.mark.timeout(420)
 
 
 @pytest.fixture(scope="module")
 async def oidc_hub(tmp_path_factory):
-    """Site (with its IdP), service and a hub in OIDC mode whose every refresh renews the tokens."""
+    """Site (with its IdP, short-lived CS3 tokens), service and a hub in OIDC mode."""
     base = tmp_path_factory.mktemp("hub-oidc")
     api_token = secrets.token_hex(16)
     async with contextlib.AsyncExitStack() as stack:
-        site = await stack.enter_async_context(devstack(base / "site", domain="cernbox.test", extra=("--oidc",)))
+        site = await stack.enter_async_context(devstack(
+            base / "site", domain="cernbox.test", extra=("--oidc", "--token-lifetime", str(TOKEN_LIFETIME))))
         svc = await stack.enter_async_context(service(site.gateway, base / "service"))
         config = local_hub.write_config(base / "hub", gateway=site.gateway, service_url=svc.url,
                                         oidc_issuer=site.oidc_url)
         with config.open("a") as out:
             out.write(f"""
-c.CS3Authenticator.token_refresh_margin = 10 ** 9  # every refresh renews at the IdP and at Reva: shows that it works
+c.CS3Authenticator.token_refresh_margin = {REFRESH_MARGIN}  # a CS3 token is "near expiry" soon after it was issued
 c.JupyterHub.services = [{{"name": "probe", "api_token": {api_token!r}}}]
 c.JupyterHub.load_roles = [{{"name": "probe", "services": ["probe"],
     "scopes": ["admin:users", "admin:auth_state", "admin:servers", "tokens"]}}]
@@ -119,6 +124,8 @@ async def test_a_token_near_expiry_is_renewed_at_the_idp_and_at_reva(oidc_hub):
         before = (await http.get("/hub/api/users/marie")).json()["auth_state"]
         made = await http.post("/hub/api/users/marie/tokens", json={"scopes": ["access:servers!user=marie"]})
         assert made.status_code == 201, made.text
+    # the CS3 token nears expiry (within the margin) a few seconds after it was issued: that moment
+    await asyncio.sleep(max(0.0, before["cs3_expires_at"] - REFRESH_MARGIN - time.time()))
     issued = site.running.count("oidc tokens issued user=marie")
     refreshed = hub.count("cs3 token refreshed user=marie via=oidc")
     # what her server does when its CS3 token nears expiry: ask the hub, with its own token
