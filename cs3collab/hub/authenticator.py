@@ -132,12 +132,14 @@ class CS3Authenticator(GenericOAuthenticator):
     ).tag(config=True)
     refresh_auth_type = Unicode(
         "bearer",
-        help="Gateway auth type that exchanges a valid access token for a fresh one (default bearer, as Reva's "
-        "gateway offers for its own tokens); empty: never refresh, users log in again when the token expires.",
+        help="basic login: the gateway auth type that exchanges a valid access token for a fresh one (default bearer, "
+        "as the devstack offers for its own tokens); empty: never refresh, users log in again when the token "
+        "expires. (oidc login renews with the IdP's refresh token instead.)",
     ).tag(config=True)
     token_refresh_margin = Float(
         600.0,
-        help="Seconds before its expiry at which a CS3 token is exchanged for a fresh one (default 600).",
+        help="Seconds before its expiry at which a CS3 token is renewed: exchanged (basic), or the IdP's refresh "
+        "token used and the gateway's oidc login done again (oidc) (default 600).",
     ).tag(config=True)
     call_timeout = Float(15.0, help="Seconds allowed for one gateway call (default 15).").tag(config=True)
     pass_gateway = Bool(
