@@ -66,7 +66,8 @@ HIGGS_FOLDER = "higgs-analysis"
 HIGGS_SEED = 125  # numpy seed of the generated events: the same data in every demo
 READY_TIMEOUT = 60.0
 
-DEVSTACK_READY = re.compile(r"cs3collab devstack ready: gateway=(?P<gateway>\S+) http=(?P<http>\S+)")
+DEVSTACK_READY = re.compile(r"cs3collab devstack ready: gateway=(?P<gateway>\S+) http=(?P<http>\S+)"
+                            r" domain=\S+(?: oidc=(?P<oidc>\S+))?")
 SERVICE_READY = re.compile(r"cs3collab service ready: url=(?P<url>\S+)")
 JUPYTER_READY = re.compile(r"(?P<url>http://127\.0\.0\.1:\d+)/lab")
 
@@ -81,6 +82,10 @@ def add_demo_parser(subparsers) -> argparse.ArgumentParser:
                              "OCM with marie at site B (cesnet.demo), each site with its own service and JupyterHub")
     parser.add_argument("--remote-domain", default="cesnet.demo",
                         help="site B's domain with --two-sites (default: cesnet.demo)")
+    parser.add_argument("--oidc", action="store_true",
+                        help="log in as at a site with OIDC: each hub sends people to its site's identity provider "
+                             "(the devstack's embedded issuer, --oidc), then logs them in at Reva with its token "
+                             "(default: the hub's own login form, Reva's basic auth)")
     parser.set_defaults(run=run_demo)
     return parser
 
@@ -312,7 +317,8 @@ async def run_demo(args: argparse.Namespace) -> None:
     async with asyncio.TaskGroup() as tasks, contextlib.AsyncExitStack() as stack:
         site = await stack.enter_async_context(_child(
             "devstack",
-            python + ["devstack", "--data", str(base / "site"), "--port", "0", "--http-port", "0", "--domain", args.domain],
+            python + ["devstack", "--data", str(base / "site"), "--port", "0", "--http-port", "0", "--domain", args.domain,
+                      *(["--oidc"] if getattr(args, "oidc", False) else [])],
             DEVSTACK_READY, tasks,
         ))
         gateway = site.match["gateway"]
@@ -322,13 +328,16 @@ async def run_demo(args: argparse.Namespace) -> None:
             python + ["serve", f"--gateway={gateway}", f"--state-dir={base / 'service'}", "--port=0"],
             SERVICE_READY, tasks,
         ))
-        hub = await _hub(stack, tasks, "hub", base / "hub", gateway, service.match["url"])
+        hub = await _hub(stack, tasks, "hub", base / "hub", gateway, service.match["url"], site.match.get("oidc") or "")
         print("\ncs3collab demo ready", flush=True)
         print(f"  CS3 gateway: {gateway}   collaboration service: {service.match['url']}", flush=True)
         print(f"  sample notebook: {sample} (marie: editor, richard: viewer)", flush=True)
         print(f"  shared-kernel demo: {HIGGS_FOLDER}/{SAMPLE_NAME} beside its events.csv (marie: editor, "
               f"richard: viewer)", flush=True)
         print(f"  JupyterHub of {args.domain}: {hub}/hub/login", flush=True)
+        if site.match.get("oidc"):
+            print(f"  login: the hub sends you to the site's sign-in page ({site.match['oidc']}); the same logins",
+                  flush=True)
         for user, password in DEMO_USERS.items():
             where = SAMPLE_NAME if user == "einstein" else f"Shared with me/{SAMPLE_NAME}"
             print(f"  {user:8} log in as {user} / {password}, then {_notebook_url(hub, user, where)}", flush=True)
@@ -427,9 +436,10 @@ async def _share_federated(einstein: Session, marie: Session, info, grantee, rem
             await marie.ocm.update_received(mine.id.opaque_id, state=ACCEPTED)
 
 
-async def _hub(stack, tasks, name: str, base: Path, gateway: str, service_url: str) -> str:
-    """One site's JupyterHub (cs3collab.hub.local: CS3 login, a local server per user); its URL."""
-    config = local_hub.write_config(base, gateway=gateway, service_url=service_url)
+async def _hub(stack, tasks, name: str, base: Path, gateway: str, service_url: str, oidc_issuer: str = "") -> str:
+    """One site's JupyterHub (cs3collab.hub.local: CS3 login, a local server per user); its URL.
+    With ``oidc_issuer`` people log in at that IdP (``--oidc``), else on the hub's form."""
+    config = local_hub.write_config(base, gateway=gateway, service_url=service_url, oidc_issuer=oidc_issuer)
     hub = await stack.enter_async_context(_child(
         name, local_hub.hub_command(config), local_hub.HUB_READY, tasks,
         env=local_hub.hub_env(base),
@@ -459,6 +469,7 @@ async def run_two_sites(args: argparse.Namespace) -> None:
                 f"devstack-{key}",
                 python + ["devstack", "--data", str(base / f"site-{key}"), "--port", "0", "--http-port", "0",
                           "--domain", domains[key], "--ocm-providers", str(providers),
+                          *(["--oidc"] if getattr(args, "oidc", False) else []),
                           # site A lets OCM guests list versions (federated history; docs/federation.md)
                           *(["--ocm-scope-extra", "ListFileVersions"] if key == "a" else [])],
                 DEVSTACK_READY, tasks,
@@ -483,8 +494,10 @@ async def run_two_sites(args: argparse.Namespace) -> None:
         ))
         sample = await seed_federated(gateway["a"], gateway["b"], domains["b"], service_a.match["url"], domains["a"])
         hubs = {
-            "a": await _hub(stack, tasks, "hub-a", base / "hub-a", gateway["a"], service_a.match["url"]),
-            "b": await _hub(stack, tasks, "hub-b", base / "hub-b", gateway["b"], service_b.match["url"]),
+            "a": await _hub(stack, tasks, "hub-a", base / "hub-a", gateway["a"], service_a.match["url"],
+                            sites["a"].match.get("oidc") or ""),
+            "b": await _hub(stack, tasks, "hub-b", base / "hub-b", gateway["b"], service_b.match["url"],
+                            sites["b"].match.get("oidc") or ""),
         }
         print("\ncs3collab two-site demo ready", flush=True)
         print(f"  site A {domains['a']}: gateway {gateway['a']}   collaboration service {service_a.match['url']}",

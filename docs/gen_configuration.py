@@ -106,7 +106,12 @@ def render() -> str:
         "Set in `jupyterhub_config.py` with `c.JupyterHub.authenticator_class = \"cs3auth\"` "
         "(JupyterHub's own `Authenticator` settings apply too; this class turns on "
         "`enable_auth_state` and `refresh_pre_spawn` by default, and `allow_all` unless `allowed_users` "
-        "is set: every user the site's CS3 accepts may log in).\n",
+        "is set: every user the site's CS3 accepts may log in). With `login = \"oidc\"` the IdP part is "
+        "oauthenticator's `GenericOAuthenticator`, which this class extends: set its `client_id`, "
+        "`client_secret` (empty for a public client: PKCE), `authorize_url`, `token_url`, `userdata_url` and "
+        "`oauth_callback_url` as `c.CS3Authenticator.<name>` (oauthenticator's documentation describes them); "
+        "`scope` defaults to openid, profile, email here and `username_claim` to sub (the hub user's name is "
+        "the CS3 username either way).\n",
         *_traits_table(CS3Authenticator, {}),
         "",
         "## `cs3collab devstack`: the embedded CS3 site\n",

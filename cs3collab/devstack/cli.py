@@ -5,7 +5,8 @@ Once both servers listen, prints exactly one line to stdout:
     cs3collab devstack ready: gateway=127.0.0.1:PORT http=http://127.0.0.1:PORT domain=NAME
 
 followed by the demo logins (when the demo users are in use). Logs go to
-stderr as key=value lines.
+stderr as key=value lines. With ``--oidc`` the ready line ends with
+`` oidc=http://127.0.0.1:PORT``: the embedded OpenID Connect issuer.
 
 Every site speaks OCM. Trusted peers come from ``--peer DOMAIN=URL``
 (repeatable) and/or ``--ocm-providers FILE`` (Reva's ocm-providers.json),
@@ -22,7 +23,8 @@ import sys
 
 from .ocm_gateway import OCMSettings
 from .ocm_peers import PeerSite, parse_peer_arg
-from .site import DevstackSite
+from .oidc_issuer import OIDCClient
+from .site import DevstackSite, OIDCSettings
 from .users import UserDirectory
 
 
@@ -67,8 +69,46 @@ def add_devstack_parser(subparsers) -> argparse.ArgumentParser:
                    help="a gateway method (e.g. ListFileVersions) that tokens of OCM shares may call besides "
                         "those of Reva's ocmshare scope, as on a site that patched its scope; repeatable "
                         "(default: none)")
+    p.add_argument("--oidc", action="store_true",
+                   help="run the embedded OpenID Connect issuer for the site's users on a port of its own and log "
+                        "users in with its tokens (Authenticate type oidc, as Reva's OIDC auth manager); the ready "
+                        "line then ends with oidc=URL (default: off)")
+    p.add_argument("--oidc-issuer", default="", metavar="URL",
+                   help="log users in with the tokens of this external issuer instead (type oidc; no embedded "
+                        "issuer) (default: none)")
+    p.add_argument("--oidc-client", action="append", default=[], metavar="ID[:SECRET]",
+                   help="a client of the embedded issuer; without SECRET a public client (PKCE only); repeatable "
+                        f"(default: {DEFAULT_OIDC_CLIENT}, public)")
+    p.add_argument("--oidc-redirect-uri", action="append", default=[], metavar="URI",
+                   help="a redirect URI registered for every client of the embedded issuer; a loopback one matches "
+                        f"any port (RFC 8252); repeatable (default: {DEFAULT_REDIRECT_URI})")
+    p.add_argument("--oidc-id-claim", default="sub", metavar="CLAIM",
+                   help="the token claim whose value is the CS3 username (Reva's default_id_claim; default: sub)")
+    p.add_argument("--oidc-audience", default=None, metavar="CLIENT_ID",
+                   help="refuse tokens whose aud does not name this client; Reva does not check the audience "
+                        "(default: none, as Reva)")
+    p.add_argument("--oidc-token-lifetime", type=float, default=300.0, metavar="SECONDS",
+                   help="lifetime of the embedded issuer's access and ID tokens (default: 300)")
     p.set_defaults(run=run_devstack)
     return p
+
+
+DEFAULT_OIDC_CLIENT = "cs3collab-hub"
+DEFAULT_REDIRECT_URI = "http://127.0.0.1/hub/oauth_callback"
+
+
+def oidc_settings(args: argparse.Namespace) -> OIDCSettings | None:
+    """The site's OIDC settings from the command line; None when OIDC login is off."""
+    if not (args.oidc or args.oidc_issuer):
+        return None
+    redirects = tuple(args.oidc_redirect_uri) or (DEFAULT_REDIRECT_URI,)
+    clients = []
+    for value in args.oidc_client or [DEFAULT_OIDC_CLIENT]:
+        client_id, _, secret = value.partition(":")
+        clients.append(OIDCClient(client_id, secret or None, redirects))
+    return OIDCSettings(embedded=args.oidc and not args.oidc_issuer, issuer=args.oidc_issuer,
+                        id_claim=args.oidc_id_claim, audience=args.oidc_audience, clients=tuple(clients),
+                        token_lifetime=args.oidc_token_lifetime)
 
 
 def _peer(value: str) -> PeerSite:
@@ -91,10 +131,12 @@ async def run_devstack(args: argparse.Namespace) -> None:
                                         public_url=args.public_url, webapp_url=args.ocm_webapp_url,
                                         invite_token_lifetime=args.invite_token_lifetime,
                                         require_accepted_user=args.ocm_require_invite,
-                                        extra_scope_methods=tuple(args.ocm_scope_extra)))
+                                        extra_scope_methods=tuple(args.ocm_scope_extra)),
+                        oidc=oidc_settings(args))
     async with site:
+        issuer = f" oidc={site.oidc_issuer.url}" if site.oidc_issuer else ""
         print(f"cs3collab devstack ready: gateway={site.gateway_address} http={site.http_url} "
-              f"domain={site.domain}", flush=True)
+              f"domain={site.domain}{issuer}", flush=True)
         if args.users is None:
             demo = UserDirectory(site.domain)
             logins = ", ".join(f"{a.user.username}/{a.secret}" for a in demo.accounts)

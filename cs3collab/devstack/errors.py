@@ -56,3 +56,8 @@ class TooLarge(DevstackError):
 
 class Unimplemented(DevstackError):
     """A call or option the devstack knowingly does not model."""
+
+
+class AuthenticationFailed(Unauthenticated):
+    """An auth provider could not authenticate the credentials (Reva's auth provider answers
+    UNAUTHENTICATED "error authenticating user", not "wrong password"); the message says why."""

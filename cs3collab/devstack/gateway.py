@@ -132,6 +132,9 @@ class Gateway(AppPasswordHandlers, SharingHandlers, gw_grpc.GatewayAPIServicer):
                 raise errors.DevstackError(f"error getting auth provider client for type {request.type!r}")
             try:
                 user, scopes = await checker(request.client_id, request.client_secret)
+            except errors.AuthenticationFailed as e:
+                # Reva's auth provider: any other failure is UNAUTHENTICATED "error authenticating user"
+                raise errors.Unauthenticated(f"error authenticating user: {e.message}") from None
             except errors.Unauthenticated as e:
                 raise errors.PermissionDenied(f"wrong credentials: {e.message}") from None
             return {"token": self.tokens.mint(user, scopes), "user": user}

@@ -15,12 +15,18 @@ store, users and tokens exist and before the servers start, which may call
 ``add_scope_rule``, ``add_cleanup`` and ``auth_providers.register``.
 ``site.tokens.mint_scoped(user, resource_id, role)`` mints a token limited
 to one resource (and its children) with a viewer or editor role.
+
+With ``oidc`` settings the site logs users in with an OpenID Connect
+issuer's tokens (auth type ``oidc``, as Reva's OIDC auth manager:
+``oidc_auth``) and may run the embedded issuer for its users on a port of
+its own (``oidc_issuer``; ``site.oidc_issuer.url``).
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable
 
@@ -40,6 +46,8 @@ from .auth import AuthInterceptor, AuthProviders
 from .dataserver import make_app
 from .gateway import Gateway
 from .ocm_gateway import OCMGateway, OCMSettings, install_ocm
+from .oidc_auth import OIDCAuth
+from .oidc_issuer import OIDCClient, OIDCIssuer
 from .store import Store
 from .tokens import Identity, TokenManager, owner_scope
 from .users import UserDirectory
@@ -47,6 +55,29 @@ from .users import UserDirectory
 log = logging.getLogger("cs3collab.devstack.site")
 
 GATEWAY_SERVICE = "cs3.gateway.v1beta1.GatewayAPI"
+
+
+@dataclass(frozen=True)
+class OIDCSettings:
+    """OIDC login at the site (Reva's ``oidc`` auth manager, see ``oidc_auth``).
+
+    Args:
+        embedded: run the embedded issuer (``oidc_issuer``) on its own port.
+        issuer: the trusted issuer URL; empty = the embedded issuer's.
+        id_claim: the claim naming the user (Reva's ``default_id_claim``).
+        audience: None as Reva (no audience check), or the client id tokens must name.
+        clients: the embedded issuer's registered clients.
+        token_lifetime: the embedded issuer's access/ID token lifetime, seconds.
+        issuer_port: the embedded issuer's port (0: a free one).
+    """
+
+    embedded: bool = True
+    issuer: str = ""
+    id_claim: str = "sub"
+    audience: str | None = None
+    clients: tuple[OIDCClient, ...] = ()
+    token_lifetime: float = 300.0
+    issuer_port: int = 0
 
 
 class DevstackSite:
@@ -71,6 +102,7 @@ class DevstackSite:
             servers start.
         ocm: OCM settings (trusted peers, providers file, public URL);
             None = no peers yet, public URL = ``http_url``.
+        oidc: OIDC login settings; None = no ``oidc`` auth type and no issuer.
     """
 
     def __init__(self, data_dir: Path | str, *, domain: str = "localhost", grpc_port: int = 0,
@@ -78,7 +110,7 @@ class DevstackSite:
                  max_upload_size: int | None = None, host: str = "127.0.0.1",
                  gateway_class: type[OCMGateway] = OCMGateway,
                  extensions: Iterable[Callable[["DevstackSite"], Any]] = (),
-                 ocm: OCMSettings | None = None) -> None:
+                 ocm: OCMSettings | None = None, oidc: "OIDCSettings | None" = None) -> None:
         self.data_dir = Path(data_dir)
         self.domain = domain
         self.host = host
@@ -87,6 +119,8 @@ class DevstackSite:
         self._gateway_class = gateway_class
         self._extensions = list(extensions)
         self.ocm_settings = ocm or OCMSettings()
+        self.oidc_settings = oidc
+        self.oidc_issuer: OIDCIssuer | None = None
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.users = UserDirectory(domain, users_file)
         self.tokens = TokenManager(self.data_dir, domain, token_lifetime)
@@ -143,6 +177,8 @@ class DevstackSite:
         self.add_unprotected(*(f"/{GATEWAY_SERVICE}/{m}" for m in self.gateway.UNPROTECTED))
         try:
             await install_ocm(self, self.ocm_settings)
+            if self.oidc_settings is not None:
+                await self._install_oidc(self.oidc_settings)
             await create_app_password_tables(self)
             self.gateway.app_passwords = install_app_passwords(self)
             for extension in self._extensions:
@@ -171,6 +207,20 @@ class DevstackSite:
             raise
         log.info("devstack started domain=%s gateway=%s http=%s data=%s",
                  self.domain, self.gateway_address, self.http_url, self.data_dir)
+
+    async def _install_oidc(self, settings: "OIDCSettings") -> None:
+        """The ``oidc`` auth type, trusting ``settings.issuer`` or the embedded issuer started here."""
+        issuer_url = settings.issuer
+        if settings.embedded:
+            self.oidc_issuer = OIDCIssuer(self.users, self.data_dir / "oidc", list(settings.clients), host=self.host,
+                                          token_lifetime=settings.token_lifetime, port=settings.issuer_port)
+            await self.oidc_issuer.start()
+            self.add_cleanup(self.oidc_issuer.stop)
+            issuer_url = issuer_url or self.oidc_issuer.url
+        if not issuer_url:
+            raise ValueError("the oidc auth type needs an issuer: an external one or the embedded one")
+        auth = OIDCAuth(self.users, issuer_url, id_claim=settings.id_claim, audience=settings.audience)
+        self.auth_providers.register("oidc", auth.authenticate)
 
     async def stop(self) -> None:
         if self._grpc_server is not None:

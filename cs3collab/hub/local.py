@@ -102,9 +102,17 @@ def prepare_user(spawner) -> None:
     spawner.environment = {**spawner.environment, **user_jupyter_env(home)}
 
 
+OIDC_CLIENT_ID = "cs3collab-hub"
+"""The client the devstack's embedded issuer registers by default (``cs3collab devstack --oidc``)."""
+
+
 def write_config(base: Path, *, gateway: str, service_url: str, python: str = sys.executable,
-                 proxy: str | None = None) -> Path:
-    """``base/jupyterhub_config.py`` of one site's hub; its state (database, cookie secret, homes) in ``base``."""
+                 proxy: str | None = None, oidc_issuer: str = "") -> Path:
+    """``base/jupyterhub_config.py`` of one site's hub; its state (database, cookie secret, homes) in ``base``.
+
+    With ``oidc_issuer`` (the URL of the devstack's embedded issuer, ``cs3collab devstack --oidc``)
+    people log in at that IdP and the hub logs them in at the gateway with its token
+    (``CS3Authenticator.login = "oidc"``); else with the hub's form (basic)."""
     base.mkdir(parents=True, exist_ok=True)
     settings = {
         "gateway": gateway,
@@ -115,6 +123,8 @@ def write_config(base: Path, *, gateway: str, service_url: str, python: str = sy
         "hub": free_port(),
         "base": str(base),
         "python": python,
+        "oidc_issuer": oidc_issuer,
+        "oidc_client": OIDC_CLIENT_ID,
     }
     config = base / "jupyterhub_config.py"
     config.write_text(f"""# written by cs3collab.hub.local: one site's JupyterHub in front of local single-user servers
@@ -143,6 +153,14 @@ c.JupyterHub.pid_file = s["base"] + "/hub.pid"
 c.JupyterHub.cleanup_servers = True
 # a link to a notebook in a server that is not running starts it (after the login), no "Launch" click
 c.JupyterHub.implicit_spawn_seconds = 0.5
+if s["oidc_issuer"]:
+    # log in at the site's IdP (authorization code + PKCE), then at the gateway with the IdP's token
+    c.CS3Authenticator.login = "oidc"
+    c.CS3Authenticator.client_id = s["oidc_client"]
+    c.CS3Authenticator.authorize_url = s["oidc_issuer"] + "/authorize"
+    c.CS3Authenticator.token_url = s["oidc_issuer"] + "/token"
+    c.CS3Authenticator.userdata_url = s["oidc_issuer"] + "/userinfo"
+    c.CS3Authenticator.oauth_callback_url = "http://127.0.0.1:%d/hub/oauth_callback" % s["public"]
 """)
     return config
 

@@ -213,6 +213,25 @@ def test_the_reva_fragment_is_an_example_in_toml():
         "static"]["rules"]
 
 
+def test_the_oidc_examples_fit_the_authenticator_and_reva():
+    """The OIDC values set only real CS3Authenticator settings, in OIDC mode, with the auth type
+    the gateway fragment routes to the revad that runs Reva's oidc auth manager."""
+    from cs3collab.hub.authenticator import CS3Authenticator
+
+    hub = yaml.safe_load((DEPLOY / "z2jh" / "values-oidc.yaml").read_text())["hub"]
+    settings = hub["config"]["CS3Authenticator"]
+    assert settings["login"] == "oidc" and set(settings) <= set(CS3Authenticator.class_traits(config=True))
+    assert hub["extraEnv"]["OAUTH_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"]["key"]
+    path = DEPLOY / "reva" / "oidc-authprovider.example.toml"
+    assert path.read_text().startswith("# EXAMPLE ONLY")
+    provider = tomllib.loads(path.read_text())
+    assert provider["grpc"]["services"]["authprovider"]["auth_manager"] == "oidc"
+    assert provider["grpc"]["services"]["authprovider"]["auth_managers"]["oidc"]["issuer"].startswith("https://")
+    rules = tomllib.loads((DEPLOY / "reva" / "cs3collab.example.toml").read_text())["grpc"]["services"][
+        "authregistry"]["drivers"]["static"]["rules"]
+    assert rules[settings["oidc_auth_type"]].endswith(":" + provider["grpc"]["address"].rsplit(":", 1)[1])
+
+
 def test_the_z2jh_values_point_at_the_charts_service():
     values = yaml.safe_load((DEPLOY / "z2jh" / "values.yaml").read_text())
     site = values["singleuser"]["extraFiles"]["cs3collab-config"]["data"]

@@ -22,6 +22,7 @@ from pathlib import Path
 READY_TIMEOUT = 120.0
 DEVSTACK_READY = re.compile(
     r"cs3collab devstack ready: gateway=(?P<gateway>\S+) http=(?P<http>\S+) domain=(?P<domain>\S+)"
+    r"(?: oidc=(?P<oidc>\S+))?"
 )
 
 
@@ -106,6 +107,7 @@ class Devstack:
     domain: str
     data_dir: Path
     running: RunningProcess
+    oidc_url: str = ""  # the embedded OIDC issuer (``--oidc``), else empty
 
 
 @contextlib.asynccontextmanager
@@ -120,7 +122,8 @@ async def devstack(
         args += ["--domain", domain]
     args += list(extra)
     async with run_process(args, DEVSTACK_READY) as running:
-        yield Devstack(running.ready["gateway"], running.ready["http"], running.ready["domain"], data_dir, running)
+        yield Devstack(running.ready["gateway"], running.ready["http"], running.ready["domain"], data_dir, running,
+                       running.ready.get("oidc") or "")
 
 
 def stable_port() -> int:
