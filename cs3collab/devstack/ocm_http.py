@@ -79,12 +79,13 @@ class _OCMHandler(tornado.web.RequestHandler):
         self.keys = keys
         self.signatures = signatures
 
-    async def check_signature(self, route: str, domain: str, *, unsigned_ok: bool = False) -> None:
-        """Raise Unauthenticated when the request's OCM signature is refused (see ocm_signing)."""
+    async def check_signature(self, route: str, domain: str, *, unsigned_ok: bool = False) -> str:
+        """Raise Unauthenticated when the request's OCM signature is refused
+        (see ocm_signing); else "signed", "unsigned" or "unknown peer"."""
         if self.signatures is None:
-            return
+            return "unchecked"
         r = self.request
-        await self.signatures.check(domain, route, r.method, r.full_url(), r.headers.get_all(), r.body,
+        return await self.signatures.check(domain, route, r.method, r.full_url(), r.headers.get_all(), r.body,
                                     unsigned_ok=unsigned_ok)
 
     def check_xsrf_cookie(self) -> None:  # server-to-server API, no cookies
@@ -171,7 +172,7 @@ class TokenHandler(_OCMHandler):
         if not code:
             return self._refuse("invalid_grant", "no code")
         try:
-            await self.check_signature("/token", normalize_domain(client_id), unsigned_ok=True)
+            signature = await self.check_signature("/token", normalize_domain(client_id), unsigned_ok=True)
         except errors.Unauthenticated as e:
             log.info("ocm /token from=%s client=%s refused error=invalid_client msg=%r", self.request.remote_ip,
                      client_id or "-", e.message)
@@ -185,8 +186,8 @@ class TokenHandler(_OCMHandler):
             log.exception("ocm /token from=%s failed", self.request.remote_ip)
             self.write_json(500, {"error": "server_error"})
             return
-        log.info("ocm /token from=%s client=%s issued expires_in=%d", self.request.remote_ip, client_id or "-",
-                 expires_in)
+        log.info("ocm /token from=%s client=%s issued expires_in=%d signature=%s", self.request.remote_ip,
+                 client_id or "-", expires_in, signature.replace(" ", "-"))
         self.write_json(200, {"access_token": token, "token_type": "Bearer", "expires_in": expires_in})
 
     def _refuse(self, error: str, why: str) -> None:

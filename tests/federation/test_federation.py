@@ -54,6 +54,8 @@ async def test_coedit_presence_and_saves_at_a(fed):
         type_text(einstein, 1, "  # from Geneva")
         await wait_for(marie.doc, lambda: sources(marie)[1] == "y = 2  # from Geneva")
         assert sources(marie) == sources(einstein)
+        # marie's server signed the code-flow exchange with B's key, and A verified it (OCM 1.4)
+        await fed.a.running.wait_for_output("client=cesnet.test issued expires_in=3600 signature=signed", timeout=30)
         # A's operators see her in A's metrics: one participant from cesnet.test
         async with httpx.AsyncClient(timeout=30) as http:
             scraped = (await http.get(f"{fed.svc_a.url}/metrics")).text
