@@ -10,6 +10,7 @@
   const status = document.getElementById("status");
   const cellsBox = document.getElementById("cells");
   const sentSource = new Map(); // cell id -> source last sent by this page
+  const shown = new Map(); // cell id -> source last taken from the room
   const timers = new Map();
   let writable = false;
 
@@ -50,6 +51,8 @@
         const source = document.createElement("textarea");
         source.className = "source";
         source.spellcheck = false;
+        source.value = cell.source;
+        shown.set(cell.id, cell.source);
         source.addEventListener("input", function () {
           if (!writable) return;
           clearTimeout(timers.get(cell.id));
@@ -64,10 +67,15 @@
       const source = row.querySelector("textarea");
       source.readOnly = !doc.writable;
       source.rows = Math.max(2, cell.source.split("\n").length);
-      // a change from elsewhere replaces the text unless this tab is typing in that cell
-      const typing = document.activeElement === source && source.value !== cell.source &&
-        sentSource.get(cell.id) !== cell.source;
-      if (!typing && source.value !== cell.source) source.value = cell.source;
+      // a change from elsewhere replaces the text unless this tab has typed something not sent yet
+      // (it is sent when the typing pauses, and the next notebook from the room includes it)
+      const unsent = source.value !== shown.get(cell.id) && source.value !== sentSource.get(cell.id);
+      if (!unsent && source.value !== cell.source) {
+        const start = source.selectionStart, end = source.selectionEnd;
+        source.value = cell.source;
+        if (document.activeElement === source) source.setSelectionRange(start, end);
+      }
+      if (!unsent) shown.set(cell.id, cell.source);
       row.replaceChild(outputsOf(cell), row.querySelector(".outputs"));
       if (previous) previous.after(row); else cellsBox.prepend(row);
       previous = row;
