@@ -11,11 +11,14 @@ the view in words.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 from html import escape
 
 import httpx
 import pytest
+import websockets
 from playwright.async_api import async_playwright, expect
 
 from cs3collab.cs3 import roles
@@ -103,3 +106,30 @@ async def test_a_viewer_follows_live_and_nothing_of_the_notebook_runs(fed, brows
         await expect(cells.nth(1)).to_have_value("z = 3  # live")
         assert sources(einstein)[1] == "z = 3  # live"
         assert errors == []
+
+
+async def test_the_live_socket_refuses_in_words(fed):
+    """No token, a bad token, a bare secret, text that is not JSON: told, then closed."""
+    _, _, share = await fed.share(roles.EDITOR, "x = 1")
+    url = fed.svc_a.url.replace("http://", "ws://") + f"/api/collaboration/ocm/{share.id.opaque_id}/live"
+    for first in ('{"type": "source", "cell": "c", "source": "x"}', '{"type": "auth", "token": "forged"}',
+                  json.dumps({"type": "auth", "token": share.token}), "not json", "[1]"):
+        async with websockets.connect(url) as ws:
+            await ws.send(first)
+            told = json.loads(await asyncio.wait_for(ws.recv(), 60))
+            assert told["type"] == "error" and told["message"], told
+            with pytest.raises(websockets.ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 60)
+            assert ws.close_code not in (None, 1000, 1006), (first, ws.close_code)
+    # a viewer's edit is refused in words and changes nothing
+    path, _, viewer_share = await fed.share(roles.VIEWER, "v = 1")
+    url = fed.svc_a.url.replace("http://", "ws://") + f"/api/collaboration/ocm/{viewer_share.id.opaque_id}/live"
+    async with websockets.connect(url) as ws:
+        await ws.send(json.dumps({"type": "auth", "token": await exchanged_token(fed, viewer_share.token)}))
+        shown = json.loads(await asyncio.wait_for(ws.recv(), 60))
+        assert shown["type"] == "notebook" and shown["writable"] is False and shown["role"] == "viewer"
+        await ws.send(json.dumps({"type": "source", "cell": shown["cells"][0]["id"], "source": "v = 666"}))
+        told = json.loads(await asyncio.wait_for(ws.recv(), 60))
+        assert told == {"type": "error", "message": "your role on this share does not allow editing (viewer)"}
+    async with connect(fed.svc_a.url, fed.einstein.token, path) as einstein:
+        assert sources(einstein) == ["v = 1"]
