@@ -436,10 +436,12 @@ async def _share_federated(einstein: Session, marie: Session, info, grantee, rem
             await marie.ocm.update_received(mine.id.opaque_id, state=ACCEPTED)
 
 
-async def _hub(stack, tasks, name: str, base: Path, gateway: str, service_url: str, oidc_issuer: str = "") -> str:
+async def _hub(stack, tasks, name: str, base: Path, gateway: str, service_url: str, oidc_issuer: str = "",
+               ocm_signing_key: str = "") -> str:
     """One site's JupyterHub (cs3collab.hub.local: CS3 login, a local server per user); its URL.
     With ``oidc_issuer`` people log in at that IdP (``--oidc``), else on the hub's form."""
-    config = local_hub.write_config(base, gateway=gateway, service_url=service_url, oidc_issuer=oidc_issuer)
+    config = local_hub.write_config(base, gateway=gateway, service_url=service_url, oidc_issuer=oidc_issuer,
+                                    ocm_signing_key=ocm_signing_key)
     hub = await stack.enter_async_context(_child(
         name, local_hub.hub_command(config), local_hub.HUB_READY, tasks,
         env=local_hub.hub_env(base),
@@ -494,10 +496,11 @@ async def run_two_sites(args: argparse.Namespace) -> None:
         ))
         sample = await seed_federated(gateway["a"], gateway["b"], domains["b"], service_a.match["url"], domains["a"])
         hubs = {
+            # each site's users' servers sign their OCM code-flow exchanges with the site's key (OCM 1.4)
             "a": await _hub(stack, tasks, "hub-a", base / "hub-a", gateway["a"], service_a.match["url"],
-                            sites["a"].match.get("oidc") or ""),
+                            sites["a"].match.get("oidc") or "", str(base / "site-a" / "ocm-signing-key.pem")),
             "b": await _hub(stack, tasks, "hub-b", base / "hub-b", gateway["b"], service_b.match["url"],
-                            sites["b"].match.get("oidc") or ""),
+                            sites["b"].match.get("oidc") or "", str(base / "site-b" / "ocm-signing-key.pem")),
         }
         print("\ncs3collab two-site demo ready", flush=True)
         print(f"  site A {domains['a']}: gateway {gateway['a']}   collaboration service {service_a.match['url']}",

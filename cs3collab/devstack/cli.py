@@ -65,6 +65,17 @@ def add_devstack_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--ocm-require-invite", action="store_true",
                    help="log an OCM share's grantee in (ocmshares, ocmsharecode) only when they are an accepted "
                         "user of the share's creator, as Reva 3.x does (default: trusted peers stay auto-accepted)")
+    p.add_argument("--ocm-http-sig", choices=("on", "off"), default="on",
+                   help="OCM 1.4 HTTP signatures (RFC 9421): sign outgoing OCM requests, publish "
+                        "/.well-known/jwks.json, advertise http-sig and refuse unsigned requests from peers that "
+                        "advertise it (default on; off models Reva 3.x, OCM 1.3.0)")
+    p.add_argument("--ocm-signing-key", default=None, metavar="FILE",
+                   help="PEM file of the site's Ed25519 OCM signing key, created when missing, re-read when it "
+                        "changes (a new key there is a rotation; the old one stays published) "
+                        "(default: <data>/ocm-signing-key.pem)")
+    p.add_argument("--ocm-require-signatures", action="store_true",
+                   help="refuse unsigned OCM requests from every peer, also from those that do not advertise "
+                        "http-sig (default off, as Reva)")
     p.add_argument("--ocm-scope-extra", action="append", default=[], metavar="METHOD",
                    help="a gateway method (e.g. ListFileVersions) that tokens of OCM shares may call besides "
                         "those of Reva's ocmshare scope, as on a site that patched its scope; repeatable "
@@ -131,7 +142,9 @@ async def run_devstack(args: argparse.Namespace) -> None:
                                         public_url=args.public_url, webapp_url=args.ocm_webapp_url,
                                         invite_token_lifetime=args.invite_token_lifetime,
                                         require_accepted_user=args.ocm_require_invite,
-                                        extra_scope_methods=tuple(args.ocm_scope_extra)),
+                                        extra_scope_methods=tuple(args.ocm_scope_extra),
+                                        http_sig=args.ocm_http_sig == "on", signing_key=args.ocm_signing_key,
+                                        require_signatures=args.ocm_require_signatures),
                         oidc=oidc_settings(args))
     async with site:
         issuer = f" oidc={site.oidc_issuer.url}" if site.oidc_issuer else ""

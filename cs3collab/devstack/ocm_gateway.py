@@ -39,6 +39,7 @@ from .ocm_invites import DEFAULT_TOKEN_LIFETIME, InviteManager, InviteStore, cre
 from .ocm_model import OCM_API_VERSION, ROLE_EDITOR, SCOPE_KIND, normalize_domain, ocm_scope_allows
 from .ocm_peers import OCMSender, PeerSite, TrustedPeers
 from .ocm_service import OCMConfig, OCMShares
+from .ocm_signing import PeerSignatures, SiteKeys
 from .ocm_store import create_tables
 
 if TYPE_CHECKING:
@@ -224,6 +225,15 @@ class OCMSettings:
         extra_scope_methods: gateway methods (bare names) an ``ocmshare:``
             token may call besides Reva's ``ocmShareScope`` list, modelling a
             site whose scope was patched (e.g. ("ListFileVersions",)).
+        http_sig: OCM 1.4 signatures: sign outgoing OCM requests, publish
+            ``/.well-known/jwks.json``, advertise ``http-sig`` (discovery
+            1.4.0) and refuse unsigned requests from peers that advertise it.
+            False models Reva 3.x (1.3.0, nothing signed or checked).
+        signing_key: PEM file of this site's Ed25519 signing key, created
+            when missing and re-read when it changes (rotation); None =
+            ``<data>/ocm-signing-key.pem``.
+        require_signatures: refuse unsigned OCM requests from every peer
+            (off by default, as Reva today accepts them all).
     """
 
     peers: Iterable[PeerSite] = field(default_factory=list)
@@ -234,6 +244,9 @@ class OCMSettings:
     invite_token_lifetime: float = DEFAULT_TOKEN_LIFETIME
     require_accepted_user: bool = False
     extra_scope_methods: tuple[str, ...] = ()
+    http_sig: bool = True
+    signing_key: Path | str | None = None
+    require_signatures: bool = False
 
 
 async def install_ocm(site: "DevstackSite", settings: OCMSettings) -> None:
@@ -246,7 +259,10 @@ async def install_ocm(site: "DevstackSite", settings: OCMSettings) -> None:
                        provider_name=settings.provider_name,
                        webapp_url=lambda: settings.webapp_url or peers.webapp_url(site.domain),
                        require_accepted_user=settings.require_accepted_user)
-    sender = OCMSender(peers)
+    keys = SiteKeys(settings.signing_key or site.data_dir / "ocm-signing-key.pem") if settings.http_sig else None
+    sender = OCMSender(peers, signing_key=(lambda: keys.current) if keys is not None else None)
+    signatures = PeerSignatures(sender, require_all=settings.require_signatures) \
+        if keys is not None or settings.require_signatures else None
     site.gateway.ocm_shares = OCMShares(config, site.store, peers, site, sender)
     site.gateway.ocm_inbox = OCMInbox(config, site.store, peers, site.users, sender)
     site.gateway.ocm_invites = InviteManager(site.domain, site.store, site.users, peers, sender,
@@ -274,7 +290,7 @@ async def install_ocm(site: "DevstackSite", settings: OCMSettings) -> None:
     # (access.SCOPE_CHECKS, on the store thread).
     extra = frozenset(settings.extra_scope_methods)
     site.add_scope_rule(SCOPE_KIND, lambda scope, method: ocm_scope_allows(ROLE_EDITOR, method) or method in extra)
-    site.add_http_routes(*ocm_http_rules(config, site.gateway.ocm_inbox, invites, exchange))
+    site.add_http_routes(*ocm_http_rules(config, site.gateway.ocm_inbox, invites, exchange, keys, signatures))
     site.add_cleanup(sender.aclose)
 
 

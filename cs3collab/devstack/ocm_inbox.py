@@ -184,6 +184,25 @@ class OCMInbox:
         root_url = urljoin(base + "/", root.lstrip("/"))
         return urljoin(root_url.rstrip("/") + "/", uri) if uri else root_url
 
+    async def notification_sender(self, body: Any) -> str:
+        """The provider that sent us the share a notification names (its
+        ``providerId`` and secret), whose keys its signature is checked
+        with; "" when no received share matches (the notification is then
+        refused as unknown anyway)."""
+        try:
+            _, provider_id, secret = validate_notification(body)
+        except DevstackError:
+            return ""
+        domains = self.peers.domains
+
+        def find(ocm: OCMStore) -> str:
+            for domain in domains:
+                for rec in ocm.find_received(domain, provider_id):
+                    if secret and any(secrets.compare_digest(s, secret) for s in rec.secrets()):
+                        return domain
+            return ""
+        return await in_store(self.store, find)
+
     async def receive_notification(self, body: Any) -> dict[str, Any]:
         """``POST /ocm/notifications``. SHARE_UNSHARED from a trusted sender,
         naming providerId and the share's secret, deletes the received

@@ -3,7 +3,9 @@
 Follows Reva's invite manager (internal/grpc/services/ocminvitemanager/
 ocminvitemanager.go, token.go), the ``/invite-accepted`` handler of ocmd
 (internal/http/services/opencloudmesh/ocmd/invites.go) and the OCM spec
-(``POST /invite-accepted``):
+(``POST /invite-accepted``); an invitation may come as the OCM 1.4
+invite string (base64url of ``token@provider``, :func:`cs3collab.cs3.invites.parse_invite`)
+at ForwardInvite and at ``/invite-accepted``:
 
 1. einstein at A generates a token (``generate``): a UUID, valid for the
    site's token lifetime (Reva's ``token_expiration``, 24 h by default).
@@ -34,6 +36,9 @@ from typing import Any
 from cs3.identity.user.v1beta1 import resources_pb2 as user_res
 from cs3.ocm.invite.v1beta1 import resources_pb2 as invite_res
 from cs3.types.v1beta1 import types_pb2
+
+from cs3collab.cs3.errors import CS3Error
+from cs3collab.cs3.invites import parse_invite
 
 from .errors import AlreadyExists, DevstackError, InvalidArgument, NotFound, PermissionDenied
 from .ocm_model import federated_user_id, normalize_domain, user_key
@@ -171,7 +176,7 @@ class InviteManager:
             raise PermissionDenied(f"provider not trusted: {domain}")
         # Reva 3.x ocminvitemanager AcceptInvite (aa6e45a): an unknown and an
         # expired token are the same INVALID_ARGUMENT (ocmd answers 400)
-        invite = await _in_store(self.store, InviteStore.get_token, token)
+        invite = await _in_store(self.store, InviteStore.get_token, self._own_token(token))
         if invite is None or time.time() >= invite.expiration.seconds:  # isTokenValid: now < expiration
             raise InvalidArgument("token invalid or not found")
         initiator = self.users.get(invite.user_id)
@@ -181,6 +186,15 @@ class InviteManager:
             raise AlreadyExists("user already known")
         log.info("ocm invite accepted user=%s contact=%s@%s", initiator.username, contact.id.opaque_id, domain)
         return initiator
+
+    def _own_token(self, token: str) -> str:
+        """The token inside an OCM 1.4 invite string that names this site
+        (a receiver may forward the string as it was pasted); else ``token``."""
+        try:
+            inner, provider = parse_invite(token)
+        except CS3Error:
+            return token
+        return inner if normalize_domain(provider) == normalize_domain(self.domain) else token
 
     # -- the invited side -----------------------------------------------------------
 
@@ -192,9 +206,13 @@ class InviteManager:
         PermissionDenied; an untrusted origin → PermissionDenied."""
         if caller.id.type == user_res.USER_TYPE_FEDERATED:
             raise PermissionDenied("federated users cannot accept invitations")
-        domain = normalize_domain(origin_domain)
         if not token:
             raise InvalidArgument("invite token is required")
+        try:  # OCM 1.4: the invite string names the origin itself
+            token, origin_domain = parse_invite(token, normalize_domain(origin_domain))
+        except CS3Error as e:
+            raise InvalidArgument(e.message) from None
+        domain = normalize_domain(origin_domain)
         if not domain:
             raise InvalidArgument("the origin provider's domain is required")
         if not self.peers.is_trusted(domain):

@@ -20,8 +20,8 @@ from cs3.sharing.ocm.v1beta1 import resources_pb2 as ocm_res
 from cs3.storage.provider.v1beta1 import resources_pb2 as sp_res
 
 from .errors import InvalidArgument, Unimplemented
-from .ocm_model import (CAP_EXCHANGE_TOKEN, EXCHANGE_TOKEN, OCM_API_VERSION, TOKEN_PATH, WEBAPP_TARGETS, WEBDAV_ROOT,
-                        parse_ocm_address)
+from .ocm_model import (CAP_EXCHANGE_TOKEN, CAP_HTTP_SIG, EXCHANGE_TOKEN, OCM_API_VERSION, OCM_API_VERSION_SIGNED,
+                        TOKEN_PATH, WEBAPP_TARGETS, WEBDAV_ROOT, parse_ocm_address)
 
 SHARE_TYPES = ("user", "group", "federation")
 RESOURCE_TYPES = {"file": ocm_res.SHARE_RESOURCE_TYPE_FILE, "folder": ocm_res.SHARE_RESOURCE_TYPE_CONTAINER}
@@ -34,12 +34,14 @@ WEBAPP_REQUIREMENTS = ("must-use-mfa", EXCHANGE_TOKEN)
 MAX_FIELD = 2048
 
 
-def discovery_document(endpoint: str, provider: str, public_url: str) -> dict[str, Any]:
+def discovery_document(endpoint: str, provider: str, public_url: str, *, jwks_uri: str = "") -> dict[str, Any]:
     """``GET /.well-known/ocm``, OCM 1.3.0 as Reva's wellknown ``ocm.go``
     (aa6e45a) serves it with webapps and the code flow enabled:
     ``webdav-receive`` / ``webapp-receive`` (target ``blank``),
     ``exchange-token`` with ``tokenEndPoint``. Criteria are empty: a trusted
-    peer needs no invitation to share here (see docs/devstack.md)."""
+    peer needs no invitation to share here (see docs/devstack.md). With
+    ``jwks_uri`` (a site that signs), OCM 1.4.0: the ``http-sig`` capability
+    and ``jwksUri``."""
     protocols = {"webdav": WEBDAV_ROOT, "webdav-receive": {"uri": "absolute"},
                  "webapp": {}, "webapp-receive": {"targets": ["blank"]}}
     return {
@@ -55,7 +57,9 @@ def discovery_document(endpoint: str, provider: str, public_url: str) -> dict[st
         "criteria": [],
         "inviteAcceptDialog": public_url.rstrip("/") + "/open-cloud-mesh/accept-invite",
         "tokenEndPoint": endpoint.rstrip("/") + TOKEN_PATH,
-    }
+    } | ({"apiVersion": OCM_API_VERSION_SIGNED, "jwksUri": jwks_uri,
+          "capabilities": ["invites", "protocol-object", "notifications", CAP_EXCHANGE_TOKEN, CAP_HTTP_SIG]}
+         if jwks_uri else {})
 
 
 def receives_webapp(discovery: dict[str, Any] | None, resource_type: str) -> bool:

@@ -11,7 +11,9 @@ ports chosen at run time).
 ``OCMSender`` is the HTTP client towards them (Reva ocmd/client.go):
 discovery (``/.well-known/ocm``, falling back to ``/ocm-provider``), the
 Share Creation Notification (``POST {endPoint}/shares``), notifications and
-``POST {endPoint}/invite-accepted`` (``post``).
+``POST {endPoint}/invite-accepted`` (``post``). With a signing key every
+POST carries an OCM 1.4 RFC 9421 signature (``ocm_signing``); discovery and
+JWK Set fetches are plain GETs (the spec signs requests that carry a sender).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 from urllib.parse import urlsplit
 
 import httpx
@@ -205,11 +207,14 @@ class OCMSender:
         timeout: seconds per request (Reva's ocmshareprovider default is 10).
         notify_timeout: seconds per notification (they are awaited inline).
         discovery_ttl: seconds a discovery document is cached.
+        signing_key: asked for this site's current signing key before each
+            POST (``SiteKeys.current``); None = requests go unsigned.
     """
 
     def __init__(self, peers: TrustedPeers, *, timeout: float = 10.0, notify_timeout: float = 3.0,
-                 discovery_ttl: float = 60.0) -> None:
+                 discovery_ttl: float = 60.0, signing_key: Callable[[], Any] | None = None) -> None:
         self.peers = peers
+        self.signing_key = signing_key
         self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False,
                                          headers={"Accept": "application/json"})
         self._notify_timeout = notify_timeout
@@ -218,6 +223,19 @@ class OCMSender:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        return self._client
+
+    async def _post(self, url: str, body: dict[str, Any], *, timeout: float | None = None) -> httpx.Response:
+        """POST ``body`` as JSON, signed when this site has a signing key."""
+        data = json.dumps(body).encode("utf-8")
+        headers = {"Content-Type": "application/json"}
+        if self.signing_key is not None:
+            headers = self.signing_key().sign("POST", url, headers, data)
+        kwargs: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        return await self._client.post(url, content=data, headers=headers, **kwargs)
 
     def _peer(self, domain: str) -> PeerSite:
         peer = self.peers.get(domain)
@@ -269,7 +287,7 @@ class OCMSender:
         unreachable or anything else → internal error."""
         url = await self.endpoint(domain) + "/shares"
         try:
-            resp = await self._client.post(url, json=body)
+            resp = await self._post(url, body)
         except httpx.HTTPError as e:
             raise DevstackError(f"cannot reach {domain} at {url}: {type(e).__name__}") from None
         if resp.status_code in (200, 201):
@@ -291,7 +309,7 @@ class OCMSender:
         """``POST {endPoint}{path}`` with a JSON body; unreachable → internal error."""
         url = await self.endpoint(domain) + path
         try:
-            return await self._client.post(url, json=body)
+            return await self._post(url, body)
         except httpx.HTTPError as e:
             raise DevstackError(f"cannot reach {domain} at {url}: {type(e).__name__}") from None
 
@@ -299,7 +317,7 @@ class OCMSender:
         """Best-effort ``POST {endPoint}/notifications``; True on 2xx."""
         try:
             url = await self.endpoint(domain) + "/notifications"
-            resp = await self._client.post(url, json=body, timeout=self._notify_timeout)
+            resp = await self._post(url, body, timeout=self._notify_timeout)
         except (httpx.HTTPError, DevstackError) as e:
             log.info("ocm notification to=%s failed: %s", domain, getattr(e, "message", "") or type(e).__name__)
             return False

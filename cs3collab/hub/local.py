@@ -107,12 +107,13 @@ OIDC_CLIENT_ID = "cs3collab-hub"
 
 
 def write_config(base: Path, *, gateway: str, service_url: str, python: str = sys.executable,
-                 proxy: str | None = None, oidc_issuer: str = "") -> Path:
+                 proxy: str | None = None, oidc_issuer: str = "", ocm_signing_key: str = "") -> Path:
     """``base/jupyterhub_config.py`` of one site's hub; its state (database, cookie secret, homes) in ``base``.
 
     With ``oidc_issuer`` (the URL of the devstack's embedded issuer, ``cs3collab devstack --oidc``)
     people log in at that IdP and the hub logs them in at the gateway with its token
-    (``CS3Authenticator.login = "oidc"``); else with the hub's form (basic)."""
+    (``CS3Authenticator.login = "oidc"``); else with the hub's form (basic).
+    ``ocm_signing_key``: the site's OCM key file, given to every user's server (OCM 1.4 signed code flow)."""
     base.mkdir(parents=True, exist_ok=True)
     settings = {
         "gateway": gateway,
@@ -125,6 +126,7 @@ def write_config(base: Path, *, gateway: str, service_url: str, python: str = sy
         "python": python,
         "oidc_issuer": oidc_issuer,
         "oidc_client": OIDC_CLIENT_ID,
+        "ocm_signing_key": ocm_signing_key,
     }
     config = base / "jupyterhub_config.py"
     config.write_text(f"""# written by cs3collab.hub.local: one site's JupyterHub in front of local single-user servers
@@ -137,7 +139,8 @@ c.JupyterHub.spawner_class = "cs3collab.hub.spawner.LocalSpawner"
 c.LocalSpawner.home_dir_template = s["base"] + "/users/{{username}}"
 c.Spawner.pre_spawn_hook = prepare_user
 c.Spawner.cmd = [s["python"], "-m", "cs3collab.jupyter.singleuser"]
-c.Spawner.args = ["--CS3CollabExtension.service_url=" + s["service_url"]]
+c.Spawner.args = ["--CS3CollabExtension.service_url=" + s["service_url"]] + (
+    ["--CS3CollabExtension.ocm_signing_key=" + s["ocm_signing_key"]] if s["ocm_signing_key"] else [])
 c.Spawner.default_url = "/lab"
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120

@@ -32,6 +32,7 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Float, Instance, Int, Unicode, validate
 from traitlets.config import TraitError
 
+from cs3collab.jupyter import ocm_remote
 from cs3collab.jupyter.bridge import CollaborationBridge, bridge_handlers
 from cs3collab.jupyter.browse import browse_handlers
 from cs3collab.jupyter.connection import CS3CollabConnection
@@ -119,6 +120,15 @@ class CS3CollabExtension(ExtensionApp):
         "False: every notebook gets a kernel of this server, as stock Jupyter does.",
     ).tag(config=True)
 
+    ocm_signing_key = Unicode(
+        "",
+        help="PEM file of this site's OCM signing key (Ed25519, the key the site publishes at its "
+        "/.well-known/jwks.json; for the devstack <data>/ocm-signing-key.pem). When set, the OCM code-flow "
+        "exchange this server makes at another site's tokenEndPoint is signed with it (OCM 1.4, RFC 9421), "
+        "as a peer that requires signatures wants; read again when the file changes. Empty (default): "
+        "the exchange goes unsigned, as OCM 1.3 and Reva 3.x send it.",
+    ).tag(config=True)
+
     share_search_limit = Int(
         20,
         help="Most people the Share dialog's search returns of each kind (local users, groups, "
@@ -168,6 +178,7 @@ class CS3CollabExtension(ExtensionApp):
     # -- loading: the server's managers exist now ---------------------------------
 
     def initialize_settings(self) -> None:
+        ocm_remote.set_signing_key(self.ocm_signing_key or None)
         if not self.connection.gateway:
             self.log.error("cs3collab: CS3CollabConnection.gateway is not set; CS3 cannot be reached")
         # one CS3 identity for the whole server

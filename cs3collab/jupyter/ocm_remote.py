@@ -20,22 +20,29 @@ Two forms of the webapp protocol (docs/federation.md, "Compatibility"):
   <token>``.
 * OCM 1.1 (no requirements): ``uri`` is the service's base URL and the
   secret is sent as ``Authorization: OCM <share id>:<secret>``.
+
+With ``CS3CollabExtension.ocm_signing_key`` (:func:`set_signing_key`) the
+exchange is an OCM 1.4 signed request (RFC 9421, :mod:`cs3collab.cs3.httpsig`)
+with this site's key, which its OCM server publishes in its JWK Set.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 from cs3.sharing.ocm.v1beta1 import resources_pb2 as ocm
 
 from cs3collab.cs3 import (CS3Error, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unauthenticated,
                            Unavailable)
+from cs3collab.cs3.httpsig import SigningKey
 from cs3collab.cs3.ocm import WEBAPP_NAME
 
 if TYPE_CHECKING:
@@ -179,14 +186,47 @@ class _TokenCache:
 TOKENS = _TokenCache()
 
 
+class _KeyFile:
+    """This site's OCM signing key from its PEM file, read again when the file changes."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        self._stamp: tuple[int, int] | None = None
+        self._key: SigningKey | None = None
+
+    def current(self) -> SigningKey:
+        st = self.path.stat()
+        stamp = (st.st_mtime_ns, st.st_size)
+        if stamp != self._stamp or self._key is None:
+            self._key, self._stamp = SigningKey.from_pem(self.path.read_bytes()), stamp
+        return self._key
+
+
+_SIGNING: _KeyFile | None = None
+
+
+def set_signing_key(path: str | os.PathLike | None) -> None:
+    """Sign the code-flow exchange with the key in ``path`` (None: unsigned)."""
+    global _SIGNING
+    _SIGNING = _KeyFile(str(path)) if path else None
+
+
 async def exchange_code(target: OCMTarget, *, timeout: float = 30.0) -> tuple[str, float]:
     """The OCM code flow: ``POST {tokenEndPoint}`` with ``grant_type=
     authorization_code``, ``code`` = the shared secret and ``client_id`` =
-    this site (Reva ocmd ``token.go``); returns (access token, expires_in)."""
+    this site (Reva ocmd ``token.go``); returns (access token, expires_in).
+    Signed (OCM 1.4) when this server has the site's signing key."""
     form = {"grant_type": "authorization_code", "code": target.secret, "client_id": target.client_id}
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    content = urlencode(form).encode("ascii")
+    if _SIGNING is not None:
+        try:
+            headers = _SIGNING.current().sign("POST", target.token_endpoint, headers, content)
+        except (OSError, ValueError) as exc:
+            log.warning("OCM signing key unreadable file=%s, exchanging unsigned: %s", _SIGNING.path, exc)
     try:
         async with httpx.AsyncClient(timeout=timeout) as http:
-            response = await http.post(target.token_endpoint, data=form)
+            response = await http.post(target.token_endpoint, content=content, headers=headers)
     except httpx.HTTPError as exc:
         raise Unavailable(f"the sharing site's OCM token endpoint is not reachable: {exc}",
                           operation="exchange OCM share code", target=target.share_id) from exc

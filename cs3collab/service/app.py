@@ -33,6 +33,7 @@ from cs3collab.service.federation import FederatedLogin
 from cs3collab.service import metrics
 from cs3collab.service.health import HealthHandler, MetricsHandler, ReadyHandler
 from cs3collab.service.federation_handlers import OCMContentHandler, OCMWebappHandler
+from cs3collab.service.webapp_live import LiveViewHandler, ViewScriptHandler
 from cs3collab.service.identity import Authenticator
 from cs3collab.service.kernel_handlers import kernel_routes
 from cs3collab.service.journal import Journal, JournalError
@@ -322,6 +323,8 @@ class CollabService(Application):
             (r"/api/collaboration/versions/([^/]+)/([^/]+)", VersionContentHandler, {"context": context}),
             (r"/api/collaboration/versions/([^/]+)", VersionListHandler, {"context": context}),
             (r"/api/collaboration/ocm/([^/]+)/content", OCMContentHandler, {"context": context}),
+            (r"/api/collaboration/ocm/([^/]+)/live", LiveViewHandler, {"context": context}),
+            (r"/api/collaboration/ocm-view\.js", ViewScriptHandler),
             (r"/api/collaboration/ocm/([^/]+)/?", OCMWebappHandler, {"context": context}),
             *kernel_routes(context),
         ]

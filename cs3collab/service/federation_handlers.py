@@ -36,9 +36,13 @@ but answers with Jupyter models and the live room's content instead of
 PROPFIND XML and the last saved bytes.
 
 ``POST /api/collaboration/ocm/{share id}`` (the share's webapp ``uri``) with
-the form field ``access_token`` (a token of the OCM code flow) answers a
-read-only HTML view of the notebook: what a plain Reva, CERNBox or
-Nextcloud receiver shows when its user opens our webapp in a browser.
+the form field ``access_token`` (a token of the OCM code flow) answers an
+HTML view of the notebook: what a plain Reva, CERNBox or Nextcloud receiver
+shows when its user opens our webapp in a browser. The notebook is rendered
+escaped on the server; the page's one script (``/api/collaboration/ocm-view.js``,
+CSP ``script-src 'self'``) then joins the room live through
+:mod:`cs3collab.service.webapp_live`: an editor edits the cells' sources, a
+viewer follows live.
 """
 
 from __future__ import annotations
@@ -204,9 +208,10 @@ class OCMWebappHandler(APIHandler):
     OCM 1.2+ webapp with ``must-exchange-token``: the receiving site's user
     opens the ``uri`` in a browser, which posts the exchanged token as the
     form field ``access_token`` (a ``GET`` with ``Authorization: Bearer`` is
-    taken too). The answer is a read-only HTML view of the notebook (cells'
-    sources and text outputs, the caller's role); no script runs in it. Live
-    editing goes through a Jupyter server joining the room.
+    taken too). The answer is an HTML view of the notebook (cells' sources
+    and text outputs, the caller's role), escaped; for a notebook it also
+    loads our live-view script, which joins the room with the same token
+    (webapp_live.py). Nothing of the notebook's content runs.
     """
 
     def check_xsrf_cookie(self) -> None:  # a cross-site form POST is the protocol here
@@ -220,7 +225,8 @@ class OCMWebappHandler(APIHandler):
         await self._view(share_id, token.strip() if scheme.lower() == "bearer" else "")
 
     async def _view(self, share_id: str, token: str) -> None:
-        self.set_header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+        self.set_header("Content-Security-Policy", "default-src 'none'; script-src 'self'; connect-src 'self'; "
+                        "style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
         self.set_header("Referrer-Policy", "no-referrer")
         self.set_header("Cache-Control", "no-store")
         try:
@@ -240,21 +246,28 @@ class OCMWebappHandler(APIHandler):
             self.finish(_page("Cannot open this notebook", f"<p>{escape(message_for(exc))}</p>"))
             return
         self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.finish(_page(model["name"], _render(model)))
+        body = _render(model)
+        if model["type"] == "notebook":
+            body = (f"<main id='notebook' data-share='{escape(share_id)}' data-token='{escape(token)}'>"
+                    "<p id='status' role='status'>Showing the notebook as saved; joining it live…</p>"
+                    f"<div id='static'>{body}</div><div id='cells'></div></main>"
+                    "<script src='/api/collaboration/ocm-view.js'></script>")
+        self.finish(_page(model["name"], body))
 
 
 def _page(title: str, body: str) -> str:
     return ("<!doctype html><html><head><meta charset='utf-8'><title>" + escape(title) + "</title>"
             "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}pre{background:#f6f6f6;"
-            "padding:.5em;overflow:auto}.out{background:#fff;border-left:3px solid #ccc}</style></head><body>"
+            "padding:.5em;overflow:auto}.out{background:#fff;border-left:3px solid #ccc}"
+            "textarea.source{width:100%;font-family:monospace;background:#f6f6f6;border:1px solid #ddd}"
+            ".cell{margin:.5em 0}</style></head><body>"
             f"<h1>{escape(title)}</h1>{body}</body></html>")
 
 
 def _render(model: dict) -> str:
     """A notebook (or text file) as escaped HTML: no markup of the file is trusted."""
     role = "can edit" if model["writable"] else "can view"
-    parts = [f"<p class='role'>You {role} this notebook (role: {escape(model['role'])}). "
-             "Open it from your Jupyter to edit it live.</p>"]
+    parts = [f"<p class='role'>You {role} this notebook (role: {escape(model['role'])}).</p>"]
     content = model["content"]
     if model["type"] == "directory" and isinstance(content, list):
         return "".join(parts) + "<ul>" + "".join(f"<li>{escape(e['name'])}</li>" for e in content) + "</ul>"

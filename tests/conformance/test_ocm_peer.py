@@ -116,3 +116,23 @@ async def test_a_reva_peers_share_is_received_and_its_legacy_webapp_refused(worl
     [app] = [p.webapp_options for p in received.protocols if p.HasField("webapp_options")]
     assert list(app.requirements) == ["must-exchange-token"] and list(app.targets) == ["blank"]
     assert app.share_permissions.initiate_file_upload and app.app_name == "cs3collab"
+
+
+async def test_unsigned_reva_peer_against_a_site_that_requires_signatures(world, tmp_path):
+    """Reva 3.x signs nothing: a site with --ocm-require-signatures refuses its
+    share with a 401 in words, a site with --ocm-http-sig off looks like Reva 3.x."""
+    _, _, einstein, peer = world
+    me = f"{einstein.user.id.opaque_id}@strict.test"
+    async with devstack(tmp_path / "strict", domain="strict.test",
+                        extra=("--peer", f"{reva_peer.DOMAIN}={peer.url}", "--ocm-require-signatures")) as strict, \
+            devstack(tmp_path / "plain", domain="plain.test", extra=("--ocm-http-sig", "off")) as plain:
+        async with httpx.AsyncClient(timeout=10) as http:
+            refused = await http.post(f"{strict.http_url}/ocm/shares",
+                                      json=reva_peer.reva_share("p-strict", me, "alice-id", "s3cr3t", peer.url))
+            assert refused.status_code == 401
+            assert refused.json()["message"] == ("HTTP signature refused: this site requires signed OCM requests "
+                                                 "and the request is unsigned")
+            doc = (await http.get(f"{plain.http_url}/.well-known/ocm")).json()
+            assert doc["apiVersion"] == "1.3.0" and "http-sig" not in doc["capabilities"] and "jwksUri" not in doc
+            assert (await http.get(f"{plain.http_url}/.well-known/jwks.json")).status_code == 404
+        await strict.running.wait_for_output("ocm signature refused peer=peer.test route=/shares", timeout=30)

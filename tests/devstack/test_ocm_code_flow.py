@@ -25,6 +25,7 @@ from cs3collab.cs3.refs import to_reference
 from cs3collab.cs3.roles import EDITOR
 from cs3collab.demo import exchange_invite
 from cs3collab.devstack.ocm_peers import PeerSite, write_providers
+from tests.support.ocm_signing import signed, site_key
 from tests.support.processes import devstack
 
 PASSWORDS = {"einstein": "relativity", "marie": "radioactivity"}
@@ -107,7 +108,8 @@ async def test_legacy_webapp_payload_is_refused(sites):
             "resourceType": "file",
             "protocol": {"name": "multi", "webapp": {"uriTemplate": f"{a.http_url}/app/ocm/legacy-1",
                                                      "viewMode": "read", "sharedSecret": "s"}}}
-    async with httpx.AsyncClient(timeout=10) as http:
-        answer = await http.post(f"{b.http_url}/ocm/shares", json=body)
+    url = f"{b.http_url}/ocm/shares"
+    async with httpx.AsyncClient(timeout=10) as http:  # signed as A signs (A advertises http-sig)
+        answer = await http.post(url, **signed(site_key(a.data_dir), url, json=body))
     assert answer.status_code == 400
     assert answer.json()["validationErrors"] == [{"name": "protocol.webapp.uri", "message": "LEGACY_FORM"}]

@@ -23,6 +23,7 @@ from cs3.ocm.provider.v1beta1 import resources_pb2 as provider_res
 from cs3.rpc.v1beta1 import code_pb2
 from cs3.types.v1beta1 import types_pb2
 
+from tests.support.ocm_signing import signed, site_key
 from tests.support.processes import devstack, trusting_sites
 
 from .conftest import OK, Client, Stack
@@ -163,7 +164,8 @@ async def test_untrusted_providers_are_refused(sites):
 
 
 async def test_invite_accepted_endpoint(sites):
-    a, _, _ = sites
+    a, b, _ = sites
+    b_key = site_key(b.stack.data)  # cesnet.test advertises http-sig: its requests are signed
     einstein = await a.login("einstein")
     invite = await generate(a, einstein)
     url = f"{a.stack.http}/ocm/invite-accepted"
@@ -175,16 +177,18 @@ async def test_invite_accepted_endpoint(sites):
     assert res.status_code == 400 and res.json()["code"] == "INVALID_PARAMETER"
     res = await a.http.post(url, content=b"{not json", headers={"Content-Type": "application/json"})
     assert res.status_code == 400
-    res = await a.http.post(url, json={**body, "recipientProvider": "cesnet.test", "token": "nope"})
+    res = await a.http.post(url, **signed(b_key, url, json={**body, "recipientProvider": "cesnet.test",
+                                                              "token": "nope"}))
     assert res.status_code == 400 and res.json()["message"] == "token invalid or not found"
     # Reva may send an empty name and mail: only token, userID and recipientProvider are required
-    empty = await a.http.post(url, json={**body, "recipientProvider": "cesnet.test", "userID": "quiet-user",
-                                         "name": "", "email": ""})
+    empty = await a.http.post(url, **signed(b_key, url, json={**body, "recipientProvider": "cesnet.test",
+                                                              "userID": "quiet-user", "name": "", "email": ""}))
     assert empty.status_code == 200, empty.text
     # the form encoding Reva also accepts; the answer names the inviting user
-    res = await a.http.post(url, data={**body, "recipientProvider": "cesnet.test", "userID": "form-user"})
+    form = {**body, "recipientProvider": "cesnet.test", "userID": "form-user"}
+    res = await a.http.post(url, **signed(b_key, url, data=form))
     assert res.status_code == 200, res.text
     assert res.json() == {"userID": USER_IDS["einstein"], "email": "einstein@example.org", "name": "Albert Einstein"}
-    res = await a.http.post(url, data={**body, "recipientProvider": "cesnet.test", "userID": "form-user"})
+    res = await a.http.post(url, **signed(b_key, url, data=form))
     assert res.status_code == 409 and res.json()["code"] == "ALREADY_EXIST"
     assert "form-user" in [u.id.opaque_id for u in await contacts(a, einstein, "form-user")]

@@ -1,0 +1,108 @@
+// cs3collab: the live notebook view behind an OCM webapp uri (see cs3collab/service/webapp_live.py).
+// Our own code; no library. Everything from the notebook is put in the page as text (textContent /
+// value), never as markup, and the page's CSP runs no other script.
+"use strict";
+(function () {
+  const main = document.getElementById("notebook");
+  if (!main) return;
+  const shareId = main.dataset.share;
+  const token = main.dataset.token;
+  const status = document.getElementById("status");
+  const cellsBox = document.getElementById("cells");
+  const sentSource = new Map(); // cell id -> source last sent by this page
+  const shown = new Map(); // cell id -> source last taken from the room
+  const timers = new Map();
+  let writable = false;
+
+  function say(text) {
+    status.textContent = text;
+  }
+
+  function send(socket, payload) {
+    if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(payload));
+  }
+
+  function outputsOf(cell) {
+    const box = document.createElement("div");
+    box.className = "outputs";
+    for (const text of cell.outputs) {
+      const pre = document.createElement("pre");
+      pre.className = "out";
+      pre.textContent = text;
+      box.appendChild(pre);
+    }
+    return box;
+  }
+
+  function render(socket, doc) {
+    const before = document.getElementById("static");
+    if (before) before.remove(); // the server-rendered copy, replaced by the live one
+    writable = doc.writable;
+    say(doc.writable ? "Live: you can edit this notebook." : "Live: you can view this notebook (" + doc.role + ").");
+    const seen = new Set();
+    let previous = null;
+    for (const cell of doc.cells) {
+      seen.add(cell.id);
+      let row = cellsBox.querySelector('[data-cell="' + CSS.escape(cell.id) + '"]');
+      if (!row) {
+        row = document.createElement("section");
+        row.className = "cell";
+        row.dataset.cell = cell.id;
+        const source = document.createElement("textarea");
+        source.className = "source";
+        source.spellcheck = false;
+        source.value = cell.source;
+        shown.set(cell.id, cell.source);
+        source.addEventListener("input", function () {
+          if (!writable) return;
+          clearTimeout(timers.get(cell.id));
+          timers.set(cell.id, setTimeout(function () {
+            sentSource.set(cell.id, source.value);
+            send(socket, { type: "source", cell: cell.id, source: source.value });
+          }, 150));
+        });
+        row.appendChild(source);
+        row.appendChild(outputsOf(cell));
+      }
+      const source = row.querySelector("textarea");
+      source.readOnly = !doc.writable;
+      source.rows = Math.max(2, cell.source.split("\n").length);
+      // a change from elsewhere replaces the text unless this tab has typed something not sent yet
+      // (it is sent when the typing pauses, and the next notebook from the room includes it)
+      const unsent = source.value !== shown.get(cell.id) && source.value !== sentSource.get(cell.id);
+      if (!unsent && source.value !== cell.source) {
+        const start = source.selectionStart, end = source.selectionEnd;
+        source.value = cell.source;
+        if (document.activeElement === source) source.setSelectionRange(start, end);
+      }
+      if (!unsent) shown.set(cell.id, cell.source);
+      row.replaceChild(outputsOf(cell), row.querySelector(".outputs"));
+      if (previous) previous.after(row); else cellsBox.prepend(row);
+      previous = row;
+    }
+    for (const row of Array.from(cellsBox.querySelectorAll("[data-cell]"))) {
+      if (!seen.has(row.dataset.cell)) row.remove();
+    }
+    main.dataset.state = "live";
+  }
+
+  const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+  const socket = new WebSocket(scheme + location.host + "/api/collaboration/ocm/" +
+    encodeURIComponent(shareId) + "/live");
+  socket.addEventListener("open", function () {
+    send(socket, { type: "auth", token: token });
+    say("Joining the live notebook…");
+  });
+  socket.addEventListener("message", function (event) {
+    let doc;
+    try { doc = JSON.parse(event.data); } catch (e) { return; }
+    if (doc.type === "notebook") render(socket, doc);
+    else if (doc.type === "error") say(doc.message);
+  });
+  socket.addEventListener("close", function () {
+    main.dataset.state = "closed";
+    for (const box of cellsBox.querySelectorAll("textarea")) box.readOnly = true;
+    if (!status.textContent.startsWith("Live")) return;
+    say("Disconnected: reload the page from your site to join again.");
+  });
+})();
