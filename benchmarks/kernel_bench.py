@@ -47,7 +47,7 @@ from jupyter_client.manager import AsyncKernelManager  # noqa: E402
 from cs3collab.cs3 import CS3Client, roles  # noqa: E402
 from cs3collab.cs3.ocm import federated_user  # noqa: E402
 from cs3collab.demo import exchange_invite  # noqa: E402
-from cs3collab.jupyter.ocm_remote import OCMTarget, exchange_code, with_token_endpoint  # noqa: E402
+from cs3collab.jupyter.ocm_remote import OCMTarget, exchange_code, set_signing_key, with_token_endpoint  # noqa: E402
 from cs3collab.service import ids  # noqa: E402
 from tests.conftest import DEMO_PASSWORDS  # noqa: E402
 from tests.kernels.kernelclient import kernel_channel, outputs_text  # noqa: E402
@@ -133,6 +133,7 @@ async def main() -> None:
                     local += await shared_runs(svc.url, f"Bearer {einstein.token}", file_id, watcher, args.runs)
                     target = await with_token_endpoint(OCMTarget(svc.url, share.id.opaque_id, share.token,
                                                                  must_exchange=True, sender_domain=a.domain), marie_b)
+                    set_signing_key(b.data_dir / "ocm-signing-key.pem")  # as site B's servers sign (OCM 1.4)
                     token, _ = await exchange_code(target)
                     federated += await shared_runs(svc.url, f"Bearer {token}", file_id, watcher, args.runs)
             results["shared_start"], results["shared_local_first_output"] = starts, local

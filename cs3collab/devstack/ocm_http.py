@@ -79,14 +79,13 @@ class _OCMHandler(tornado.web.RequestHandler):
         self.keys = keys
         self.signatures = signatures
 
-    async def check_signature(self, route: str, domain: str, *, unsigned_ok: bool = False) -> str:
+    async def check_signature(self, route: str, domain: str) -> str:
         """Raise Unauthenticated when the request's OCM signature is refused
         (see ocm_signing); else "signed", "unsigned" or "unknown peer"."""
         if self.signatures is None:
             return "unchecked"
         r = self.request
-        return await self.signatures.check(domain, route, r.method, r.full_url(), r.headers.get_all(), r.body,
-                                    unsigned_ok=unsigned_ok)
+        return await self.signatures.check(domain, route, r.method, r.full_url(), r.headers.get_all(), r.body)
 
     def check_xsrf_cookie(self) -> None:  # server-to-server API, no cookies
         return None
@@ -172,7 +171,7 @@ class TokenHandler(_OCMHandler):
         if not code:
             return self._refuse("invalid_grant", "no code")
         try:
-            signature = await self.check_signature("/token", normalize_domain(client_id), unsigned_ok=True)
+            signature = await self.check_signature("/token", normalize_domain(client_id))
         except errors.Unauthenticated as e:
             log.info("ocm /token from=%s client=%s refused error=invalid_client msg=%r", self.request.remote_ip,
                      client_id or "-", e.message)

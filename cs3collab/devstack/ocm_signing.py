@@ -100,15 +100,14 @@ class PeerSignatures:
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def check(self, domain: str, route: str, method: str, url: str,
-                    headers: Iterable[tuple[str, str]], body: bytes, *, unsigned_ok: bool = False) -> str:
+                    headers: Iterable[tuple[str, str]], body: bytes) -> str:
         """Pass or raise Unauthenticated (401) naming the peer and why.
         Returns "signed", "unsigned" or "unknown peer" (for the log). Only
         trusted peers are asked for keys; an untrusted claimed sender is left
-        to the route's own trust check. ``unsigned_ok``: an unsigned request
-        passes even from an ``http-sig`` peer (unless ``require_all``); a
-        signed one is still verified (the code flow's ``/token``, whose
-        callers are the receiving site's Jupyter servers, which hold no key
-        of their site)."""
+        to the route's own trust check. An unsigned request from a peer that
+        advertises ``http-sig`` is refused on every route, ``/token`` included
+        (a receiving site's Jupyter servers sign their exchanges with the site's
+        key: ``CS3CollabExtension.ocm_signing_key``)."""
         lines = list(headers)
         try:
             signed = signature_of(dict(lines))
@@ -121,8 +120,6 @@ class PeerSignatures:
         if signed is None:
             if self.require_all:
                 return self._refuse(domain, route, "this site requires signed OCM requests and the request is unsigned")
-            if unsigned_ok:
-                return "unsigned"
             try:
                 disco = await self.sender.discover(domain)
             except DevstackError as e:

@@ -25,7 +25,7 @@ from cs3collab.cs3.refs import to_reference
 from cs3collab.cs3.roles import EDITOR
 from cs3collab.demo import exchange_invite
 from cs3collab.devstack.ocm_peers import PeerSite, write_providers
-from tests.support.ocm_signing import signed, site_key
+from tests.support.ocm_signing import exchange, signed, site_key
 from tests.support.processes import devstack
 
 PASSWORDS = {"einstein": "relativity", "marie": "radioactivity"}
@@ -47,12 +47,6 @@ async def sites(tmp_path_factory):
         yield a, b, ca, cb
 
 
-async def exchange(http_url: str, code: str, grant: str = "authorization_code") -> httpx.Response:
-    async with httpx.AsyncClient(timeout=10) as http:
-        return await http.post(f"{http_url}/ocm/token",
-                               data={"grant_type": grant, "code": code, "client_id": "cesnet.test"})
-
-
 async def test_code_flow_needs_an_invitation_and_gives_a_scoped_token(sites):
     a, b, ca, cb = sites
     einstein = await ca.login("einstein", PASSWORDS["einstein"])
@@ -69,14 +63,15 @@ async def test_code_flow_needs_an_invitation_and_gives_a_scoped_token(sites):
     assert list(app.requirements) == ["must-exchange-token"] and list(app.targets) == ["blank"]
 
     # no invitation yet: the grantee is not an accepted user of einstein, so no login of any kind
-    assert (await exchange(a.http_url, share.token)).json() == {"error": "invalid_grant"}
+    assert (await exchange(a.http_url, share.token, key=site_key(b.data_dir))).json() == {"error": "invalid_grant"}
     with pytest.raises(Unauthenticated, match="not an accepted user"):
         await ca.ocm_login(share.id.opaque_id, share.token)
     await exchange_invite(einstein, marie, "cernbox.test")
 
-    assert (await exchange(a.http_url, share.token, grant="password")).json() == {"error": "unsupported_grant_type"}
-    assert (await exchange(a.http_url, "")).json() == {"error": "invalid_grant"}
-    answer = await exchange(a.http_url, share.token)
+    password_grant = await exchange(a.http_url, share.token, grant="password", key=site_key(b.data_dir))
+    assert password_grant.json() == {"error": "unsupported_grant_type"}
+    assert (await exchange(a.http_url, "", key=site_key(b.data_dir))).json() == {"error": "invalid_grant"}
+    answer = await exchange(a.http_url, share.token, key=site_key(b.data_dir))
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["token_type"] == "Bearer" and 0 < body["expires_in"] <= 3600
@@ -97,7 +92,7 @@ async def test_code_flow_needs_an_invitation_and_gives_a_scoped_token(sites):
     await einstein.ocm.remove_share(share.id.opaque_id)
     with pytest.raises(Unauthenticated):
         await fed.files.stat(info.id)
-    assert (await exchange(a.http_url, share.token)).json() == {"error": "invalid_grant"}
+    assert (await exchange(a.http_url, share.token, key=site_key(b.data_dir))).json() == {"error": "invalid_grant"}
 
 
 async def test_legacy_webapp_payload_is_refused(sites):

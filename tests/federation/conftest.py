@@ -52,6 +52,14 @@ class Lab:
         return httpx.AsyncClient(base_url=self.url, headers={"Authorization": f"token {self.token}"}, timeout=30)
 
 
+def marie_lab_at_b(root: Path, b: Devstack, svc_b: Service):
+    """Marie's Jupyter server at site B (its state in ``root``), signing its
+    code-flow exchanges with site B's OCM key as a 1.4 site's servers do."""
+    return jupyter_with_cs3collab(
+        root, gateway=b.gateway, service_url=svc_b.url, username="marie",
+        extra={"CS3CollabExtension": {"ocm_signing_key": str(b.data_dir / "ocm-signing-key.pem")}})
+
+
 @dataclass
 class Federation:
     a: Devstack
@@ -119,10 +127,7 @@ async def fed(tmp_path_factory, svc_a_args) -> AsyncIterator[Federation]:
         svc_a = await stack.enter_async_context(start_a(a, root, port_a, svc_a_args))
         svc_b = await stack.enter_async_context(service(b.gateway, root / "svc-b"))
         write_providers(providers, [PeerSite(a.domain, a.http_url, webapp_url=svc_a.url), PeerSite(b.domain, b.http_url)])
-        # marie's server signs its code-flow exchanges with site B's OCM key (OCM 1.4)
-        lab = await stack.enter_async_context(jupyter_with_cs3collab(
-            root / "lab-marie", gateway=b.gateway, service_url=svc_b.url, username="marie",
-            extra={"CS3CollabExtension": {"ocm_signing_key": str(b.data_dir / "ocm-signing-key.pem")}}))
+        lab = await stack.enter_async_context(marie_lab_at_b(root / "lab-marie", b, svc_b))
         client_a = await stack.enter_async_context(CS3Client(a.gateway))
         einstein = await client_a.login("einstein", DEMO_PASSWORDS["einstein"])
         # einstein@A and marie@B are each other's contacts by an OCM invitation

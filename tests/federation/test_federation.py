@@ -23,6 +23,7 @@ from cs3collab.service import ids
 from tests.conftest import DEMO_PASSWORDS
 from tests.federation.conftest import SHARED, room_through_lab
 from tests.service.rtc import eventually, sources, type_text
+from tests.support.ocm_signing import exchange, site_key
 from tests.support.yclient import connect, send_awareness, wait_for
 
 
@@ -123,11 +124,10 @@ async def test_revoking_the_share_disconnects_the_remote_participant(fed):
     await fed.svc_a.running.wait_for_output("site=cesnet.test reason=access_revoked")
 
 
-async def _exchange(fed, code: str) -> httpx.Response:
-    """B's side of the OCM code flow: the share's secret for a token at A's /ocm/token."""
-    async with httpx.AsyncClient(timeout=10) as http:
-        return await http.post(f"{fed.a.http_url}/ocm/token",
-                               data={"grant_type": "authorization_code", "code": code, "client_id": "cesnet.test"})
+async def _exchange(fed, code: str, *, signed: bool = True) -> httpx.Response:
+    """B's side of the OCM code flow at A's /ocm/token, signed with B's key
+    (B advertises http-sig) unless ``signed`` is false."""
+    return await exchange(fed.a.http_url, code, key=site_key(fed.b.data_dir) if signed else None)
 
 
 async def test_wrong_secret_or_other_share_refused(fed):
@@ -140,6 +140,9 @@ async def test_wrong_secret_or_other_share_refused(fed):
     assert 0 < exchanged.json()["expires_in"] <= 3600
     token = exchanged.json()["access_token"]
     assert (await _exchange(fed, "nope")).json() == {"error": "invalid_grant"}
+    # B advertises http-sig (OCM 1.4): its unsigned exchange is refused, even with the right secret
+    unsigned = await _exchange(fed, share.token, signed=False)
+    assert unsigned.status_code == 401 and unsigned.json() == {"error": "invalid_client"}
     other_token = (await _exchange(fed, other.token)).json()["access_token"]
     async with httpx.AsyncClient(timeout=10) as http:
         ok = await http.put(url, json=body, headers={"Authorization": f"Bearer {token}"})

@@ -19,7 +19,7 @@ from nbformat import v4
 
 from cs3collab.cs3 import CS3Client, roles
 from cs3collab.cs3.ocm import federated_user
-from cs3collab.jupyter.ocm_remote import ocm_target, with_token_endpoint
+from cs3collab.jupyter.ocm_remote import ocm_target, set_signing_key, with_token_endpoint
 from tests.conftest import DEMO_PASSWORDS
 from tests.federation.conftest import SHARED, room_through_lab
 from tests.kernels.kernelclient import lab_kernel, open_kernel_session, outputs_text
@@ -51,7 +51,11 @@ async def marie_authorization(fed, share) -> tuple[str, str]:
         marie = await client.login("marie", DEMO_PASSWORDS["marie"])
         [received] = [r for r in await marie.ocm.list_received() if r.remote_share_id == share.id.opaque_id]
         target = await with_token_endpoint(ocm_target(received), marie)
-        return target.service_url, await target.authorization_header()
+        set_signing_key(fed.b.data_dir / "ocm-signing-key.pem")  # as site B's servers sign (OCM 1.4)
+        try:
+            return target.service_url, await target.authorization_header()
+        finally:
+            set_signing_key(None)
 
 
 async def test_folder_listed_notebook_live_and_files_through_a(fed):

@@ -8,7 +8,7 @@ import json
 
 from cs3collab.cs3 import roles
 from cs3collab.service import ids
-from tests.federation.conftest import SHARED
+from tests.federation.conftest import SHARED, marie_lab_at_b
 from tests.kernels.kernelclient import kernel_channel, lab_kernel, open_kernel_session, outputs_text
 from tests.support.yclient import connect, wait_for
 
@@ -44,24 +44,20 @@ async def test_the_kernel_at_a_survives_a_restart_of_maries_server_at_b(fed):
     import contextlib
     import uuid
 
-    from tests.jupyter.conftest_bridge import jupyter_with_cs3collab
-
     path, info, _share = await fed.share(roles.EDITOR, "energy = 41", "print(energy + 1)")
     api_path = f"{SHARED}/{info.name}"
     root = fed.root / f"lab-marie-restart-{uuid.uuid4().hex[:6]}"
     async with connect(fed.svc_a.url, fed.einstein.token, path) as room:
         cells = [str(cell["id"]) for cell in room.document.ycells]
         async with contextlib.AsyncExitStack() as first:
-            lab = await first.enter_async_context(jupyter_with_cs3collab(
-                root, gateway=fed.b.gateway, service_url=fed.svc_b.url, username="marie"))
+            lab = await first.enter_async_context(marie_lab_at_b(root, fed.b, fed.svc_b))
             session = await open_kernel_session(lab.url.rstrip("/"), lab.token, api_path)
             kernel_id = session["kernel"]["id"]
             async with lab_kernel(lab.url.rstrip("/"), lab.token, kernel_id) as marie:
                 assert (await marie.reply(await marie.execute("energy = 41", cells[0])))["content"]["status"] == "ok"
             lab.running.process.kill()  # her server dies (SIGKILL), the kernel at A does not
             await lab.running.process.wait()
-        async with jupyter_with_cs3collab(root, gateway=fed.b.gateway, service_url=fed.svc_b.url,
-                                          username="marie") as again:
+        async with marie_lab_at_b(root, fed.b, fed.svc_b) as again:
             session = await open_kernel_session(again.url.rstrip("/"), again.token, api_path)
             assert session["kernel"]["id"] == kernel_id  # the same kernel, found by the notebook
             async with lab_kernel(again.url.rstrip("/"), again.token, kernel_id) as marie:

@@ -16,7 +16,6 @@ import contextlib
 import json
 from html import escape
 
-import httpx
 import pytest
 import websockets
 from playwright.async_api import async_playwright, expect
@@ -24,15 +23,14 @@ from playwright.async_api import async_playwright, expect
 from cs3collab.cs3 import roles
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.service.rtc import sources, type_text
+from tests.support.ocm_signing import exchange, site_key
 from tests.support.yclient import connect, wait_for
 
 TIMEOUT_MS = 60_000  # a loaded 2-core machine
 
 
 async def exchanged_token(fed, code: str) -> str:
-    async with httpx.AsyncClient(timeout=30) as http:
-        answer = await http.post(f"{fed.a.http_url}/ocm/token",
-                                 data={"grant_type": "authorization_code", "code": code, "client_id": "cesnet.test"})
+    answer = await exchange(fed.a.http_url, code, key=site_key(fed.b.data_dir))  # as site B signs
     assert answer.status_code == 200, answer.text
     return answer.json()["access_token"]
 
