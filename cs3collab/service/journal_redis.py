@@ -48,19 +48,15 @@ acknowledged); the next call reconnects.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
 import uuid
-from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import anyio
 import redis.asyncio as aioredis
 import redis.exceptions
-from anyio.abc import TaskStatus
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from traitlets import Float, Int, TraitError, Unicode, validate
@@ -68,7 +64,7 @@ from traitlets.config import Configurable
 
 from .journal import (
     CheckedJournal,
-    JournalClosedError,
+    _Call,
     JournalCorruptError,
     JournalError,
     JournalRecord,
@@ -78,8 +74,6 @@ from .journal import (
 log = logging.getLogger("cs3collab.service.journal")
 
 SCHEMA_VERSION = 1
-
-_NEW, _STARTING, _RUNNING, _CLOSING, _STOPPED = "new", "starting", "running", "closing", "stopped"
 
 # KEYS: state, stream, rooms, dirty. ARGV: room, update, replica. Returns the seq.
 _APPEND = """
@@ -161,13 +155,6 @@ class RedisJournalStats:
     appended_bytes: int = 0
 
 
-@dataclass(eq=False)
-class _Call:
-    op: str
-    args: tuple
-    future: asyncio.Future = field(repr=False)
-
-
 def _redacted(url: str) -> str:
     """The URL without a password, for logs and errors."""
     if "@" not in url:
@@ -245,12 +232,6 @@ class RedisJournal(CheckedJournal, Configurable):
         self.stats = RedisJournalStats()
         self.replica_id = uuid.uuid4().hex[:16]
         self.client: aioredis.Redis | None = None
-        self._state = _NEW
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._queue: list[_Call] = []
-        self._wakeup: asyncio.Event | None = None
-        self._stopped: asyncio.Event | None = None
-        self._exit_stack: AsyncExitStack | None = None
         self._scripts: dict[str, Any] = {}
 
     def __repr__(self) -> str:
@@ -280,61 +261,19 @@ class RedisJournal(CheckedJournal, Configurable):
     def _dirty_key(self) -> str:
         return f"{self.key_prefix}:dirty"
 
-    # -- lifecycle ------------------------------------------------------------------
+    # -- the store ------------------------------------------------------------------
 
-    async def __aenter__(self) -> RedisJournal:
-        await self._open()
-        async with AsyncExitStack() as stack:
-            stack.push_async_callback(self._close)
-            tg = await stack.enter_async_context(anyio.create_task_group())
-            await tg.start(self._serve)
-            self._exit_stack = stack.pop_all()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> bool | None:
-        await self.stop()
-        stack, self._exit_stack = self._exit_stack, None
-        if stack is None:
-            return None
-        return await stack.__aexit__(*exc_info)
-
-    async def start(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Connect, check the prefix, report started, serve calls until :meth:`stop`."""
-        await self._open()
-        await self._serve(task_status=task_status)
-
-    async def stop(self) -> None:
-        """Refuse new calls, send the queued ones, close the connection;
-        returns once stopped. Idempotent."""
-        if self._state in (_NEW, _STOPPED):
-            return
-        if self._state in (_STARTING, _RUNNING):
-            self._state = _CLOSING
-            assert self._wakeup is not None
-            self._wakeup.set()
-        assert self._stopped is not None
-        await self._stopped.wait()
-
-    async def _open(self) -> None:
-        if self._state != _NEW:
-            raise JournalError(f"journal {self.where} was already started (state {self._state})")
+    async def _open_store(self) -> None:
+        """Connect and check the prefix (the base closes again if this raises)."""
         if not self.url:
             raise JournalError("RedisJournal.url is not set")
-        self._state = _STARTING
-        self._loop = asyncio.get_running_loop()
-        self._wakeup = asyncio.Event()
-        self._stopped = asyncio.Event()
         self.client = aioredis.Redis.from_url(
             self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
             retry=Retry(NoBackoff(), 0), decode_responses=False)
         for name, source in (("append", _APPEND), ("load", _LOAD), ("mark_persisted", _MARK_PERSISTED),
                              ("compact", _COMPACT), ("set_meta", _SET_META), ("forget", _FORGET)):
             self._scripts[name] = self.client.register_script(source)
-        try:
-            rooms = await self._check_store()
-        except BaseException:
-            await self._close()
-            raise
+        rooms = await self._check_store()
         log.info("journal opened redis=%s rooms=%d replica=%s", self.where, rooms, self.replica_id)
 
     async def _check_store(self) -> int:
@@ -366,25 +305,7 @@ class RedisJournal(CheckedJournal, Configurable):
                         "(set appendonly yes, docs/operations.md)", self.where)
         return rooms
 
-    async def _serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._writer)
-                if self._state == _STARTING:
-                    self._state = _RUNNING
-                task_status.started()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self._close()
-
-    async def _close(self) -> None:
-        if self._state == _STOPPED:
-            return
-        self._state = _STOPPED
-        queued, self._queue = self._queue, []
-        for call in queued:
-            if not call.future.done():
-                call.future.set_exception(JournalClosedError(f"journal {self.where} stopped before the call ran"))
+    async def _close_store(self) -> None:
         if self.client is not None:
             client, self.client = self.client, None
             try:
@@ -393,26 +314,8 @@ class RedisJournal(CheckedJournal, Configurable):
                 log.debug("journal close error redis=%s error=%s", self.where, e)
             log.info("journal closed redis=%s commits=%d appends=%d bytes=%d",
                      self.where, self.stats.commits, self.stats.appends, self.stats.appended_bytes)
-        if self._stopped is not None:
-            self._stopped.set()
 
-    # -- the writer -----------------------------------------------------------------
-
-    async def _writer(self) -> None:
-        assert self._wakeup is not None
-        while True:
-            if not self._queue:
-                if self._state != _RUNNING:
-                    return
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                await anyio.lowlevel.checkpoint()
-                continue
-            batch, self._queue = self._queue, []
-            batch = [call for call in batch if not call.future.done()]
-            if batch:
-                with anyio.CancelScope(shield=True):
-                    await self._commit(batch)
+    # -- the writer's round trip ------------------------------------------------------
 
     async def _queue_call(self, pipe: Any, op: str, args: tuple) -> None:
         """Add one call's script to ``pipe`` (no I/O: the pipeline sends
@@ -548,15 +451,6 @@ class RedisJournal(CheckedJournal, Configurable):
     @staticmethod
     def _result_rooms_needing_flush(args: tuple, reply: Any) -> list[str]:
         return sorted(room.decode() for room in reply)
-
-    async def _call(self, op: str, *args: Any) -> Any:
-        if self._state != _RUNNING:
-            raise JournalClosedError(f"journal {self.where} is not running (state {self._state})")
-        assert self._loop is not None and self._wakeup is not None
-        future = self._loop.create_future()
-        self._queue.append(_Call(op, args, future))
-        self._wakeup.set()
-        return await future
 
     # -- the Journal interface ----------------------------------------------------------
 
