@@ -113,6 +113,7 @@ class AwarenessPolicy:
         self.room = room
         self.settings = settings
         self.owners: dict[int, Participant] = {}
+        self.remote_ids: set[int] = set()  # client ids whose states come from another replica
         self._outboxes: dict[Participant, _Outbox] = {}
 
     def receive(self, participant: Participant, payload: bytes) -> None:
@@ -158,6 +159,15 @@ class AwarenessPolicy:
             if self.owners.get(client_id) is participant:
                 del self.owners[client_id]
 
+    def remote(self, entries: list[Entry]) -> None:
+        """Note the client ids another replica relays: they belong to its
+        connections (first come across replicas too), until removed."""
+        for client_id, _clock, state in entries:
+            if state is None:
+                self.remote_ids.discard(client_id)
+            elif client_id not in self.owners:
+                self.remote_ids.add(client_id)
+
     def _interval(self) -> float:
         return 1.0 / self.settings.rate if self.settings.rate > 0 else 0.0
 
@@ -171,6 +181,8 @@ class AwarenessPolicy:
             return None
         if owner is not None:
             return "owned_by_another_connection"
+        if client_id in self.remote_ids:
+            return "owned_by_another_replica"
         if state is None:
             return "not_owned"  # removing an id one never set
         limit = self.settings.ids_per_connection
@@ -194,4 +206,4 @@ class AwarenessPolicy:
             if state is None and self.owners.get(client_id) is participant:
                 del self.owners[client_id]  # removed by its owner: free again
                 participant.awareness_ids.discard(client_id)
-        self.room.broadcast(protocol.awareness_message(payload))
+        self.room.relay_awareness(payload)  # to every participant here, and to the other replicas

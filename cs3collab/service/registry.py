@@ -20,6 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from cs3collab.cs3 import Session
 from cs3collab.service import documents, kinds
@@ -28,15 +29,29 @@ from cs3collab.service.awareness import AwarenessSettings
 from cs3collab.service.documents import DocumentKind
 from cs3collab.service.guard import DocumentLimits
 from cs3collab.service.journal import Journal
+from cs3collab.service.logthrottle import LogThrottle
+from cs3collab.service.protocol import ProtocolError
 from cs3collab.service.room import Participant, Room
 from cs3collab.service.storage import RoomStorage, StorageSettings
 from cs3collab.service.worker import DocumentWorker
 
+if TYPE_CHECKING:
+    from cs3collab.service.replicas import ReplicaLink
+
 log = logging.getLogger("cs3collab.service.registry")
+throttle = LogThrottle(60.0)
 
 
 SUPERVISED_BACKOFF_MAX = 60.0
 """Longest wait, in seconds, before background work that failed is started again."""
+
+BUS_OUTBOX_MAX = 256
+"""Most awareness updates of one room waiting to go to the other replicas;
+beyond it the oldest are dropped (awareness is ephemeral; the next state of a
+cursor supersedes it)."""
+
+#: The first byte of a room's ephemeral message on the replicas' bus: what follows.
+BUS_AWARENESS = b"a"
 
 
 class LiveRoom:
@@ -54,11 +69,20 @@ class LiveRoom:
         documents_worker: where documents are serialized and parsed.
         access_recheck: seconds between access re-checks.
         tokens: the service's shared token checks (the owner's re-checks, batched per user).
+        link: this replica's link to the others (``--redis-url``), or None
+            for a service on its own: then the room follows the other
+            replicas' updates and awareness (see :meth:`_follow_replicas`).
     """
 
     def __init__(self, room: Room, resource_id, settings: StorageSettings, documents_worker: DocumentWorker,
-                 access_recheck: float, tokens: TokenChecks | None = None) -> None:
+                 access_recheck: float, tokens: TokenChecks | None = None, link: ReplicaLink | None = None) -> None:
         self.room = room
+        self._link = link
+        self._bus_seq = 0  # the journal sequence up to which other replicas' updates are in this room
+        self._bus_outbox: list[bytes] = []
+        self._bus_wakeup = asyncio.Event()
+        if link is not None:
+            room.on_awareness(self._awareness_out)
         self.settings = settings
         self._storage = RoomStorage(room, resource_id, settings, documents_worker)
         self._access = AccessWatcher(room, resource_id, access_recheck, tokens)
@@ -168,6 +192,7 @@ class LiveRoom:
 
     async def load(self, session: Session) -> None:
         await self._storage.load(session)
+        self._bus_seq = self.room.last_seq  # everything up to here came from the journal
 
     async def run(self) -> None:
         """The room's background work until cancelled: saving, polling, the
@@ -178,6 +203,72 @@ class LiveRoom:
             work.create_task(self._supervised("polling", self._storage.poll_loop))
             work.create_task(self._supervised("locking", lambda: self._storage.lock.run(self._storage.sessions)))
             work.create_task(self._supervised("access", self._access.run))
+            if self._link is not None:
+                work.create_task(self._supervised("replicas", self._follow_replicas))
+
+    # -- the other replicas (--redis-url) ---------------------------------------------
+    #
+    # Updates: every replica journals its own participants' updates in the
+    # room's Redis stream before showing them; the replica's one stream reader
+    # (fanout.RoomBus) hands this room the entries the other replicas
+    # appended, in stream order, and they are shown here through
+    # Room.receive_remote (candidate first, then the live document, then the
+    # participants). Its position is the last sequence number read, so an
+    # entry is delivered once; a re-delivery (a reload after a gap) has no
+    # effect on the document and is not broadcast. Awareness: each awareness
+    # update the room relays from its own participants is published on the
+    # room's pub/sub channel; the other replicas relay it to theirs.
+
+    async def _follow_replicas(self) -> None:
+        """Follow the other replicas until cancelled (the room's owner supervises it)."""
+        assert self._link is not None
+        bus = self._link.bus
+        await bus.subscribe(self.key, self._bus_seq, self._remote_updates, self._remote_gap, self._remote_message)
+        log.info("room follows other replicas room=%s replica=%s from_seq=%d", self.key, self._link.replica,
+                 self._bus_seq)
+        try:
+            while True:
+                await self._bus_wakeup.wait()
+                self._bus_wakeup.clear()
+                while self._bus_outbox:
+                    payload = self._bus_outbox.pop(0)
+                    try:
+                        await bus.publish(self.key, BUS_AWARENESS + payload)
+                    except Exception as exc:  # noqa: BLE001 - Redis down: awareness is ephemeral, typing goes on
+                        throttle.log(log, logging.WARNING, (self.key, "bus-publish"),
+                                     "awareness not sent to other replicas room=%s replica=%s error=%s",
+                                     self.key, self._link.replica, f"{type(exc).__name__}: {exc}")
+        finally:
+            await bus.unsubscribe(self.key)
+
+    def _awareness_out(self, payload: bytes) -> None:
+        if len(self._bus_outbox) >= BUS_OUTBOX_MAX:
+            del self._bus_outbox[0]
+        self._bus_outbox.append(payload)
+        self._bus_wakeup.set()
+
+    async def _remote_updates(self, updates: list[bytes], last_seq: int) -> None:
+        self.room.receive_remote(updates, last_seq)
+        self._bus_seq = max(self._bus_seq, last_seq)
+
+    async def _remote_gap(self) -> None:
+        """Entries this replica had not read were compacted away: take the
+        room's whole journal again (what the document has already is no change)."""
+        record = await self.room.journal.load(self.key)
+        if record is not None:
+            shown = self.room.receive_remote(record.updates, record.last_seq)
+            self._bus_seq = max(self._bus_seq, record.last_seq)
+            log.info("room caught up from the journal room=%s seq=%d changes=%d", self.key, record.last_seq, shown)
+
+    async def _remote_message(self, message: bytes) -> None:
+        kind, payload = message[:1], message[1:]
+        if kind == BUS_AWARENESS:
+            try:
+                self.room.receive_remote_awareness(payload)
+            except ProtocolError as exc:
+                log.warning("awareness from another replica refused room=%s error=%s", self.key, exc)
+        else:
+            log.warning("unknown message from another replica room=%s kind=%r", self.key, kind)
 
     async def _supervised(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
         """Run ``work`` until it returns; an unexpected exception is logged
@@ -229,6 +320,7 @@ class RoomRegistry:
         documents_worker: where parsing, building and serializing documents run.
         access_recheck: seconds between re-checks of each participant's access.
         awareness: how rooms guard and relay awareness (see awareness.py).
+        link: this replica's link to the other replicas (``--redis-url``), or None.
     """
 
     def __init__(
@@ -241,8 +333,10 @@ class RoomRegistry:
         access_recheck: float = 5.0,
         awareness: AwarenessSettings | None = None,
         limits: DocumentLimits | None = None,
+        link: ReplicaLink | None = None,
     ) -> None:
         self.journal = journal
+        self.link = link
         self.limits = limits or DocumentLimits()
         self.access_recheck = access_recheck
         self.tokens = TokenChecks(access_recheck)  # owners' re-checks, batched per user across rooms
@@ -290,7 +384,7 @@ class RoomRegistry:
                 raise RuntimeError("the room registry is not running")
             room = Room(key, kind, file_id, self.journal, self.awareness, self.limits)
             live = LiveRoom(room, resource_id, self.settings, self.documents_worker, self.access_recheck,
-                            self.tokens)
+                            self.tokens, self.link)
             self.rooms[key] = live
             try:
                 await kinds.adopt_journal(self.journal, key, kind)  # one history, one schema

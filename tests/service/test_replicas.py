@@ -11,8 +11,9 @@ replica holds a room's lease and another takes it over after a SIGKILL; a
 revocation made while the recipient is on the other replica closes her
 connection there; a Redis outage under a typing client closes it with 1011
 (told), keeps what was acknowledged, and journals the client's edit when it
-reconnects after Redis is back. Not yet: one live room across replicas (edits of a client
-on each replica meeting), which needs the fan-out wired into the room.
+reconnects after Redis is back; one live room across replicas: a client on each
+replica sees the other's edits and cursor, and a fresh joiner on either replica gets
+the same document.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from cs3collab.cs3.shares import user_grantee
 from cs3collab.service.journal_redis import RedisJournal
 from tests.service.conftest import start_service
 from tests.service.rtc import put_notebook, room_key, saved_containing, sources, type_text
-from tests.support.yclient import connect, connect_room, open_session, wait_for
+from tests.support.yclient import connect, connect_room, open_session, send_awareness, wait_for
 
 
 async def test_a_session_from_one_replica_is_valid_on_the_other(site, redis, einstein, workdir, tmp_path):
@@ -48,6 +49,38 @@ async def test_a_session_from_one_replica_is_valid_on_the_other(site, redis, ein
     async with RedisJournal(redis.url, key_prefix=prefix) as journal:
         record = await journal.load(await room_key(einstein, path))
         assert record is not None and record.last_seq >= 1 and not record.needs_flush
+
+
+async def test_clients_on_two_replicas_share_one_live_room(site, redis, einstein, workdir, tmp_path):
+    """einstein types on replica one and again on replica two into one
+    notebook: each sees the other's edit, applied once (no echo doubling
+    it), and the other's cursor; a fresh tab on either replica gets the
+    same document. Saves are held off so that only the live path carries
+    the edits."""
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    options = (f"--redis-url={redis.url}", f"--RedisJournal.key_prefix={prefix}", "--save-quiet=60",
+               "--save-ceiling=120")
+    path = await put_notebook(einstein, f"{workdir}/shared-live.ipynb", "x = 1")
+    async with start_service(site, tmp_path / "one", *options) as one, \
+            start_service(site, tmp_path / "two", *options) as two:
+        async with connect(one.url, einstein.token, path) as left, connect(two.url, einstein.token, path) as right:
+            type_text(left, 0, "  # left")
+            await wait_for(right.doc, lambda: "# left" in sources(right)[0], timeout=20)
+            type_text(right, 0, "  # right")
+            await wait_for(left.doc, lambda: "# right" in sources(left)[0], timeout=20)
+            await wait_for(right.doc, lambda: sources(right) == sources(left), timeout=20)
+            assert sources(left)[0].count("# left") == 1 and sources(left)[0].count("# right") == 1
+            # cursors both ways, through the other replica
+            await send_awareness(left, {"cursor": "left-1"})
+            await right.channel.wait_awareness(lambda states: {"cursor": "left-1"} in states.values(), timeout=20)
+            await send_awareness(right, {"cursor": "right-1"})
+            await left.channel.wait_awareness(lambda states: {"cursor": "right-1"} in states.values(), timeout=20)
+            for url in (one.url, two.url):  # a fresh tab on either replica: the same document, the cursors
+                async with connect(url, einstein.token, path) as fresh:
+                    await wait_for(fresh.doc, lambda: sources(fresh) == sources(left), timeout=20)
+                    cursors = [state for update in fresh.channel.awareness for state in update.values()]
+                    assert {"cursor": "left-1"} in cursors and {"cursor": "right-1"} in cursors
+            assert sources(left)[0].count("# left") == 1
 
 
 async def test_a_later_replica_rebuilds_the_room_from_redis(site, redis, einstein, workdir, tmp_path):
