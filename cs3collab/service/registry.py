@@ -32,7 +32,7 @@ from cs3collab.service.journal import Journal
 from cs3collab.service.logthrottle import LogThrottle
 from cs3collab.service.protocol import ProtocolError
 from cs3collab.service.room import Participant, Room
-from cs3collab.service.storage import RoomStorage, StorageSettings
+from cs3collab.service.storage import PersistenceMoved, RoomStorage, StorageSettings
 from cs3collab.service.worker import DocumentWorker
 
 if TYPE_CHECKING:
@@ -44,6 +44,10 @@ throttle = LogThrottle(60.0)
 
 SUPERVISED_BACKOFF_MAX = 60.0
 """Longest wait, in seconds, before background work that failed is started again."""
+
+class _LeaseMoved(Exception):
+    """Ends a room's persistence tasks: this replica no longer holds its lease."""
+
 
 BUS_OUTBOX_MAX = 256
 """Most awareness updates of one room waiting to go to the other replicas;
@@ -70,8 +74,10 @@ class LiveRoom:
         access_recheck: seconds between access re-checks.
         tokens: the service's shared token checks (the owner's re-checks, batched per user).
         link: this replica's link to the others (``--redis-url``), or None
-            for a service on its own: then the room follows the other
-            replicas' updates and awareness (see :meth:`_follow_replicas`).
+            for a service on its own. With a link the room follows the other
+            replicas' updates and awareness (:meth:`_follow_replicas`) and
+            writes to CS3 only while this replica holds the room's lease
+            (:meth:`_persist_while_leased`).
     """
 
     def __init__(self, room: Room, resource_id, settings: StorageSettings, documents_worker: DocumentWorker,
@@ -81,12 +87,14 @@ class LiveRoom:
         self._bus_seq = 0  # the journal sequence up to which other replicas' updates are in this room
         self._bus_outbox: list[bytes] = []
         self._bus_wakeup = asyncio.Event()
-        if link is not None:
-            room.on_awareness(self._awareness_out)
         self.settings = settings
         self._storage = RoomStorage(room, resource_id, settings, documents_worker)
         self._access = AccessWatcher(room, resource_id, access_recheck, tokens)
         self._storage.before_save = self._access.check  # nobody who lost access is saved as
+        if link is not None:
+            room.on_awareness(self._awareness_out)
+            self._storage.may_persist = self._persists_here
+            self._storage.before_upload = self._fence
         self.failures: dict[str, int] = {}  # unexpected failures of background work, by name
         self.task: asyncio.Task | None = None
         self.closer: asyncio.Task | None = None
@@ -191,6 +199,9 @@ class LiveRoom:
     # -- lifecycle (the registry's) ------------------------------------------------------
 
     async def load(self, session: Session) -> None:
+        if self._link is not None:
+            # the first replica to open the room persists it (merges, locks, saves) from the start
+            await self._link.take(self.key)
         await self._storage.load(session)
         self._bus_seq = self.room.last_seq  # everything up to here came from the journal
 
@@ -199,12 +210,62 @@ class LiveRoom:
         lock, access re-checks and requested saves, each supervised."""
         async with asyncio.TaskGroup() as work:
             self._work = work
-            work.create_task(self._supervised("saving", self._storage.save_loop))
-            work.create_task(self._supervised("polling", self._storage.poll_loop))
-            work.create_task(self._supervised("locking", lambda: self._storage.lock.run(self._storage.sessions)))
-            work.create_task(self._supervised("access", self._access.run))
-            if self._link is not None:
+            if self._link is None:
+                self._persist(work)
+            else:  # only while this replica holds the room's lease
+                work.create_task(self._supervised("persistence", self._persist_while_leased))
                 work.create_task(self._supervised("replicas", self._follow_replicas))
+            work.create_task(self._supervised("access", self._access.run))
+
+    def _persist(self, work: asyncio.TaskGroup) -> None:
+        """Saving, polling for outside edits and the CS3 lock: the room's writes to CS3."""
+        work.create_task(self._supervised("saving", self._storage.save_loop))
+        work.create_task(self._supervised("polling", self._storage.poll_loop))
+        work.create_task(self._supervised("locking", lambda: self._storage.lock.run(self._storage.sessions)))
+
+    # -- the persistence lease (--redis-url) -------------------------------------------
+    #
+    # Every replica serves the room's participants; only the one holding the
+    # room's lease (lease.py) saves, locks and polls. Its persistence tasks run
+    # while the lease is held and are cancelled the moment this replica learns
+    # it lost it (a renewal or a fence check that failed); the fence (a check
+    # in Redis of this replica's token) runs again right before each upload.
+
+    def _persists_here(self) -> bool:
+        assert self._link is not None
+        return self._link.holds(self.key) is not None
+
+    async def _fence(self) -> None:
+        assert self._link is not None
+        lease = self._link.holds(self.key)
+        if lease is None:
+            raise PersistenceMoved("this replica does not hold the room's lease")
+        if not await self._link.still_holds(lease):
+            raise PersistenceMoved(f"the room's lease (token {lease.token}) is no longer this replica's")
+
+    async def _persist_while_leased(self) -> None:
+        assert self._link is not None
+        while True:
+            lease = self._link.holds(self.key)
+            if lease is None:
+                await self._link.lease_changed(self.key)
+                continue
+            log.info("room persistence here room=%s path=%s replica=%s token=%d", self.key, self._storage.path,
+                     self._link.replica, lease.token)
+            await self._storage.adopt_persisted()  # the previous holder's saves are not outside edits
+            try:
+                async with asyncio.TaskGroup() as persistence:
+                    self._persist(persistence)
+                    persistence.create_task(self._until_lease_moves(lease))
+            except* _LeaseMoved:
+                log.warning("room persistence moved away room=%s replica=%s token=%d", self.key,
+                         self._link.replica, lease.token)
+
+    async def _until_lease_moves(self, lease) -> None:
+        assert self._link is not None
+        while self._link.holds(self.key) is lease:
+            await self._link.lease_changed(self.key)
+        raise _LeaseMoved()
 
     # -- the other replicas (--redis-url) ---------------------------------------------
     #
@@ -297,7 +358,10 @@ class LiveRoom:
 
     async def close(self) -> bool:
         """Flush and release the lock; False if something is still unsaved
-        (then the room must be kept)."""
+        (then the room must be kept). A replica that does not persist the
+        room leaves both to the one that does."""
+        if self._link is not None and not self._persists_here():
+            return True
         try:
             await self._storage.close()
         except Exception:
@@ -306,6 +370,8 @@ class LiveRoom:
 
     async def compact(self) -> None:
         """Fold the journal into the last saved state (the room is being freed)."""
+        if self._link is not None and not self._persists_here():
+            return  # its persisted state may be older than the holder's: the holder compacts
         if self._storage.persisted_seq:
             await self.room.journal.compact(self.key, self._storage.persisted_state, self._storage.persisted_seq)
 

@@ -19,6 +19,7 @@ the same document.
 from __future__ import annotations
 
 import json
+import signal
 import uuid
 
 import anyio
@@ -28,7 +29,7 @@ from cs3collab.cs3 import roles
 from cs3collab.cs3.shares import user_grantee
 from cs3collab.service.journal_redis import RedisJournal
 from tests.service.conftest import start_service
-from tests.service.rtc import put_notebook, room_key, saved_containing, sources, type_text
+from tests.service.rtc import file_sources, put_notebook, room_key, saved_containing, sources, type_text
 from tests.support.yclient import connect, connect_room, open_session, send_awareness, wait_for
 
 
@@ -91,16 +92,11 @@ async def test_a_later_replica_rebuilds_the_room_from_redis(site, redis, einstei
                "--save-ceiling=60")
     path = await put_notebook(einstein, f"{workdir}/killed.ipynb", "b = 2")
     async with start_service(site, tmp_path / "one", *options) as one:
-        async with connect(one.url, einstein.token, path) as client:
+        async with connect(one.url, einstein.token, path) as client, \
+                connect(one.url, einstein.token, path) as watcher:
             type_text(client, 0, "  # acknowledged")
-            key = await room_key(einstein, path)
-            probe = aioredis.Redis.from_url(redis.url)
-            try:
-                with anyio.fail_after(20):  # acknowledged = in the room's stream
-                    while not await probe.xlen(f"{prefix}:room:{key}:stream"):
-                        await probe.xread({f"{prefix}:room:{key}:stream": "0-0"}, block=500)
-            finally:
-                await probe.aclose()
+            # acknowledged = broadcast, which the room does only once the stream has it
+            await wait_for(watcher.doc, lambda: "# acknowledged" in sources(watcher)[0], timeout=20)
             one.running.process.kill()
             await one.running.process.wait()
     async with start_service(site, tmp_path / "two", *options) as two:
@@ -136,6 +132,47 @@ async def test_one_replica_holds_the_lease_and_another_takes_over_after_a_kill(
                 line = next(line for line in two.running.output if held in line)
                 assert int(line.rsplit("token=", 1)[1]) > token
                 assert took <= lease * 4 / 3 + 5, took  # + scheduling slack on a loaded machine
+
+
+async def test_a_paused_lease_holder_cannot_write_after_a_takeover(site, redis, einstein, workdir, tmp_path):
+    """Only the lease holder saves. The holder (replica one) is paused with
+    SIGSTOP right after its participant typed; replica two takes the lease
+    over, saves that edit and its own participant's; when replica one
+    resumes, its fence check fails and it writes nothing, while its
+    participant's next edit still reaches the file through replica two."""
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    options = (f"--redis-url={redis.url}", f"--RedisJournal.key_prefix={prefix}", "--CollabService.lease_seconds=3",
+               "--save-quiet=2", "--save-ceiling=4")
+    path = await put_notebook(einstein, f"{workdir}/fenced.ipynb", "f = 6")
+    key = await room_key(einstein, path)
+    held = f"room persistence here room={key} "
+    async with start_service(site, tmp_path / "one", *options) as one, \
+            start_service(site, tmp_path / "two", *options) as two:
+        async with connect(one.url, einstein.token, path) as left:
+            await one.running.wait_for_output(held, timeout=20)  # the first to open persists
+            async with connect(two.url, einstein.token, path) as right:
+                type_text(left, 0, "  # saved by one")
+                await saved_containing(einstein, path, "# saved by one", timeout=20)
+                assert two.running.count(held) == 0 and two.running.count("saved room=") == 0
+                type_text(left, 0, "  # typed before the pause")
+                await wait_for(right.doc, lambda: "# typed before the pause" in sources(right)[0], timeout=20)
+                one.running.process.send_signal(signal.SIGSTOP)
+                try:
+                    await two.running.wait_for_output(held, timeout=30)
+                    type_text(right, 0, "  # after the takeover")
+                    await saved_containing(einstein, path, "# after the takeover", timeout=30)
+                    assert "# typed before the pause" in (await file_sources(einstein, path))[0]
+                    saves_by_one = one.running.count("saved room=")
+                finally:
+                    one.running.process.send_signal(signal.SIGCONT)
+                await one.running.wait_for_output(f"room persistence moved away room={key} ", timeout=30)
+                type_text(left, 0, "  # after the resume")  # replica one still serves its participant
+                await saved_containing(einstein, path, "# after the resume", timeout=30)
+                assert one.running.count("saved room=") == saves_by_one
+                assert one.running.count(held) == 1
+                text = (await file_sources(einstein, path))[0]
+                assert all(text.count(mark) == 1 for mark in
+                           ("# saved by one", "# typed before the pause", "# after the takeover", "# after the resume"))
 
 
 async def test_a_revocation_reaches_the_other_replicas_participant(site, redis, einstein, marie, workdir, tmp_path):
