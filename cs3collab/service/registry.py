@@ -17,6 +17,7 @@ runs every room in its own task group; nothing here starts a loose task.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -54,8 +55,13 @@ BUS_OUTBOX_MAX = 256
 beyond it the oldest are dropped (awareness is ephemeral; the next state of a
 cursor supersedes it)."""
 
-#: The first byte of a room's ephemeral message on the replicas' bus: what follows.
+#: The first byte of a room's ephemeral message on the replicas' bus says what follows:
+#: an awareness update's payload,
 BUS_AWARENESS = b"a"
+#: the room's read-only reason as JSON (null: editable again), decided by the lease holder,
+BUS_READ_ONLY = b"r"
+#: the label of a user whose access a replica found removed or changed (the others check it now).
+BUS_ACCESS = b"c"
 
 
 class LiveRoom:
@@ -92,9 +98,11 @@ class LiveRoom:
         self._access = AccessWatcher(room, resource_id, access_recheck, tokens)
         self._storage.before_save = self._access.check  # nobody who lost access is saved as
         if link is not None:
-            room.on_awareness(self._awareness_out)
+            room.on_awareness(lambda payload: self._bus_out(BUS_AWARENESS + payload))
             self._storage.may_persist = self._persists_here
             self._storage.before_upload = self._fence
+            self._storage.on_read_only = lambda reason: self._bus_out(BUS_READ_ONLY + json.dumps(reason).encode())
+            self._access.on_change = lambda user: self._bus_out(BUS_ACCESS + user.encode())
         self.failures: dict[str, int] = {}  # unexpected failures of background work, by name
         self.task: asyncio.Task | None = None
         self.closer: asyncio.Task | None = None
@@ -292,20 +300,21 @@ class LiveRoom:
                 await self._bus_wakeup.wait()
                 self._bus_wakeup.clear()
                 while self._bus_outbox:
-                    payload = self._bus_outbox.pop(0)
+                    message = self._bus_outbox.pop(0)
                     try:
-                        await bus.publish(self.key, BUS_AWARENESS + payload)
-                    except Exception as exc:  # noqa: BLE001 - Redis down: awareness is ephemeral, typing goes on
+                        await bus.publish(self.key, message)
+                    except Exception as exc:  # noqa: BLE001 - Redis down: ephemeral, typing goes on
+                        # (a read-only state also travels in the document's state; access is re-checked on a timer)
                         throttle.log(log, logging.WARNING, (self.key, "bus-publish"),
-                                     "awareness not sent to other replicas room=%s replica=%s error=%s",
-                                     self.key, self._link.replica, f"{type(exc).__name__}: {exc}")
+                                     "message not sent to other replicas room=%s replica=%s kind=%r error=%s",
+                                     self.key, self._link.replica, message[:1], f"{type(exc).__name__}: {exc}")
         finally:
             await bus.unsubscribe(self.key)
 
-    def _awareness_out(self, payload: bytes) -> None:
+    def _bus_out(self, message: bytes) -> None:
         if len(self._bus_outbox) >= BUS_OUTBOX_MAX:
             del self._bus_outbox[0]
-        self._bus_outbox.append(payload)
+        self._bus_outbox.append(message)
         self._bus_wakeup.set()
 
     async def _remote_updates(self, updates: list[bytes], last_seq: int) -> None:
@@ -328,6 +337,21 @@ class LiveRoom:
                 self.room.receive_remote_awareness(payload)
             except ProtocolError as exc:
                 log.warning("awareness from another replica refused room=%s error=%s", self.key, exc)
+        elif kind == BUS_READ_ONLY:
+            reason = json.loads(payload)
+            if reason != self.room.read_only and (reason is None or isinstance(reason, str)):
+                # as the holder told its own participants (storage._update_read_only)
+                self.room.read_only = reason
+                self.room.notify({"type": "cs3collab:read-only", "reason": reason})
+                log.info("room read-only state changed room=%s path=%s reason=%s source=replica", self.key,
+                         self._storage.path, reason)
+        elif kind == BUS_ACCESS:
+            user = payload.decode(errors="replace")
+            if any(p.identity.label == user for p in self.room.participants) and self._work is not None:
+                # check that user's access here now rather than at the next tick: the same
+                # check, close reason and role message as for a change found here
+                log.info("access re-check asked by another replica room=%s user=%s", self.key, user)
+                self._work.create_task(self._supervised("access-now", self._access.check))
         else:
             log.warning("unknown message from another replica room=%s kind=%r", self.key, kind)
 

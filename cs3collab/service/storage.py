@@ -101,6 +101,7 @@ class RoomStorage:
         # lease), and the fence checked right before each upload (raises PersistenceMoved)
         self.may_persist: Callable[[], bool] = lambda: True
         self.before_upload: Callable[[], Awaitable[None]] | None = None
+        self.on_read_only: Callable[[str | None], None] | None = None  # told to the other replicas
         self.where = format_resource_id(resource_id)
         self.path = ""
         self._persisted_z = zlib.compress(b"")
@@ -360,6 +361,8 @@ class RoomStorage:
             # missed the message while connecting) reads it with the sync
             await self._quiet_state_edit(lambda document: self._set_state(document, READ_ONLY_STATE, reason or ""))
             log.info("room read-only state changed room=%s path=%s reason=%s", self.room.key, self.path, reason)
+            if self.on_read_only is not None:
+                self.on_read_only(reason)
             if reason is None and self.unsaved:
                 self._dirty.set()
 

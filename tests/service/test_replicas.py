@@ -193,6 +193,42 @@ async def test_a_revocation_reaches_the_other_replicas_participant(site, redis, 
             assert json.loads(guest.connection.close_reason)["reason"] == "access_revoked"
 
 
+async def test_read_only_and_revocation_decided_on_one_replica_reach_the_other(
+        site, redis, einstein, marie, workdir, tmp_path):
+    """What the lease holder (replica one) decides reaches marie on replica
+    two over the bus, not through a check of replica two's own: the file's
+    foreign lock going away (only the holder polls) makes her tab editable
+    again, and her access, removed and found so by replica one's check
+    before a save, closes her connection on replica two with access_revoked
+    long before replica two's own re-check (two minutes here) would."""
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    options = (f"--redis-url={redis.url}", f"--RedisJournal.key_prefix={prefix}", "--access-recheck=120")
+    path = await put_notebook(einstein, f"{workdir}/decided.ipynb", "g = 7")
+    key = await room_key(einstein, path)
+    share = await einstein.shares.create(path, user_grantee(marie.user.id), roles.EDITOR)
+    await einstein.locks.set(path, lock_id="wopi-lock-2", app_name="wopi", lifetime=60)
+    async with start_service(site, tmp_path / "one", *options) as one, \
+            start_service(site, tmp_path / "two", *options) as two:
+        async with connect(one.url, einstein.token, path) as owner:
+            await one.running.wait_for_output(f"room persistence here room={key} ", timeout=20)
+            async with connect(one.url, marie.token, path), connect(two.url, marie.token, path) as guest:
+                role = await guest.channel.wait_raw(lambda m: m.get("type") == "cs3collab:role")
+                assert role["readOnly"] == "locked by wopi (Albert Einstein)"
+                await einstein.locks.unlock(path, lock_id="wopi-lock-2", app_name="wopi")
+                await guest.channel.wait_raw(lambda m: m == {"type": "cs3collab:read-only", "reason": None}, timeout=20)
+                type_text(guest, 0, "  # marie on two")  # taken again on replica two
+                await wait_for(owner.doc, lambda: "# marie on two" in sources(owner)[0], timeout=20)
+                await saved_containing(einstein, path, "# marie on two", timeout=20)
+
+                await einstein.shares.remove(share.id.opaque_id)
+                type_text(owner, 0, "  # einstein")  # replica one's next save checks access first
+                with anyio.fail_after(30):
+                    await guest.connection.wait_closed()
+                assert guest.connection.close_code == 1003
+                assert json.loads(guest.connection.close_reason)["reason"] == "access_revoked"
+                assert two.running.count(f"access re-check asked by another replica room={key} ") == 1
+
+
 async def test_redis_outage_tells_clients_and_loses_nothing_acknowledged(site, einstein, workdir, tmp_path):
     """Redis stops under a typing client: the typed change is refused (the
     client is told: its connection closes with 1011), what was acknowledged
