@@ -177,7 +177,11 @@ class Journal(Protocol):
         updates are untouched. ``snapshot`` must hold at least everything
         those updates held (``Doc.get_update()`` of a doc built from them and
         possibly later ones). A room already compacted past ``upto_seq`` is
-        left as it is; ``upto_seq`` outside ``1..last_seq`` raises ValueError."""
+        left as it is; ``upto_seq`` outside ``1..last_seq`` raises ValueError.
+        A journal shared by replicas trims no further than the lowest
+        position another live replica has read (journal_redis.py): the
+        snapshot then stands for that lower sequence number, and replaying
+        it with the entries after is the same document."""
 
     async def set_meta(self, room: str, key: str, value: str) -> None:
         """Set one small key/value of ``room`` (created on first use)."""

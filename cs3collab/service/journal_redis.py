@@ -19,6 +19,10 @@ so two rooms never share a key):
   ``persisted_etag``, and after a compaction ``snapshot`` and
   ``snapshot_seq`` (the snapshot replaces the trimmed prefix of the stream);
 - ``P:room:R:meta`` -- a hash of the room's small key/values;
+- ``P:room:R:readers`` -- a hash: each replica following the room live
+  (``fanout.py``) and the sequence number its reader has read up to, with
+  an expiry; a compaction trims nothing beyond the lowest unexpired one of
+  another replica, so no live replica loses entries it has not read;
 - ``P:rooms`` -- the set of known room keys, ``P:dirty`` the set of rooms
   whose ``last_seq > persisted_seq`` (what :meth:`rooms_needing_flush` lists);
 - ``P:journal`` -- a hash marking the prefix as a cs3collab journal with its
@@ -105,11 +109,24 @@ if seq >= last then redis.call('SREM', KEYS[3], ARGV[1]) end
 return {'ok', last}
 """
 
-# KEYS: state, stream. ARGV: upto_seq, snapshot. Returns {outcome, number}.
+# KEYS: state, stream, readers. ARGV: upto_seq, snapshot, replica. Returns {outcome, number, upto}.
+# Trims no further than the lowest position another replica's reader reported
+# (readers: field replica -> "<seq>:<expiry ms>"; expired positions are a dead
+# replica's and do not count), so a live replica never loses what it has not read.
 _COMPACT = """
 local last = tonumber(redis.call('HGET', KEYS[1], 'last_seq') or '0')
 local upto = tonumber(ARGV[1])
-if upto < 1 or upto > last then return {'outside', last} end
+if upto < 1 or upto > last then return {'outside', last, upto} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local readers = redis.call('HGETALL', KEYS[3])
+for i = 1, #readers, 2 do
+  if readers[i] ~= ARGV[3] then
+    local pos, expiry = string.match(readers[i + 1], '^(%d+):(%d+)$')
+    if pos and tonumber(expiry) > now and tonumber(pos) < upto then upto = tonumber(pos) end
+  end
+end
+if upto < 1 then return {'skipped', -1, upto} end
 local snap = redis.call('HGET', KEYS[1], 'snapshot_seq')
 local first = nil
 if snap then
@@ -118,12 +135,12 @@ else
   local entries = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
   if #entries > 0 then first = tonumber(string.match(entries[1][1], '^(%d+)')) end
 end
-if first == nil then return {'skipped', -1} end
-if first > upto then return {'skipped', first} end
+if first == nil then return {'skipped', -1, upto} end
+if first > upto then return {'skipped', first, upto} end
 local removed = redis.call('XTRIM', KEYS[2], 'MINID', string.format('%d-1', upto))
 if snap then removed = removed + 1 end
-redis.call('HSET', KEYS[1], 'snapshot_seq', ARGV[1], 'snapshot', ARGV[2])
-return {'ok', removed}
+redis.call('HSET', KEYS[1], 'snapshot_seq', upto, 'snapshot', ARGV[2])
+return {'ok', removed, upto}
 """
 
 # KEYS: meta, rooms. ARGV: room, key, value.
@@ -133,12 +150,12 @@ redis.call('SADD', KEYS[2], ARGV[1])
 return 1
 """
 
-# KEYS: state, stream, meta, rooms, dirty. ARGV: room. Returns the updates dropped.
+# KEYS: state, stream, meta, rooms, dirty, readers. ARGV: room. Returns the updates dropped.
 _FORGET = """
 if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 0 then return -1 end
 local removed = redis.call('XLEN', KEYS[2])
 if redis.call('HEXISTS', KEYS[1], 'snapshot_seq') == 1 then removed = removed + 1 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[6])
 redis.call('SREM', KEYS[4], ARGV[1])
 redis.call('SREM', KEYS[5], ARGV[1])
 return removed
@@ -247,6 +264,10 @@ class RedisJournal(CheckedJournal, Configurable):
     def stream_key(self, room: str) -> str:
         return f"{self.key_prefix}:room:{room}:stream"
 
+    def readers_key(self, room: str) -> str:
+        """The hash of the replicas' reader positions in ``room``'s stream (fanout.py writes it)."""
+        return f"{self.key_prefix}:room:{room}:readers"
+
     def _state_key(self, room: str) -> str:
         return f"{self.key_prefix}:room:{room}:state"
 
@@ -332,12 +353,13 @@ class RedisJournal(CheckedJournal, Configurable):
             await script(keys=[self._state_key(room), self._rooms_key, self._dirty_key], args=[room, args[1], args[2]],
                    client=pipe)
         elif op == "compact":
-            await script(keys=[self._state_key(room), self.stream_key(room)], args=[args[2], args[1]], client=pipe)
+            await script(keys=[self._state_key(room), self.stream_key(room), self.readers_key(room)],
+                         args=[args[2], args[1], self.replica_id], client=pipe)
         elif op == "set_meta":
             await script(keys=[self._meta_key(room), self._rooms_key], args=[room, args[1], args[2]], client=pipe)
         elif op == "forget":
             await script(keys=[self._state_key(room), self.stream_key(room), self._meta_key(room), self._rooms_key,
-                         self._dirty_key], args=[room], client=pipe)
+                         self._dirty_key, self.readers_key(room)], args=[room], client=pipe)
         elif op == "rooms_needing_flush":
             pipe.smembers(self._dirty_key)
         elif op == "ready":  # a real write: fails on a read-only replica, a full Redis (OOM), a lost AOF disk
@@ -424,16 +446,17 @@ class RedisJournal(CheckedJournal, Configurable):
 
     @staticmethod
     def _result_compact(args: tuple, reply: Any) -> None:
-        outcome, number = reply[0].decode(), int(reply[1])
+        outcome, number, upto = reply[0].decode(), int(reply[1]), int(reply[2])
         room, snapshot, upto_seq = args
         if outcome == "outside":
             raise ValueError(f"room {room}: cannot compact up to seq {upto_seq}, last seq is {number}")
         if outcome == "skipped":
-            log.info("journal compact skipped room=%s upto_seq=%s first_seq=%s reason=already-compacted",
-                     room, upto_seq, None if number < 0 else number)
+            log.info("journal compact skipped room=%s upto_seq=%s first_seq=%s reason=%s",
+                     room, upto_seq, None if number < 0 else number,
+                     "unread-by-another-replica" if upto < 1 else "already-compacted")
             return
-        log.info("journal compacted room=%s upto_seq=%d removed=%d snapshot_bytes=%d",
-                 room, upto_seq, number, len(snapshot))
+        log.info("journal compacted room=%s upto_seq=%d removed=%d snapshot_bytes=%d kept_for_readers=%d",
+                 room, upto, number, len(snapshot), upto_seq - upto)
 
     @staticmethod
     def _result_set_meta(args: tuple, reply: Any) -> None:
