@@ -20,6 +20,7 @@ import asyncio
 import json
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -60,8 +61,18 @@ cursor supersedes it)."""
 BUS_AWARENESS = b"a"
 #: the room's read-only reason as JSON (null: editable again), decided by the lease holder,
 BUS_READ_ONLY = b"r"
-#: the label of a user whose access a replica found removed or changed (the others check it now).
+#: the label of a user whose access a replica found removed or changed (the others check it now),
 BUS_ACCESS = b"c"
+#: a RAW notice for every participant (JSON: saved, save-failed, a kernel run, a restore, ...),
+BUS_NOTICE = b"n"
+#: a save asked on a replica that does not hold the lease (JSON {"id"}), and the holder's answer
+#: (JSON {"id", "status"}).
+BUS_SAVE = b"s"
+BUS_SAVED = b"d"
+
+SAVE_ELSEWHERE_TIMEOUT = 60.0
+"""Seconds a save asked on a replica that does not hold the room's lease
+waits for the holder's answer before it is answered ``failed``."""
 
 
 class LiveRoom:
@@ -103,6 +114,8 @@ class LiveRoom:
             self._storage.before_upload = self._fence
             self._storage.on_read_only = lambda reason: self._bus_out(BUS_READ_ONLY + json.dumps(reason).encode())
             self._access.on_change = lambda user: self._bus_out(BUS_ACCESS + user.encode())
+            self._storage.notify = self.notify
+        self._saves_elsewhere: dict[str, asyncio.Future] = {}
         self.failures: dict[str, int] = {}  # unexpected failures of background work, by name
         self.task: asyncio.Task | None = None
         self.closer: asyncio.Task | None = None
@@ -159,6 +172,8 @@ class LiveRoom:
     async def save(self) -> str:
         """Save now if anything is unsaved: ``success``, ``skipped`` or ``failed``.
         Never raises for a failed save (it is logged, counted and retried)."""
+        if self._link is not None and not self._persists_here():
+            return await self._save_elsewhere()
         try:
             return await self._storage.save()
         except Exception:
@@ -197,8 +212,10 @@ class LiveRoom:
         return seq, await self.save()
 
     def notify(self, payload: dict) -> None:
-        """A RAW JSON message to every participant."""
+        """A RAW JSON message to every participant (on every replica)."""
         self.room.notify(payload)
+        if self._link is not None:
+            self._bus_out(BUS_NOTICE + json.dumps(payload).encode())
 
     def serialized(self) -> bytes:
         """The file content of the live document (InvalidDocument if it would not validate)."""
@@ -311,6 +328,28 @@ class LiveRoom:
         finally:
             await bus.unsubscribe(self.key)
 
+    async def _save_elsewhere(self) -> str:
+        """A save asked here while another replica holds the lease: ask the
+        holder over the bus and answer with its status (its ``saved`` notice
+        reaches this replica's participants first, as at home)."""
+        request = uuid.uuid4().hex
+        future = asyncio.get_running_loop().create_future()
+        self._saves_elsewhere[request] = future
+        self._bus_out(BUS_SAVE + json.dumps({"id": request}).encode())
+        try:
+            async with asyncio.timeout(SAVE_ELSEWHERE_TIMEOUT):
+                return await future
+        except TimeoutError:
+            log.warning("save asked of the lease holder got no answer room=%s replica=%s", self.key,
+                        self._link.replica if self._link else "-")
+            return "failed"
+        finally:
+            self._saves_elsewhere.pop(request, None)
+
+    async def _answer_save(self, request: str) -> None:
+        status = await self.save()
+        self._bus_out(BUS_SAVED + json.dumps({"id": request, "status": status}).encode())
+
     def _bus_out(self, message: bytes) -> None:
         if len(self._bus_outbox) >= BUS_OUTBOX_MAX:
             del self._bus_outbox[0]
@@ -345,6 +384,20 @@ class LiveRoom:
                 self.room.notify({"type": "cs3collab:read-only", "reason": reason})
                 log.info("room read-only state changed room=%s path=%s reason=%s source=replica", self.key,
                          self._storage.path, reason)
+        elif kind == BUS_NOTICE:
+            notice = json.loads(payload)
+            if isinstance(notice, dict):
+                self.room.notify(notice)  # here only: it came from the bus
+        elif kind == BUS_SAVE:
+            request = json.loads(payload).get("id")
+            if isinstance(request, str) and self._persists_here() and self._work is not None:
+                log.info("save asked by another replica room=%s", self.key)
+                self._work.create_task(self._answer_save(request), name=f"save-for-replica:{self.key}")
+        elif kind == BUS_SAVED:
+            answer = json.loads(payload)
+            future = self._saves_elsewhere.get(answer.get("id"))
+            if future is not None and not future.done() and isinstance(answer.get("status"), str):
+                future.set_result(answer["status"])
         elif kind == BUS_ACCESS:
             user = payload.decode(errors="replace")
             if any(p.identity.label == user for p in self.room.participants) and self._work is not None:

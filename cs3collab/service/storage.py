@@ -102,6 +102,8 @@ class RoomStorage:
         self.may_persist: Callable[[], bool] = lambda: True
         self.before_upload: Callable[[], Awaitable[None]] | None = None
         self.on_read_only: Callable[[str | None], None] | None = None  # told to the other replicas
+        # RAW notices about saving (saved, save-failed): to every participant, on every replica
+        self.notify: Callable[[dict], None] = room.notify
         self.where = format_resource_id(resource_id)
         self.path = ""
         self._persisted_z = zlib.compress(b"")
@@ -464,7 +466,7 @@ class RoomStorage:
         self.save_failures += 1
         self.save_problem = {"type": "cs3collab:save-failed", "reason": reason, "message": message}
         if self.save_failures == 1 or reason != self._failure_reason:
-            self.room.notify(self.save_problem)
+            self.notify(self.save_problem)
             log.warning("participants told the room cannot save room=%s path=%s reason=%s failures=%d",
                         self.room.key, self.path, reason, self.save_failures)
         self._failure_reason = reason
@@ -549,7 +551,7 @@ class RoomStorage:
         except CS3Error as exc:  # the save itself succeeded; only its label is missing
             log.warning("could not record save metadata room=%s path=%s error=%s", self.room.key, self.path, exc)
         await self._mark_clean(etag)
-        self.room.notify({"type": "cs3collab:saved", "etag": etag})
+        self.notify({"type": "cs3collab:saved", "etag": etag})
         log.info("saved room=%s path=%s etag=%s seq=%d authors=%s", self.room.key, self.path, etag, seq, ",".join(authors))
 
     async def _mark_clean(self, etag: str) -> None:

@@ -29,7 +29,15 @@ from cs3collab.cs3 import roles
 from cs3collab.cs3.shares import user_grantee
 from cs3collab.service.journal_redis import RedisJournal
 from tests.service.conftest import start_service
-from tests.service.rtc import file_sources, put_notebook, room_key, saved_containing, sources, type_text
+from tests.service.rtc import (
+    file_sources,
+    put_notebook,
+    room_key,
+    save_frame,
+    saved_containing,
+    sources,
+    type_text,
+)
 from tests.support.yclient import connect, connect_room, open_session, send_awareness, wait_for
 
 
@@ -57,7 +65,8 @@ async def test_clients_on_two_replicas_share_one_live_room(site, redis, einstein
     notebook: each sees the other's edit, applied once (no echo doubling
     it), and the other's cursor; a fresh tab on either replica gets the
     same document. Saves are held off so that only the live path carries
-    the edits."""
+    the edits; a save asked on replica two (which does not hold the room's
+    lease) is made by replica one and told to both tabs."""
     prefix = f"t{uuid.uuid4().hex[:12]}"
     options = (f"--redis-url={redis.url}", f"--RedisJournal.key_prefix={prefix}", "--save-quiet=60",
                "--save-ceiling=120")
@@ -82,6 +91,14 @@ async def test_clients_on_two_replicas_share_one_live_room(site, redis, einstein
                     cursors = [state for update in fresh.channel.awareness for state in update.values()]
                     assert {"cursor": "left-1"} in cursors and {"cursor": "right-1"} in cursors
             assert sources(left)[0].count("# left") == 1
+            # Ctrl+S on the replica without the lease: the holder saves, both tabs are told
+            await right.connection.send(save_frame(1))
+            reply = await right.channel.wait_raw(lambda m: m.get("type") == "save", timeout=30)
+            assert reply["status"] == "success"
+            assert any(m.get("type") == "cs3collab:saved" for m in right.channel.raw)  # before the reply
+            await left.channel.wait_raw(lambda m: m.get("type") == "cs3collab:saved", timeout=20)
+            assert sources(left) == await file_sources(einstein, path)
+            assert one.running.count("saved room=") == 1 and two.running.count("saved room=") == 0
 
 
 async def test_a_later_replica_rebuilds_the_room_from_redis(site, redis, einstein, workdir, tmp_path):
