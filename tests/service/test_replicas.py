@@ -151,6 +151,38 @@ async def test_one_replica_holds_the_lease_and_another_takes_over_after_a_kill(
                 assert took <= lease * 4 / 3 + 5, took  # + scheduling slack on a loaded machine
 
 
+async def test_a_replica_killed_mid_typing_loses_nothing(site, redis, einstein, workdir, tmp_path):
+    """einstein types on replica one (the lease holder) while his second tab
+    follows on replica two; replica one is killed with SIGKILL mid-typing. His tab reconnects to replica two with its
+    document (as the frontend does through a load balancer) and resyncs:
+    every keystroke, acknowledged or not yet, is in the room on replica two,
+    which takes the lease over and saves them all."""
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    options = (f"--redis-url={redis.url}", f"--RedisJournal.key_prefix={prefix}", "--CollabService.lease_seconds=3")
+    path = await put_notebook(einstein, f"{workdir}/killed-live.ipynb", "h = 8")
+    key = await room_key(einstein, path)
+    marks = [f" #{i:02d}" for i in range(30)]
+    async with start_service(site, tmp_path / "one", *options) as one, \
+            start_service(site, tmp_path / "two", *options) as two:
+        async with connect(one.url, einstein.token, path):  # a first tab: replica one holds the lease
+            await one.running.wait_for_output(f"room persistence here room={key} ", timeout=20)
+            async with connect(two.url, einstein.token, path) as follower:
+                async with connect(one.url, einstein.token, path) as typist:
+                    for mark in marks:
+                        type_text(typist, 0, mark)
+                        if mark == marks[10]:  # some keystrokes are through, the rest in flight
+                            await wait_for(follower.doc, lambda: marks[5] in sources(follower)[0], timeout=20)
+                            one.running.process.kill()
+                    doc = typist.doc
+                await one.running.process.wait()
+                async with connect(two.url, einstein.token, path, doc=doc):  # the reconnect, with its state
+                    await wait_for(follower.doc, lambda: all(m in sources(follower)[0] for m in marks), timeout=30)
+                    assert all(sources(follower)[0].count(m) == 1 for m in marks)
+                    await two.running.wait_for_output(f"room persistence here room={key} ", timeout=30)
+                    saved = await saved_containing(einstein, path, marks[-1], timeout=30)
+                    assert all(saved[0].count(m) == 1 for m in marks)
+
+
 async def test_a_paused_lease_holder_cannot_write_after_a_takeover(site, redis, einstein, workdir, tmp_path):
     """Only the lease holder saves. The holder (replica one) is paused with
     SIGSTOP right after its participant typed; replica two takes the lease
