@@ -3,17 +3,20 @@
 Real processes: the session's devstack and redis-server, and two
 ``cs3collab serve`` replicas with their own ports and state dirs.
 
-What is checked so far: a session PUT answered by one replica is valid on
-the other (the session id lives in Redis); a replica with ``--redis-url``
-journals a client's edits in Redis (the room's stream), saves them to CS3,
-and a replica started later on the same Redis sees the room's history; one
-replica holds a room's lease and another takes it over after a SIGKILL; a
-revocation made while the recipient is on the other replica closes her
-connection there; a Redis outage under a typing client closes it with 1011
-(told), keeps what was acknowledged, and journals the client's edit when it
-reconnects after Redis is back; one live room across replicas: a client on each
-replica sees the other's edits and cursor, and a fresh joiner on either replica gets
-the same document.
+What is checked: a session PUT answered by one replica is valid on the
+other (the session id lives in Redis); one live room across replicas (a
+client on each sees the other's edits once and the other's cursor, a fresh
+joiner on either gets the same document, Ctrl+S on the replica without the
+lease is saved by the holder and told to both); a replica started later on
+the same Redis rebuilds the room; the lease holder killed mid-typing loses
+nothing (the tab reconnects to the other replica, which takes over and
+saves); the lease taken over after a SIGKILL within lease_seconds * 4/3; a
+SIGSTOPped holder writes nothing once resumed after a takeover; a foreign
+lock lifted and a share removed, seen by the holder, reach the participant
+on the other replica over the bus; a revocation reaches the other replica's
+participant through its own re-check too; a Redis outage under a typing
+client closes it with 1011 (told), keeps what was acknowledged, and
+journals the client's edit when it reconnects after Redis is back.
 """
 
 from __future__ import annotations
