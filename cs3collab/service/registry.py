@@ -17,10 +17,8 @@ runs every room in its own task group; nothing here starts a loose task.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -31,48 +29,19 @@ from cs3collab.service.awareness import AwarenessSettings
 from cs3collab.service.documents import DocumentKind
 from cs3collab.service.guard import DocumentLimits
 from cs3collab.service.journal import Journal
-from cs3collab.service.logthrottle import LogThrottle
-from cs3collab.service.protocol import ProtocolError
 from cs3collab.service.room import Participant, Room
-from cs3collab.service.storage import PersistenceMoved, RoomStorage, StorageSettings
+from cs3collab.service.room_replication import RoomReplication
+from cs3collab.service.storage import RoomStorage, StorageSettings
 from cs3collab.service.worker import DocumentWorker
 
 if TYPE_CHECKING:
     from cs3collab.service.replicas import ReplicaLink
 
 log = logging.getLogger("cs3collab.service.registry")
-throttle = LogThrottle(60.0)
 
 
 SUPERVISED_BACKOFF_MAX = 60.0
 """Longest wait, in seconds, before background work that failed is started again."""
-
-class _LeaseMoved(Exception):
-    """Ends a room's persistence tasks: this replica no longer holds its lease."""
-
-
-BUS_OUTBOX_MAX = 256
-"""Most awareness updates of one room waiting to go to the other replicas;
-beyond it the oldest are dropped (awareness is ephemeral; the next state of a
-cursor supersedes it)."""
-
-#: The first byte of a room's ephemeral message on the replicas' bus says what follows:
-#: an awareness update's payload,
-BUS_AWARENESS = b"a"
-#: the room's read-only reason as JSON (null: editable again), decided by the lease holder,
-BUS_READ_ONLY = b"r"
-#: the label of a user whose access a replica found removed or changed (the others check it now),
-BUS_ACCESS = b"c"
-#: a RAW notice for every participant (JSON: saved, save-failed, a kernel run, a restore, ...),
-BUS_NOTICE = b"n"
-#: a save asked on a replica that does not hold the lease (JSON {"id"}), and the holder's answer
-#: (JSON {"id", "status"}).
-BUS_SAVE = b"s"
-BUS_SAVED = b"d"
-
-SAVE_ELSEWHERE_TIMEOUT = 60.0
-"""Seconds a save asked on a replica that does not hold the room's lease
-waits for the holder's answer before it is answered ``failed``."""
 
 
 class LiveRoom:
@@ -92,30 +61,22 @@ class LiveRoom:
         tokens: the service's shared token checks (the owner's re-checks, batched per user).
         link: this replica's link to the others (``--redis-url``), or None
             for a service on its own. With a link the room follows the other
-            replicas' updates and awareness (:meth:`_follow_replicas`) and
-            writes to CS3 only while this replica holds the room's lease
-            (:meth:`_persist_while_leased`).
+            replicas' updates, awareness and notices and writes to CS3 only
+            while this replica holds the room's lease (room_replication.py).
     """
 
     def __init__(self, room: Room, resource_id, settings: StorageSettings, documents_worker: DocumentWorker,
                  access_recheck: float, tokens: TokenChecks | None = None, link: ReplicaLink | None = None) -> None:
         self.room = room
-        self._link = link
-        self._bus_seq = 0  # the journal sequence up to which other replicas' updates are in this room
-        self._bus_outbox: list[bytes] = []
-        self._bus_wakeup = asyncio.Event()
         self.settings = settings
         self._storage = RoomStorage(room, resource_id, settings, documents_worker)
         self._access = AccessWatcher(room, resource_id, access_recheck, tokens)
         self._storage.before_save = self._access.check  # nobody who lost access is saved as
+        self._replication: RoomReplication | None = None
         if link is not None:
-            room.on_awareness(lambda payload: self._bus_out(BUS_AWARENESS + payload))
-            self._storage.may_persist = self._persists_here
-            self._storage.before_upload = self._fence
-            self._storage.on_read_only = lambda reason: self._bus_out(BUS_READ_ONLY + json.dumps(reason).encode())
-            self._access.on_change = lambda user: self._bus_out(BUS_ACCESS + user.encode())
+            self._replication = RoomReplication(room, self._storage, self._access, link, persist=self._persist,
+                                                save=self.save, spawn=self._spawn)
             self._storage.notify = self.notify
-        self._saves_elsewhere: dict[str, asyncio.Future] = {}
         self.failures: dict[str, int] = {}  # unexpected failures of background work, by name
         self.task: asyncio.Task | None = None
         self.closer: asyncio.Task | None = None
@@ -172,8 +133,8 @@ class LiveRoom:
     async def save(self) -> str:
         """Save now if anything is unsaved: ``success``, ``skipped`` or ``failed``.
         Never raises for a failed save (it is logged, counted and retried)."""
-        if self._link is not None and not self._persists_here():
-            return await self._save_elsewhere()
+        if self._replication is not None and not self._replication.persists_here():
+            return await self._replication.save_elsewhere()
         try:
             return await self._storage.save()
         except Exception:
@@ -214,8 +175,8 @@ class LiveRoom:
     def notify(self, payload: dict) -> None:
         """A RAW JSON message to every participant (on every replica)."""
         self.room.notify(payload)
-        if self._link is not None:
-            self._bus_out(BUS_NOTICE + json.dumps(payload).encode())
+        if self._replication is not None:
+            self._replication.notice(payload)
 
     def serialized(self) -> bytes:
         """The file content of the live document (InvalidDocument if it would not validate)."""
@@ -224,23 +185,28 @@ class LiveRoom:
     # -- lifecycle (the registry's) ------------------------------------------------------
 
     async def load(self, session: Session) -> None:
-        if self._link is not None:
-            # the first replica to open the room persists it (merges, locks, saves) from the start
-            await self._link.take(self.key)
+        if self._replication is not None:
+            await self._replication.take()
         await self._storage.load(session)
-        self._bus_seq = self.room.last_seq  # everything up to here came from the journal
+        if self._replication is not None:
+            self._replication.loaded()
 
     async def run(self) -> None:
         """The room's background work until cancelled: saving, polling, the
         lock, access re-checks and requested saves, each supervised."""
         async with asyncio.TaskGroup() as work:
             self._work = work
-            if self._link is None:
+            if self._replication is None:
                 self._persist(work)
             else:  # only while this replica holds the room's lease
-                work.create_task(self._supervised("persistence", self._persist_while_leased))
-                work.create_task(self._supervised("replicas", self._follow_replicas))
+                work.create_task(self._supervised("persistence", self._replication.persist_while_leased))
+                work.create_task(self._supervised("replicas", self._replication.follow))
             work.create_task(self._supervised("access", self._access.run))
+
+    def _spawn(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
+        """Run ``work`` in the room's task group, supervised (ignored once the room stopped)."""
+        if self._work is not None:
+            self._work.create_task(self._supervised(name, work), name=f"{name}:{self.key}")
 
     def _persist(self, work: asyncio.TaskGroup) -> None:
         """Saving, polling for outside edits and the CS3 lock: the room's writes to CS3."""
@@ -248,165 +214,6 @@ class LiveRoom:
         work.create_task(self._supervised("polling", self._storage.poll_loop))
         work.create_task(self._supervised("locking", lambda: self._storage.lock.run(self._storage.sessions)))
 
-    # -- the persistence lease (--redis-url) -------------------------------------------
-    #
-    # Every replica serves the room's participants; only the one holding the
-    # room's lease (lease.py) saves, locks and polls. Its persistence tasks run
-    # while the lease is held and are cancelled the moment this replica learns
-    # it lost it (a renewal or a fence check that failed); the fence (a check
-    # in Redis of this replica's token) runs again right before each upload.
-
-    def _persists_here(self) -> bool:
-        assert self._link is not None
-        return self._link.holds(self.key) is not None
-
-    async def _fence(self) -> None:
-        assert self._link is not None
-        lease = self._link.holds(self.key)
-        if lease is None:
-            raise PersistenceMoved("this replica does not hold the room's lease")
-        if not await self._link.still_holds(lease):
-            raise PersistenceMoved(f"the room's lease (token {lease.token}) is no longer this replica's")
-
-    async def _persist_while_leased(self) -> None:
-        assert self._link is not None
-        while True:
-            lease = self._link.holds(self.key)
-            if lease is None:
-                await self._link.lease_changed(self.key)
-                continue
-            log.info("room persistence here room=%s path=%s replica=%s token=%d", self.key, self._storage.path,
-                     self._link.replica, lease.token)
-            await self._storage.adopt_persisted()  # the previous holder's saves are not outside edits
-            try:
-                async with asyncio.TaskGroup() as persistence:
-                    self._persist(persistence)
-                    persistence.create_task(self._until_lease_moves(lease))
-            except* _LeaseMoved:
-                log.warning("room persistence moved away room=%s replica=%s token=%d", self.key,
-                         self._link.replica, lease.token)
-
-    async def _until_lease_moves(self, lease) -> None:
-        assert self._link is not None
-        while self._link.holds(self.key) is lease:
-            await self._link.lease_changed(self.key)
-        raise _LeaseMoved()
-
-    # -- the other replicas (--redis-url) ---------------------------------------------
-    #
-    # Updates: every replica journals its own participants' updates in the
-    # room's Redis stream before showing them; the replica's one stream reader
-    # (fanout.RoomBus) hands this room the entries the other replicas
-    # appended, in stream order, and they are shown here through
-    # Room.receive_remote (candidate first, then the live document, then the
-    # participants). Its position is the last sequence number read, so an
-    # entry is delivered once; a re-delivery (a reload after a gap) has no
-    # effect on the document and is not broadcast. Awareness: each awareness
-    # update the room relays from its own participants is published on the
-    # room's pub/sub channel; the other replicas relay it to theirs.
-
-    async def _follow_replicas(self) -> None:
-        """Follow the other replicas until cancelled (the room's owner supervises it)."""
-        assert self._link is not None
-        bus = self._link.bus
-        await bus.subscribe(self.key, self._bus_seq, self._remote_updates, self._remote_gap, self._remote_message)
-        log.info("room follows other replicas room=%s replica=%s from_seq=%d", self.key, self._link.replica,
-                 self._bus_seq)
-        try:
-            while True:
-                await self._bus_wakeup.wait()
-                self._bus_wakeup.clear()
-                while self._bus_outbox:
-                    message = self._bus_outbox.pop(0)
-                    try:
-                        await bus.publish(self.key, message)
-                    except Exception as exc:  # noqa: BLE001 - Redis down: ephemeral, typing goes on
-                        # (a read-only state also travels in the document's state; access is re-checked on a timer)
-                        throttle.log(log, logging.WARNING, (self.key, "bus-publish"),
-                                     "message not sent to other replicas room=%s replica=%s kind=%r error=%s",
-                                     self.key, self._link.replica, message[:1], f"{type(exc).__name__}: {exc}")
-        finally:
-            await bus.unsubscribe(self.key)
-
-    async def _save_elsewhere(self) -> str:
-        """A save asked here while another replica holds the lease: ask the
-        holder over the bus and answer with its status (its ``saved`` notice
-        reaches this replica's participants first, as at home)."""
-        request = uuid.uuid4().hex
-        future = asyncio.get_running_loop().create_future()
-        self._saves_elsewhere[request] = future
-        self._bus_out(BUS_SAVE + json.dumps({"id": request}).encode())
-        try:
-            async with asyncio.timeout(SAVE_ELSEWHERE_TIMEOUT):
-                return await future
-        except TimeoutError:
-            log.warning("save asked of the lease holder got no answer room=%s replica=%s", self.key,
-                        self._link.replica if self._link else "-")
-            return "failed"
-        finally:
-            self._saves_elsewhere.pop(request, None)
-
-    async def _answer_save(self, request: str) -> None:
-        status = await self.save()
-        self._bus_out(BUS_SAVED + json.dumps({"id": request, "status": status}).encode())
-
-    def _bus_out(self, message: bytes) -> None:
-        if len(self._bus_outbox) >= BUS_OUTBOX_MAX:
-            del self._bus_outbox[0]
-        self._bus_outbox.append(message)
-        self._bus_wakeup.set()
-
-    async def _remote_updates(self, updates: list[bytes], last_seq: int) -> None:
-        self.room.receive_remote(updates, last_seq)
-        self._bus_seq = max(self._bus_seq, last_seq)
-
-    async def _remote_gap(self) -> None:
-        """Entries this replica had not read were compacted away: take the
-        room's whole journal again (what the document has already is no change)."""
-        record = await self.room.journal.load(self.key)
-        if record is not None:
-            shown = self.room.receive_remote(record.updates, record.last_seq)
-            self._bus_seq = max(self._bus_seq, record.last_seq)
-            log.info("room caught up from the journal room=%s seq=%d changes=%d", self.key, record.last_seq, shown)
-
-    async def _remote_message(self, message: bytes) -> None:
-        kind, payload = message[:1], message[1:]
-        if kind == BUS_AWARENESS:
-            try:
-                self.room.receive_remote_awareness(payload)
-            except ProtocolError as exc:
-                log.warning("awareness from another replica refused room=%s error=%s", self.key, exc)
-        elif kind == BUS_READ_ONLY:
-            reason = json.loads(payload)
-            if reason != self.room.read_only and (reason is None or isinstance(reason, str)):
-                # as the holder told its own participants (storage._update_read_only)
-                self.room.read_only = reason
-                self.room.notify({"type": "cs3collab:read-only", "reason": reason})
-                log.info("room read-only state changed room=%s path=%s reason=%s source=replica", self.key,
-                         self._storage.path, reason)
-        elif kind == BUS_NOTICE:
-            notice = json.loads(payload)
-            if isinstance(notice, dict):
-                self.room.notify(notice)  # here only: it came from the bus
-        elif kind == BUS_SAVE:
-            request = json.loads(payload).get("id")
-            if isinstance(request, str) and self._persists_here() and self._work is not None:
-                log.info("save asked by another replica room=%s", self.key)
-                self._work.create_task(self._answer_save(request), name=f"save-for-replica:{self.key}")
-        elif kind == BUS_SAVED:
-            answer = json.loads(payload)
-            future = self._saves_elsewhere.get(answer.get("id"))
-            if future is not None and not future.done() and isinstance(answer.get("status"), str):
-                future.set_result(answer["status"])
-        elif kind == BUS_ACCESS:
-            user = payload.decode(errors="replace")
-            if any(p.identity.label == user for p in self.room.participants) and self._work is not None:
-                # check that user's access here now rather than at the next tick: the same
-                # check, close reason and role message as for a change found here
-                log.info("access re-check asked by another replica room=%s user=%s", self.key, user)
-                self._work.create_task(self._supervised("access-now", self._access.check))
-        else:
-            log.warning("unknown message from another replica room=%s kind=%r", self.key, kind)
 
     async def _supervised(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
         """Run ``work`` until it returns; an unexpected exception is logged
@@ -437,7 +244,7 @@ class LiveRoom:
         """Flush and release the lock; False if something is still unsaved
         (then the room must be kept). A replica that does not persist the
         room leaves both to the one that does."""
-        if self._link is not None and not self._persists_here():
+        if self._replication is not None and not self._replication.persists_here():
             return True
         try:
             await self._storage.close()
@@ -447,7 +254,7 @@ class LiveRoom:
 
     async def compact(self) -> None:
         """Fold the journal into the last saved state (the room is being freed)."""
-        if self._link is not None and not self._persists_here():
+        if self._replication is not None and not self._replication.persists_here():
             return  # its persisted state may be older than the holder's: the holder compacts
         if self._storage.persisted_seq:
             await self.room.journal.compact(self.key, self._storage.persisted_state, self._storage.persisted_seq)
