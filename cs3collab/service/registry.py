@@ -250,6 +250,12 @@ class LiveRoom:
             await self._storage.close()
         except Exception:
             self._failed("close")
+        if self._storage.unsaved and self._replication is not None and not self._storage.sessions():
+            # nobody here can save it (the edits came from other replicas' participants):
+            # free the room, and with it the lease, for a replica whose participants can;
+            # the journal holds everything
+            log.warning("room left to other replicas to save room=%s path=%s", self.key, self._storage.path)
+            return True
         return not self._storage.unsaved
 
     async def compact(self) -> None:

@@ -8,7 +8,8 @@ other (the session id lives in Redis); one live room across replicas (a
 client on each sees the other's edits once and the other's cursor, a fresh
 joiner on either gets the same document, Ctrl+S on the replica without the
 lease is saved by the holder and told to both); a replica started later on
-the same Redis rebuilds the room; the lease holder killed mid-typing loses
+the same Redis rebuilds the room; a holder with no session to save with
+leaves the room to the replica where the typing is; the lease holder killed mid-typing loses
 nothing (the tab reconnects to the other replica, which takes over and
 saves); the lease taken over after a SIGKILL within lease_seconds * 4/3; a
 SIGSTOPped holder writes nothing once resumed after a takeover; a foreign
@@ -102,6 +103,29 @@ async def test_clients_on_two_replicas_share_one_live_room(site, redis, einstein
             await left.channel.wait_raw(lambda m: m.get("type") == "cs3collab:saved", timeout=20)
             assert sources(left) == await file_sources(einstein, path)
             assert one.running.count("saved room=") == 1 and two.running.count("saved room=") == 0
+
+
+async def test_a_holder_that_cannot_save_leaves_the_room_to_a_replica_that_can(
+        site, redis, einstein, workdir, tmp_path):
+    """The tab that opened the room on replica one (the lease holder) only
+    looked and left; the typing happens on replica two. Replica one has no
+    session to save with: it frees the room and its lease, and replica two
+    takes over and saves the edits."""
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    options = (f"--redis-url={redis.url}", f"--RedisJournal.key_prefix={prefix}", "--CollabService.lease_seconds=3",
+               "--close-grace=5")
+    path = await put_notebook(einstein, f"{workdir}/handed-over.ipynb", "i = 9")
+    key = await room_key(einstein, path)
+    held = f"room persistence here room={key} "
+    async with start_service(site, tmp_path / "one", *options) as one, \
+            start_service(site, tmp_path / "two", *options) as two:
+        async with connect(one.url, einstein.token, path):  # looked and left
+            await one.running.wait_for_output(held, timeout=20)
+        async with connect(two.url, einstein.token, path) as typist:  # within replica one's grace period
+            type_text(typist, 0, "  # typed on two")
+            await two.running.wait_for_output(held, timeout=30)
+            await saved_containing(einstein, path, "# typed on two", timeout=30)
+            assert one.running.count("saved room=") == 0
 
 
 async def test_a_later_replica_rebuilds_the_room_from_redis(site, redis, einstein, workdir, tmp_path):
