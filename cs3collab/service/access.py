@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from cs3collab.cs3 import CS3Error, NotFound, PermissionDenied, Unauthenticated
 from cs3collab.service import metrics
@@ -115,6 +116,9 @@ class AccessWatcher:
         self.tokens = tokens
         self.owner: tuple[str, str] | None = None  # (idp, opaque id) of the file's owner, once seen
         self._lock = asyncio.Lock()
+        # called with the user's label when a check took or changed someone's
+        # access here (the room tells its other replicas: they check that user now)
+        self.on_change: Callable[[str], None] | None = None
 
     async def run(self) -> None:
         """Check on a timer until cancelled."""
@@ -174,6 +178,8 @@ class AccessWatcher:
                          self.room.key, participant.identity.label, participant.role, access.role)
                 participant.role = access.role
                 participant.connection.send(self.room.role_message(participant))
+                if self.on_change is not None:
+                    self.on_change(participant.identity.label)
                 if participant.can_edit:
                     # a new editor's tab may hold updates dropped while it was a
                     # viewer (the stock frontend writes to the document's state
@@ -188,6 +194,8 @@ class AccessWatcher:
                  self.room.key, participant.identity.label, participant.identity.idp, reason, exc)
         self.room.leave(participant)
         metrics.revoked(reason)
+        if self.on_change is not None and reason == "access_revoked":
+            self.on_change(participant.identity.label)
         if code == CloseCode.SESSION:
             participant.connection.close(code, session_close_reason(reason, message))
         else:

@@ -346,6 +346,8 @@ class CollabService(Application):
         journal = self.make_journal(state_dir)
         async with CS3Client(self.gateway, observer=metrics.cs3_call) as cs3, journal, \
                 DocumentWorker() as documents_worker:
+            # replicas (--redis-url): leases and the cross-replica reader, which every live room follows
+            link = ReplicaLink(journal, self.lease_seconds) if isinstance(journal, RedisJournal) else None
             registry = RoomRegistry(
                 journal,
                 self.storage_settings(),
@@ -354,6 +356,7 @@ class CollabService(Application):
                 access_recheck=self.access_recheck,
                 awareness=self.awareness_settings(),
                 limits=self.document_limits(),
+                link=link,
             )
             # the site-wide room carries no file paths (see awareness.py)
             global_room = Room(GLOBAL_AWARENESS, TEXT_FILE, "globalAwareness", journal, self.awareness_settings(private=True))
@@ -385,8 +388,7 @@ class CollabService(Application):
                         kernels = tasks.create_task(execution.run(kernels_started), name="shared kernels")
                         await kernels_started
                         link_task = None
-                        if isinstance(journal, RedisJournal):  # replicas: leases and the cross-replica reader
-                            link = ReplicaLink(journal, self.lease_seconds)
+                        if link is not None:
                             link_task = tasks.create_task(link.run(lambda: list(registry.rooms)), name="replica link")
                         log.info("service listening url=%s gateway=%s state=%s", url, self.gateway, state_dir)
                         try:

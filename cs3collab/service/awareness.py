@@ -49,6 +49,12 @@ log = logging.getLogger("cs3collab.service.awareness")
 
 Entry = tuple[int, int, "dict | None"]
 
+REMOTE_ID_TIMEOUT = 30.0
+"""Seconds a client id seen from another replica stays that replica's
+without a new state: y-protocols' own outdated timeout (clients renew their
+state every 15 s). After it, a connection here may take the id (the tab
+reconnected here after its replica was killed)."""
+
 
 @dataclass(frozen=True)
 class AwarenessSettings:
@@ -113,6 +119,8 @@ class AwarenessPolicy:
         self.room = room
         self.settings = settings
         self.owners: dict[int, Participant] = {}
+        # client ids whose states come from another replica -> when last seen (loop time)
+        self.remote_ids: dict[int, float] = {}
         self._outboxes: dict[Participant, _Outbox] = {}
 
     def receive(self, participant: Participant, payload: bytes) -> None:
@@ -158,6 +166,17 @@ class AwarenessPolicy:
             if self.owners.get(client_id) is participant:
                 del self.owners[client_id]
 
+    def remote(self, entries: list[Entry]) -> None:
+        """Note the client ids another replica relays: they belong to its
+        connections (first come across replicas too), until removed or not
+        renewed for :data:`REMOTE_ID_TIMEOUT` (its replica died with it)."""
+        now = asyncio.get_running_loop().time()
+        for client_id, _clock, state in entries:
+            if state is None:
+                self.remote_ids.pop(client_id, None)
+            elif client_id not in self.owners:
+                self.remote_ids[client_id] = now
+
     def _interval(self) -> float:
         return 1.0 / self.settings.rate if self.settings.rate > 0 else 0.0
 
@@ -171,6 +190,11 @@ class AwarenessPolicy:
             return None
         if owner is not None:
             return "owned_by_another_connection"
+        seen = self.remote_ids.get(client_id)
+        if seen is not None:
+            if asyncio.get_running_loop().time() - seen < REMOTE_ID_TIMEOUT:
+                return "owned_by_another_replica"
+            del self.remote_ids[client_id]  # not renewed: its tab is gone (a reconnect here, after a kill)
         if state is None:
             return "not_owned"  # removing an id one never set
         limit = self.settings.ids_per_connection
@@ -194,4 +218,4 @@ class AwarenessPolicy:
             if state is None and self.owners.get(client_id) is participant:
                 del self.owners[client_id]  # removed by its owner: free again
                 participant.awareness_ids.discard(client_id)
-        self.room.broadcast(protocol.awareness_message(payload))
+        self.room.relay_awareness(payload)  # to every participant here, and to the other replicas

@@ -22,6 +22,14 @@ the *other* replicas' updates in:
   misses awareness. Messages carry the sending replica's id, so a replica
   ignores its own.
 
+- **Positions**: each replica reports, for every room it follows, the
+  sequence number its reader has read up to (the highest unbroken one:
+  every entry up to it is applied here or was this replica's own) in the
+  hash ``P:room:R:readers``, with an expiry of ``position_ttl`` seconds,
+  refreshed at least every ``report_every``; the journal's compaction trims
+  nothing beyond the lowest unexpired position of another replica. A dead
+  replica's position expires, so it stops holding entries back.
+
 A Redis error makes a task log, wait a back-off (0.1 s doubling to 5 s) and
 resume from the same positions: nothing is skipped once Redis is back.
 Callback errors are logged with the room and do not stop the reader.
@@ -30,6 +38,7 @@ Callback errors are logged with the room and do not stop the reader.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -66,15 +75,22 @@ class RoomBus:
         block: seconds one ``XREAD`` blocks waiting for entries (default 1;
             must stay below the journal's ``timeout``).
         count: most entries read per stream per ``XREAD``.
+        report_every: seconds between reports of an unchanged position.
+        position_ttl: seconds a reported position holds compaction back
+            (a replica that stops reporting, a dead one, stops holding it).
 
     Lifecycle: ``await tg.start(bus.run)``, cancelled with its task group.
     """
 
-    def __init__(self, journal: RedisJournal, *, block: float = 1.0, count: int = 500) -> None:
+    def __init__(self, journal: RedisJournal, *, block: float = 1.0, count: int = 500,
+                 report_every: float = 10.0, position_ttl: float = 60.0) -> None:
         self.journal = journal
         self.block_ms = max(1, int(block * 1000))
         self.count = count
+        self.report_every = report_every
+        self.position_ttl = position_ttl
         self.rooms: dict[str, _Subscription] = {}
+        self._reported: dict[str, tuple[int, float]] = {}  # room -> (seq, monotonic time) last reported
         self._wake_key = f"{journal.key_prefix}:wake:{journal.replica_id}"
         self._wake_id = "$"
         self._pubsub = None
@@ -92,11 +108,39 @@ class RoomBus:
         messages to ``on_message``."""
         self.rooms[room] = _Subscription(room, last_seq, on_updates, on_gap, on_message)
         self._channels_changed.set()
+        try:  # from now on, compaction keeps what this replica has not read
+            await self.report_positions()
+        except _REDIS_ERRORS as e:  # the reader reports again on its next round
+            log.debug("fanout position not reported room=%s replica=%s error=%s", room, self.journal.replica_id, e)
         await self._wake()
 
     async def unsubscribe(self, room: str) -> None:
         if self.rooms.pop(room, None) is not None:
             self._channels_changed.set()
+        if self._reported.pop(room, None) is not None and self.journal.client is not None:
+            try:
+                await self.journal.client.hdel(self.journal.readers_key(room), self.journal.replica_id)
+            except _REDIS_ERRORS as e:  # the position expires by itself
+                log.debug("fanout position not withdrawn room=%s replica=%s error=%s", room,
+                          self.journal.replica_id, e)
+
+    async def report_positions(self) -> None:
+        """Write the positions (the reader does after each round) that changed, or were last written more than
+        ``report_every`` ago, in one round trip."""
+        assert self.journal.client is not None
+        now = time.monotonic()
+        due = [sub for sub in self.rooms.values()
+               if (seen := self._reported.get(sub.room)) is None or seen[0] != sub.last_seq
+               or now - seen[1] >= self.report_every]
+        if not due:
+            return
+        expiry_ms = int((time.time() + self.position_ttl) * 1000)
+        async with self.journal.client.pipeline(transaction=False) as pipe:
+            for sub in due:
+                pipe.hset(self.journal.readers_key(sub.room), self.journal.replica_id, f"{sub.last_seq}:{expiry_ms}")
+            await pipe.execute()
+        for sub in due:
+            self._reported[sub.room] = (sub.last_seq, now)
 
     async def publish(self, room: str, message: bytes) -> None:
         """Send an ephemeral ``message`` (awareness, a revocation, a
@@ -153,6 +197,7 @@ class RoomBus:
             sub = self.rooms.get(room)
             if sub is not None:
                 await self._deliver(sub, entries)
+        await self.report_positions()  # after delivery: what is reported is applied here
 
     async def _deliver(self, sub: _Subscription, entries: list) -> None:
         me = self.journal.replica_id.encode()

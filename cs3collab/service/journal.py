@@ -23,9 +23,12 @@ number, so later numbers never move.
 
 from __future__ import annotations
 
+import asyncio
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+import anyio
 from anyio.abc import TaskStatus
 
 #: Longest room key accepted, in UTF-8 bytes. A Reva resource id
@@ -174,7 +177,11 @@ class Journal(Protocol):
         updates are untouched. ``snapshot`` must hold at least everything
         those updates held (``Doc.get_update()`` of a doc built from them and
         possibly later ones). A room already compacted past ``upto_seq`` is
-        left as it is; ``upto_seq`` outside ``1..last_seq`` raises ValueError."""
+        left as it is; ``upto_seq`` outside ``1..last_seq`` raises ValueError.
+        A journal shared by replicas trims no further than the lowest
+        position another live replica has read (journal_redis.py): the
+        snapshot then stands for that lower sequence number, and replaying
+        it with the entries after is the same document."""
 
     async def set_meta(self, room: str, key: str, value: str) -> None:
         """Set one small key/value of ``room`` (created on first use)."""
@@ -249,16 +256,170 @@ def check_seq(seq: object, minimum: int) -> int:
     return seq
 
 
+_NEW, _STARTING, _RUNNING, _CLOSING, _STOPPED = "new", "starting", "running", "closing", "stopped"
+
+
+@dataclass(eq=False)
+class _Call:
+    """One queued call: what the backend runs and who waits for it."""
+
+    op: str
+    args: tuple
+    future: asyncio.Future = field(repr=False)
+
+
 class CheckedJournal:
-    """The :class:`Journal` calls as every backend takes them: arguments checked
-    here, once, the same way for all, then handed to the backend's own worker
-    as ``await self._call(op, *args)`` (its thread, its pipeline). A backend
-    subclasses this (before ``Configurable``) and has a ``max_update_size``."""
+    """What every backend shares: the :class:`Journal` calls with their
+    arguments checked once, the same way for all, and the call queue with its
+    lifecycle (new, starting, running, closing, stopped).
+
+    A call is checked, queued as a :class:`_Call` and awaited; one writer task,
+    owned by the journal's task group, hands everything queued since its last
+    round (all calls of one event-loop tick, and all calls made while the
+    previous round was in flight) to the backend's :meth:`_commit` as one
+    batch: the SQLite journal's group commit, the Redis journal's pipeline.
+    :meth:`stop` refuses new calls and lets the queued ones run; whatever is
+    still queued when the journal closes fails with :class:`JournalClosedError`.
+
+    A backend subclasses this (before ``Configurable``), has a
+    ``max_update_size`` and a ``where`` (what logs and errors name), and
+    implements only its store: :meth:`_open_store`, :meth:`_commit` (resolve
+    each call's future) and :meth:`_close_store`.
+    """
 
     max_update_size: int
+    where: str
 
-    async def _call(self, op: str, *args: object):  # pragma: no cover - the backend's
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._state = _NEW
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: list[_Call] = []
+        self._wakeup: asyncio.Event | None = None
+        self._stopped: asyncio.Event | None = None
+        self._exit_stack: AsyncExitStack | None = None
+
+    # -- what a backend implements ----------------------------------------------------
+
+    async def _open_store(self) -> None:  # pragma: no cover - the backend's
+        """Open the store (raise JournalError saying why not)."""
         raise NotImplementedError
+
+    async def _commit(self, batch: list[_Call]) -> None:  # pragma: no cover - the backend's
+        """Run ``batch`` in one round; resolve every call's future."""
+        raise NotImplementedError
+
+    async def _close_store(self) -> None:  # pragma: no cover - the backend's
+        """Release the store; called once, after the queue was failed."""
+        raise NotImplementedError
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def __aenter__(self):
+        await self._open()
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(self._close)  # if starting the writer fails
+            tg = await stack.enter_async_context(anyio.create_task_group())
+            await tg.start(self._serve)
+            self._exit_stack = stack.pop_all()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> bool | None:
+        await self.stop()
+        stack, self._exit_stack = self._exit_stack, None
+        if stack is None:
+            return None
+        return await stack.__aexit__(*exc_info)
+
+    async def start(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Open the store, report started, serve calls until :meth:`stop`.
+        Use as ``await tg.start(journal.start)``."""
+        await self._open()
+        await self._serve(task_status=task_status)
+
+    async def stop(self) -> None:
+        """Refuse new calls, run the queued ones, close the store; returns
+        once the journal has stopped. Idempotent."""
+        if self._state in (_NEW, _STOPPED):
+            return
+        if self._state in (_STARTING, _RUNNING):
+            self._state = _CLOSING
+            assert self._wakeup is not None
+            self._wakeup.set()
+        assert self._stopped is not None
+        await self._stopped.wait()
+
+    async def _open(self) -> None:
+        if self._state != _NEW:
+            raise JournalError(f"journal {self.where} was already started (state {self._state})")
+        self._state = _STARTING
+        self._loop = asyncio.get_running_loop()
+        self._wakeup = asyncio.Event()
+        self._stopped = asyncio.Event()
+        try:
+            await self._open_store()
+        except BaseException:
+            await self._close()
+            raise
+
+    async def _serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run the writer in the journal's own task group until stopped, then
+        close. Called once the store is open."""
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._writer)
+                if self._state == _STARTING:
+                    self._state = _RUNNING
+                task_status.started()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._close()
+
+    async def _close(self) -> None:
+        """Fail what is still queued, close the store."""
+        if self._state == _STOPPED:
+            return
+        self._state = _STOPPED
+        queued, self._queue = self._queue, []
+        for call in queued:
+            if not call.future.done():
+                call.future.set_exception(JournalClosedError(f"journal {self.where} stopped before the call ran"))
+        try:
+            await self._close_store()
+        finally:
+            if self._stopped is not None:
+                self._stopped.set()
+
+    async def _writer(self) -> None:
+        """The one task that talks to the store: everything queued, batch after batch."""
+        assert self._wakeup is not None
+        while True:
+            if not self._queue:
+                if self._state != _RUNNING:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                # Let every call of this tick that woke us reach the queue.
+                await anyio.lowlevel.checkpoint()
+                continue
+            batch, self._queue = self._queue, []
+            batch = [call for call in batch if not call.future.done()]  # cancelled callers
+            if batch:
+                # A batch always runs to its end: its callers learn its outcome
+                # even if the journal is being cancelled.
+                with anyio.CancelScope(shield=True):
+                    await self._commit(batch)
+
+    async def _call(self, op: str, *args: object) -> Any:
+        if self._state != _RUNNING:
+            raise JournalClosedError(f"journal {self.where} is not running (state {self._state})")
+        assert self._loop is not None and self._wakeup is not None
+        future = self._loop.create_future()
+        self._queue.append(_Call(op, args, future))
+        self._wakeup.set()
+        return await future
+
+    # -- the Journal calls, checked -------------------------------------------------
 
     async def append(self, room: str, update: bytes) -> int:
         """Append ``update`` to ``room``; return its seq once the backend made it durable."""

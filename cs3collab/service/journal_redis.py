@@ -19,6 +19,10 @@ so two rooms never share a key):
   ``persisted_etag``, and after a compaction ``snapshot`` and
   ``snapshot_seq`` (the snapshot replaces the trimmed prefix of the stream);
 - ``P:room:R:meta`` -- a hash of the room's small key/values;
+- ``P:room:R:readers`` -- a hash: each replica following the room live
+  (``fanout.py``) and the sequence number its reader has read up to, with
+  an expiry; a compaction trims nothing beyond the lowest unexpired one of
+  another replica, so no live replica loses entries it has not read;
 - ``P:rooms`` -- the set of known room keys, ``P:dirty`` the set of rooms
   whose ``last_seq > persisted_seq`` (what :meth:`rooms_needing_flush` lists);
 - ``P:journal`` -- a hash marking the prefix as a cs3collab journal with its
@@ -48,19 +52,15 @@ acknowledged); the next call reconnects.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
 import uuid
-from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import anyio
 import redis.asyncio as aioredis
 import redis.exceptions
-from anyio.abc import TaskStatus
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from traitlets import Float, Int, TraitError, Unicode, validate
@@ -68,7 +68,7 @@ from traitlets.config import Configurable
 
 from .journal import (
     CheckedJournal,
-    JournalClosedError,
+    _Call,
     JournalCorruptError,
     JournalError,
     JournalRecord,
@@ -78,8 +78,6 @@ from .journal import (
 log = logging.getLogger("cs3collab.service.journal")
 
 SCHEMA_VERSION = 1
-
-_NEW, _STARTING, _RUNNING, _CLOSING, _STOPPED = "new", "starting", "running", "closing", "stopped"
 
 # KEYS: state, stream, rooms, dirty. ARGV: room, update, replica. Returns the seq.
 _APPEND = """
@@ -111,11 +109,24 @@ if seq >= last then redis.call('SREM', KEYS[3], ARGV[1]) end
 return {'ok', last}
 """
 
-# KEYS: state, stream. ARGV: upto_seq, snapshot. Returns {outcome, number}.
+# KEYS: state, stream, readers. ARGV: upto_seq, snapshot, replica. Returns {outcome, number, upto}.
+# Trims no further than the lowest position another replica's reader reported
+# (readers: field replica -> "<seq>:<expiry ms>"; expired positions are a dead
+# replica's and do not count), so a live replica never loses what it has not read.
 _COMPACT = """
 local last = tonumber(redis.call('HGET', KEYS[1], 'last_seq') or '0')
 local upto = tonumber(ARGV[1])
-if upto < 1 or upto > last then return {'outside', last} end
+if upto < 1 or upto > last then return {'outside', last, upto} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local readers = redis.call('HGETALL', KEYS[3])
+for i = 1, #readers, 2 do
+  if readers[i] ~= ARGV[3] then
+    local pos, expiry = string.match(readers[i + 1], '^(%d+):(%d+)$')
+    if pos and tonumber(expiry) > now and tonumber(pos) < upto then upto = tonumber(pos) end
+  end
+end
+if upto < 1 then return {'skipped', -1, upto} end
 local snap = redis.call('HGET', KEYS[1], 'snapshot_seq')
 local first = nil
 if snap then
@@ -124,12 +135,12 @@ else
   local entries = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
   if #entries > 0 then first = tonumber(string.match(entries[1][1], '^(%d+)')) end
 end
-if first == nil then return {'skipped', -1} end
-if first > upto then return {'skipped', first} end
+if first == nil then return {'skipped', -1, upto} end
+if first > upto then return {'skipped', first, upto} end
 local removed = redis.call('XTRIM', KEYS[2], 'MINID', string.format('%d-1', upto))
 if snap then removed = removed + 1 end
-redis.call('HSET', KEYS[1], 'snapshot_seq', ARGV[1], 'snapshot', ARGV[2])
-return {'ok', removed}
+redis.call('HSET', KEYS[1], 'snapshot_seq', upto, 'snapshot', ARGV[2])
+return {'ok', removed, upto}
 """
 
 # KEYS: meta, rooms. ARGV: room, key, value.
@@ -139,12 +150,12 @@ redis.call('SADD', KEYS[2], ARGV[1])
 return 1
 """
 
-# KEYS: state, stream, meta, rooms, dirty. ARGV: room. Returns the updates dropped.
+# KEYS: state, stream, meta, rooms, dirty, readers. ARGV: room. Returns the updates dropped.
 _FORGET = """
 if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 0 then return -1 end
 local removed = redis.call('XLEN', KEYS[2])
 if redis.call('HEXISTS', KEYS[1], 'snapshot_seq') == 1 then removed = removed + 1 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[6])
 redis.call('SREM', KEYS[4], ARGV[1])
 redis.call('SREM', KEYS[5], ARGV[1])
 return removed
@@ -159,13 +170,6 @@ class RedisJournalStats:
     commits: int = 0
     appends: int = 0
     appended_bytes: int = 0
-
-
-@dataclass(eq=False)
-class _Call:
-    op: str
-    args: tuple
-    future: asyncio.Future = field(repr=False)
 
 
 def _redacted(url: str) -> str:
@@ -245,12 +249,6 @@ class RedisJournal(CheckedJournal, Configurable):
         self.stats = RedisJournalStats()
         self.replica_id = uuid.uuid4().hex[:16]
         self.client: aioredis.Redis | None = None
-        self._state = _NEW
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._queue: list[_Call] = []
-        self._wakeup: asyncio.Event | None = None
-        self._stopped: asyncio.Event | None = None
-        self._exit_stack: AsyncExitStack | None = None
         self._scripts: dict[str, Any] = {}
 
     def __repr__(self) -> str:
@@ -266,6 +264,10 @@ class RedisJournal(CheckedJournal, Configurable):
     def stream_key(self, room: str) -> str:
         return f"{self.key_prefix}:room:{room}:stream"
 
+    def readers_key(self, room: str) -> str:
+        """The hash of the replicas' reader positions in ``room``'s stream (fanout.py writes it)."""
+        return f"{self.key_prefix}:room:{room}:readers"
+
     def _state_key(self, room: str) -> str:
         return f"{self.key_prefix}:room:{room}:state"
 
@@ -280,61 +282,19 @@ class RedisJournal(CheckedJournal, Configurable):
     def _dirty_key(self) -> str:
         return f"{self.key_prefix}:dirty"
 
-    # -- lifecycle ------------------------------------------------------------------
+    # -- the store ------------------------------------------------------------------
 
-    async def __aenter__(self) -> RedisJournal:
-        await self._open()
-        async with AsyncExitStack() as stack:
-            stack.push_async_callback(self._close)
-            tg = await stack.enter_async_context(anyio.create_task_group())
-            await tg.start(self._serve)
-            self._exit_stack = stack.pop_all()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> bool | None:
-        await self.stop()
-        stack, self._exit_stack = self._exit_stack, None
-        if stack is None:
-            return None
-        return await stack.__aexit__(*exc_info)
-
-    async def start(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Connect, check the prefix, report started, serve calls until :meth:`stop`."""
-        await self._open()
-        await self._serve(task_status=task_status)
-
-    async def stop(self) -> None:
-        """Refuse new calls, send the queued ones, close the connection;
-        returns once stopped. Idempotent."""
-        if self._state in (_NEW, _STOPPED):
-            return
-        if self._state in (_STARTING, _RUNNING):
-            self._state = _CLOSING
-            assert self._wakeup is not None
-            self._wakeup.set()
-        assert self._stopped is not None
-        await self._stopped.wait()
-
-    async def _open(self) -> None:
-        if self._state != _NEW:
-            raise JournalError(f"journal {self.where} was already started (state {self._state})")
+    async def _open_store(self) -> None:
+        """Connect and check the prefix (the base closes again if this raises)."""
         if not self.url:
             raise JournalError("RedisJournal.url is not set")
-        self._state = _STARTING
-        self._loop = asyncio.get_running_loop()
-        self._wakeup = asyncio.Event()
-        self._stopped = asyncio.Event()
         self.client = aioredis.Redis.from_url(
             self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
             retry=Retry(NoBackoff(), 0), decode_responses=False)
         for name, source in (("append", _APPEND), ("load", _LOAD), ("mark_persisted", _MARK_PERSISTED),
                              ("compact", _COMPACT), ("set_meta", _SET_META), ("forget", _FORGET)):
             self._scripts[name] = self.client.register_script(source)
-        try:
-            rooms = await self._check_store()
-        except BaseException:
-            await self._close()
-            raise
+        rooms = await self._check_store()
         log.info("journal opened redis=%s rooms=%d replica=%s", self.where, rooms, self.replica_id)
 
     async def _check_store(self) -> int:
@@ -366,25 +326,7 @@ class RedisJournal(CheckedJournal, Configurable):
                         "(set appendonly yes, docs/operations.md)", self.where)
         return rooms
 
-    async def _serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._writer)
-                if self._state == _STARTING:
-                    self._state = _RUNNING
-                task_status.started()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self._close()
-
-    async def _close(self) -> None:
-        if self._state == _STOPPED:
-            return
-        self._state = _STOPPED
-        queued, self._queue = self._queue, []
-        for call in queued:
-            if not call.future.done():
-                call.future.set_exception(JournalClosedError(f"journal {self.where} stopped before the call ran"))
+    async def _close_store(self) -> None:
         if self.client is not None:
             client, self.client = self.client, None
             try:
@@ -393,26 +335,8 @@ class RedisJournal(CheckedJournal, Configurable):
                 log.debug("journal close error redis=%s error=%s", self.where, e)
             log.info("journal closed redis=%s commits=%d appends=%d bytes=%d",
                      self.where, self.stats.commits, self.stats.appends, self.stats.appended_bytes)
-        if self._stopped is not None:
-            self._stopped.set()
 
-    # -- the writer -----------------------------------------------------------------
-
-    async def _writer(self) -> None:
-        assert self._wakeup is not None
-        while True:
-            if not self._queue:
-                if self._state != _RUNNING:
-                    return
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                await anyio.lowlevel.checkpoint()
-                continue
-            batch, self._queue = self._queue, []
-            batch = [call for call in batch if not call.future.done()]
-            if batch:
-                with anyio.CancelScope(shield=True):
-                    await self._commit(batch)
+    # -- the writer's round trip ------------------------------------------------------
 
     async def _queue_call(self, pipe: Any, op: str, args: tuple) -> None:
         """Add one call's script to ``pipe`` (no I/O: the pipeline sends
@@ -429,12 +353,13 @@ class RedisJournal(CheckedJournal, Configurable):
             await script(keys=[self._state_key(room), self._rooms_key, self._dirty_key], args=[room, args[1], args[2]],
                    client=pipe)
         elif op == "compact":
-            await script(keys=[self._state_key(room), self.stream_key(room)], args=[args[2], args[1]], client=pipe)
+            await script(keys=[self._state_key(room), self.stream_key(room), self.readers_key(room)],
+                         args=[args[2], args[1], self.replica_id], client=pipe)
         elif op == "set_meta":
             await script(keys=[self._meta_key(room), self._rooms_key], args=[room, args[1], args[2]], client=pipe)
         elif op == "forget":
             await script(keys=[self._state_key(room), self.stream_key(room), self._meta_key(room), self._rooms_key,
-                         self._dirty_key], args=[room], client=pipe)
+                         self._dirty_key, self.readers_key(room)], args=[room], client=pipe)
         elif op == "rooms_needing_flush":
             pipe.smembers(self._dirty_key)
         elif op == "ready":  # a real write: fails on a read-only replica, a full Redis (OOM), a lost AOF disk
@@ -521,16 +446,17 @@ class RedisJournal(CheckedJournal, Configurable):
 
     @staticmethod
     def _result_compact(args: tuple, reply: Any) -> None:
-        outcome, number = reply[0].decode(), int(reply[1])
+        outcome, number, upto = reply[0].decode(), int(reply[1]), int(reply[2])
         room, snapshot, upto_seq = args
         if outcome == "outside":
             raise ValueError(f"room {room}: cannot compact up to seq {upto_seq}, last seq is {number}")
         if outcome == "skipped":
-            log.info("journal compact skipped room=%s upto_seq=%s first_seq=%s reason=already-compacted",
-                     room, upto_seq, None if number < 0 else number)
+            log.info("journal compact skipped room=%s upto_seq=%s first_seq=%s reason=%s",
+                     room, upto_seq, None if number < 0 else number,
+                     "unread-by-another-replica" if upto < 1 else "already-compacted")
             return
-        log.info("journal compacted room=%s upto_seq=%d removed=%d snapshot_bytes=%d",
-                 room, upto_seq, number, len(snapshot))
+        log.info("journal compacted room=%s upto_seq=%d removed=%d snapshot_bytes=%d kept_for_readers=%d",
+                 room, upto, number, len(snapshot), upto_seq - upto)
 
     @staticmethod
     def _result_set_meta(args: tuple, reply: Any) -> None:
@@ -548,15 +474,6 @@ class RedisJournal(CheckedJournal, Configurable):
     @staticmethod
     def _result_rooms_needing_flush(args: tuple, reply: Any) -> list[str]:
         return sorted(room.decode() for room in reply)
-
-    async def _call(self, op: str, *args: Any) -> Any:
-        if self._state != _RUNNING:
-            raise JournalClosedError(f"journal {self.where} is not running (state {self._state})")
-        assert self._loop is not None and self._wakeup is not None
-        future = self._loop.create_future()
-        self._queue.append(_Call(op, args, future))
-        self._wakeup.set()
-        return await future
 
     # -- the Journal interface ----------------------------------------------------------
 

@@ -48,26 +48,22 @@ value). ``PRAGMA application_id`` marks the file as a cs3collab journal and
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import anyio
-from anyio.abc import TaskStatus
 from traitlets import Bool, CaselessStrEnum, Int, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 from . import metrics
 from .journal import (
     CheckedJournal,
-    JournalClosedError,
+    _Call,
     JournalCorruptError,
     JournalError,
     JournalInUseError,
@@ -99,8 +95,6 @@ CREATE TABLE meta (
     PRIMARY KEY (room_id, key));
 """
 
-_NEW, _STARTING, _RUNNING, _CLOSING, _STOPPED = "new", "starting", "running", "closing", "stopped"
-
 
 @dataclass
 class JournalStats:
@@ -109,15 +103,6 @@ class JournalStats:
     commits: int = 0
     appends: int = 0
     appended_bytes: int = 0
-
-
-@dataclass(eq=False)
-class _Call:
-    """One queued call: what to run on the thread and who waits for it."""
-
-    op: str
-    args: tuple
-    future: asyncio.Future = field(repr=False)
 
 
 class _Store:
@@ -368,94 +353,31 @@ class SQLiteJournal(CheckedJournal, Configurable):
             kwargs["path"] = os.fspath(path)
         super().__init__(**kwargs)
         self.stats = JournalStats()
-        self._state = _NEW
         self._store: _Store | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._queue: list[_Call] = []
-        self._wakeup: asyncio.Event | None = None
-        self._stopped: asyncio.Event | None = None
-        self._exit_stack: AsyncExitStack | None = None
 
     def __repr__(self) -> str:
         return f"<SQLiteJournal path={self.path!r} state={self._state}>"
 
-    # -- lifecycle ------------------------------------------------------------------
+    @property
+    def where(self) -> str:
+        """What logs and errors name: the journal file."""
+        return self.path
 
-    async def __aenter__(self) -> SQLiteJournal:
-        await self._open()
-        async with AsyncExitStack() as stack:
-            stack.push_async_callback(self._close)  # if starting the writer fails
-            tg = await stack.enter_async_context(anyio.create_task_group())
-            await tg.start(self._serve)
-            self._exit_stack = stack.pop_all()
-        return self
+    # -- the store ------------------------------------------------------------------
 
-    async def __aexit__(self, *exc_info: object) -> bool | None:
-        await self.stop()
-        stack, self._exit_stack = self._exit_stack, None
-        if stack is None:
-            return None
-        return await stack.__aexit__(*exc_info)
-
-    async def start(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Open the journal, report started, serve calls until :meth:`stop`.
-        Use as ``await tg.start(journal.start)``."""
-        await self._open()
-        await self._serve(task_status=task_status)
-
-    async def stop(self) -> None:
-        """Refuse new calls, commit the queued ones, close the file; returns
-        once the journal has stopped. Idempotent."""
-        if self._state in (_NEW, _STOPPED):
-            return
-        if self._state in (_STARTING, _RUNNING):
-            self._state = _CLOSING
-            assert self._wakeup is not None
-            self._wakeup.set()
-        assert self._stopped is not None
-        await self._stopped.wait()
-
-    async def _open(self) -> None:
-        if self._state != _NEW:
-            raise JournalError(f"journal {self.path} was already started (state {self._state})")
+    async def _open_store(self) -> None:
+        """Open the file on the journal thread (the base closes again if this raises)."""
         if not self.path:
             raise JournalError("SQLiteJournal.path is not set")
-        self._state = _STARTING
-        self._loop = asyncio.get_running_loop()
-        self._wakeup = asyncio.Event()
-        self._stopped = asyncio.Event()
+        assert self._loop is not None
         self._store = _Store(Path(self.path), self.synchronous.upper(), self.check_integrity)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cs3collab-journal")
-        try:
-            rooms = await self._loop.run_in_executor(self._executor, self._store.open)
-        except BaseException:
-            await self._close()
-            raise
+        rooms = await self._loop.run_in_executor(self._executor, self._store.open)
         log.info("journal opened path=%s synchronous=%s rooms=%d", self.path, self._store.synchronous, rooms)
 
-    async def _serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Run the writer in the journal's own task group until stopped, then
-        close. Called once the file is open."""
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._writer)
-                if self._state == _STARTING:
-                    self._state = _RUNNING
-                task_status.started()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self._close()
-
-    async def _close(self) -> None:
-        """Fail what is still queued, close the file and the thread."""
-        if self._state == _STOPPED:
-            return
-        self._state = _STOPPED
-        queued, self._queue = self._queue, []
-        for call in queued:
-            if not call.future.done():
-                call.future.set_exception(JournalClosedError(f"journal {self.path} stopped before the call ran"))
+    async def _close_store(self) -> None:
+        """Close the file and the thread."""
         if self._executor is not None:
             executor, self._executor = self._executor, None
             assert self._loop is not None and self._store is not None
@@ -465,30 +387,8 @@ class SQLiteJournal(CheckedJournal, Configurable):
                 executor.shutdown(wait=False)
             log.info("journal closed path=%s commits=%d appends=%d bytes=%d",
                      self.path, self.stats.commits, self.stats.appends, self.stats.appended_bytes)
-        if self._stopped is not None:
-            self._stopped.set()
 
-    # -- the writer -----------------------------------------------------------------
-
-    async def _writer(self) -> None:
-        """The one owner of the thread: commit everything queued, batch after batch."""
-        assert self._wakeup is not None
-        while True:
-            if not self._queue:
-                if self._state != _RUNNING:
-                    return
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                # Let every call of this tick that woke us reach the queue.
-                await anyio.lowlevel.checkpoint()
-                continue
-            batch, self._queue = self._queue, []
-            batch = [call for call in batch if not call.future.done()]  # cancelled callers
-            if batch:
-                # A batch always runs to its end: its callers learn its outcome
-                # even if the journal is being cancelled.
-                with anyio.CancelScope(shield=True):
-                    await self._commit(batch)
+    # -- one batch on the thread ------------------------------------------------------
 
     async def _commit(self, batch: list[_Call]) -> None:
         assert self._loop is not None and self._store is not None
@@ -524,15 +424,6 @@ class SQLiteJournal(CheckedJournal, Configurable):
         self.stats.appended_bytes += appended
         log.debug("journal commit calls=%d appends=%d bytes=%d ms=%.2f",
                   len(batch), appends, appended, (time.perf_counter() - started) * 1000)
-
-    async def _call(self, op: str, *args: Any) -> Any:
-        if self._state != _RUNNING:
-            raise JournalClosedError(f"journal {self.path} is not running (state {self._state})")
-        assert self._loop is not None and self._wakeup is not None
-        future = self._loop.create_future()
-        self._queue.append(_Call(op, args, future))
-        self._wakeup.set()
-        return await future
 
     # -- the Journal interface ----------------------------------------------------------
 

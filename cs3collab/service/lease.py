@@ -121,9 +121,13 @@ class LeaseKeeper:
         prefix: the journal's key prefix (leases live next to the room's stream).
         replica: this replica's id (the journal's ``replica_id``).
         ttl: lease lifetime in seconds; renewed every ``ttl / 3``.
+        on_change: called with the room key whenever this replica takes or
+            loses a room's lease (however it learnt it: a pass, a renewal, a
+            fence check), so the room starts or stops persisting at once.
     """
 
-    def __init__(self, client: aioredis.Redis, prefix: str, replica: str, ttl: float = DEFAULT_TTL) -> None:
+    def __init__(self, client: aioredis.Redis, prefix: str, replica: str, ttl: float = DEFAULT_TTL,
+                 on_change: Callable[[str], None] | None = None) -> None:
         if ttl <= 0:
             raise ValueError(f"lease ttl must be positive, not {ttl}")
         self.client = client
@@ -131,6 +135,7 @@ class LeaseKeeper:
         self.replica = replica
         self.ttl = ttl
         self.held: dict[str, Lease] = {}
+        self._on_change = on_change
         self._acquire = client.register_script(_ACQUIRE)
         self._renew = client.register_script(_RENEW)
         self._check = client.register_script(_CHECK)
@@ -155,6 +160,7 @@ class LeaseKeeper:
         if lease is None or lease.token != token:
             lease = self.held[room] = Lease(room, token)
             log.info("lease acquired room=%s replica=%s token=%d ttl=%.1f", room, self.replica, token, self.ttl)
+            self._changed(room)
         return lease
 
     async def renew(self, lease: Lease) -> bool:
@@ -177,7 +183,8 @@ class LeaseKeeper:
         """Give ``lease`` up (the room closed here), so another replica need
         not wait for it to expire."""
         lease_key, _ = self._keys(lease.room)
-        self.held.pop(lease.room, None)
+        if self.held.pop(lease.room, None) is not None:
+            self._changed(lease.room)
         if int(await self._release(keys=[lease_key], args=[self.replica, lease.token])):
             log.info("lease released room=%s replica=%s token=%d", lease.room, self.replica, lease.token)
 
@@ -190,6 +197,11 @@ class LeaseKeeper:
         if self.held.get(lease.room) is lease:
             del self.held[lease.room]
         log.warning("lease lost room=%s replica=%s token=%d", lease.room, self.replica, lease.token)
+        self._changed(lease.room)
+
+    def _changed(self, room: str) -> None:
+        if self._on_change is not None:
+            self._on_change(room)
 
     async def run(
         self,

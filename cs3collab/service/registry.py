@@ -20,6 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from cs3collab.cs3 import Session
 from cs3collab.service import documents, kinds
@@ -29,8 +30,12 @@ from cs3collab.service.documents import DocumentKind
 from cs3collab.service.guard import DocumentLimits
 from cs3collab.service.journal import Journal
 from cs3collab.service.room import Participant, Room
+from cs3collab.service.room_replication import RoomReplication
 from cs3collab.service.storage import RoomStorage, StorageSettings
 from cs3collab.service.worker import DocumentWorker
+
+if TYPE_CHECKING:
+    from cs3collab.service.replicas import ReplicaLink
 
 log = logging.getLogger("cs3collab.service.registry")
 
@@ -54,15 +59,24 @@ class LiveRoom:
         documents_worker: where documents are serialized and parsed.
         access_recheck: seconds between access re-checks.
         tokens: the service's shared token checks (the owner's re-checks, batched per user).
+        link: this replica's link to the others (``--redis-url``), or None
+            for a service on its own. With a link the room follows the other
+            replicas' updates, awareness and notices and writes to CS3 only
+            while this replica holds the room's lease (room_replication.py).
     """
 
     def __init__(self, room: Room, resource_id, settings: StorageSettings, documents_worker: DocumentWorker,
-                 access_recheck: float, tokens: TokenChecks | None = None) -> None:
+                 access_recheck: float, tokens: TokenChecks | None = None, link: ReplicaLink | None = None) -> None:
         self.room = room
         self.settings = settings
         self._storage = RoomStorage(room, resource_id, settings, documents_worker)
         self._access = AccessWatcher(room, resource_id, access_recheck, tokens)
         self._storage.before_save = self._access.check  # nobody who lost access is saved as
+        self._replication: RoomReplication | None = None
+        if link is not None:
+            self._replication = RoomReplication(room, self._storage, self._access, link, persist=self._persist,
+                                                save=self.save, spawn=self._spawn)
+            self._storage.notify = self.notify
         self.failures: dict[str, int] = {}  # unexpected failures of background work, by name
         self.task: asyncio.Task | None = None
         self.closer: asyncio.Task | None = None
@@ -124,6 +138,8 @@ class LiveRoom:
     async def save(self) -> str:
         """Save now if anything is unsaved: ``success``, ``skipped`` or ``failed``.
         Never raises for a failed save (it is logged, counted and retried)."""
+        if self._replication is not None and not self._replication.persists_here():
+            return await self._replication.save_elsewhere()
         try:
             return await self._storage.save()
         except Exception:
@@ -162,8 +178,10 @@ class LiveRoom:
         return seq, await self.save()
 
     def notify(self, payload: dict) -> None:
-        """A RAW JSON message to every participant."""
+        """A RAW JSON message to every participant (on every replica)."""
         self.room.notify(payload)
+        if self._replication is not None:
+            self._replication.notice(payload)
 
     def serialized(self) -> bytes:
         """The file content of the live document (InvalidDocument if it would not validate)."""
@@ -172,17 +190,35 @@ class LiveRoom:
     # -- lifecycle (the registry's) ------------------------------------------------------
 
     async def load(self, session: Session) -> None:
+        if self._replication is not None:
+            await self._replication.take()
         await self._storage.load(session)
+        if self._replication is not None:
+            self._replication.loaded()
 
     async def run(self) -> None:
         """The room's background work until cancelled: saving, polling, the
         lock, access re-checks and requested saves, each supervised."""
         async with asyncio.TaskGroup() as work:
             self._work = work
-            work.create_task(self._supervised("saving", self._storage.save_loop))
-            work.create_task(self._supervised("polling", self._storage.poll_loop))
-            work.create_task(self._supervised("locking", lambda: self._storage.lock.run(self._storage.sessions)))
+            if self._replication is None:
+                self._persist(work)
+            else:  # only while this replica holds the room's lease
+                work.create_task(self._supervised("persistence", self._replication.persist_while_leased))
+                work.create_task(self._supervised("replicas", self._replication.follow))
             work.create_task(self._supervised("access", self._access.run))
+
+    def _spawn(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
+        """Run ``work`` in the room's task group, supervised (ignored once the room stopped)."""
+        if self._work is not None:
+            self._work.create_task(self._supervised(name, work), name=f"{name}:{self.key}")
+
+    def _persist(self, work: asyncio.TaskGroup) -> None:
+        """Saving, polling for outside edits and the CS3 lock: the room's writes to CS3."""
+        work.create_task(self._supervised("saving", self._storage.save_loop))
+        work.create_task(self._supervised("polling", self._storage.poll_loop))
+        work.create_task(self._supervised("locking", lambda: self._storage.lock.run(self._storage.sessions)))
+
 
     async def _supervised(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
         """Run ``work`` until it returns; an unexpected exception is logged
@@ -211,15 +247,26 @@ class LiveRoom:
 
     async def close(self) -> bool:
         """Flush and release the lock; False if something is still unsaved
-        (then the room must be kept)."""
+        (then the room must be kept). A replica that does not persist the
+        room leaves both to the one that does."""
+        if self._replication is not None and not self._replication.persists_here():
+            return True
         try:
             await self._storage.close()
         except Exception:
             self._failed("close")
+        if self._storage.unsaved and self._replication is not None and not self._storage.sessions():
+            # nobody here can save it (the edits came from other replicas' participants):
+            # free the room, and with it the lease, for a replica whose participants can;
+            # the journal holds everything
+            log.warning("room left to other replicas to save room=%s path=%s", self.key, self._storage.path)
+            return True
         return not self._storage.unsaved
 
     async def compact(self) -> None:
         """Fold the journal into the last saved state (the room is being freed)."""
+        if self._replication is not None and not self._replication.persists_here():
+            return  # its persisted state may be older than the holder's: the holder compacts
         if self._storage.persisted_seq:
             await self.room.journal.compact(self.key, self._storage.persisted_state, self._storage.persisted_seq)
 
@@ -234,6 +281,7 @@ class RoomRegistry:
         documents_worker: where parsing, building and serializing documents run.
         access_recheck: seconds between re-checks of each participant's access.
         awareness: how rooms guard and relay awareness (see awareness.py).
+        link: this replica's link to the other replicas (``--redis-url``), or None.
     """
 
     def __init__(
@@ -246,8 +294,10 @@ class RoomRegistry:
         access_recheck: float = 5.0,
         awareness: AwarenessSettings | None = None,
         limits: DocumentLimits | None = None,
+        link: ReplicaLink | None = None,
     ) -> None:
         self.journal = journal
+        self.link = link
         self.limits = limits or DocumentLimits()
         self.access_recheck = access_recheck
         self.tokens = TokenChecks(access_recheck)  # owners' re-checks, batched per user across rooms
@@ -295,7 +345,7 @@ class RoomRegistry:
                 raise RuntimeError("the room registry is not running")
             room = Room(key, kind, file_id, self.journal, self.awareness, self.limits)
             live = LiveRoom(room, resource_id, self.settings, self.documents_worker, self.access_recheck,
-                            self.tokens)
+                            self.tokens, self.link)
             self.rooms[key] = live
             try:
                 await kinds.adopt_journal(self.journal, key, kind)  # one history, one schema

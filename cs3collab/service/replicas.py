@@ -15,15 +15,17 @@ and :meth:`ReplicaLink.fence` right before each CS3 write.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable
 
 import anyio
+import redis.exceptions
 from anyio.abc import TaskStatus
 
 from .fanout import RoomBus
 from .journal_redis import RedisJournal
-from .lease import Lease, LeaseKeeper
+from .lease import Lease, LeaseKeeper, LeaseLostError
 
 log = logging.getLogger("cs3collab.service.replicas")
 
@@ -39,8 +41,10 @@ class ReplicaLink:
     def __init__(self, journal: RedisJournal, lease_seconds: float) -> None:
         assert journal.client is not None, "the journal must be running"
         self.journal = journal
-        self.leases = LeaseKeeper(journal.client, journal.key_prefix, journal.replica_id, lease_seconds)
+        self.leases = LeaseKeeper(journal.client, journal.key_prefix, journal.replica_id, lease_seconds,
+                                  on_change=self._changed)
         self.bus = RoomBus(journal)
+        self._changes: dict[str, asyncio.Event] = {}
 
     @property
     def replica(self) -> str:
@@ -50,15 +54,56 @@ class ReplicaLink:
         """This replica's lease on ``room``, or None: only the holder saves."""
         return self.leases.held.get(room)
 
+    async def take(self, room: str) -> Lease | None:
+        """Take ``room``'s lease now if nobody holds it (a room opening
+        here), rather than at the keeper's next pass; None if another
+        replica holds it."""
+        try:
+            return await self.leases.try_acquire(room)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as e:
+            # the room opens all the same; the keeper's next pass takes the lease
+            log.warning("lease not taken at open room=%s replica=%s error=%s", room, self.replica,
+                        f"{type(e).__name__}: {e}")
+            return None
+
+    async def lease_changed(self, room: str) -> None:
+        """Return at the next change of this replica's lease on ``room``
+        (taken, lost or released)."""
+        event = self._changes.get(room)
+        if event is None:
+            event = self._changes[room] = asyncio.Event()
+        await event.wait()
+
+    def _changed(self, room: str) -> None:
+        event = self._changes.pop(room, None)
+        if event is not None:
+            event.set()
+
     async def fence(self, lease: Lease) -> None:
         """Raise LeaseLostError unless ``lease`` is still ours (before a CS3 write)."""
         await self.leases.check(lease)
 
+    async def still_holds(self, lease: Lease) -> bool:
+        """Whether ``lease`` is still this replica's as Redis sees it now:
+        the fence before each CS3 write. False too when Redis cannot be
+        asked (no write without the check); the save is retried."""
+        try:
+            await self.leases.check(lease)
+        except LeaseLostError:
+            return False
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as e:
+            log.warning("lease check failed room=%s replica=%s error=%s", lease.room, self.replica,
+                        f"{type(e).__name__}: {e}")
+            return False
+        return True
+
+    # each live room starts and stops its persistence itself (registry.LiveRoom,
+    # woken through lease_changed); the keeper's pass only needs to say so in debug
     async def _acquired(self, lease: Lease) -> None:
-        log.info("room persistence here room=%s replica=%s token=%d", lease.room, self.replica, lease.token)
+        log.debug("lease taken by the keeper's pass room=%s replica=%s token=%d", lease.room, self.replica, lease.token)
 
     async def _lost(self, lease: Lease) -> None:
-        log.warning("room persistence moved away room=%s replica=%s token=%d", lease.room, self.replica, lease.token)
+        log.debug("lease lost at renewal room=%s replica=%s token=%d", lease.room, self.replica, lease.token)
 
     async def run(self, rooms: Callable[[], Iterable[str]], *,
                   task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:

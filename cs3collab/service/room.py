@@ -38,7 +38,7 @@ from cs3collab.cs3 import Session
 from cs3collab.service import metrics, protocol
 from cs3collab.service.awareness import AwarenessPolicy, AwarenessSettings
 from cs3collab.service.documents import DocumentKind
-from cs3collab.service.guard import Candidate, DocumentLimits, UpdateRefused
+from cs3collab.service.guard import Candidate, DocumentLimits, UpdateRefused, check_nesting
 from cs3collab.service.identity import EDITOR, Identity
 from cs3collab.service.journal import Journal
 from cs3collab.service.protocol import MessageType, ProtocolError, SyncType
@@ -119,6 +119,7 @@ class Room:
         self._settled = asyncio.Event()
         self._settled.set()
         self._change_listeners: list[Callable[[Participant | None], None]] = []
+        self._awareness_listeners: list[Callable[[bytes], None]] = []
         self._live_subscription = self.doc.observe(self._on_live_transaction)
 
     # -- content -------------------------------------------------------------
@@ -250,6 +251,72 @@ class Room:
         while self._in_flight:
             await self._settled.wait()
 
+    def receive_remote(self, updates: list[bytes], last_seq: int) -> int:
+        """Updates another replica journaled (durable and acknowledged there),
+        up to journal sequence ``last_seq``: shown here and broadcast to this
+        replica's participants.
+
+        Each goes the way of a local change, minus the append: into the
+        candidate (decoded behind the guard's nesting check, so that a
+        hostile update cannot crash pycrdt here either), and its *effect*
+        into the live document and to the participants. The effect is
+        empty for an update this document already has, which is how a
+        re-delivered entry (a reload after a gap) is neither applied nor
+        broadcast twice. The guard's refusals are not applied: the replica
+        that took the update already checked it with the same limits, and
+        refusing a durable entry here would split the replicas' documents.
+        Returns the number of changes shown.
+        """
+        shown = 0
+        for update in updates:
+            try:
+                check_nesting(update, self.candidate.limits.max_depth)
+                changes = self.candidate.apply(update, check=False)
+            except BaseException as exc:
+                if isinstance(exc, (KeyboardInterrupt, SystemExit, asyncio.CancelledError)):
+                    raise
+                self._rebuild_candidate()
+                log.error("update from another replica does not apply room=%s seq=%d error=%r",
+                          self.key, last_seq, exc)
+                continue
+            for change in changes:
+                self._committing = True
+                try:
+                    self.doc.apply_update(change)
+                finally:
+                    self._committing = False
+                self.broadcast(protocol.update_message(change))
+                shown += 1
+        self.last_seq = max(self.last_seq, last_seq)
+        if shown:
+            self.last_change = time.monotonic()
+            for listener in self._change_listeners:
+                listener(None)
+        return shown
+
+    def receive_remote_awareness(self, payload: bytes) -> None:
+        """Awareness another replica accepted from its participants (an
+        awareness update's payload): kept here, so that a tab joining this
+        replica sees those cursors too, and relayed to this replica's
+        participants; never sent back to the bus. Raises ProtocolError when
+        it is malformed."""
+        entries = protocol.parse_awareness(payload)
+        self.awareness_policy.remote(entries)
+        self.awareness.apply_awareness_update(payload, "remote")
+        self.broadcast(protocol.awareness_message(payload))
+
+    def on_awareness(self, listener: Callable[[bytes], None]) -> None:
+        """Call ``listener(payload)`` with each awareness update this room
+        relays from its own participants (what other replicas must see)."""
+        self._awareness_listeners.append(listener)
+
+    def relay_awareness(self, payload: bytes) -> None:
+        """Broadcast an awareness update of this replica's participants and
+        hand it to the awareness listeners."""
+        self.broadcast(protocol.awareness_message(payload))
+        for listener in self._awareness_listeners:
+            listener(payload)
+
     def on_change(self, listener: Callable[[Participant | None], None]) -> None:
         """Call ``listener(author)`` after each durable change (author None: the server)."""
         self._change_listeners.append(listener)
@@ -276,7 +343,7 @@ class Room:
         gone = [cid for cid in participant.awareness_ids if cid in self.awareness.states]
         if gone:
             self.awareness.remove_awareness_states(gone, participant)
-            self.broadcast(protocol.awareness_message(self.awareness.encode_awareness_update(gone)))
+            self.relay_awareness(self.awareness.encode_awareness_update(gone))
         log.info(
             "participant left room=%s user=%s participants=%d", self.key, participant.identity.label, len(self.participants)
         )

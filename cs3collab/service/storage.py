@@ -77,6 +77,11 @@ class StorageSettings:
     app_name: str = "cs3collab"
 
 
+class PersistenceMoved(Exception):
+    """Another replica persists the room now (it took the room's lease):
+    this one must not write the file. Raised by the fence before an upload."""
+
+
 class RoomStorage:
     """Keeps one room and its CS3 file in step.
 
@@ -92,6 +97,13 @@ class RoomStorage:
         self.settings = settings
         self.documents_worker = documents_worker
         self.before_save: Callable[[], Awaitable[None]] | None = None  # the room's access re-check
+        # replicas (--redis-url): whether this replica persists the room (holds its
+        # lease), and the fence checked right before each upload (raises PersistenceMoved)
+        self.may_persist: Callable[[], bool] = lambda: True
+        self.before_upload: Callable[[], Awaitable[None]] | None = None
+        self.on_read_only: Callable[[str | None], None] | None = None  # told to the other replicas
+        # RAW notices about saving (saved, save-failed): to every participant, on every replica
+        self.notify: Callable[[dict], None] = room.notify
         self.where = format_resource_id(resource_id)
         self.path = ""
         self._persisted_z = zlib.compress(b"")
@@ -147,7 +159,9 @@ class RoomStorage:
                 "room rebuilt from journal room=%s path=%s seq=%d persisted_seq=%d",
                 self.room.key, self.path, record.last_seq, record.persisted_seq,
             )
-            if info.etag != self.persisted_etag and not self._recognise_merged(record, info.etag):
+            # an outside edit is merged by the replica that persists the room (only one may)
+            if info.etag != self.persisted_etag and self.may_persist() \
+                    and not self._recognise_merged(record, info.etag):
                 data = await session.files.download(self.resource_id)
                 if not await self._recognise_own_save(record, info.etag, data):
                     await self._merge_outside(session, info.etag, data)
@@ -165,7 +179,7 @@ class RoomStorage:
         await self._adopt_lock_id(record)
         await self.lock.learn_holder(info, session)
         await self._update_read_only(info)  # a foreign lock makes the room read-only from the start
-        if not self.read_only_reason:
+        if not self.read_only_reason and self.may_persist():
             await self.lock.acquire([session])  # the room opens holding its lock
         if self.unsaved:
             self._dirty.set()
@@ -235,6 +249,25 @@ class RoomStorage:
             await self.room.journal.set_meta(self.room.key, LOCK_ID_META, lock_id)
         self.lock.adopt(lock_id, None)
 
+    async def adopt_persisted(self) -> None:
+        """Take what the journal says is saved in CS3 (another replica's
+        saves, with --redis-url) as this room's own; called when this
+        replica starts persisting the room, so that its next save and poll
+        compare with the file as it really is: a save of the previous holder
+        is not an outside edit to merge again."""
+        record = await self.room.journal.load(self.room.key)
+        if record is None or record.persisted_seq < self.persisted_seq or not record.persisted_etag:
+            return
+        if record.persisted_etag != self.persisted_etag:
+            self.persisted_state = await asyncio.to_thread(
+                self._state_upto, record.updates, record.seqs, record.persisted_seq)
+            self.persisted_seq, self.persisted_etag = record.persisted_seq, record.persisted_etag
+            log.info("room adopts the last save room=%s path=%s etag=%s seq=%d",
+                     self.room.key, self.path, self.persisted_etag, self.persisted_seq)
+        self.unsaved = self.room.last_seq > self.persisted_seq
+        if self.unsaved:
+            self._dirty.set()
+
     @staticmethod
     def _state_upto(updates: list[bytes], seqs: list[int], seq: int) -> bytes:
         doc = Doc()
@@ -273,7 +306,8 @@ class RoomStorage:
             except Exception:
                 self._dirty.set()  # still unsaved: the owner's supervisor retries after a backoff
                 raise
-            if status == "failed" and self.unsaved and not self.read_only_reason:
+            # failed, or dropped by a fence check that could not reach Redis: again after a delay
+            if status != "success" and self.unsaved and not self.read_only_reason and self.may_persist():
                 await asyncio.sleep(self.settings.retry_delay)
                 self._dirty.set()
 
@@ -329,6 +363,8 @@ class RoomStorage:
             # missed the message while connecting) reads it with the sync
             await self._quiet_state_edit(lambda document: self._set_state(document, READ_ONLY_STATE, reason or ""))
             log.info("room read-only state changed room=%s path=%s reason=%s", self.room.key, self.path, reason)
+            if self.on_read_only is not None:
+                self.on_read_only(reason)
             if reason is None and self.unsaved:
                 self._dirty.set()
 
@@ -384,9 +420,12 @@ class RoomStorage:
     # -- saving ------------------------------------------------------------------
 
     async def save(self) -> str:
-        """Save now if anything is unsaved; returns success, skipped or failed."""
+        """Save now if anything is unsaved; returns success, skipped (another
+        replica persists the room) or failed."""
         if self.read_only_reason:
             return "failed"
+        if not self.may_persist():
+            return "skipped"
         async with self._save_lock:
             await self.room.settled()  # edits applied before the request count as unsaved
             if not self.unsaved:
@@ -397,6 +436,10 @@ class RoomStorage:
             failure = ("storage", "The notebook could not be saved to storage; retrying.")
             try:
                 status = await self._save_once()
+            except PersistenceMoved as exc:  # another replica persists the room now: not a failure
+                log.warning("save dropped: persistence moved to another replica room=%s path=%s reason=%s",
+                            self.room.key, self.path, exc)
+                return "skipped"
             except CS3Error as exc:  # everything stays in the journal; the save loop retries
                 log.warning("save failed room=%s path=%s error=%r", self.room.key, self.path, exc)
                 status = "failed"
@@ -423,7 +466,7 @@ class RoomStorage:
         self.save_failures += 1
         self.save_problem = {"type": "cs3collab:save-failed", "reason": reason, "message": message}
         if self.save_failures == 1 or reason != self._failure_reason:
-            self.room.notify(self.save_problem)
+            self.notify(self.save_problem)
             log.warning("participants told the room cannot save room=%s path=%s reason=%s failures=%d",
                         self.room.key, self.path, reason, self.save_failures)
         self._failure_reason = reason
@@ -457,6 +500,8 @@ class RoomStorage:
         writers = [p.session for p in self.room.editors()]
         writers += [s for s in self._writers.values() if s not in writers]
         for session in writers:
+            if self.before_upload is not None:
+                await self.before_upload()  # the fence: raises PersistenceMoved
             try:
                 etag = await session.files.upload(
                     self.resource_id, data, if_match=self.persisted_etag, lock_id=self.lock.upload_lock_id
@@ -506,7 +551,7 @@ class RoomStorage:
         except CS3Error as exc:  # the save itself succeeded; only its label is missing
             log.warning("could not record save metadata room=%s path=%s error=%s", self.room.key, self.path, exc)
         await self._mark_clean(etag)
-        self.room.notify({"type": "cs3collab:saved", "etag": etag})
+        self.notify({"type": "cs3collab:saved", "etag": etag})
         log.info("saved room=%s path=%s etag=%s seq=%d authors=%s", self.room.key, self.path, etag, seq, ",".join(authors))
 
     async def _mark_clean(self, etag: str) -> None:

@@ -3,7 +3,8 @@
 Two RedisJournals with the same prefix stand for two replicas, each with
 its RoomBus. What is checked: a replica receives the other's updates for
 the rooms it subscribed (in order, as Y updates that converge), never its
-own; a compaction it had not read reaches it as a gap (reload); ephemeral
+own; a compaction it had not read reaches it as a gap (reload), and a
+compaction while it follows the room trims nothing it has not read; ephemeral
 messages cross replicas and are not echoed; a Redis restart does not lose
 the reader's position.
 """
@@ -116,6 +117,47 @@ async def test_unread_compaction_is_a_gap(redis, prefix):
         await inbox.until(lambda: inbox.gaps == 1)
         assert bus.rooms[ROOM].last_seq == 10
         tg.cancel_scope.cancel()
+
+
+async def test_compaction_keeps_what_a_following_replica_has_not_read(redis, prefix):
+    """Replica two follows the room and has read up to 3, then falls behind
+    (its reader stops): replica one's compaction up to 6 trims only up to
+    3, and two's reader, back, reads 4..6 with no gap. Once two stops
+    following (its position withdrawn), the next compaction goes all the way."""
+    async with RedisJournal(redis.url, key_prefix=prefix) as one, \
+            RedisJournal(redis.url, key_prefix=prefix) as two:
+        edits = _edits(1, 6)
+        for update in edits[:3]:
+            await one.append(ROOM, update)
+        bus = RoomBus(two)
+        inbox = Inbox()
+        async with anyio.create_task_group() as tg:
+            await tg.start(bus.run)
+            await bus.subscribe(ROOM, 0, inbox.on_updates, inbox.on_gap)
+            await inbox.until(lambda: len(inbox.updates) == 3)
+            await bus.report_positions()  # as its reader does after delivering (whichever writes first)
+            assert (await two.client.hget(two.readers_key(ROOM), two.replica_id)).startswith(b"3:")
+            tg.cancel_scope.cancel()  # replica two falls behind
+        for update in edits[3:]:
+            await one.append(ROOM, update)
+        await one.compact(ROOM, _snapshot(edits), 6)
+        record = await one.load(ROOM)
+        assert record.seqs == [3, 4, 5, 6]  # the snapshot stands for 1..3; 4..6 are kept for replica two
+        async with anyio.create_task_group() as tg:
+            await tg.start(bus.run)  # reads on from its position, 3
+            await inbox.until(lambda: len(inbox.updates) == 6)
+            assert inbox.updates == edits and inbox.gaps == 0
+            await bus.unsubscribe(ROOM)
+            tg.cancel_scope.cancel()
+        await one.compact(ROOM, _snapshot(edits), 6)
+        assert (await one.load(ROOM)).seqs == [6]
+
+
+def _snapshot(updates: list[bytes]) -> bytes:
+    doc = Doc()
+    for update in updates:
+        doc.apply_update(update)
+    return doc.get_update()
 
 
 async def test_reader_resumes_after_redis_restart(tmp_path, prefix):

@@ -14,7 +14,7 @@ from cs3collab.service.room import Participant
 
 
 class StandInRoom:
-    """What the policy uses of a Room: key, awareness, participants, broadcast."""
+    """What the policy uses of a Room: key, awareness, participants, relay_awareness."""
 
     def __init__(self) -> None:
         self.key = "room"
@@ -28,6 +28,9 @@ class StandInRoom:
         _kind, pos = protocol.read_var_uint(message, 0)
         _size, pos = protocol.read_var_uint(message, pos)
         self.sent.append({cid: state for cid, _clock, state in protocol.parse_awareness(message[pos:])})
+
+    def relay_awareness(self, payload: bytes) -> None:
+        self.broadcast(protocol.awareness_message(payload))
 
 
 def participant(room: StandInRoom, name: str) -> Participant:
@@ -82,3 +85,22 @@ async def test_private_rooms_keep_only_the_vouched_user():
     policy.receive(alice, frame(8, 1, {"user": {"username": "bob@cern.test"}, "documents": ["/home/a/x.ipynb"]}))
     assert room.sent[0] == {7: {"user": {"username": "alice@cern.test"}}}
     assert set(room.sent[1][8]) == {"user"} and room.sent[1][8]["user"]["username"] == "alice@cern.test"
+
+
+async def test_an_id_of_another_replica_is_its_own_until_it_is_not_renewed(monkeypatch):
+    """First come across replicas: a client id whose state came from another
+    replica is refused here, until that state was not renewed for the
+    y-protocols timeout (its replica died; the tab reconnected here)."""
+    from cs3collab.service import awareness
+
+    room = StandInRoom()
+    policy = AwarenessPolicy(room, AwarenessSettings(rate=0))
+    alice = participant(room, "alice")
+    policy.remote([(7, 1, {"who": "bob on replica one"})])
+    policy.receive(alice, frame(7, 2, {"who": "alice"}))
+    assert room.sent == [] and 7 not in policy.owners
+    monkeypatch.setattr(awareness, "REMOTE_ID_TIMEOUT", 0.0)  # as if 30 s had passed without a renewal
+    policy.receive(alice, frame(7, 3, {"who": "alice"}))
+    assert room.sent == [{7: {"who": "alice"}}] and policy.owners[7] is alice
+    policy.remote([(7, 4, {"who": "bob again"})])  # an id owned here is not taken by a remote state
+    assert 7 not in policy.remote_ids

@@ -124,3 +124,22 @@ async def test_gapped_update_is_refused_before_anyone_sees_it():
         await room.apply(typed(editor_doc, "Z"), author)
     assert other.connection.sent == [] and journal.entries == []
     assert [c["source"] for c in room.document.get()["cells"]] == ["a"]
+
+
+async def test_another_replicas_update_is_shown_once_and_not_journaled_again():
+    """An entry another replica journaled: shown here and broadcast once; a
+    re-delivery (a catch-up after a gap) changes nothing and sends nothing;
+    the room's sequence follows the stream's."""
+    room, journal, editor_doc = await room_with("a")
+    watcher = participant()
+    room.participants.add(watcher)
+    remote = typed(editor_doc, "R")
+    assert room.receive_remote([remote], 7) == 1
+    assert [c["source"] for c in room.document.get()["cells"]] == ["aR"]
+    assert len(watcher.connection.sent) == 1 and journal.entries == [] and room.last_seq == 7
+    assert room.receive_remote([remote], 7) == 0  # already here: neither applied nor sent again
+    assert len(watcher.connection.sent) == 1
+    assert [c["source"] for c in room.document.get()["cells"]] == ["aR"]
+    # a local edit after it goes the usual way, over the remote one
+    await room.apply(typed(editor_doc, "L"), watcher)
+    assert [c["source"] for c in room.document.get()["cells"]] == ["aRL"] and len(journal.entries) == 1
