@@ -210,8 +210,12 @@ class RoomHandler(tornado.websocket.WebSocketHandler):
             await self._join(name)
         except Exception as exc:  # noqa: BLE001
             code, reason = close_for(exc)
-            metrics.refused(refusal_for(exc).reason)
-            log.info("room refused name=%s code=%s reason=%s", name[:120], code, reason)
+            refusal = refusal_for(exc).reason
+            metrics.refused(refusal)
+            if refusal == "internal_error":  # a bug, not a refusal: its traceback goes to the log
+                log.exception("room join failed name=%s code=%s", name[:120], code)
+            else:
+                log.info("room refused name=%s code=%s reason=%s", name[:120], code, reason)
             self.close(code, reason)
 
     async def _join(self, name: str) -> None:
