@@ -245,6 +245,12 @@ async def exchange_code(target: OCMTarget, *, timeout: float = 30.0) -> tuple[st
     error = body.get("error", "") if isinstance(body, dict) else ""
     log.warning("OCM share code refused share=%s site=%s status=%d error=%s", target.share_id,
                 target.sender_domain or "-", response.status_code, error or "-")
+    if response.status_code == 401 and error == "invalid_client":
+        # an OCM 1.4 site refuses an unsigned exchange from a site that advertises http-sig
+        raise Unavailable("the sharing site refused this site's token request (invalid_client); if this site "
+                          "advertises OCM signatures, its Jupyter servers need its signing key "
+                          "(CS3CollabExtension.ocm_signing_key)",
+                          operation="exchange OCM share code", target=target.share_id)
     if response.status_code == 400:
         raise Unauthenticated(f"the sharing site refused the share's code ({error or 'invalid_grant'}): "
                               "the share was removed or expired", operation="exchange OCM share code",

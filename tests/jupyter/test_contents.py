@@ -422,6 +422,7 @@ async def test_ocm_shares_are_listed_and_only_notebooks_open(two_sites):
     from cs3collab.cs3.ocm import federated_user
     from cs3collab.jupyter.connection import CS3CollabConnection
     from cs3collab.jupyter.contents import OCM_MIMETYPE, CS3ContentsManager
+    from cs3collab.jupyter.ocm_remote import set_signing_key
     from tests.conftest import DEMO_PASSWORDS
 
     a, b = two_sites
@@ -436,6 +437,7 @@ async def test_ocm_shares_are_listed_and_only_notebooks_open(two_sites):
 
     connection = CS3CollabConnection(gateway=b.gateway, username="marie", password=DEMO_PASSWORDS["marie"])
     cm = CS3ContentsManager(connection=connection)
+    set_signing_key(b.data_dir / "ocm-signing-key.pem")  # site B's servers sign their code-flow exchanges
     try:
         listing = await cm.get(SHARED)
         entries = {m["name"]: m for m in listing["content"]}
@@ -458,4 +460,5 @@ async def test_ocm_shares_are_listed_and_only_notebooks_open(two_sites):
         assert await cm.file_exists(nb["path"]) and await cm.dir_exists(folder["path"])
         assert await cm.owning_site("") is None and not await cm.exists(f"{folder['path']}/x.ipynb")
     finally:
+        set_signing_key(None)
         await connection.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 
 import anyio
-import httpx
 import pytest
 
 from cs3collab.cs3 import CS3Client, roles
@@ -19,6 +18,7 @@ from cs3collab.devstack.ocm_peers import PeerSite, write_providers
 from cs3collab.cs3.shares import user_grantee
 from tests.service.conftest import start_service
 from tests.service.rtc import put_notebook, save_frame, sources, type_text, update_frame
+from tests.support.ocm_signing import exchange, site_key
 from tests.support.processes import devstack
 from tests.support.yclient import connect, send_awareness, wait_for
 
@@ -117,9 +117,7 @@ async def test_expired_ocm_code_flow_token_closes_for_a_reconnect(tmp_path_facto
             share = await einstein.ocm.create_share(info.id, federated_user("marie", "cesnet.test"), roles.EDITOR)
 
             async def exchanged() -> str:
-                async with httpx.AsyncClient(timeout=10) as http:
-                    answer = await http.post(f"{a.http_url}/ocm/token", data={
-                        "grant_type": "authorization_code", "code": share.token, "client_id": "cesnet.test"})
+                answer = await exchange(a.http_url, share.token, key=site_key(b.data_dir))  # as site B signs
                 assert answer.status_code == 200, answer.text
                 return answer.json()["access_token"]
 
