@@ -33,6 +33,7 @@ from cs3collab.cs3.shares import user_grantee
 from cs3collab.service.journal_redis import RedisJournal
 from tests.service.conftest import start_service
 from tests.service.rtc import (
+    eventually,
     file_sources,
     put_notebook,
     room_key,
@@ -57,10 +58,16 @@ async def test_a_session_from_one_replica_is_valid_on_the_other(site, redis, ein
         async with connect_room(two.url, einstein.token, session.room, f"sessionId={session.sessionId}") as client:
             type_text(client, 0, "  # via replica two")
             await saved_containing(einstein, path, "# via replica two", timeout=20)
-    # the room's history is in Redis, under the replicas' prefix
-    async with RedisJournal(redis.url, key_prefix=prefix) as journal:
-        record = await journal.load(await room_key(einstein, path))
-        assert record is not None and record.last_seq >= 1 and not record.needs_flush
+            # the room's history is in Redis, under the replicas' prefix, and the save is
+            # recorded there (awaited while the replicas run: the record follows the upload)
+            async with RedisJournal(redis.url, key_prefix=prefix) as journal:
+                key = await room_key(einstein, path)
+
+                async def recorded():
+                    record = await journal.load(key)
+                    return record if record is not None and record.last_seq >= 2 and not record.needs_flush else None
+
+                await eventually(recorded, 20, "the save recorded in the Redis journal")
 
 
 async def test_clients_on_two_replicas_share_one_live_room(site, redis, einstein, workdir, tmp_path):
