@@ -47,7 +47,11 @@ The client never retries a call by itself: an append whose reply was lost
 may have been carried out, and retrying it would journal the update twice.
 A connection error fails the calls of that round trip with
 :class:`~cs3collab.service.journal.JournalUnavailableError` (never
-acknowledged); the next call reconnects.
+acknowledged). So that a Redis restart does not make the first calls after
+it fail on connections the old server closed, a round trip after an error,
+or after :data:`FRESH_AFTER_IDLE` seconds without one, first drops the idle
+pooled connections and so runs on a new one (connecting sends nothing: no
+call can be carried out twice).
 """
 
 from __future__ import annotations
@@ -75,6 +79,9 @@ from .journal import (
     JournalUnavailableError,
 )
 
+
+FRESH_AFTER_IDLE = 5.0
+"""Seconds without a round trip after which the next one starts on a new connection."""
 log = logging.getLogger("cs3collab.service.journal")
 
 SCHEMA_VERSION = 1
@@ -250,6 +257,8 @@ class RedisJournal(CheckedJournal, Configurable):
         self.replica_id = uuid.uuid4().hex[:16]
         self.client: aioredis.Redis | None = None
         self._scripts: dict[str, Any] = {}
+        self._fresh_needed = False  # drop the idle pooled connections before the next round trip
+        self._last_round_trip = time.monotonic()
 
     def __repr__(self) -> str:
         return f"<RedisJournal url={_redacted(self.url)!r} prefix={self.key_prefix!r} state={self._state}>"
@@ -371,11 +380,18 @@ class RedisJournal(CheckedJournal, Configurable):
         assert self.client is not None
         started = time.perf_counter()
         try:
+            if self._fresh_needed or time.monotonic() - self._last_round_trip > FRESH_AFTER_IDLE:
+                # a connection idle through a Redis restart is closed at the other end: a
+                # call sent on it fails although Redis is back, so start on a new one
+                await self.client.connection_pool.disconnect(inuse_connections=False)
+                self._fresh_needed = False
+            self._last_round_trip = time.monotonic()
             async with self.client.pipeline(transaction=False) as pipe:
                 for call in batch:
                     await self._queue_call(pipe, call.op, call.args)
                 replies = await pipe.execute(raise_on_error=False)
         except Exception as e:  # connection refused/lost, timeout: nothing in this round trip is acknowledged
+            self._fresh_needed = True
             log.warning("journal redis unavailable redis=%s calls=%d error=%s", self.where, len(batch),
                         f"{type(e).__name__}: {e}")
             error = JournalUnavailableError(self.where, f"{type(e).__name__}: {e}")
