@@ -279,8 +279,8 @@ class RoomHandler(tornado.websocket.WebSocketHandler):
         """A save request (Ctrl+S): answered when the save is done, without
         holding up this connection's next frames meanwhile."""
 
-        def reply(status: str) -> None:
-            participant.connection.send(save_reply(save_id, status))
+        def reply(status: str, new_version: bool = False) -> None:
+            participant.connection.send(save_reply(save_id, status, new_version))
 
         live = self.live
         if not participant.can_edit or live is None:

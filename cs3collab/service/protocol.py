@@ -167,9 +167,13 @@ def raw_json_message(payload: dict) -> bytes:
     return _var_uint(MessageType.RAW) + _var_uint(len(body)) + body
 
 
-def save_reply(save_id: int, status: str) -> bytes:
-    """Reply to a save request: status is ``success``, ``skipped`` or ``failed``."""
-    return raw_json_message({"type": "save", "responseTo": save_id, "status": status})
+def save_reply(save_id: int, status: str, new_version: bool = False) -> bytes:
+    """Reply to a save request: status is ``success``, ``skipped`` or ``failed``
+    (what jupyter-collaboration's frontend reads); ``newVersion`` (ours, ignored
+    by the stock frontend) says whether a CS3 version was written while the
+    request was handled, so that the tab tells "saved as a new version" from
+    "nothing changed" without guessing from the notices it saw."""
+    return raw_json_message({"type": "save", "responseTo": save_id, "status": status, "newVersion": new_version})
 
 
 def session_close_reason(reason: str, message: str, *, reloadable: bool = False) -> str:

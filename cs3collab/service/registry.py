@@ -75,7 +75,7 @@ class LiveRoom:
         self._replication: RoomReplication | None = None
         if link is not None:
             self._replication = RoomReplication(room, self._storage, self._access, link, persist=self._persist,
-                                                save=self.save, spawn=self._spawn)
+                                                save=self.save_asked, spawn=self._spawn)
             self._storage.notify = self.notify
         self.failures: dict[str, int] = {}  # unexpected failures of background work, by name
         self.task: asyncio.Task | None = None
@@ -146,15 +146,26 @@ class LiveRoom:
             self._failed("save")
             return "failed"
 
-    def request_save(self, reply: Callable[[str], None]) -> None:
-        """Save in the room's own task group and ``reply(status)`` when done:
-        the caller (a connection handling a frame) does not wait for CS3."""
+    async def save_asked(self) -> tuple[str, bool]:
+        """A save someone asked for (Ctrl+S): its status, and whether a CS3
+        version was written meanwhile (by this save, or by a save already
+        under way that the request waited for): the difference between
+        "saved as a new version" and "nothing changed"."""
+        if self._replication is not None and not self._replication.persists_here():
+            return await self._replication.save_elsewhere()
+        before = self._storage.versions_written
+        status = await self.save()
+        return status, self._storage.versions_written > before
+
+    def request_save(self, reply: Callable[[str, bool], None]) -> None:
+        """Save in the room's own task group and ``reply(status, new_version)``
+        when done: the caller (a connection handling a frame) does not wait for CS3."""
         if self._work is None:
-            reply("failed")
+            reply("failed", False)
             return
 
         async def save_and_reply() -> None:
-            reply(await self.save())
+            reply(*await self.save_asked())
 
         self._work.create_task(save_and_reply(), name=f"save:{self.key}")
 

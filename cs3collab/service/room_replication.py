@@ -84,7 +84,7 @@ class RoomReplication:
     """
 
     def __init__(self, room: Room, storage: RoomStorage, access: AccessWatcher, link: ReplicaLink, *,
-                 persist: Callable[[asyncio.TaskGroup], None], save: Callable[[], Awaitable[str]],
+                 persist: Callable[[asyncio.TaskGroup], None], save: Callable[[], Awaitable[tuple[str, bool]]],
                  spawn: Callable[[str, Callable[[], Awaitable[None]]], None]) -> None:
         self.room = room
         self.storage = storage
@@ -195,10 +195,11 @@ class RoomReplication:
         finally:
             await bus.unsubscribe(self.key)
 
-    async def save_elsewhere(self) -> str:
+    async def save_elsewhere(self) -> tuple[str, bool]:
         """A save asked here while another replica holds the lease: ask the
-        holder over the bus and answer with its status (its ``saved`` notice
-        reaches this replica's participants first, as at home)."""
+        holder over the bus and answer with its status and whether it wrote a
+        version (its ``saved`` notice reaches this replica's participants
+        first, as at home)."""
         request = uuid.uuid4().hex
         future = asyncio.get_running_loop().create_future()
         self._saves_elsewhere[request] = future
@@ -209,13 +210,13 @@ class RoomReplication:
         except TimeoutError:
             log.warning("save asked of the lease holder got no answer room=%s replica=%s", self.key,
                         self.link.replica if self.link else "-")
-            return "failed"
+            return "failed", False
         finally:
             self._saves_elsewhere.pop(request, None)
 
     async def _answer_save(self, request: str) -> None:
-        status = await self._save()
-        self.out(BUS_SAVED + json.dumps({"id": request, "status": status}).encode())
+        status, new_version = await self._save()
+        self.out(BUS_SAVED + json.dumps({"id": request, "status": status, "new": new_version}).encode())
 
     def out(self, message: bytes) -> None:
         if len(self._outbox) >= BUS_OUTBOX_MAX:
@@ -264,7 +265,7 @@ class RoomReplication:
             answer = json.loads(payload)
             future = self._saves_elsewhere.get(answer.get("id"))
             if future is not None and not future.done() and isinstance(answer.get("status"), str):
-                future.set_result(answer["status"])
+                future.set_result((answer["status"], answer.get("new") is True))
         elif kind == BUS_ACCESS:
             user = payload.decode(errors="replace")
             if any(p.identity.label == user for p in self.room.participants):

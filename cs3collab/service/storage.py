@@ -111,6 +111,7 @@ class RoomStorage:
         self.persisted_seq = 0
         self.unsaved = False
         self.last_save_status = "success"
+        self.versions_written = 0  # CS3 versions this room's saves made (a Ctrl+S compares before and after)
         self.save_failures = 0  # saves failed in a row (told to participants on the first)
         self._failure_reason: str | None = None
         self.save_problem: dict | None = None  # the save-failed notice while saves fail (for joiners)
@@ -539,6 +540,7 @@ class RoomStorage:
             etag = (await session.files.stat(self.resource_id)).etag
         authors = dict(self._authors)
         self.persisted_etag, self.persisted_seq, self.persisted_state = etag, seq, state
+        self.versions_written += 1
         if self.room.last_seq == seq:
             self.unsaved = False
             self._authors.clear()

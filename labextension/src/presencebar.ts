@@ -160,9 +160,10 @@ export class PresenceBar extends Widget {
     } else if (message.type === RAW_SAVE_FAILED) {
       this._saveProblem = message.message || 'the notebook could not be saved; retrying';
     } else if (message.type === RAW_SAVE_REPLY) {
-      const words = saveFeedback(message.status, this._savedAt);
-      this._savedAt = null;
-      if (words) {
+      const words = saveFeedback(message.status, message.newVersion, this._saveProblem);
+      if (message.status === 'failed') {
+        Notification.warning(words, { autoClose: 8000 });
+      } else {
         Notification.info(words, { autoClose: 5000 });
       }
     } else if (message.type === RAW_RESTORED) {
@@ -171,7 +172,6 @@ export class PresenceBar extends Widget {
     } else if (message.type === RAW_VERSIONS_CHANGED || message.type === 'cs3collab:saved') {
       if (message.type === 'cs3collab:saved') {
         this._saveProblem = null;
-        this._savedAt = Date.now() / 1000; // a new version since my last save request
       }
       this.onVersionsChanged?.();
     } else if (message.type === RAW_EXECUTION) {
@@ -279,6 +279,5 @@ export class PresenceBar extends Widget {
   private _lockedReason: string | null = null;
   private _revoked = false;
   private _owner = false;
-  private _savedAt: number | null = null;
   private _participants: IParticipant[] = [];
 }

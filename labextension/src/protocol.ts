@@ -104,6 +104,8 @@ export interface IRestoredMessage {
 export interface ISaveReplyMessage {
   type: typeof RAW_SAVE_REPLY;
   status: 'success' | 'skipped' | 'failed' | string;
+  /** whether a CS3 version was written while the request was handled (ours; the stock frontend ignores it) */
+  newVersion: boolean;
 }
 
 export type ServiceMessage =
@@ -243,7 +245,7 @@ export function parseServiceMessage(data: ArrayBuffer | Uint8Array): ServiceMess
       case RAW_KERNEL:
         return { type: RAW_KERNEL, event: String(payload.event ?? ''), message: String(payload.message ?? '') };
       case RAW_SAVE_REPLY:
-        return { type: RAW_SAVE_REPLY, status: String(payload.status ?? '') };
+        return { type: RAW_SAVE_REPLY, status: String(payload.status ?? ''), newVersion: payload.newVersion === true };
       case RAW_RESTORED:
         return {
           type: RAW_RESTORED,

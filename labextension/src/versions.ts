@@ -151,17 +151,19 @@ export function relativeTime(seconds: number, now: Date = new Date()): string {
 }
 
 /**
- * What Ctrl+S says once the service answered: a new CS3 version was written
- * since this tab's last save request (`savedAt`, seconds, from the room's
- * `cs3collab:saved`), or nothing had changed. Null for a failed save (the
- * status chip and the stock frontend speak for that).
+ * What Ctrl+S says once the service answered: the reply's `newVersion` tells
+ * whether a CS3 version was written while the request was handled (its own
+ * save, or one under way that it waited for), else nothing had changed. A
+ * failed save says why (`problem`: the room's last save-failed message) and
+ * that nothing is lost.
  */
-export function saveFeedback(status: string, savedAt: number | null, now: Date = new Date()): string | null {
+export function saveFeedback(status: string, newVersion: boolean, problem: string | null, now: Date = new Date()): string {
   if (status === 'failed') {
-    return null;
+    const why = (problem ?? 'the service could not save it just now').replace(/[.;\s]+$/, '');
+    return `Not saved as a CS3 version: ${why.charAt(0).toLowerCase()}${why.slice(1)}. Your edits are kept and saving goes on.`;
   }
-  if (savedAt !== null) {
-    return `Saved as a new CS3 version (${formatTime(savedAt, now)})`;
+  if (newVersion) {
+    return `Saved as a new CS3 version (${formatTime(now.getTime() / 1000, now)})`;
   }
   return 'Nothing changed since the last CS3 version';
 }

@@ -55,9 +55,16 @@ describe('parseServiceMessage', () => {
   });
 
   it("reads the reply to this tab's save request and a restore", () => {
-    expect(parseServiceMessage(raw({ type: 'save', responseTo: 1, status: 'success' }))).toEqual({
+    expect(parseServiceMessage(raw({ type: 'save', responseTo: 1, status: 'success', newVersion: true }))).toEqual({
       type: 'save',
-      status: 'success'
+      status: 'success',
+      newVersion: true
+    });
+    // a reply without our field (another service) reads as "no new version"
+    expect(parseServiceMessage(raw({ type: 'save', responseTo: 2, status: 'success' }))).toEqual({
+      type: 'save',
+      status: 'success',
+      newVersion: false
     });
     expect(parseServiceMessage(raw({ type: 'cs3collab:restored', by: 'Albert Einstein', from: 12 }))).toEqual({
       type: 'cs3collab:restored',

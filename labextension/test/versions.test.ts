@@ -120,11 +120,12 @@ describe('panel helpers', () => {
 
   it('says what Ctrl+S did', () => {
     const now = new Date(2026, 10, 25, 15, 0);
-    const at = new Date(2026, 10, 25, 14, 59, 58).getTime() / 1000;
-    expect(saveFeedback('success', at, now)).toBe('Saved as a new CS3 version (today 14:59:58)');
-    expect(saveFeedback('success', null, now)).toBe('Nothing changed since the last CS3 version');
-    expect(saveFeedback('skipped', null, now)).toBe('Nothing changed since the last CS3 version');
-    expect(saveFeedback('failed', at, now)).toBeNull();
+    expect(saveFeedback('success', true, null, now)).toBe('Saved as a new CS3 version (today 15:00:00)');
+    expect(saveFeedback('success', false, null, now)).toBe('Nothing changed since the last CS3 version');
+    expect(saveFeedback('skipped', false, null, now)).toBe('Nothing changed since the last CS3 version');
+    expect(saveFeedback('failed', false, 'The notebook could not be saved to storage; retrying.', now)).toBe(
+      'Not saved as a CS3 version: the notebook could not be saved to storage; retrying. Your edits are kept and saving goes on.'
+    );
   });
 
   it('marks a restore and words its notice', () => {

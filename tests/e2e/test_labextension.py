@@ -27,6 +27,7 @@ CODE_CELL = 1
 ACTIVE = re.compile(r"\bjp-mod-active\b")
 BAR = ".jp-NotebookPanel:not(.lm-mod-hidden) .cs3collab-PresenceBar"
 SAVE_TIMEOUT_MS = 30_000
+KERNEL_TIMEOUT_MS = 90_000  # the shared kernel starts in its sandbox on a loaded 2-core machine
 """The service saves after 1 s without edits; the panel refreshes on its ``cs3collab:saved``."""
 
 
@@ -136,6 +137,12 @@ async def test_history_panel_shows_the_version_an_edit_made(tabs, stack, screens
 async def test_ctrl_s_says_whether_a_new_version_was_saved(tabs, screenshot):
     einstein = tabs["einstein"]
     page = einstein.page
+    # the editors' tabs are connected to the shared kernel: JupyterLab writes the kernel's
+    # kernelspec and language_info into the notebook when it connects, a change that is saved
+    # as a version like any other; "nothing changed" below must mean nobody changed anything
+    for user in ("einstein", "marie"):
+        indicator = tabs[user].notebook.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]')
+        await expect(indicator).to_have_count(1, timeout=KERNEL_TIMEOUT_MS)
     line = f"# saved by hand: {uuid.uuid4().hex[:8]}"
     await einstein.type_at_end(CODE_CELL, line)
     # the whole line reached the room (marie has it) before the save: on a loaded

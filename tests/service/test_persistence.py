@@ -97,9 +97,15 @@ async def test_save_message_answers_success_and_saves(svc, einstein, notebook):
                 await wait_for(witness.doc, lambda: "ctrl-s" in sources(witness)[0])
             await ws.send(save_frame(7))
             reply = await raw_reply(ws, "save")
-    assert reply == {"type": "save", "responseTo": 7, "status": "success"}
-    # success means saved: the file holds the edit right now, no waiting
-    assert cell_sources_of_file(await einstein.files.download(path)) == ["value = 1  # saved by ctrl-s"]
+            # success means saved: the file holds the edit right now, no waiting
+            assert cell_sources_of_file(await einstein.files.download(path)) == ["value = 1  # saved by ctrl-s"]
+            versions = len(await einstein.versions.list(path))
+            # asked again with nothing new: success, and the reply says no version was written
+            await ws.send(save_frame(8))
+            again = await raw_reply(ws, "save")
+    assert reply == {"type": "save", "responseTo": 7, "status": "success", "newVersion": True}
+    assert again == {"type": "save", "responseTo": 8, "status": "success", "newVersion": False}
+    assert len(await einstein.versions.list(path)) == versions
 
 
 async def test_save_message_of_the_typist_saves_its_own_edit(svc, einstein, notebook):
@@ -124,6 +130,6 @@ async def test_save_message_of_a_viewer_fails(svc, einstein, richard, notebook):
     async with await raw_room_socket(svc.url, richard.token, path) as ws:
         await ws.send(save_frame(3))
         reply = await raw_reply(ws, "save")
-    assert reply == {"type": "save", "responseTo": 3, "status": "failed"}
+    assert reply == {"type": "save", "responseTo": 3, "status": "failed", "newVersion": False}
     assert (await einstein.files.stat(path)).etag == etag
 
