@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 import tornado.web
@@ -279,8 +280,13 @@ class RoomHandler(tornado.websocket.WebSocketHandler):
         """A save request (Ctrl+S): answered when the save is done, without
         holding up this connection's next frames meanwhile."""
 
+        asked = time.monotonic()
+
         def reply(status: str, new_version: bool = False) -> None:
             participant.connection.send(save_reply(save_id, status, new_version))
+            log.info("save request answered room=%s user=%s site=%s status=%s new_version=%s seconds=%.2f",
+                     self.room.key if self.room else "-", participant.identity.label, participant.identity.idp,
+                     status, new_version, time.monotonic() - asked)
 
         live = self.live
         if not participant.can_edit or live is None:

@@ -216,7 +216,7 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture(scope="module")
-async def stack(tmp_path_factory) -> AsyncIterator[Stack]:
+async def stack(tmp_path_factory, request) -> AsyncIterator[Stack]:
     """The demo's stack: site, shared sample notebook, service, a JupyterLab per user."""
     global _current_hub
     base = tmp_path_factory.mktemp("e2e")
@@ -236,8 +236,9 @@ async def stack(tmp_path_factory) -> AsyncIterator[Stack]:
         finally:
             _current_hub = None
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            (ARTIFACTS / "service.log").write_text("\n".join(svc.running.output) + "\n")
-            (ARTIFACTS / "hub.log").write_text("\n".join(hub.running.output) + "\n")  # the users' servers too
+            module = request.module.__name__.rsplit(".", 1)[-1]  # one set of logs per test module
+            (ARTIFACTS / f"service-{module}.log").write_text("\n".join(svc.running.output) + "\n")
+            (ARTIFACTS / f"hub-{module}.log").write_text("\n".join(hub.running.output) + "\n")  # the users' servers too
 
 
 @dataclass
@@ -348,7 +349,7 @@ async def new_tab(driver: Playwright, profile: Path, user: str, exits: contextli
 
 
 @pytest.fixture(scope="module")
-async def tabs(stack, browser_driver, screenshot, tmp_path_factory) -> AsyncIterator[dict[str, Tab]]:
+async def tabs(stack, browser_driver, screenshot, tmp_path_factory, request) -> AsyncIterator[dict[str, Tab]]:
     """einstein's, marie's and richard's tabs, each in its own browser on its own
     JupyterLab, with the shared notebook open and synced (its cells shown)."""
     profiles = tmp_path_factory.mktemp("browser-profiles")
@@ -374,7 +375,8 @@ async def tabs(stack, browser_driver, screenshot, tmp_path_factory) -> AsyncIter
             yield opened
         finally:
             for tab in opened.values():
-                (ARTIFACTS / f"console-{tab.user}.log").write_text("\n".join(tab.console) + "\n")
+                module = request.module.__name__.rsplit(".", 1)[-1]
+                (ARTIFACTS / f"console-{module}-{tab.user}.log").write_text("\n".join(tab.console) + "\n")
 
 
 @pytest.fixture
