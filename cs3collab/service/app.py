@@ -107,8 +107,8 @@ class CollabService(Application):
     poll_idle_interval = Float(
         30.0,
         help="Seconds between Stat polls of a room nobody edited (here or outside CS3) for poll_active_window "
-        "seconds: an idle room costs 1/poll_idle_interval CS3 calls per second, and an outside edit to it is seen "
-        "within this time, after which the room polls every poll_interval again (default 30; a value not above "
+        "seconds and does not hold its CS3 lock (see poll_locked_interval): such a room costs 1/poll_idle_interval "
+        "CS3 calls per second, and an outside edit to it is seen within this time, after which the room polls every poll_interval again (default 30; a value not above "
         "poll_interval turns adaptive polling off). Each room's interval is spread by up to 20 %.",
     ).tag(config=True)
     poll_locked_interval = Float(
