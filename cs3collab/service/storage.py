@@ -350,7 +350,8 @@ class RoomStorage:
                 await asyncio.wait_for(self._poll_now.wait(), interval)
             except TimeoutError:
                 cause = "timer"
-            self._waiting_idle = False
+            finally:  # also when cancelled (the lease moved away): no wake is kept for later
+                self._waiting_idle = False
             self._poll_now.clear()
             session = next(iter(self.sessions()), None)
             if session is None or self._save_lock.locked():
