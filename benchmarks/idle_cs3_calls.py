@@ -8,7 +8,13 @@ SETTLE seconds more (past the active window of adaptive polling), then
 counts the service's CS3 calls from its own /metrics over WINDOW seconds of
 idleness, by method.
 
-Usage: python benchmarks/idle_cs3_calls.py [--rooms 100] [--clients 10] [--window 30]
+The window must span whole poll periods: an idle room that holds its lock
+polls every 96-120 s (poll_locked_interval 120, spread by the room's
+phase) and refreshes its lock every 40 s, and rooms opened together poll
+in step, so a window shorter than the poll period counts their polls
+wrongly (none, or all at once). The default, 240 s, is two full periods.
+
+Usage: python benchmarks/idle_cs3_calls.py [--rooms 100] [--clients 10] [--window 240]
        [-- extra serve options, e.g. --poll-interval=2 --access-recheck=5]
 """
 
@@ -37,7 +43,8 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rooms", type=int, default=100)
     parser.add_argument("--clients", type=int, default=10)
-    parser.add_argument("--window", type=float, default=30.0, help="seconds of idleness measured (default 30)")
+    parser.add_argument("--window", type=float, default=240.0,
+                        help="seconds of idleness measured (default 240: two periods of the locked idle poll)")
     parser.add_argument("--settle", type=float, default=65.0,
                         help="seconds between the last open and the window: longer than poll_active_window "
                              "(default 65), so the rooms are idle, not just opened")

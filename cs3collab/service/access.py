@@ -27,7 +27,8 @@ the answer:
 Cost: checks are batched per user. A room Stats once per distinct token
 (not per participant); and the file's *owner* is not Stat'ed at all after
 the first check (no share change can take an owner's access; deleting the
-file is seen by the room's outside-edit polling): only their token's
+file is refused while the room holds its lock, and otherwise seen by the
+room's outside-edit polling or the failed lock refresh): only their token's
 validity is re-checked, by one WhoAmI per token per interval shared by every
 room (:class:`TokenChecks`). So a user who owns the 100 files open in 100
 rooms costs one call per interval, not 100.

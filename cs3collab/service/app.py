@@ -107,9 +107,18 @@ class CollabService(Application):
     poll_idle_interval = Float(
         30.0,
         help="Seconds between Stat polls of a room nobody edited (here or outside CS3) for poll_active_window "
-        "seconds: an idle room costs 1/poll_idle_interval CS3 calls per second, and an outside edit to it is seen "
-        "within this time, after which the room polls every poll_interval again (default 30; a value not above "
+        "seconds and does not hold its CS3 lock (see poll_locked_interval): such a room costs 1/poll_idle_interval "
+        "CS3 calls per second, and an outside edit to it is seen within this time, after which the room polls every poll_interval again (default 30; a value not above "
         "poll_interval turns adaptive polling off). Each room's interval is spread by up to 20 %.",
+    ).tag(config=True)
+    poll_locked_interval = Float(
+        120.0,
+        help="Seconds between Stat polls of an idle room (see poll_idle_interval) that holds its CS3 lock "
+        "(default 120; a value not above poll_idle_interval gives such rooms poll_idle_interval). While the lock "
+        "is the room's, CS3 refuses uploads, moves, deletes and version restores that do not present its id, so "
+        "only a writer below CS3 or one presenting the room's lock id can change the file; a failed lock "
+        "refresh, and the room's first edit or join after idleness, poll at once. A room without its lock "
+        "(another app's lock, locks unsupported) polls every poll_idle_interval.",
     ).tag(config=True)
     poll_active_window = Float(
         60.0, help="Seconds after the last edit (here or outside) during which a room polls every poll_interval (default 60)."
@@ -250,7 +259,8 @@ class CollabService(Application):
             max_document_bytes=self.max_document_bytes,
         )
 
-    @validate("save_quiet", "save_ceiling", "poll_interval", "poll_idle_interval", "poll_active_window", "lock_lifetime",
+    @validate("save_quiet", "save_ceiling", "poll_interval", "poll_idle_interval", "poll_active_window",
+              "poll_locked_interval", "lock_lifetime",
               "lease_seconds")
     def _positive(self, proposal):
         if proposal["value"] <= 0:
@@ -276,6 +286,7 @@ class CollabService(Application):
             poll_interval=self.poll_interval,
             poll_idle_interval=self.poll_idle_interval,
             poll_active_window=self.poll_active_window,
+            poll_locked_interval=self.poll_locked_interval,
             save_jitter=self.save_jitter,
             lock_lifetime=self.lock_lifetime,
             app_name=self.lock_app_name,

@@ -19,6 +19,15 @@ tested without a clock and used by the room's save and poll loops:
   step. An idle room costs ``1/slow`` calls per second instead of
   ``1/fast``; an outside edit to an idle room is seen within ``slow``
   seconds, then the room is active again and sees the next within ``fast``.
+- **Idle rooms that hold their CS3 lock** poll every ``locked_slow``
+  seconds (longer). While the lock is ours, Reva refuses an upload, a
+  delete, a move or a version restore that does not present its id, so
+  what such a poll can find is rare (a writer below Reva, an app that
+  presents our lock id); a lost lock is told by the failed refresh, which
+  wakes the poll at once, and so does the room's first edit or join after
+  idleness (the catch-up poll, storage.RoomStorage.poll_loop): outside
+  edits are merged before new typing piles on, and before a joiner works
+  on stale content.
 """
 
 from __future__ import annotations
@@ -42,11 +51,19 @@ def save_deadline(room: str, first_change: float, last_change: float, quiet: flo
     return min(last_change + quiet, first_change + max(own_ceiling, quiet))
 
 
+def is_idle(now: float, last_activity: float, active_window: float) -> bool:
+    """Whether a room with its last activity at ``last_activity`` is idle."""
+    return now - last_activity >= active_window
+
+
 def poll_interval(room: str, now: float, last_activity: float, fast: float, slow: float,
-                  active_window: float) -> float:
+                  active_window: float, *, locked: bool = False, locked_slow: float = 0.0) -> float:
     """Seconds until the room's next poll: ``fast`` while active (activity
-    within ``active_window`` seconds), else ``slow``; spread by up to 20 %
+    within ``active_window`` seconds), else ``slow``, or ``locked_slow`` for
+    a room that holds its lock (never below ``slow``); spread by up to 20 %
     by the room's phase. ``slow <= fast`` turns adaptivity off."""
-    active = now - last_activity < active_window
-    base = fast if active or slow <= fast else slow
+    if not is_idle(now, last_activity, active_window) or slow <= fast:
+        base = fast
+    else:
+        base = max(slow, locked_slow) if locked else slow
     return base * (0.8 + 0.2 * room_phase(room))

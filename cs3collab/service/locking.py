@@ -45,6 +45,7 @@ class LockKeeper:
         self.holder: Session | None = None
         self.held = False  # the file carries our lock id, as far as we last saw
         self._stopped = False
+        self.on_lost: Callable[[], None] | None = None  # told when a refresh fails (the lock is gone)
         self._names: dict[tuple[str, str], str] = {}  # lock holders' display names, by user id
 
     def adopt(self, lock_id: str, holder: Session | None) -> None:
@@ -53,6 +54,13 @@ class LockKeeper:
         uploads present it, and it is taken back rather than waited out."""
         self.lock_id = lock_id
         self.holder = holder
+
+    @property
+    def holds(self) -> bool:
+        """Whether the file carries our lock and our last take or refresh of it
+        worked: nobody can upload, delete or move the file through CS3 without
+        presenting our lock id, so an idle room may poll it rarely."""
+        return self.held and self.holder is not None
 
     @property
     def upload_lock_id(self) -> str:
@@ -151,6 +159,8 @@ class LockKeeper:
             # a later acquire retakes the lock (under the same id) with another editor
             log.warning("lock refresh failed file=%s lock_id=%s error=%s", self.where, self.lock_id, exc)
             self.holder = None
+            if self.on_lost is not None:
+                self.on_lost()
 
     async def release(self) -> None:
         """Release the lock if we hold it (best effort: it expires anyway)."""

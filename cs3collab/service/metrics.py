@@ -77,6 +77,12 @@ CS3_CALLS = Counter(
 CS3_CALL_SECONDS = Histogram(
     f"{PREFIX}_cs3_call_seconds", "Seconds a CS3 gateway call took, by method.", ["method"], buckets=SLOW_BUCKETS
 )
+POLLS = Counter(
+    f"{PREFIX}_polls",
+    "Stat polls of rooms' files for outside edits and locks, by cause (timer; woken: a catch-up poll when an "
+    "idle room became active again, or after a failed lock refresh).",
+    ["cause"],
+)
 ACCESS_REFUSALS = Counter(
     f"{PREFIX}_access_refusals",
     "Requests and connections refused for lack of access, by reason (unauthenticated, forbidden).",
@@ -117,6 +123,11 @@ def cs3_call(method: str, status: str, seconds: float) -> None:
     """The :class:`~cs3collab.cs3.CS3Client` observer: one gateway call done."""
     CS3_CALLS.labels(method, status).inc()
     CS3_CALL_SECONDS.labels(method).observe(seconds)
+
+
+def polled(cause: str) -> None:
+    """A room Stat'ed its file for outside edits: ``timer`` or ``woken``."""
+    POLLS.labels(cause).inc()
 
 
 def refused(reason: str) -> None:

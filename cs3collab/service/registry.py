@@ -188,6 +188,12 @@ class LiveRoom:
         seq = await self.room.apply(delta, author=restorer)
         return seq, await self.save()
 
+    def joining(self) -> None:
+        """Someone is joining: an idle room polls its file now (a catch-up
+        poll), so that an outside change made while it was idle is merged
+        rather than worked around by the newcomer."""
+        self._storage.wake()
+
     def notify(self, payload: dict) -> None:
         """A RAW JSON message to every participant (on every replica)."""
         self.room.notify(payload)
@@ -374,6 +380,7 @@ class RoomRegistry:
         if live.closer is not None:
             live.closer.cancel()
             live.closer = None
+        live.joining()
         return live
 
     async def _free_for_other_kind(self, key: str, live: LiveRoom, kind: DocumentKind) -> None:

@@ -71,6 +71,7 @@ class StorageSettings:
     poll_interval: float = 2.0
     poll_idle_interval: float = 30.0  # polls of a room idle for poll_active_window (cadence.py)
     poll_active_window: float = 60.0
+    poll_locked_interval: float = 120.0  # polls of an idle room that holds its CS3 lock (cadence.py)
     save_jitter: float = 0.3  # fraction of save_ceiling spread over rooms (cadence.py)
     retry_delay: float = 2.0
     lock_lifetime: float = 120.0
@@ -122,6 +123,11 @@ class RoomStorage:
         self._merged_seqs: list[int] = []  # outside edits merged since the last save (MERGED_META)
         self._dirty = asyncio.Event()
         self.lock = LockKeeper(resource_id, settings.app_name, settings.lock_lifetime, self.where)
+        self.lock.on_lost = self._lock_lost
+        # the poll loop's timer is cut short (a catch-up poll) by activity after
+        # idleness (wake) and by a failed lock refresh (_lock_lost)
+        self._poll_now = asyncio.Event()
+        self._waiting_idle = False  # the poll loop sleeps an idle room's interval
         room.on_change(self._changed)
 
     @property
@@ -287,6 +293,7 @@ class RoomStorage:
             self._authors[author.identity.uid] = author.identity.display_name
             self._writers[author.identity.uid] = author.session
         self._dirty.set()
+        self.wake()  # the first edit after idleness: outside edits first
 
     async def save_loop(self) -> None:
         """Debounced saves, retried while they fail; runs until cancelled
@@ -312,12 +319,41 @@ class RoomStorage:
                 await asyncio.sleep(self.settings.retry_delay)
                 self._dirty.set()
 
+    def wake(self) -> None:
+        """The room is active again (an edit here or on another replica, a
+        join): if it was idle, poll now rather than at the end of the idle
+        interval, so that what changed outside while it was idle is merged
+        before new typing piles on (and before a joiner works on stale
+        content). A no-op while the room is active: it polls often then."""
+        if self._waiting_idle:
+            self._poll_now.set()
+
+    def _lock_lost(self) -> None:
+        """The lock refresh failed: the lock is gone or changed, and the slow
+        interval of a locked idle room no longer holds: poll now."""
+        self._poll_now.set()
+
     async def poll_loop(self) -> None:
-        """Polls Stat for outside edits and locks; runs until cancelled."""
+        """Polls Stat for outside edits and locks; runs until cancelled.
+
+        Every ``poll_interval`` while active, ``poll_idle_interval`` when idle,
+        ``poll_locked_interval`` when idle while holding the room's lock
+        (cadence.py); woken early by :meth:`wake` and a lost lock."""
         while True:
-            await asyncio.sleep(cadence.poll_interval(  # poll timer: fast while edited here or outside, slow when idle
-                self.room.key, time.monotonic(), self.room.last_change, self.settings.poll_interval,
-                self.settings.poll_idle_interval, self.settings.poll_active_window))
+            now = time.monotonic()
+            self._waiting_idle = cadence.is_idle(now, self.room.last_change, self.settings.poll_active_window)
+            interval = cadence.poll_interval(
+                self.room.key, now, self.room.last_change, self.settings.poll_interval,
+                self.settings.poll_idle_interval, self.settings.poll_active_window,
+                locked=self.lock.holds, locked_slow=self.settings.poll_locked_interval)
+            cause = "woken"
+            try:  # poll timer: fast while edited here or outside, slow when idle; or a catch-up poll
+                await asyncio.wait_for(self._poll_now.wait(), interval)
+            except TimeoutError:
+                cause = "timer"
+            finally:  # also when cancelled (the lease moved away): no wake is kept for later
+                self._waiting_idle = False
+            self._poll_now.clear()
             session = next(iter(self.sessions()), None)
             if session is None or self._save_lock.locked():
                 continue
@@ -325,6 +361,7 @@ class RoomStorage:
             # finished would look like an outside edit of our own content.
             async with self._save_lock:
                 try:
+                    metrics.polled(cause)
                     info = await session.files.stat(self.resource_id)
                     self.path = info.path or self.path
                     if info.etag != self.persisted_etag:

@@ -253,7 +253,7 @@ def test_the_grafana_dashboard_shows_exactly_our_metrics():
         family.name for collector in (metrics.UPDATES_RECEIVED, metrics.UPDATES_BROADCAST, metrics.FANOUT_SECONDS,
                                       metrics.JOURNAL_COMMIT_SECONDS, metrics.SAVES, metrics.SAVE_SECONDS,
                                       metrics.CS3_CALLS, metrics.CS3_CALL_SECONDS, metrics.ACCESS_REFUSALS,
-                                      metrics.ACCESS_REVOCATIONS, metrics.KERNEL_EXECUTIONS,
+                                      metrics.ACCESS_REVOCATIONS, metrics.KERNEL_EXECUTIONS, metrics.POLLS,
                                       metrics.LiveCollector())
         for family in collector.collect()}
     dashboard = json.loads((DEPLOY / "grafana" / "cs3collab-dashboard.json").read_text())

@@ -41,3 +41,19 @@ def test_polls_fast_while_active_slow_when_idle():
     # 100 idle rooms poll ~3.7 times a second in total instead of ~55
     assert 100 / statistics.mean(idle) < 4.5 < 100 / statistics.mean(active)
     assert poll_interval(ROOMS[0], 1000.0, 0.0, fast, fast, window) <= fast  # adaptivity off
+
+
+def test_idle_rooms_holding_their_lock_poll_more_slowly():
+    """100 idle rooms that hold their CS3 lock poll under once a second in
+    total at the defaults (120 s); without the lock they keep the idle
+    interval, and while active the lock changes nothing."""
+    fast, slow, locked_slow, window = 2.0, 30.0, 120.0, 60.0
+    locked = [poll_interval(room, 1000.0, 90.0, fast, slow, window, locked=True, locked_slow=locked_slow)
+              for room in ROOMS]
+    unlocked = [poll_interval(room, 1000.0, 90.0, fast, slow, window, locked=False, locked_slow=locked_slow)
+                for room in ROOMS]
+    assert all(96.0 <= i <= 120.0 for i in locked) and all(24.0 <= i <= 30.0 for i in unlocked)
+    assert 100 / statistics.mean(locked) < 1.0
+    assert poll_interval(ROOMS[0], 100.0, 90.0, fast, slow, window, locked=True, locked_slow=locked_slow) <= fast
+    # a locked interval below the idle one is not a reason to poll faster
+    assert poll_interval(ROOMS[0], 1000.0, 90.0, fast, slow, window, locked=True, locked_slow=10.0) >= 24.0
