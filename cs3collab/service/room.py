@@ -42,6 +42,7 @@ from cs3collab.service.guard import Candidate, DocumentLimits, UpdateRefused, ch
 from cs3collab.service.identity import EDITOR, Identity
 from cs3collab.service.journal import Journal
 from cs3collab.service.protocol import MessageType, ProtocolError, SyncType
+from cs3collab.service.slices import SLICE_BYTES
 
 log = logging.getLogger("cs3collab.service.room")
 
@@ -152,7 +153,7 @@ class Room:
         self.last_seq = last_seq
         self._rebuild_candidate()
 
-    async def restore_in_slices(self, slices: list[bytes], last_seq: int, slice_bytes: int = 256 * 1024) -> None:
+    async def restore_in_slices(self, slices: list[bytes], last_seq: int, slice_bytes: int = SLICE_BYTES) -> None:
         """restore() for an open, without stalling the other rooms: ``slices``
         (slices.split_update of the journal's updates, made in the worker) go
         into the live document and the candidate together, about

@@ -534,7 +534,10 @@ class RoomStorage:
         if not etag:
             etag = (await session.files.stat(self.resource_id)).etag
         authors = dict(self._authors)
-        self.persisted_etag, self.persisted_seq, self.persisted_state = etag, seq, state
+        # compressed on a thread (zlib lets go of the GIL): ~100 ms for a 1000-cell
+        # notebook on a busy machine, which on the loop would stall every room
+        persisted_z = await asyncio.to_thread(zlib.compress, state, 1)
+        self.persisted_etag, self.persisted_seq, self._persisted_z = etag, seq, persisted_z
         if self.room.last_seq == seq:
             self.unsaved = False
             self._authors.clear()
