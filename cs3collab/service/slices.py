@@ -26,7 +26,7 @@ not cut: the update comes back whole.
 
 from __future__ import annotations
 
-from cs3collab.service.guard import _Malformed, _skip_any, _skip_bytes, _uint
+from cs3collab.service.guard import _Malformed, _skip_any, _uint
 
 SLICE_BYTES = 64 * 1024
 """About how much of an update one slice holds. Applying 64 KB of a notebook
@@ -45,9 +45,26 @@ def _write_uint(out: bytearray, value: int) -> None:
     out.append(value)
 
 
+def _u(data: bytes, pos: int) -> tuple[int, int]:
+    """A varuint; most are one byte, read here without a call."""
+    byte = data[pos]
+    if byte < 0x80:
+        return byte, pos + 1
+    return _uint(data, pos)
+
+
+def _skip(data: bytes, pos: int) -> int:
+    """Skip a length-prefixed string or byte array."""
+    length, pos = _u(data, pos)
+    pos += length
+    if pos > len(data):
+        raise _Malformed
+    return pos
+
+
 def _string_length(data: bytes, pos: int) -> tuple[int, int]:
     """A string content's length in UTF-16 code units (Y clocks count those), and the end."""
-    size, start = _uint(data, pos)
+    size, start = _u(data, pos)
     end = start + size
     if end > len(data):
         raise _Malformed
@@ -63,41 +80,41 @@ def _struct(data: bytes, pos: int) -> tuple[int, int]:
     pos += 1
     ref = info & 0x1F
     if ref in (0, 10):  # GC, Skip
-        return _uint(data, pos)
+        return _u(data, pos)
     if info & 0x80:  # origin
-        pos = _uint(data, _uint(data, pos)[1])[1]
+        pos = _u(data, _u(data, pos)[1])[1]
     if info & 0x40:  # right origin
-        pos = _uint(data, _uint(data, pos)[1])[1]
+        pos = _u(data, _u(data, pos)[1])[1]
     if not info & 0xC0:
-        named, pos = _uint(data, pos)
-        pos = _skip_bytes(data, pos) if named == 1 else _uint(data, _uint(data, pos)[1])[1]
+        named, pos = _u(data, pos)
+        pos = _skip(data, pos) if named == 1 else _u(data, _u(data, pos)[1])[1]
         if info & 0x20:  # parent sub (a map key)
-            pos = _skip_bytes(data, pos)
+            pos = _skip(data, pos)
     if ref == 1:  # deleted
-        return _uint(data, pos)
+        return _u(data, pos)
     if ref == 2:  # JSON strings
-        count, pos = _uint(data, pos)
+        count, pos = _u(data, pos)
         for _ in range(count):
-            pos = _skip_bytes(data, pos)
+            pos = _skip(data, pos)
         return count, pos
     if ref == 4:  # string
         return _string_length(data, pos)
     if ref in (3, 5):  # binary, embed
-        return 1, _skip_bytes(data, pos)
+        return 1, _skip(data, pos)
     if ref == 6:  # format: key, JSON value
-        return 1, _skip_bytes(data, _skip_bytes(data, pos))
+        return 1, _skip(data, _skip(data, pos))
     if ref == 7:  # a type
-        type_ref, pos = _uint(data, pos)
+        type_ref, pos = _u(data, pos)
         if type_ref in (3, 6):  # XmlElement, XmlHook: a name
-            pos = _skip_bytes(data, pos)
+            pos = _skip(data, pos)
         return 1, pos
     if ref == 8:  # Any values
-        count, pos = _uint(data, pos)
+        count, pos = _u(data, pos)
         for _ in range(count):
             pos = _skip_any(data, pos, _ANY_DEPTH)
         return count, pos
     if ref == 9:  # a subdocument: guid, options
-        return 1, _skip_any(data, _skip_bytes(data, pos), _ANY_DEPTH)
+        return 1, _skip_any(data, _skip(data, pos), _ANY_DEPTH)
     raise _Malformed  # a kind this reader does not know (yrs' moves): not cut
 
 
@@ -107,7 +124,7 @@ def split_update(update: bytes, max_bytes: int = SLICE_BYTES) -> list[bytes]:
         return [update]
     try:
         return _split(update, max_bytes)
-    except _Malformed:
+    except (_Malformed, IndexError):
         return [update]
 
 
@@ -130,11 +147,11 @@ def _split(data: bytes, max_bytes: int) -> list[bytes]:
         segments.clear()
         size = 0
 
-    clients, pos = _uint(data, 0)
+    clients, pos = _u(data, 0)
     for _ in range(clients):
-        structs, pos = _uint(data, pos)
-        client, pos = _uint(data, pos)
-        clock, pos = _uint(data, pos)
+        structs, pos = _u(data, pos)
+        client, pos = _u(data, pos)
+        clock, pos = _u(data, pos)
         start, start_clock, count = pos, clock, 0
         for _ in range(structs):
             length, pos = _struct(data, pos)
@@ -148,12 +165,12 @@ def _split(data: bytes, max_bytes: int) -> list[bytes]:
             segments.append((client, start_clock, count, start, pos))
             size += pos - start
     # the delete set, read to check it is whole: it goes with the last slice
-    deleted, end = _uint(data, pos)
+    deleted, end = _u(data, pos)
     for _ in range(deleted):
-        end = _uint(data, end)[1]
-        ranges, end = _uint(data, end)
+        end = _u(data, end)[1]
+        ranges, end = _u(data, end)
         for _ in range(ranges):
-            end = _uint(data, _uint(data, end)[1])[1]
+            end = _u(data, _u(data, end)[1])[1]
     if end != len(data):
         raise _Malformed
     if segments or end - pos > 1 or not slices:
