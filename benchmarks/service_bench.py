@@ -25,7 +25,8 @@ a. propagation latency (p50/p99) from a writer's update to every other client, a
    A fourth run repeats 1 room x 20 clients while another client opens a fresh
    1000-cell notebook every 5 s (how long one big open stalls everyone else).
 b. cold open of a 100-cell and a 1000-cell notebook (~5 MB with outputs): from the
-   session PUT to sync step 2 received and applied (ours includes the CS3 download).
+   session PUT to sync step 2 received and applied (ours includes the CS3 download); then the
+   warm open of a second client joining that room while it is in memory.
 c. saves under continuous typing (one client, 10 Hz): CS3 versions created (ours),
    file writes seen on disk (theirs), per minute.
 d. server RSS per open idle room (RSS delta for N rooms / N) against the room's
@@ -33,9 +34,10 @@ d. server RSS per open idle room (RSS delta for N rooms / N) against the room's
 
 Usage (from the repository root)::
 
-    .venv/bin/python benchmarks/service_bench.py [--quick] [--json results.json]
+    .venv/bin/python benchmarks/service_bench.py [--quick] [--only a-stall,b] [--json results.json]
 
-``--quick`` shortens every scenario (under 2 minutes instead of about 5).
+``--quick`` shortens every scenario (under 2 minutes instead of about 5). ``--only`` runs some
+scenarios: a, a-stall (1 x 20 without, then with, the 1000-cell opens), b, c, d.
 Every process it starts is stopped when it ends, also on Ctrl-C or failure.
 """
 
@@ -521,18 +523,26 @@ class Bench:
             times = []
             phases = []
             size = 0
+            warm = []
             for rep in range(self.settings.open_repeats):
                 path = await target.add_file(f"open-{cells}-{uuid.uuid4().hex[:6]}.ipynb", data)
                 client = BenchClient()
                 times.append(await client.open(target, self.http, path))
                 phases.append(client.phases)
                 size = len(client.doc.get_update())
+                await asyncio.sleep(0.5)  # the room settles (its first save record, the lock)
+                joiner = BenchClient()  # a second user joins the room while it is in memory
+                warm.append(await joiner.open(target, self.http, path))
+                await joiner.close()
                 await client.close()
             self.record(f"b open {cells} cells ({len(data) / 1e6:.1f} MB)", "cold open, median (ms)", target,
                         statistics.median(times) * 1000)
+            self.record(f"b open {cells} cells ({len(data) / 1e6:.1f} MB)", "warm open, median (ms)", target,
+                        statistics.median(warm) * 1000)
             split = " / ".join(f"{statistics.median(p[i] for p in phases) * 1000:.0f}" for i in range(3))
             self.notes.append(f"{target.name} open {cells} cells: runs {[round(t * 1000) for t in times]} ms; "
                               f"median session PUT / WebSocket upgrade / until step 2 applied: {split} ms; "
+                              f"warm opens (a second client, room in memory) {[round(t * 1000) for t in warm]} ms; "
                               f"Y state {size / 1e6:.2f} MB")
             print(f"  {self.notes[-1]}", flush=True)
 
@@ -643,8 +653,12 @@ def table(results: dict[tuple[str, str], dict[str, float]]) -> str:
 
 # -- main ------------------------------------------------------------------------
 
+SCENARIOS = frozenset({"a", "a-stall", "b", "c", "d"})
+"""``--only`` names: a (the three latency runs), a-stall (1 x 20 without and with
+1000-cell opens), b, c, d."""
 
-async def run(settings: Settings, workdir: Path) -> Bench:
+
+async def run(settings: Settings, workdir: Path, only: frozenset[str] = SCENARIOS) -> Bench:
     bench = Bench(settings)
     token = uuid.uuid4().hex
     jupyter_root = workdir / "jupyter-root"
@@ -666,9 +680,10 @@ async def run(settings: Settings, workdir: Path) -> Bench:
         targets = (ours, theirs)
         for t in targets:
             await bench.warm_up(t)
-        print("d: RSS per idle room", flush=True)
-        for t in targets:
-            await bench.idle_rooms(t)
+        if "d" in only:
+            print("d: RSS per idle room", flush=True)
+            for t in targets:
+                await bench.idle_rooms(t)
         print("a: propagation latency and server CPU", flush=True)
         for label, rooms, clients, writers, hz, disturb in (
             ("1 room x 2 clients", 1, 2, 1, 10.0, False),
@@ -676,13 +691,17 @@ async def run(settings: Settings, workdir: Path) -> Bench:
             ("10 rooms x 10 clients", 10, 10, 2, 5.0, False),
             ("1 room x 20 clients, 1000-cell opens every 5 s", 1, 20, 5, 10.0, True),
         ):
+            if ("a-stall" if disturb else "a") not in only and not (label == "1 room x 20 clients" and "a-stall" in only):
+                continue  # a-stall also runs the undisturbed 1 x 20: the usual p99 it compares with
             for t in targets:
                 await bench.latency(t, label, rooms, clients, writers, hz, disturb)
-        print("b: cold open", flush=True)
-        for t in targets:
-            await bench.open_times(t)
-        print(f"c: saves under typing ({settings.typing_seconds:.0f} s, both servers at once)", flush=True)
-        await asyncio.gather(*(bench.typing(t) for t in targets))
+        if "b" in only:
+            print("b: cold and warm open", flush=True)
+            for t in targets:
+                await bench.open_times(t)
+        if "c" in only:
+            print(f"c: saves under typing ({settings.typing_seconds:.0f} s, both servers at once)", flush=True)
+            await asyncio.gather(*(bench.typing(t) for t in targets))
         bench.notes.append(f"devstack CPU over the whole run: {cpu_seconds(site.running.pid):.1f} s; "
                            f"1-minute load average at the end: {os.getloadavg()[0]:.2f} "
                            f"(above ~1: other processes shared the {os.cpu_count()} CPUs)")
@@ -705,13 +724,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="shorter scenarios (under 2 minutes)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (site, state, logs)")
+    parser.add_argument("--only", default=",".join(sorted(SCENARIOS)),
+                        help="comma-separated scenarios to run: a, a-stall (1 x 20 without and with 1000-cell "
+                             "opens), b, c, d (default: all)")
     args = parser.parse_args()
+    only = frozenset(args.only.split(","))
+    if not only <= SCENARIOS:
+        parser.error(f"--only: unknown {sorted(only - SCENARIOS)}")
     settings = QUICK if args.quick else FULL
     print(machine(), flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="cs3collab-bench-"))
     started = time.perf_counter()
     try:
-        bench = asyncio.run(asyncio.wait_for(run(settings, workdir), 240 if args.quick else 900))
+        bench = asyncio.run(asyncio.wait_for(run(settings, workdir, only), 240 if args.quick else 900))
     finally:
         if args.keep:
             print(f"kept {workdir}")

@@ -232,27 +232,50 @@ class Candidate:
 
     # -- the document ---------------------------------------------------------
 
-    def _new_doc(self) -> Doc:
+    def _new_doc(self, *, observed: bool = True) -> Doc:
         doc = Doc()
         self.document = self.kind.wrap(doc)
         # no undo history here (nobody undoes on the server), and its
         # transaction hooks would turn an observer's error into a Rust panic
         self.document._undo_manager = UndoManager(capture_timeout_millis=0)
+        self._subscriptions = []
+        if observed:
+            self._observe(doc)
+        return doc
+
+    def _observe(self, doc: Doc) -> None:
         # subscriptions are kept: pycrdt drops an observer with its subscription
         self._subscriptions = [doc.observe(self._on_transaction)]
         self._subscriptions.append(self.document.ystate.observe(self._on_state))
         if self.kind is NOTEBOOK:
             self._subscriptions.append(doc.get("cells", type=Array).observe_deep(self._on_cells))
             self._subscriptions.append(doc.get("meta", type=Map).observe_deep(self._on_meta))
-        return doc
 
     def rebuild(self, live: Doc, in_flight: list[bytes]) -> None:
         """Start again from the live document and the changes not yet in it."""
-        self.doc = self._new_doc()
+        self.begin_restore()
         state = live.get_update()
         for update in (state, *in_flight):
-            self._run(lambda update=update: self.doc.apply_update(update))
-        self.size = len(state) + sum(len(change) for change in in_flight)
+            self.restore_part(update)
+        self.end_restore()
+
+    # Building the candidate from the updates the live document is built from
+    # (an open, slices.py), part by part: unobserved, since nothing of it is
+    # checked or captured (the deep observers would turn every inserted cell
+    # into Python objects), and observed again at the end.
+
+    def begin_restore(self) -> None:
+        """Start again from an empty document (then restore_part, end_restore)."""
+        self.doc = self._new_doc(observed=False)
+        self.size = 0
+
+    def restore_part(self, update: bytes) -> None:
+        self.doc.apply_update(update)
+        self.size += len(update)
+
+    def end_restore(self) -> None:
+        self._observe(self.doc)
+        self._reset()
 
     def _run(self, action) -> list[bytes]:
         """Run ``action`` (one transaction on the candidate) and return its effect.

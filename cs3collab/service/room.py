@@ -42,6 +42,7 @@ from cs3collab.service.guard import Candidate, DocumentLimits, UpdateRefused, ch
 from cs3collab.service.identity import EDITOR, Identity
 from cs3collab.service.journal import Journal
 from cs3collab.service.protocol import MessageType, ProtocolError, SyncType
+from cs3collab.service.slices import SLICE_BYTES
 
 log = logging.getLogger("cs3collab.service.room")
 
@@ -151,6 +152,29 @@ class Room:
             self._committing = False
         self.last_seq = last_seq
         self._rebuild_candidate()
+
+    async def restore_in_slices(self, slices: list[bytes], last_seq: int, slice_bytes: int = SLICE_BYTES) -> None:
+        """restore() for an open, without stalling the other rooms: ``slices``
+        (slices.split_update of the journal's updates, made in the worker) go
+        into the live document and the candidate together, about
+        ``slice_bytes`` at a time, with the event loop free in between; the
+        candidate is not rebuilt from a multi-MB encoding of the live one.
+        Nobody is connected yet; the room is not used until it returns."""
+        self.candidate.begin_restore()
+        batch = 0
+        for update in slices:
+            if batch >= slice_bytes:
+                await asyncio.sleep(0)  # the other rooms' turn
+                batch = 0
+            self._committing = True
+            try:
+                self.doc.apply_update(update)
+            finally:
+                self._committing = False
+            self.candidate.restore_part(update)
+            batch += len(update)
+        self.last_seq = last_seq
+        self.candidate.end_restore()
 
     async def apply(self, update: bytes, author: Participant | None) -> int:
         """Try an update on the candidate, make its effect durable, then show it.

@@ -156,9 +156,12 @@ class RoomStorage:
         info = await session.files.stat(self.resource_id)
         self.path = info.path
         record = await self.room.journal.load(self.room.key)
+        # the work proportional to the document is done in the worker; what must
+        # be done here (applying it to the room's documents) goes a slice at a time
         if record is not None and record.updates:
-            self.room.restore(record.updates, record.last_seq)
-            self.persisted_state = self._state_upto(record.updates, record.seqs, record.persisted_seq)
+            parts, self._persisted_z = await self.documents_worker.run(
+                worker.open_journal, record.updates, record.seqs, record.persisted_seq)
+            await self.room.restore_in_slices(parts, record.last_seq)
             self.persisted_seq = record.persisted_seq
             self.persisted_etag = record.persisted_etag
             self.unsaved = record.needs_flush
@@ -177,11 +180,12 @@ class RoomStorage:
             # named by its file name: the refusal reaches the client in a close
             # reason of at most 123 bytes, which a full path would fill
             name = self.path.rsplit("/", 1)[-1] if self.path else self.where
-            update = await self.documents_worker.run(worker.build_initial, self.room.kind.doc_type, data, self.room.key, name)
+            update, parts, persisted_z = await self.documents_worker.run(
+                worker.open_file, self.room.kind.doc_type, data, self.room.key, name)
             seq = await self.room.journal.append(self.room.key, update)
-            self.room.restore([update], seq)
+            await self.room.restore_in_slices(parts, seq)
             await self.room.journal.mark_persisted(self.room.key, seq, info.etag)
-            self.persisted_state, self.persisted_seq, self.persisted_etag = update, seq, info.etag
+            self._persisted_z, self.persisted_seq, self.persisted_etag = persisted_z, seq, info.etag
             log.info("room opened from CS3 room=%s path=%s etag=%s", self.room.key, self.path, info.etag)
         await self._adopt_lock_id(record)
         await self.lock.learn_holder(info, session)
@@ -209,7 +213,7 @@ class RoomStorage:
         seq = int(intent["seq"])
         if not record.persisted_seq <= seq <= record.last_seq:
             return False
-        self.persisted_state = self._state_upto(record.updates, record.seqs, seq)
+        self.persisted_state = await self.documents_worker.run(worker.state_upto, record.updates, record.seqs, seq)
         self.persisted_seq, self.persisted_etag = seq, etag
         self.unsaved = record.last_seq > seq
         await self.room.journal.mark_persisted(self.room.key, seq, etag)
@@ -266,22 +270,14 @@ class RoomStorage:
         if record is None or record.persisted_seq < self.persisted_seq or not record.persisted_etag:
             return
         if record.persisted_etag != self.persisted_etag:
-            self.persisted_state = await asyncio.to_thread(
-                self._state_upto, record.updates, record.seqs, record.persisted_seq)
+            self.persisted_state = await self.documents_worker.run(
+                worker.state_upto, record.updates, record.seqs, record.persisted_seq)
             self.persisted_seq, self.persisted_etag = record.persisted_seq, record.persisted_etag
             log.info("room adopts the last save room=%s path=%s etag=%s seq=%d",
                      self.room.key, self.path, self.persisted_etag, self.persisted_seq)
         self.unsaved = self.room.last_seq > self.persisted_seq
         if self.unsaved:
             self._dirty.set()
-
-    @staticmethod
-    def _state_upto(updates: list[bytes], seqs: list[int], seq: int) -> bytes:
-        doc = Doc()
-        for update, update_seq in zip(updates, seqs):
-            if update_seq <= seq:
-                doc.apply_update(update)
-        return doc.get_update()
 
     # -- changes -----------------------------------------------------------------
 
@@ -576,7 +572,10 @@ class RoomStorage:
         if not etag:
             etag = (await session.files.stat(self.resource_id)).etag
         authors = dict(self._authors)
-        self.persisted_etag, self.persisted_seq, self.persisted_state = etag, seq, state
+        # compressed on a thread (zlib lets go of the GIL): ~100 ms for a 1000-cell
+        # notebook on a busy machine, which on the loop would stall every room
+        persisted_z = await asyncio.to_thread(zlib.compress, state, 1)
+        self.persisted_etag, self.persisted_seq, self._persisted_z = etag, seq, persisted_z
         self.versions_written += 1
         if self.room.last_seq == seq:
             self.unsaved = False

@@ -22,13 +22,14 @@ import os
 import signal
 import threading
 import time
+import zlib
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, TypeVar
 
 from pycrdt import Doc
 
-from cs3collab.service import documents
+from cs3collab.service import documents, slices
 
 log = logging.getLogger("cs3collab.service.worker")
 
@@ -46,6 +47,30 @@ def build_initial(doc_type: str, data: bytes, seed: str, where: str) -> bytes:
     content = documents.parse(kind, data, seed=seed, where=where)
     doc = Doc(client_id=documents.INITIAL_CLIENT_ID)
     kind.wrap(doc).set(content)
+    return doc.get_update()
+
+
+def open_file(doc_type: str, data: bytes, seed: str, where: str) -> tuple[bytes, list[bytes], bytes]:
+    """File bytes → (the initial Y update, its slices for the room to apply a
+    part at a time, the update compressed as the room's persisted state):
+    everything of a fresh open that is proportional to the file, done here."""
+    update = build_initial(doc_type, data, seed, where)
+    return update, slices.split_update(update), zlib.compress(update, 1)
+
+
+def open_journal(updates: list[bytes], seqs: list[int], persisted_seq: int) -> tuple[list[bytes], bytes]:
+    """A room's journal → (its updates as slices, in order; the compressed Y
+    state of the updates up to ``persisted_seq``, what CS3 holds)."""
+    parts = [part for update in updates for part in slices.split_update(update)]
+    return parts, zlib.compress(state_upto(updates, seqs, persisted_seq), 1)
+
+
+def state_upto(updates: list[bytes], seqs: list[int], seq: int) -> bytes:
+    """The Y state of the journal updates up to ``seq``."""
+    doc = Doc()
+    for update, update_seq in zip(updates, seqs):
+        if update_seq <= seq:
+            doc.apply_update(update)
     return doc.get_update()
 
 
