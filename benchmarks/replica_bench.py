@@ -54,6 +54,7 @@ import statistics
 import sys
 import tempfile
 import time
+import traceback
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,10 +129,10 @@ class ReplicaClient(BenchClient):
         self.path = path
         self.target: Target | None = None
 
-    async def connect(self, target: Target, http: httpx.AsyncClient) -> float:
+    async def connect(self, target: Target, http: httpx.AsyncClient, timeout: float = 60.0) -> float:
         self.target = target
         self.synced = asyncio.Event()
-        return await self.open(target, http, self.path)
+        return await self.open(target, http, self.path, timeout)
 
     @property
     def connected(self) -> bool:
@@ -264,7 +265,7 @@ class Settings:
     before: float  # two replicas: seconds measured before the kill
     after: float  # ... and after the reconnects
     takeover_wait: float  # longest wait for the killed replica's rooms to be saved again
-    run_limit: float = 150  # longest wait for one server's clients to open (one replica)
+    run_limit: float = 100  # longest wait for one server's clients to open (one replica)
 
 
 FULL = Settings(sizes=(10, 100, 300), window=20, warmup=3, two_rooms=100, before=20, after=30, takeover_wait=45)
@@ -477,10 +478,22 @@ async def two_replicas(results: Results, settings: Settings, workdir: Path, site
 
             noticed: list[float] = []
 
+            refused: list[str] = []
+
             async def reconnect(client: ReplicaClient) -> float:
                 await client.disconnected()
                 noticed.append(time.perf_counter() - killed_at)
-                await client.connect(replicas[1], http)
+                for attempt in range(5):
+                    try:
+                        await client.connect(replicas[1], http, timeout=20)
+                        break
+                    except (websockets.ConnectionClosed, TimeoutError) as e:
+                        # the writer typed while resyncing: its keystroke, sent before its offline
+                        # edits reached the server, can be refused (1003 invalid_update); counted,
+                        # and the client reconnects again with its document
+                        rcvd = getattr(e, "rcvd", None)
+                        refused.append(f"{rcvd.code} {rcvd.reason[:80]}" if rcvd else f"{type(e).__name__} {e}")
+                        await client.disconnected()
                 return time.perf_counter() - killed_at
 
             reconnect_times = await gather_limited([reconnect(c) for c in on_one], limit=10)
@@ -542,6 +555,7 @@ async def two_replicas(results: Results, settings: Settings, workdir: Path, site
     results.add(scenario, "latency p50 after reconnect (ms)", percentile(samples_after, 0.5) * 1000)
     results.add(scenario, "latency p99 after reconnect (ms)", p99_after, None, "<= 25", p99_after <= 25)
     results.add(scenario, "delivered after reconnect (%)", 100 * len(samples_after) / expected_after)
+    results.add(scenario, "resyncs refused by replica 2 (reconnected again)", len(refused), None, "0", not refused)
     results.add(scenario, "lost acknowledged edits", lost_acknowledged, None, "0", lost_acknowledged == 0)
     results.add(scenario, "edits missing in a fresh joiner (any)", missing, None, "0", missing == 0)
     results.add(scenario, "writer cells differing from a fresh joiner", differing, None, "0", differing == 0)
@@ -565,7 +579,8 @@ async def two_replicas(results: Results, settings: Settings, workdir: Path, site
                  f"max {max(reconnect_times):.2f} s; lease taken over for {len(lease_times)}/{len(held_by_one)} rooms, "
                  f"saved again {len(save_times)}/{len(held_by_one)} within {settings.takeover_wait:.0f} s of the kill; "
                  f"replica 2 saves in total {saves_total:.0f}; sends failed while disconnected {load.failed_sends}; "
-                 f"{load.distinct_frames()} updates with differing frames")
+                 f"{load.distinct_frames()} updates with differing frames"
+                 + (f"; refused resyncs: {refused[0]!r} (x{len(refused)})" if refused else ""))
 
 
 # -- main ---------------------------------------------------------------------------------
@@ -581,12 +596,40 @@ async def run(settings: Settings, only: str | None, workdir: Path, results: Resu
         einstein = await cs3.login("einstein", "relativity")
         folder = f"{await einstein.get_home()}/replica-bench-{uuid.uuid4().hex[:6]}"
         await einstein.files.mkdir(folder)
-        if only in (None, "one"):
-            await one_replica(results, settings, workdir, site, einstein, folder, http, data)
-        if only in (None, "two"):
-            await two_replicas(results, settings, workdir, site, einstein, folder, http, data)
+        for name, scenario in (("one", one_replica), ("two", two_replicas)):
+            if only in (None, name):
+                try:
+                    await scenario(results, settings, workdir, site, einstein, folder, http, data)
+                except Exception as e:  # said, and the other scenario still runs; the table still prints
+                    traceback.print_exc()
+                    results.notes.append(f"scenario {name!r} FAILED: {type(e).__name__}: {e}")
         results.notes.append(f"load average at the end: {loadavg()} (2 CPUs shared with other work: above ~2 the "
                              f"machine was oversubscribed)")
+
+
+def median_table(files: list[str]) -> str:
+    """One table of the medians of several runs' figures, with the targets
+    judged again on the medians."""
+    runs = [json.loads(Path(f).read_text()) for f in files]
+    merged: dict[tuple[str, str], dict] = {}
+    for run in runs:
+        for row in run["results"]:
+            entry = merged.setdefault((row["scenario"], row["metric"]),
+                                      {"target": row["target"], OURS: [], THEIRS: []})
+            for name in (OURS, THEIRS):
+                if row[name] is not None and row[name] == row[name]:
+                    entry[name].append(row[name])
+    results = Results()
+    for (scenario, metric), entry in merged.items():
+        ours = statistics.median(entry[OURS]) if entry[OURS] else None
+        theirs = statistics.median(entry[THEIRS]) if entry[THEIRS] else None
+        target, ok = entry["target"], None
+        if target and ours is not None:
+            op, _, bound = target.partition(" (")[0].partition(" ")
+            ok = {"<=": ours <= float(bound or 0), ">": ours > float(bound or 0)}.get(op, ours == float(op or 0))
+        counts = f" [{len(entry[OURS])}/{len(runs)} runs" + (f", theirs {len(entry[THEIRS])}]" if entry[THEIRS] else "]")
+        results.add(scenario, metric + counts, ours, theirs, target, ok)
+    return results.table()
 
 
 def main() -> None:
@@ -597,7 +640,13 @@ def main() -> None:
     parser.add_argument("--two-rooms", type=int, help="two replicas: rooms (default 100)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (site, state, logs)")
+    parser.add_argument("--median", nargs="+", metavar="JSON",
+                        help="run nothing: print the medians of earlier runs' --json files (per figure, over the "
+                             "runs that measured it)")
     args = parser.parse_args()
+    if args.median:
+        print(median_table(args.median))
+        return
     settings = QUICK if args.quick else FULL
     if args.sizes:
         settings.sizes = tuple(int(s) for s in args.sizes.split(","))
