@@ -505,6 +505,8 @@ async def two_replicas(results: Results, settings: Settings, workdir: Path, site
                 refused.append(f"TimeoutError: {sum(not c.connected for c in on_one)} clients not reconnected "
                                f"within 120 s")
             reconnected = time.perf_counter()
+            print(f"  reconnects done after {reconnected - killed_at:.1f} s ({len(refused)} refused or timed out)",
+                  flush=True)
             after = Window("after", reconnected + 2.0, reconnected + 2.0 + settings.after)
             load.windows.append(after)
             load.stop_at = after.end
@@ -530,15 +532,17 @@ async def two_replicas(results: Results, settings: Settings, workdir: Path, site
                     await writing
         lease_times = sorted(t - killed_at for t in watch.lease.values())
         save_times = sorted(t - killed_at for t in watch.saved.values())
+        print(f"  after window done; a fresh client joins each room on replica 2", flush=True)
         # lost edits: a fresh client on replica 2 per room
         await asyncio.sleep(1.0)
         lost_acknowledged = missing = differing = 0
+        converge_by = time.perf_counter() + 20  # one bound for all rooms: a writer left disconnected never converges
         for room in load.rooms:
             fresh = BenchClient()
             await fresh.open(replicas[1], http, room.path)
             for cell, writer in enumerate(room.writers, start=1):
                 final = state_vector(writer.doc)[writer.cid]
-                deadline = time.perf_counter() + 10
+                deadline = converge_by
                 while state_vector(fresh.doc).get(writer.cid, 0) < final and time.perf_counter() < deadline:
                     await asyncio.sleep(0.05)
                 has = state_vector(fresh.doc).get(writer.cid, 0)
