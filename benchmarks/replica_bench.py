@@ -644,7 +644,12 @@ def median_table(files: list[str]) -> str:
         target, ok = entry["target"], None
         if target and ours is not None:
             op, _, bound = target.partition(" (")[0].partition(" ")
-            ok = {"<=": ours <= float(bound or 0), ">": ours > float(bound or 0)}.get(op, ours == float(op or 0))
+            if op == "<=":
+                ok = ours <= float(bound)
+            elif op == ">":
+                ok = ours > float(bound)
+            else:
+                ok = ours == float(op)
         counts = f" [{len(entry[OURS])}/{len(runs)} runs" + (f", theirs {len(entry[THEIRS])}]" if entry[THEIRS] else "]")
         results.add(scenario, metric + counts, ours, theirs, target, ok)
     return results.table()
