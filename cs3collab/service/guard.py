@@ -16,8 +16,13 @@ length, not the notebook):
   depends on changes the server does not have (a gap in a client's clocks,
   a missing origin) would stay pending, or, with a forged clock, become
   visible on the server without entering its state vector: the server and
-  the clients would then disagree for good. Honest clients only build on
-  what the server sent them, so they never send one.
+  the clients would then disagree for good. An honest client sends one in
+  one case only: it reconnects holding edits the server never got (typed
+  offline, or sent to a replica that died) and types again before its sync
+  reply (step 2, which carries those edits) is out; the stock y-websocket
+  provider sends updates as soon as the socket is open. The room holds such
+  an update until that reply (bounded: Room.HOLD_*), then tries it again;
+  anything still incomplete then is refused.
 * **notebook schema** (notebooks only): ``meta.nbformat`` is 4 and
   ``meta.nbformat_minor`` an integer; ``meta.metadata`` validates;
   every element of ``cells`` is a map whose content validates as an nbformat
@@ -44,7 +49,7 @@ from pycrdt import Array, Doc, Map, Text, UndoManager, get_update
 from cs3collab.service.documents import NOTEBOOK, DocumentKind, complete_cells
 from cs3collab.service.protocol import read_var_uint
 
-__all__ = ["Candidate", "DocumentLimits", "UpdateRefused", "check_nesting"]
+__all__ = ["Candidate", "DocumentLimits", "UpdateIncomplete", "UpdateRefused", "check_nesting"]
 
 CELL_TYPES = ("code", "markdown", "raw")
 
@@ -55,6 +60,12 @@ read-only reason): an editor writing one could show everyone a false lock."""
 
 class UpdateRefused(ValueError):
     """An editor's update that would break the document; nobody saw it."""
+
+
+class UpdateIncomplete(UpdateRefused):
+    """An editor's update that builds on changes the server does not have
+    (yet): refused like any other, unless the room holds it until the
+    sender's sync reply (Room.receive)."""
 
 
 @dataclass(frozen=True)
@@ -337,7 +348,7 @@ class Candidate:
         changes = self._run(lambda: self.doc.apply_update(update))
         if check:
             if _has_structs(get_update(update, self.doc.get_state())):
-                raise UpdateRefused("the update depends on changes the server does not have")
+                raise UpdateIncomplete("the update depends on changes the server does not have")
             self._check(sum(len(change) for change in changes))
         self.size += sum(len(change) for change in changes)
         return changes

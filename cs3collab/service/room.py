@@ -38,7 +38,7 @@ from cs3collab.cs3 import Session
 from cs3collab.service import metrics, protocol
 from cs3collab.service.awareness import AwarenessPolicy, AwarenessSettings
 from cs3collab.service.documents import DocumentKind
-from cs3collab.service.guard import Candidate, DocumentLimits, UpdateRefused, check_nesting
+from cs3collab.service.guard import Candidate, DocumentLimits, UpdateIncomplete, UpdateRefused, check_nesting
 from cs3collab.service.identity import EDITOR, Identity
 from cs3collab.service.journal import Journal
 from cs3collab.service.protocol import MessageType, ProtocolError, SyncType
@@ -77,6 +77,8 @@ class Participant:
     contributed: bool = False
     awareness_ids: set[int] = field(default_factory=set)
     dropped_updates: int = 0
+    synced: bool = False  # its sync reply (step 2) has arrived
+    held: list[bytes] = field(default_factory=list)  # its incomplete updates from before that reply
 
     @property
     def can_edit(self) -> bool:
@@ -394,6 +396,36 @@ class Room:
 
     # -- frames ----------------------------------------------------------------
 
+    HOLD_UPDATES = 1000
+    """Incomplete updates held for one participant until its sync reply (see guard: completeness)."""
+    HOLD_BYTES = 4 * 1024 * 1024
+    """... and their total size; beyond either bound the update is refused as incomplete."""
+
+    def _hold(self, participant: Participant, update: bytes) -> bool:
+        """Keep an incomplete update of a participant whose sync reply has not
+        come yet (it reconnected holding edits we never got, and typed before
+        its step 2 went out): False when that would pass the bounds."""
+        if len(participant.held) >= self.HOLD_UPDATES or \
+                sum(map(len, participant.held)) + len(update) > self.HOLD_BYTES:
+            return False
+        participant.held.append(update)
+        if len(participant.held) == 1:
+            log.info("update held until the sync reply room=%s user=%s site=%s", self.key,
+                     participant.identity.label, participant.identity.idp)
+        return True
+
+    async def _sync_replied(self, participant: Participant) -> None:
+        """The participant's step 2 is in: what it sent before (held) applies now,
+        in order, or is refused as incomplete for good."""
+        participant.synced = True
+        held, participant.held = participant.held, []
+        for update in held:
+            await self.apply(update, participant)
+        if held:
+            log.info("held updates applied after the sync reply room=%s user=%s updates=%d", self.key,
+                     participant.identity.label, len(held))
+
+
     async def receive(self, participant: Participant, data: bytes, on_save: Callable[[Participant, int], None]) -> None:
         """Handle one frame from a participant.
 
@@ -413,19 +445,26 @@ class Room:
                     raise ProtocolError(f"invalid state vector: {exc}") from None
                 participant.connection.send(protocol.step2_message(missing))
                 return
-            if frame.payload == EMPTY_UPDATE:
-                return  # a step 2 with nothing in it (every client sends one): nothing to drop or apply
-            metrics.update_received()
-            if not participant.can_edit or self.read_only:
-                participant.dropped_updates += 1
-                if participant.dropped_updates == 1 or participant.dropped_updates % 100 == 0:
-                    log.warning(
-                        "dropped document update room=%s user=%s role=%s read_only=%s dropped=%d",
-                        self.key, participant.identity.label, participant.role, self.read_only,
-                        participant.dropped_updates,
-                    )
-                return
-            await self.apply(frame.payload, participant)
+            reply = frame.sync == SyncType.STEP2
+            if frame.payload != EMPTY_UPDATE:  # a step 2 with nothing in it: nothing to drop or apply
+                metrics.update_received()
+                if not participant.can_edit or self.read_only:
+                    participant.dropped_updates += 1
+                    if participant.dropped_updates == 1 or participant.dropped_updates % 100 == 0:
+                        log.warning(
+                            "dropped document update room=%s user=%s role=%s read_only=%s dropped=%d",
+                            self.key, participant.identity.label, participant.role, self.read_only,
+                            participant.dropped_updates,
+                        )
+                    participant.held.clear()
+                else:
+                    try:
+                        await self.apply(frame.payload, participant)
+                    except UpdateIncomplete:
+                        if reply or participant.synced or not self._hold(participant, frame.payload):
+                            raise
+            if reply and not participant.synced:
+                await self._sync_replied(participant)
         elif frame.type == MessageType.AWARENESS:
             self.awareness_policy.receive(participant, frame.payload)  # own ids only, vouched, coalesced, relayed
         elif frame.type == MessageType.RAW:

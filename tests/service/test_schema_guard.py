@@ -19,7 +19,18 @@ from jupyter_ydoc import YNotebook
 from pycrdt import Doc, Map
 
 from tests.service.conftest import start_service
-from tests.service.rtc import closed_with, raw_room_socket, saved_containing, sources, type_text, update_frame
+from tests.service.rtc import (
+    closed_with,
+    file_sources,
+    raw_reply,
+    raw_room_socket,
+    save_frame,
+    saved_containing,
+    sources,
+    type_text,
+    update_frame,
+    var_bytes,
+)
 from tests.support.yclient import connect, wait_for
 
 
@@ -138,3 +149,53 @@ async def test_value_nested_100000_deep_is_refused_and_the_service_lives(svc, ei
         assert svc.running.process.returncode is None
         type_text(honest, 0, " + alive")
         assert await saved_containing(einstein, path, " + alive") == ["honest + alive"]
+
+
+def _step2_frame(update: bytes) -> bytes:
+    return b"\x00\x01" + var_bytes(update)
+
+
+def _offline_then_typed(state: bytes) -> tuple[bytes, bytes]:
+    """A tab that reconnects holding an edit the server never got (typed
+    offline, or sent to a replica that died) and types again at once:
+    (its next keystroke's update, its sync reply carrying both)."""
+    doc = Doc()
+    doc.apply_update(state)
+    document = YNotebook(doc)
+    known = doc.get_state()
+    source = document.ycells[0]["source"]
+    source += " + offline"
+    before_keystroke = doc.get_state()
+    source += " + typed"
+    return doc.get_update(before_keystroke), doc.get_update(known)
+
+
+async def test_a_reconnecting_tab_that_types_before_its_sync_reply_loses_nothing(svc, einstein, notebook):
+    """The stock provider sends updates as soon as its socket is open: a
+    keystroke that builds on offline edits can come before the sync reply
+    that carries them. It is held until that reply, not refused (which
+    closed the tab with a non-reloadable error, its offline typing lost)."""
+    path = await notebook("honest")
+    async with connect(svc.url, einstein.token, path) as witness:
+        keystroke, reply = _offline_then_typed(witness.doc.get_update())
+        async with await raw_room_socket(svc.url, einstein.token, path) as tab:
+            await tab.send(update_frame(keystroke))
+            await tab.send(_step2_frame(reply))
+            await wait_for(witness.doc, lambda: sources(witness) == ["honest + offline + typed"])
+            await tab.send(save_frame(1))
+            assert (await raw_reply(tab, "save"))["status"] == "success"  # still connected, and saved
+    assert await file_sources(einstein, path) == ["honest + offline + typed"]
+
+
+async def test_an_update_still_incomplete_after_the_sync_reply_is_refused(svc, einstein, notebook):
+    path = await notebook("honest")
+    async with connect(svc.url, einstein.token, path) as witness:
+        keystroke, _reply = _offline_then_typed(witness.doc.get_update())
+        async with await raw_room_socket(svc.url, einstein.token, path) as tab:
+            await tab.send(update_frame(keystroke))
+            await tab.send(_step2_frame(b"\x00\x00"))  # a sync reply without the edit it builds on
+            code, reason = await closed_with(tab)
+        assert code == 1003 and json.loads(reason)["reason"] == "invalid_update"
+        type_text(witness, 0, " + after")  # nothing of it reached anyone; the room carries on
+        assert await saved_containing(einstein, path, " + after") == ["honest + after"]
+        assert sources(witness) == ["honest + after"]
