@@ -78,6 +78,7 @@ class Participant:
     awareness_ids: set[int] = field(default_factory=set)
     dropped_updates: int = 0
     synced: bool = False  # its sync reply (step 2) has arrived
+    diverged: bool = False  # updates of its were dropped (read-only): its document has what ours has not
     held: list[bytes] = field(default_factory=list)  # its incomplete updates from before that reply
 
     @property
@@ -414,6 +415,21 @@ class Room:
                      participant.identity.label, participant.identity.idp)
         return True
 
+    def _resync(self, participant: Participant) -> None:
+        """A participant whose updates were dropped while it could not edit
+        (the room read-only: a foreign lock; or it was a viewer) may edit
+        now: its tab still holds what was dropped (JupyterLab writes the
+        kernel's metadata on its own, read-only or not), and its next updates
+        build on it, which the guard would refuse as incomplete and close the
+        tab. Ask it for what we lack (a sync step 1, as at a join): its reply
+        brings those changes through the guard like any edit, and what it
+        sends meanwhile is held until then, so the room and the tab agree."""
+        participant.diverged = False
+        participant.synced = False
+        participant.connection.send(protocol.step1_message(self.doc.get_state()))
+        log.info("asking a tab for what it changed while it could not edit room=%s user=%s site=%s dropped=%d",
+                 self.key, participant.identity.label, participant.identity.idp, participant.dropped_updates)
+
     async def _sync_replied(self, participant: Participant) -> None:
         """The participant's step 2 is in: what it sent before (held) applies now,
         in order, or is refused as incomplete for good."""
@@ -457,7 +473,10 @@ class Room:
                             participant.dropped_updates,
                         )
                     participant.held.clear()
+                    participant.diverged = True
                 else:
+                    if participant.diverged:
+                        self._resync(participant)
                     try:
                         await self.apply(frame.payload, participant)
                     except UpdateIncomplete:

@@ -18,6 +18,7 @@ from pycrdt import Map
 from cs3collab.service.storage import READ_ONLY_STATE
 from tests.service.conftest import start_service
 from tests.service.rtc import (
+    eventually,
     file_sources,
     notebook_bytes,
     room_key,
@@ -39,6 +40,10 @@ async def barrier(client, marker: str) -> None:
 
 def read_only_state(client) -> str | None:
     return client.doc.get("state", type=Map).get(READ_ONLY_STATE)
+
+
+async def _file_is(session, path: str, expected: list[str]) -> bool:
+    return await file_sources(session, path) == expected
 
 
 async def test_foreign_lock_gives_a_read_only_room_until_unlocked(svc, einstein, notebook):
@@ -68,9 +73,10 @@ async def test_foreign_lock_gives_a_read_only_room_until_unlocked(svc, einstein,
         await wait_for(other.doc, lambda: read_only_state(other) == "")
         type_text(other, 0, "  # after unlock")
         await wait_for(typist.doc, lambda: "after unlock" in sources(typist)[0])
-        saved = await saved_containing(einstein, path, "after unlock")
-    # what was typed under the foreign lock was dropped, never saved
-    assert saved == ["locked = True  # after unlock"]
+        # the tab that typed under the lock and the room agree again: its next frame (here its
+        # echo of the new text) makes the room ask it for what was dropped (Room._resync)
+        await wait_for(other.doc, lambda: other.document.get() == typist.document.get())
+        await eventually(lambda: _file_is(einstein, path, sources(other)), 20, "the file holds what the tabs show")
 
 
 async def test_room_holds_its_lock(svc, einstein, notebook):
@@ -118,3 +124,34 @@ async def test_outside_upload_is_merged_and_typing_kept(slow_saving, einstein, n
         await typist.connection.send(save_frame(1))
         assert (await typist.channel.wait_raw(lambda m: m.get("type") == "save"))["status"] == "success"
     assert await file_sources(einstein, path) == expected
+
+
+async def test_a_tab_that_changed_its_document_while_locked_edits_on_after_unlock(svc, einstein, notebook):
+    """JupyterLab writes into a read-only tab's document on its own (the
+    kernel's metadata when it connects); the room drops that change. After
+    the unlock the tab's next edit builds on it: the room asks the tab for
+    what it lacks instead of closing it (1003: 'depends on changes the server
+    does not have'), and everyone ends with the same document."""
+    path = await notebook("locked = True")
+    await einstein.locks.set(path, lock_id="wopi-lock-2", app_name="wopi", lifetime=60)
+    async with connect(svc.url, einstein.token, path) as tab, connect(svc.url, einstein.token, path) as other:
+        await tab.channel.wait_raw(lambda m: m.get("type") in ("cs3collab:role", "cs3collab:read-only"))
+        state = tab.doc.get_state()
+        with tab.doc.transaction():
+            tab.document._ymeta["metadata"]["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+        await tab.connection.send(update_frame(tab.doc.get_update(state)))  # dropped: the room is read-only
+        await einstein.locks.unlock(path, lock_id="wopi-lock-2", app_name="wopi")
+        await tab.channel.wait_raw(lambda m: m == {"type": "cs3collab:read-only", "reason": None})
+
+        # the next edit builds on the dropped change
+        state = tab.doc.get_state()
+        with tab.doc.transaction():
+            tab.document._ymeta["metadata"]["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)"}
+        type_text(tab, 0, "  # after unlock")
+        await tab.connection.send(update_frame(tab.doc.get_update(state)))
+        await wait_for(other.doc, lambda: sources(other) == ["locked = True  # after unlock"])
+        await wait_for(other.doc, lambda: other.document.get() == tab.document.get())
+        saved = await saved_containing(einstein, path, "after unlock")
+        assert saved == ["locked = True  # after unlock"]
+    stored = nbformat.reads((await einstein.files.download(path)).decode(), as_version=4)
+    assert stored.metadata.kernelspec.display_name == "Python 3 (ipykernel)"
