@@ -21,7 +21,7 @@ from pycrdt import Doc
 from jupyter_ydoc import YNotebook
 
 from tests.service.rtc import raw_room_socket, sources, type_text, var_bytes
-from tests.support.yclient import connect, wait_for
+from tests.support.yclient import connect, read_var_uint, wait_for
 
 TYPING_PERIOD = 0.02
 """One keystroke every 20 ms in the other room: fast typing."""
@@ -60,17 +60,6 @@ def large_notebook(cells: int = 1000) -> bytes:
     return nbformat.writes(nb).encode()
 
 
-def _read_uint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            return value, pos
-
-
 async def open_raw(svc, einstein, path: str, done: asyncio.Future) -> None:
     """Open ``path`` as a fresh joiner (sync step 1 with an empty state) and
     resolve ``done`` with the step 2 update, left undecoded: applying 9 MB here
@@ -80,7 +69,7 @@ async def open_raw(svc, einstein, path: str, done: asyncio.Future) -> None:
         while True:
             message = await ws.recv()
             if isinstance(message, bytes) and message[:2] == b"\x00\x01":
-                length, pos = _read_uint(message, 2)
+                length, pos = read_var_uint(message, 2)
                 done.set_result(message[pos:pos + length])
                 return
 

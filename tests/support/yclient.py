@@ -80,7 +80,8 @@ class WebSocketChannel:
                 await self._arrived.wait()
 
 
-def _var_uint(data: bytes, pos: int) -> tuple[int, int]:
+def read_var_uint(data: bytes, pos: int) -> tuple[int, int]:
+    """A lib0 varUint at ``pos``: (its value, the position after it)."""
     value, shift = 0, 0
     while True:
         byte = data[pos]
@@ -92,19 +93,19 @@ def _var_uint(data: bytes, pos: int) -> tuple[int, int]:
 
 
 def _raw_json(message: bytes) -> dict:
-    length, pos = _var_uint(message, 1)
+    length, pos = read_var_uint(message, 1)
     return json.loads(message[pos : pos + length])
 
 
 def _awareness_states(message: bytes) -> dict[int, dict | None]:
     """``1 varBytes(n × (clientID, clock, varString JSON))`` → {clientID: state}."""
-    _size, pos = _var_uint(message, 1)
-    count, pos = _var_uint(message, pos)
+    _size, pos = read_var_uint(message, 1)
+    count, pos = read_var_uint(message, pos)
     states = {}
     for _ in range(count):
-        client_id, pos = _var_uint(message, pos)
-        _clock, pos = _var_uint(message, pos)
-        length, pos = _var_uint(message, pos)
+        client_id, pos = read_var_uint(message, pos)
+        _clock, pos = read_var_uint(message, pos)
+        length, pos = read_var_uint(message, pos)
         states[client_id] = json.loads(message[pos : pos + length])
         pos += length
     return states
