@@ -79,3 +79,16 @@ def pytest_runtest_makereport(item, call):
             if hasattr(running, "output"):
                 report.sections.append((f"{name} log (last 80 lines)", "\n".join(running.output[-80:])))
     return report
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Lines a test asks to show whatever its outcome (``("printed", text)`` in
+    its user properties, e.g. the fuzz test's seed and frame count): report
+    properties travel from pytest-xdist's workers, a test's own output does not."""
+    lines = [value for reports in terminalreporter.stats.values() for report in reports
+             if getattr(report, "when", None) == "call"
+             for name, value in getattr(report, "user_properties", ()) if name == "printed"]
+    if lines:
+        terminalreporter.section("printed by tests")
+        for line in lines:
+            terminalreporter.line(line)

@@ -195,7 +195,7 @@ scripts = st.lists(st.tuples(st.sampled_from(OPERATIONS), st.integers(0, 2**32 -
 )
 @seed(FUZZ_SEED)
 @given(script=scripts)
-async def test_fresh_joiner_sees_what_live_clients_see(svc, einstein, notebook, capsys, script):
+async def test_fresh_joiner_sees_what_live_clients_see(svc, einstein, notebook, request, script):
     path = await notebook("start")
     typed = {"a": [], "b": []}
     async with connect(svc.url, einstein.token, path) as a, connect(svc.url, einstein.token, path) as b:
@@ -238,8 +238,9 @@ async def test_fresh_joiner_sees_what_live_clients_see(svc, einstein, notebook, 
         text = "".join(saved)
         for name in typed:
             _assert_in_order(typed[name] + [f"<{name}-end>"], text)
-    with capsys.disabled():
-        print(f"\nfuzz seed={FUZZ_SEED} frames={frames} refused_connections={closes} operations={len(script)}")
+    # printed in the session's summary (tests/conftest.py), also from a worker of pytest-xdist
+    request.node.user_properties.append(
+        ("printed", f"fuzz seed={FUZZ_SEED} frames={frames} refused_connections={closes} operations={len(script)}"))
 
 
 def _assert_in_order(tokens: list[str], text: str) -> None:
