@@ -68,6 +68,22 @@ async def workdir(einstein):
     return path
 
 
+STACK_TIMEOUT = 300
+"""Seconds for a test whose module starts a whole stack in its first test's
+setup (browser tests: a site, the service, a hub spawning three JupyterLabs,
+three browsers; federation: two sites, two services, Jupyter servers; hub
+logins). That setup took up to 160 s (browsers) and 113 s (two sites) on the
+2-core machine under load, past the suite's 120 s (pyproject.toml)."""
+
+STACK_FOLDERS = ("e2e", "federation", "hub")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.path.parent.name in STACK_FOLDERS and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(STACK_TIMEOUT))
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item, call):
     """A failed test shows the end of the log of each process its fixtures

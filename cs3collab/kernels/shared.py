@@ -317,11 +317,25 @@ class SharedKernel:
                 process = getattr(provisioner, "process", None) if provisioner is not None else None
                 return describe_exit(process.returncode if process is not None else None)
 
+    async def _begin_run(self, execution: Execution) -> None:
+        """A run begins: the room shows it (outputs cleared, who runs it)."""
+        execution.started = True
+        try:
+            execution.written = await self.host.observer.started(execution)
+        except Exception as exc:  # noqa: BLE001 - the run goes on; its outputs are forwarded instead
+            log.error("run not written to the room room=%s cell=%s error=%r", self.key, execution.cell_id, exc)
+            execution.written = False
+
     async def _died(self, why: str) -> None:
         log.error("kernel died room=%s reason=%s running=%d", self.key, why, len(self.running()))
         self.state = "dead"
         self._broadcast_status("dead", None)
         running = list(self._executions.values())
+        if running and not any(execution.started for execution in running):
+            # It died before its "busy" reached us (a kernel killed at once does not
+            # flush its iopub): the kernel runs requests in order, so the first one
+            # sent is the run it died in, and its cell says so like any other.
+            await self._begin_run(running[0])
         self._executions.clear()
         words = f"The shared kernel of this notebook stopped: {why}. Its variables are gone; run a cell to start a new one."
         for execution in running:
@@ -540,12 +554,7 @@ class SharedKernel:
                 self.state = state
             self.last_activity = time.monotonic()
         if execution is not None and not execution.started and msg_type in ("execute_input", "status", *OUTPUT_TYPES):
-            execution.started = True
-            try:
-                execution.written = await observer.started(execution)
-            except Exception as exc:  # noqa: BLE001 - the run goes on; its outputs are forwarded instead
-                log.error("run not written to the room room=%s cell=%s error=%r", self.key, execution.cell_id, exc)
-                execution.written = False
+            await self._begin_run(execution)
         if execution is not None and msg_type == "execute_input":
             execution.execution_count = content.get("execution_count")
         if execution is not None and msg_type in OUTPUT_TYPES:

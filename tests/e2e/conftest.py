@@ -202,19 +202,6 @@ async def enter_all(stack: contextlib.AsyncExitStack, managers) -> list:
     return results
 
 
-STACK_TIMEOUT = 300
-"""Seconds for a browser test, its setup included: the first test of a module
-starts the whole demo stack (a site, the service, a hub spawning three
-JupyterLabs, three browsers), which took up to 160 s on the 2-core machine
-with a CPU hog beside it, past the suite's 120 s."""
-
-
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if "/e2e/" in str(item.path) and item.get_closest_marker("timeout") is None:
-            item.add_marker(pytest.mark.timeout(STACK_TIMEOUT))
-
-
 @pytest.fixture(scope="module")
 async def stack(tmp_path_factory, request) -> AsyncIterator[Stack]:
     """The demo's stack: site, shared sample notebook, service, a JupyterLab per user."""
