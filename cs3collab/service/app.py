@@ -28,6 +28,7 @@ from cs3collab.kernels.host import KernelHost
 from cs3collab.service.awareness import AwarenessSettings
 from cs3collab.service.documents import TEXT_FILE
 from cs3collab.service.execution import SharedExecution
+from cs3collab.service.kernel_relay import KernelRelay
 from cs3collab.service.handlers import GLOBAL_AWARENESS, RoomHandler, ServiceContext, SessionHandler
 from cs3collab.service.federation import FederatedLogin
 from cs3collab.service import metrics
@@ -373,6 +374,9 @@ class CollabService(Application):
             global_room = Room(GLOBAL_AWARENESS, TEXT_FILE, "globalAwareness", journal, self.awareness_settings(private=True))
             global_room.read_only = "global awareness room"
             execution = SharedExecution(KernelHost(parent=self), registry, cs3, self.access_recheck)
+            if link is not None:  # one kernel per notebook across replicas, on the replica that started it
+                execution.relay = KernelRelay(journal.client, journal.key_prefix, journal.replica_id,
+                                              self.lease_seconds, execution)
             context = ServiceContext(
                 authenticator=Authenticator(cs3, self.token_cache_seconds),
                 federation=FederatedLogin(cs3, self.token_cache_seconds),
@@ -398,9 +402,13 @@ class CollabService(Application):
                         kernels_started = asyncio.get_running_loop().create_future()
                         kernels = tasks.create_task(execution.run(kernels_started), name="shared kernels")
                         await kernels_started
-                        link_task = None
+                        link_task = relay_task = None
                         if link is not None:
                             link_task = tasks.create_task(link.run(lambda: list(registry.rooms)), name="replica link")
+                        if execution.relay is not None:
+                            relay_started = asyncio.get_running_loop().create_future()
+                            relay_task = tasks.create_task(execution.relay.run(relay_started), name="kernel relay")
+                            await relay_started
                         log.info("service listening url=%s gateway=%s state=%s", url, self.gateway, state_dir)
                         try:
                             yield url
@@ -409,6 +417,8 @@ class CollabService(Application):
                             server.stop()
                             execution.stop()  # kernels first: their last outputs go into the rooms
                             await kernels
+                            if relay_task is not None:  # their claims released, the other replicas told
+                                relay_task.cancel()
                             registry.stop()  # flushes and closes every room; the task group waits for it
                             if link_task is not None:  # leases released once the rooms are flushed
                                 await registry_task

@@ -193,6 +193,14 @@ class LeaseKeeper:
         value = await self.client.get(self._keys(room)[0])
         return None if value is None else value.decode().rpartition(":")[0]
 
+    async def current(self, room: str) -> tuple[str, int] | None:
+        """``room``'s lease as Redis holds it now: (replica, token), or None."""
+        value = await self.client.get(self._keys(room)[0])
+        if value is None:
+            return None
+        holder, _, token = value.decode().rpartition(":")
+        return holder, int(token)
+
     def _lost(self, lease: Lease) -> None:
         if self.held.get(lease.room) is lease:
             del self.held[lease.room]
