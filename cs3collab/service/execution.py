@@ -258,7 +258,9 @@ class SharedExecution:
     async def recheck(self) -> None:
         """Ask CS3 again, as each attached participant, what they may do."""
         async with self._recheck_lock:
-            channels = [(key, c) for key, kernel in list(self.host.kernels.items()) for c in list(kernel.channels)]
+            # participants connected here (those of other replicas are re-checked there: kernel_relay)
+            channels = [(key, c) for key, kernel in list(self.host.kernels.items()) for c in list(kernel.channels)
+                        if isinstance(c, KernelParticipant)]
             await asyncio.gather(*(self._recheck_one(key, c) for key, c in channels))
 
     async def _recheck_one(self, key: str, channel: KernelParticipant) -> None:

@@ -81,6 +81,8 @@ ASK_TIMEOUT = 15.0
 HOST_LOST = ("The shared kernel of this notebook stopped: the service replica that ran it stopped responding. "
              "Its variables are gone; run a cell to start a new one.")
 MOVED = "The shared kernel of this notebook stopped; run the cell again to start a new one."
+STOPPED = ("The shared kernel of this notebook stopped: its service replica was shut down. "
+           "Its variables are gone; run a cell to start a new one.")
 CLAIM_LOST = ("The shared kernel of this notebook stopped: its service replica lost contact with the others. "
               "Its variables are gone; run a cell to start a new one.")
 
@@ -193,7 +195,7 @@ class KernelRelay:
         for key, lease in list(self.claims.held.items()):
             await self.claims.release(lease)
             self._queue(self.announce_channel, {"op": "released", "key": key, "host": self.replica,
-                                                "token": lease.token})
+                                                "token": lease.token, "words": STOPPED})
         await self._flush()
 
     def _spawn(self, name: str, coro) -> None:
@@ -318,7 +320,9 @@ class KernelRelay:
                     self._host_lost(route, None)
                     self._spawn(f"kernel route:{key}", self._resolve(route))
             elif op in ("claimed", "released"):
-                self._announced(op, key, str(msg.get("host")), int(msg.get("token", 0)))
+                words = msg.get("words")
+                self._announced(op, key, str(msg.get("host")), int(msg.get("token", 0)),
+                                words if isinstance(words, str) else None)
             else:
                 log.warning("unknown kernel relay message op=%r replica=%s", op, self.replica)
         except Exception:  # noqa: BLE001 - one bad message must not stop the listener
@@ -451,8 +455,8 @@ class KernelRelay:
                 future.set_exception(KernelError(words or MOVED))
         if words is None:
             return
-        log.error("kernel replica lost room=%s host=%s replica=%s channels=%d", route.key, host, self.replica,
-                  len(self._here(route.key)))
+        log.warning("kernel gone with its replica room=%s host=%s replica=%s channels=%d", route.key, host,
+                    self.replica, len(self._here(route.key)))
         dead = status_message("dead")
         for channel in self._here(route.key):
             channel.deliver(dead)
@@ -463,7 +467,7 @@ class KernelRelay:
             # this replica's participants only: each replica tells its own
             live.room.notify({"type": RAW_KERNEL, "event": "died", "message": words})
 
-    def _announced(self, op: str, key: str, host: str, token: int) -> None:
+    def _announced(self, op: str, key: str, host: str, token: int, words: str | None) -> None:
         if host == self.replica:
             return
         route = self.routes.get(key)
@@ -472,8 +476,8 @@ class KernelRelay:
         if op == "claimed":
             self._set_host(route, host, token)
             route.resolved.set()
-        elif route.host == host:  # released: its kernel is gone (it said so to the channels)
-            self._host_lost(route, None)
+        elif route.host == host:  # released: its kernel is gone (the room was told, unless words say it here)
+            self._host_lost(route, words)
 
     def forward(self, host: str, key: str, channel: KernelParticipant, message: dict) -> None:
         """One participant's message to the kernel on ``host``."""

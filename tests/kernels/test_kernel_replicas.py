@@ -26,6 +26,7 @@ from cs3collab.cs3.shares import user_grantee
 from tests.kernels.conftest import KERNEL_OPTIONS
 from tests.kernels.kernelclient import file_id_of, kernel_channel, kernel_rest, outputs_text
 from tests.service.conftest import start_service
+from tests.service.rtc import eventually
 from tests.support.yclient import connect, wait_for
 
 LEASE = 3.0
@@ -136,3 +137,42 @@ async def test_the_kernels_replica_killed_is_told_and_a_new_kernel_starts_on_a_l
                            timeout=20)
             assert two.running.count("kernel started room=") == 1
             assert two.running.count("kernel hosted here room=") == 1
+
+
+async def test_a_revocation_on_the_participants_replica_and_a_stopped_kernel_replica(
+        site, redis, einstein, marie, richard, notebook, tmp_path):
+    """Marie's and Richard's channels on replica two are open before any kernel
+    runs; Einstein starts it on replica one and both hear it. Marie's share is
+    removed: replica two (where she is connected) cuts her channel and the
+    kernel's replica forgets her. Replica one is then stopped (SIGTERM):
+    Richard, on replica two, is told in words that the kernel is gone."""
+    path = await notebook("y = 1")
+    share = await einstein.shares.create(path, user_grantee(marie.user.id), roles.EDITOR)
+    await einstein.shares.create(path, user_grantee(richard.user.id), roles.VIEWER)
+    options = replica_options(redis)
+    async with start_service(site, tmp_path / "two", *options) as two:
+        file_id = await file_id_of(two.url, einstein.token, path)
+        async with connect(two.url, richard.token, path) as r, \
+                kernel_channel(two.url, f"Bearer {richard.token}", file_id) as kr, \
+                kernel_channel(two.url, f"Bearer {marie.token}", file_id) as kb:
+            async with start_service(site, tmp_path / "one", *options) as one:
+                async with connect(one.url, einstein.token, path) as a, \
+                        kernel_channel(one.url, f"Bearer {einstein.token}", file_id) as ka:
+                    run = await ka.execute("y = 1", cell_id(a, 0))
+                    await kr.idle(run, timeout=30)  # the claim was announced: replica two joined the kernel
+                    await kb.idle(run, timeout=30)
+                    await einstein.shares.remove(share.id.opaque_id)
+                    code, _reason = await kb.wait_closed(timeout=10)  # replica two re-checks every 0.5 s
+                    assert code == 1003
+                    assert two.running.count("kernel access lost, disconnecting") == 1
+
+                    async def forgotten():
+                        status = (await kernel_rest(one.url, f"Bearer {einstein.token}", file_id, method="GET")).json()
+                        return status if status["connections"] == 2 else None
+
+                    await eventually(forgotten, 10, "marie's relayed channel gone from the kernel's replica")
+            # replica one stopped (SIGTERM): its kernel with it; Richard is told on replica two
+            notice = await r.channel.wait_raw(lambda m: m.get("type") == "cs3collab:kernel" and m["event"] == "died",
+                                              timeout=20)
+            assert "was shut down" in notice["message"]
+            await kr.wait(lambda m: m["msg_type"] == "status" and m["content"]["execution_state"] == "dead")
