@@ -207,8 +207,9 @@ class CollabService(Application):
     lease_seconds = Float(
         10.0,
         help="With redis_url: lifetime in seconds of a room's persistence lease (only its holder saves, locks "
-        "and polls the room); renewed every third of it, so a dead holder's rooms are taken over by another "
-        "replica within lease_seconds * 4/3 (default 10: 13.3 s).",
+        "and polls the room) and of a shared kernel's claim (only its holder runs the notebook's kernel; the "
+        "other replicas relay to it); renewed every third of it, so a dead holder's rooms are taken over by "
+        "another replica, and its kernels' participants told, within lease_seconds * 4/3 (default 10: 13.3 s).",
     ).tag(config=True)
     journal_class = Type(
         default_value="cs3collab.service.journal_sqlite.SQLiteJournal",

@@ -151,7 +151,7 @@ class KernelRelay:
         self.replica = replica
         self.ttl = ttl
         self.execution = execution
-        self.claims = LeaseKeeper(client, f"{prefix}:kernel", replica, ttl)
+        self.claims = LeaseKeeper(client, f"{prefix}:kernel", replica, ttl, name="kernel claim")
         self.routes: dict[str, _Route] = {}
         self.locals: dict[str, tuple[str, Any]] = {}  # channel id -> (key, KernelParticipant) connected here
         self.remote: dict[str, dict[tuple[str, str], RemoteChannel]] = {}  # key -> (replica, ch) -> channel
@@ -198,10 +198,11 @@ class KernelRelay:
                                                 "token": lease.token, "words": STOPPED})
         await self._flush()
 
-    def _spawn(self, name: str, coro) -> None:
+    def _spawn(self, name: str, coro) -> bool:
+        """Run ``coro`` in the relay's task group, supervised; False when the relay is not running."""
         if self._tasks is None:
             coro.close()
-            return
+            return False
 
         async def supervised() -> None:
             try:
@@ -212,6 +213,7 @@ class KernelRelay:
                 log.exception("kernel relay task failed task=%s replica=%s", name, self.replica)
 
         self._tasks.create_task(supervised(), name=name)
+        return True
 
     def _chain(self, key: str, coro) -> None:
         """Run ``coro`` after the previous one of the same notebook: one notebook's
@@ -336,7 +338,8 @@ class KernelRelay:
         route = self.routes.get(key)
         if route is None:
             route = self.routes[key] = _Route(key)
-            self._spawn(f"kernel route:{key}", self._resolve(route))
+            if not self._spawn(f"kernel route:{key}", self._resolve(route)):
+                route.resolved.set()  # the relay stopped: nothing runs anywhere for this replica
         elif route.host not in (None, self.replica):
             self._attach_list(route)
 
@@ -388,7 +391,10 @@ class KernelRelay:
         try:
             route = self.routes.get(key)
             if route is not None:
-                await route.resolved.wait()
+                try:  # the claim's first look, asked when the channel attached
+                    await asyncio.wait_for(route.resolved.wait(), ASK_TIMEOUT)
+                except TimeoutError:
+                    log.warning("kernel host still unknown room=%s replica=%s", key, self.replica)
                 if route.host not in (None, self.replica):
                     return route.host
             else:
