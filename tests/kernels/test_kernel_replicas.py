@@ -17,6 +17,7 @@ not left hanging, and her next run starts a fresh kernel on replica two.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import anyio
@@ -176,3 +177,26 @@ async def test_a_revocation_on_the_participants_replica_and_a_stopped_kernel_rep
                                               timeout=20)
             assert "was shut down" in notice["message"]
             await kr.wait(lambda m: m["msg_type"] == "status" and m["content"]["execution_state"] == "dead")
+
+
+async def test_two_editors_starting_at_once_on_two_replicas_get_one_kernel(site, redis, einstein, marie, notebook,
+                                                                          tmp_path):
+    """No kernel runs; Einstein (replica one) and Marie (replica two) run a
+    cell at the same moment. One replica wins the claim and starts the
+    kernel, the other relays to it: both variables are in one kernel."""
+    path = await notebook("a = 1", "b = 2", "print(a + b)")
+    await einstein.shares.create(path, user_grantee(marie.user.id), roles.EDITOR)
+    options = replica_options(redis)
+    async with start_service(site, tmp_path / "one", *options) as one, \
+            start_service(site, tmp_path / "two", *options) as two:
+        file_id = await file_id_of(one.url, einstein.token, path)
+        async with connect(one.url, einstein.token, path) as a, connect(two.url, marie.token, path) as b, \
+                kernel_channel(one.url, f"Bearer {einstein.token}", file_id) as ka, \
+                kernel_channel(two.url, f"Bearer {marie.token}", file_id) as kb:
+            first, second = await asyncio.gather(ka.execute("a = 1", cell_id(a, 0)), kb.execute("b = 2", cell_id(b, 1)))
+            replies = await asyncio.gather(ka.reply(first), kb.reply(second))
+            assert [r["content"]["status"] for r in replies] == ["ok", "ok"]
+            total = await kb.execute("print(a + b)", cell_id(b, 2))
+            await kb.idle(total, timeout=30)
+            await wait_for(a.doc, lambda: outputs_text(a, 2) == "3\n", timeout=20)
+            assert one.running.count("kernel started room=") + two.running.count("kernel started room=") == 1
