@@ -416,6 +416,8 @@ class CollabService(Application):
                         finally:
                             log.info("service stopping: flushing rooms")
                             server.stop()
+                            if execution.relay is not None:
+                                execution.relay.stop_hosting()
                             execution.stop()  # kernels first: their last outputs go into the rooms
                             await kernels
                             if relay_task is not None:  # their claims released, the other replicas told

@@ -132,6 +132,7 @@ class _Route:
     token: int = 0
     resolved: asyncio.Event = field(default_factory=asyncio.Event)
     pending: dict[str, tuple[Any, dict]] = field(default_factory=dict)  # relayed request msg_id -> (channel, msg)
+    lost: str | None = None  # the host last relayed to, once it said its kernel is gone
 
 
 class KernelRelay:
@@ -162,6 +163,7 @@ class KernelRelay:
         self._tails: dict[str, asyncio.Task] = {}
         self._tasks: asyncio.TaskGroup | None = None
         self._listening = asyncio.Event()
+        self.stopping = False
 
     def inbox(self, replica: str) -> str:
         return f"{self.prefix}:kernels:to:{replica}"
@@ -190,6 +192,12 @@ class KernelRelay:
                     await asyncio.shield(self._stop())
             except (TimeoutError, *REDIS_ERRORS) as e:  # Redis gone: the claims expire by themselves
                 log.warning("kernel claims not released replica=%s error=%s", self.replica, type(e).__name__)
+
+    def stop_hosting(self) -> None:
+        """The service is stopping: its kernels are about to be shut down. Relayed
+        channels are no longer taken on; once the kernels are down, their claims
+        are released and the other replicas told in words (on cancel)."""
+        self.stopping = True
 
     async def _stop(self) -> None:
         for key, lease in list(self.claims.held.items()):
@@ -265,7 +273,7 @@ class KernelRelay:
                     for channel, data in batch:
                         pipe.publish(channel, data)
                     await pipe.execute()
-            except REDIS_ERRORS as e:  # lost, as on a broken WebSocket; the claims decide the rest
+            except Exception as e:  # noqa: BLE001 - lost, as on a broken WebSocket; the claims decide the rest
                 throttle.log(log, logging.WARNING, ("publish",), "kernel messages not relayed replica=%s count=%d "
                              "error=%s", self.replica, len(batch), f"{type(e).__name__}: {e}")
 
@@ -283,7 +291,7 @@ class KernelRelay:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is not None and message["type"] == "message":
                         self._received(message["data"])
-            except REDIS_ERRORS as e:
+            except Exception as e:  # noqa: BLE001 - Redis gone (or a bad reply): listen again, never stop
                 log.warning("kernel relay redis unavailable replica=%s retry_s=%.1f error=%s", self.replica, backoff,
                             f"{type(e).__name__}: {e}")
                 self._listening.set()  # the service runs on; rooms say what Redis's absence means
@@ -317,10 +325,11 @@ class KernelRelay:
             elif op == "gone":
                 route = self.routes.get(key)
                 if route is not None and route.host == msg.get("from"):
+                    # its claim is released within a pass; the keeper's next pass looks again
+                    # (not at once: that would ping-pong with a host whose kernel is ending)
                     log.info("kernel no longer on its replica room=%s host=%s replica=%s", key, route.host,
                              self.replica)
                     self._host_lost(route, None)
-                    self._spawn(f"kernel route:{key}", self._resolve(route))
             elif op in ("claimed", "released"):
                 words = msg.get("words")
                 self._announced(op, key, str(msg.get("host")), int(msg.get("token", 0)),
@@ -373,13 +382,13 @@ class KernelRelay:
     async def _resolve(self, route: _Route) -> None:
         try:
             current = await self.claims.current(route.key)
+            if current is not None and current[0] != self.replica and self.routes.get(route.key) is route:
+                self._set_host(route, *current)
         except REDIS_ERRORS as e:
             log.warning("kernel host not found room=%s replica=%s error=%s", route.key, self.replica,
                         f"{type(e).__name__}: {e}")
-            current = None
-        if current is not None and current[0] != self.replica and self.routes.get(route.key) is route:
-            self._set_host(route, *current)
-        route.resolved.set()
+        finally:
+            route.resolved.set()  # whatever happened: a send never waits on it
 
     async def remote_host(self, key: str, *, starting: bool) -> str | None:
         """The replica running ``key``'s kernel when it is another one; None when
@@ -452,6 +461,7 @@ class KernelRelay:
         (it died): tell this replica's channels and participants here."""
         host = route.host
         route.host, route.token = None, 0
+        route.lost = host if words is None else None
         pending, route.pending = route.pending, {}
         for channel, message in pending.values():
             for reply in refusal(message, words or MOVED):
@@ -483,6 +493,9 @@ class KernelRelay:
             self._set_host(route, host, token)
             route.resolved.set()
         elif route.host == host:  # released: its kernel is gone (the room was told, unless words say it here)
+            self._host_lost(route, words)
+        elif route.host is None and route.lost == host and words:  # it said "gone" first, now why
+            route.host = host
             self._host_lost(route, words)
 
     def forward(self, host: str, key: str, channel: KernelParticipant, message: dict) -> None:
@@ -536,6 +549,8 @@ class KernelRelay:
         return slot
 
     def _sync_remote(self, key: str, replica: str, descs: list) -> None:
+        if self.stopping:
+            return  # its claims are released (and announced) once its kernels are down
         slot = self._slot(key)
         if slot is None:
             self.send_to(replica, {"op": "gone", "key": key, "from": self.replica})
@@ -564,6 +579,10 @@ class KernelRelay:
     async def _send_from_replica(self, msg: dict) -> None:
         key, replica, desc, message = str(msg["key"]), str(msg["from"]), msg["ch"], msg["m"]
         slot = self._slot(key)
+        if self.stopping:
+            for reply in refusal(message, STOPPED):
+                self.send_to(replica, {"op": "deliver", "key": key, "ch": desc.get("ch"), "m": reply})
+            return
         if slot is None:
             for reply in refusal(message, MOVED):
                 self.send_to(replica, {"op": "deliver", "key": key, "ch": desc.get("ch"), "m": reply})
@@ -645,6 +664,8 @@ class KernelRelay:
             except REDIS_ERRORS as e:
                 throttle.log(log, logging.WARNING, ("pass",), "kernel claim pass failed replica=%s error=%s",
                              self.replica, f"{type(e).__name__}: {e}")
+            except Exception:  # noqa: BLE001 - logged; the next pass tries again
+                log.exception("kernel claim pass failed replica=%s", self.replica)
 
     async def _pass(self) -> None:
         now = time.monotonic()

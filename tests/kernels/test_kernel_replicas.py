@@ -18,6 +18,7 @@ not left hanging, and her next run starts a fresh kernel on replica two.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 
 import anyio
@@ -42,6 +43,19 @@ def replica_options(redis) -> tuple[str, ...]:
             f"--CollabService.lease_seconds={LEASE}", *KERNEL_OPTIONS)
 
 
+@contextlib.asynccontextmanager
+async def logs_on_failure(**services):
+    """A failing test prints the end of each replica's log (its replicas are
+    started in the test, so the fixtures' log hook does not see them)."""
+    try:
+        yield
+    except BaseException:
+        for name, svc in services.items():
+            print(f"--- replica {name} log (last 80 lines)")
+            print("\n".join(svc.running.output[-80:]))
+        raise
+
+
 def outputs(client, cell: int) -> list:
     return list(client.document.ycells[cell]["outputs"])
 
@@ -53,7 +67,7 @@ async def test_participants_on_two_replicas_share_one_kernel(site, redis, einste
     await einstein.shares.create(path, user_grantee(richard.user.id), roles.VIEWER)
     options = replica_options(redis)
     async with start_service(site, tmp_path / "one", *options) as one, \
-            start_service(site, tmp_path / "two", *options) as two:
+            start_service(site, tmp_path / "two", *options) as two, logs_on_failure(one=one, two=two):
         file_id = await file_id_of(one.url, einstein.token, path)
         async with connect(one.url, einstein.token, path) as a, connect(two.url, marie.token, path) as b, \
                 kernel_channel(one.url, f"Bearer {einstein.token}", file_id) as ka, \
@@ -110,7 +124,7 @@ async def test_the_kernels_replica_killed_is_told_and_a_new_kernel_starts_on_a_l
     await einstein.shares.create(path, user_grantee(marie.user.id), roles.EDITOR)
     options = replica_options(redis)
     async with start_service(site, tmp_path / "one", *options) as one, \
-            start_service(site, tmp_path / "two", *options) as two:
+            start_service(site, tmp_path / "two", *options) as two, logs_on_failure(one=one, two=two):
         file_id = await file_id_of(one.url, einstein.token, path)
         async with connect(one.url, einstein.token, path) as a, \
                 kernel_channel(one.url, f"Bearer {einstein.token}", file_id) as ka:
@@ -151,12 +165,12 @@ async def test_a_revocation_on_the_participants_replica_and_a_stopped_kernel_rep
     share = await einstein.shares.create(path, user_grantee(marie.user.id), roles.EDITOR)
     await einstein.shares.create(path, user_grantee(richard.user.id), roles.VIEWER)
     options = replica_options(redis)
-    async with start_service(site, tmp_path / "two", *options) as two:
+    async with start_service(site, tmp_path / "two", *options) as two, logs_on_failure(two=two):
         file_id = await file_id_of(two.url, einstein.token, path)
         async with connect(two.url, richard.token, path) as r, \
                 kernel_channel(two.url, f"Bearer {richard.token}", file_id) as kr, \
                 kernel_channel(two.url, f"Bearer {marie.token}", file_id) as kb:
-            async with start_service(site, tmp_path / "one", *options) as one:
+            async with start_service(site, tmp_path / "one", *options) as one, logs_on_failure(one=one):
                 async with connect(one.url, einstein.token, path) as a, \
                         kernel_channel(one.url, f"Bearer {einstein.token}", file_id) as ka:
                     run = await ka.execute("y = 1", cell_id(a, 0))
@@ -188,13 +202,13 @@ async def test_two_editors_starting_at_once_on_two_replicas_get_one_kernel(site,
     await einstein.shares.create(path, user_grantee(marie.user.id), roles.EDITOR)
     options = replica_options(redis)
     async with start_service(site, tmp_path / "one", *options) as one, \
-            start_service(site, tmp_path / "two", *options) as two:
+            start_service(site, tmp_path / "two", *options) as two, logs_on_failure(one=one, two=two):
         file_id = await file_id_of(one.url, einstein.token, path)
         async with connect(one.url, einstein.token, path) as a, connect(two.url, marie.token, path) as b, \
                 kernel_channel(one.url, f"Bearer {einstein.token}", file_id) as ka, \
                 kernel_channel(two.url, f"Bearer {marie.token}", file_id) as kb:
             first, second = await asyncio.gather(ka.execute("a = 1", cell_id(a, 0)), kb.execute("b = 2", cell_id(b, 1)))
-            replies = await asyncio.gather(ka.reply(first), kb.reply(second))
+            replies = await asyncio.gather(ka.reply(first, timeout=30), kb.reply(second, timeout=30))
             assert [r["content"]["status"] for r in replies] == ["ok", "ok"]
             total = await kb.execute("print(a + b)", cell_id(b, 2))
             await kb.idle(total, timeout=30)
