@@ -167,6 +167,12 @@ class SharedKernel:
         self.last_activity = time.monotonic()
         log.info("kernel channel detached room=%s user=%s channels=%d", self.key, channel.runner.user, len(self.channels))
 
+    def take_deferred(self) -> list[tuple[KernelChannel, dict]]:
+        """The viewers' questions waiting for a kernel to start, handed over (to
+        the replica that runs it, cs3collab.service.kernel_relay)."""
+        deferred, self._deferred = self._deferred, []
+        return [(channel, message) for channel, message in deferred if channel in self.channels]
+
     def _broadcast(self, message: dict) -> None:
         for channel in tuple(self.channels):
             channel.deliver(message)

@@ -20,7 +20,12 @@ its runs written into the notebook's room.
   those changes (their session saves them);
 * every participant of the room hears, as RAW JSON messages, who runs what
   (``cs3collab:execution``) and what happened to the kernel
-  (``cs3collab:kernel``: started, restarted, died, culled), in words.
+  (``cs3collab:kernel``: started, restarted, died, culled), in words;
+* with replicas (``--redis-url``) a notebook's kernel runs on the replica
+  that started it; the others relay their participants' channels and REST
+  calls to it (:attr:`SharedExecution.relay`,
+  :mod:`cs3collab.service.kernel_relay`), access still checked where each
+  participant is connected.
 
 The kernel's CS3 authority is a token scoped to the shared resource
 (:func:`cs3collab.kernels.authority.scoped_session`), never a participant's.

@@ -13,7 +13,9 @@
 Authentication and roles are the room's: ``Authorization: Bearer <CS3 token>``
 at home, ``Authorization: OCM <share id>:<secret>`` from another site, and a
 Stat as the caller says editor or viewer. Refusals go through the one table
-(:mod:`cs3collab.service.errors`).
+(:mod:`cs3collab.service.errors`). With replicas the calls and messages are
+done where the notebook's kernel runs, on this replica or relayed to another
+(:mod:`cs3collab.service.kernel_relay`).
 """
 
 from __future__ import annotations

@@ -450,9 +450,8 @@ class KernelRelay:
                  len(self._here(route.key)))
         self._attach_list(route)
         slot = self.execution.host.get(route.key)
-        if slot is not None and slot._deferred:  # viewers' questions waiting here for a kernel
-            deferred, slot._deferred = slot._deferred, []
-            for channel, message in deferred:
+        if slot is not None:  # viewers' questions waiting here for a kernel: to the kernel's replica
+            for channel, message in slot.take_deferred():
                 if getattr(channel, "channel_id", None) in self.locals:
                     self.forward(host, route.key, channel, message)
 
