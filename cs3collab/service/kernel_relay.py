@@ -488,6 +488,8 @@ class KernelRelay:
         route = self.routes.get(key)
         if route is None:
             return
+        log.info("kernel %s elsewhere room=%s host=%s replica=%s relayed_to=%s", op, key, host, self.replica,
+                 route.host)
         if op == "claimed":
             self._set_host(route, host, token)
             route.resolved.set()
@@ -651,7 +653,10 @@ class KernelRelay:
         except REDIS_ERRORS as e:  # it expires by itself
             log.warning("kernel claim not released room=%s replica=%s error=%s", key, self.replica, e)
         log.info("kernel no longer hosted here room=%s replica=%s token=%d", key, self.replica, lease.token)
-        self._queue(self.announce_channel, {"op": "released", "key": key, "host": self.replica, "token": lease.token})
+        announcement = {"op": "released", "key": key, "host": self.replica, "token": lease.token}
+        if self.stopping:  # its kernels are being shut down: nobody else tells the other replicas' rooms
+            announcement["words"] = STOPPED
+        self._queue(self.announce_channel, announcement)
 
     # -- the keeper: claims renewed, hosts watched --------------------------------------
 

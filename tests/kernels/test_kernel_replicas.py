@@ -44,13 +44,14 @@ def replica_options(redis) -> tuple[str, ...]:
 
 
 @contextlib.asynccontextmanager
-async def logs_on_failure(**services):
+async def logs_on_failure(services: dict | None = None, **named):
     """A failing test prints the end of each replica's log (its replicas are
-    started in the test, so the fixtures' log hook does not see them)."""
+    started in the test, so the fixtures' log hook does not see them);
+    ``services`` may gain replicas after the block began."""
     try:
         yield
     except BaseException:
-        for name, svc in services.items():
+        for name, svc in {**(services or {}), **named}.items():
             print(f"--- replica {name} log (last 80 lines)")
             print("\n".join(svc.running.output[-80:]))
         raise
@@ -165,12 +166,14 @@ async def test_a_revocation_on_the_participants_replica_and_a_stopped_kernel_rep
     share = await einstein.shares.create(path, user_grantee(marie.user.id), roles.EDITOR)
     await einstein.shares.create(path, user_grantee(richard.user.id), roles.VIEWER)
     options = replica_options(redis)
-    async with start_service(site, tmp_path / "two", *options) as two, logs_on_failure(two=two):
+    replicas: dict = {}
+    async with start_service(site, tmp_path / "two", *options) as two, logs_on_failure(replicas, two=two):
         file_id = await file_id_of(two.url, einstein.token, path)
         async with connect(two.url, richard.token, path) as r, \
                 kernel_channel(two.url, f"Bearer {richard.token}", file_id) as kr, \
                 kernel_channel(two.url, f"Bearer {marie.token}", file_id) as kb:
-            async with start_service(site, tmp_path / "one", *options) as one, logs_on_failure(one=one):
+            async with start_service(site, tmp_path / "one", *options) as one:
+                replicas["one"] = one
                 async with connect(one.url, einstein.token, path) as a, \
                         kernel_channel(one.url, f"Bearer {einstein.token}", file_id) as ka:
                     run = await ka.execute("y = 1", cell_id(a, 0))
