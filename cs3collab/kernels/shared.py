@@ -167,6 +167,12 @@ class SharedKernel:
         self.last_activity = time.monotonic()
         log.info("kernel channel detached room=%s user=%s channels=%d", self.key, channel.runner.user, len(self.channels))
 
+    def take_deferred(self) -> list[tuple[KernelChannel, dict]]:
+        """The viewers' questions waiting for a kernel to start, handed over (to
+        the replica that runs it, cs3collab.service.kernel_relay)."""
+        deferred, self._deferred = self._deferred, []
+        return [(channel, message) for channel, message in deferred if channel in self.channels]
+
     def _broadcast(self, message: dict) -> None:
         for channel in tuple(self.channels):
             channel.deliver(message)
@@ -486,22 +492,8 @@ class SharedKernel:
 
     def _refuse(self, channel: KernelChannel, message: dict, words: str) -> None:
         """Answer a request that will not reach the kernel, as the kernel would fail it."""
-        header = message["header"]
-        msg_type = header["msg_type"]
-        if not msg_type.endswith("_request"):
-            return
-        session = self.session or KernelSession(username="cs3collab")
-        error = {"status": "error", "ename": "PermissionError" if "editors" in words else "KernelError",
-                 "evalue": words, "traceback": [words]}
-        out: list[tuple[str, dict]] = [("iopub", session.msg("status", {"execution_state": "busy"}, parent=header))]
-        if msg_type == "execute_request":
-            out.append(("iopub", session.msg("error", {k: error[k] for k in ("ename", "evalue", "traceback")}, parent=header)))
-            error["execution_count"] = None
-        out.append((message.get("channel", "shell"), session.msg(msg_type[: -len("_request")] + "_reply", error, parent=header)))
-        out.append(("iopub", session.msg("status", {"execution_state": "idle"}, parent=header)))
-        for name, msg in out:
-            msg["channel"] = name
-            channel.deliver(_jsonable(msg))
+        for msg in refusal(message, words, self.session):
+            channel.deliver(msg)
 
     # -- messages from the kernel --------------------------------------------------
 
@@ -594,6 +586,38 @@ class SharedKernel:
         note = (f"[output truncated: this run printed more than {limit:,} characters; "
                 f"the rest was not kept (KernelHost.max_output_chars)]\n")
         return [("stream", {"name": "stderr", "text": note})]
+
+
+def refusal(message: dict, words: str, session: KernelSession | None = None) -> list[dict]:
+    """The messages that answer a request which will not reach a kernel, as
+    the kernel would fail it (busy, the error, the reply, idle); nothing for
+    a message that is not a request. Also used by a replica relaying to the
+    kernel of another replica that stopped (cs3collab.service.kernel_relay)."""
+    header = message["header"]
+    msg_type = header["msg_type"]
+    if not msg_type.endswith("_request"):
+        return []
+    session = session or KernelSession(username="cs3collab")
+    error = {"status": "error", "ename": "PermissionError" if "editors" in words else "KernelError",
+             "evalue": words, "traceback": [words]}
+    out: list[tuple[str, dict]] = [("iopub", session.msg("status", {"execution_state": "busy"}, parent=header))]
+    if msg_type == "execute_request":
+        out.append(("iopub", session.msg("error", {k: error[k] for k in ("ename", "evalue", "traceback")}, parent=header)))
+        error["execution_count"] = None
+    out.append((message.get("channel", "shell"), session.msg(msg_type[: -len("_request")] + "_reply", error, parent=header)))
+    out.append(("iopub", session.msg("status", {"execution_state": "idle"}, parent=header)))
+    messages = []
+    for name, msg in out:
+        msg["channel"] = name
+        messages.append(_jsonable(msg))
+    return messages
+
+
+def status_message(state: str) -> dict:
+    """An iopub ``status`` message of no request (``dead`` when a kernel is gone)."""
+    message = KernelSession(username="cs3collab").msg("status", {"execution_state": state})
+    message["channel"] = "iopub"
+    return _jsonable(message)
 
 
 def _jsonable(msg: dict) -> dict:

@@ -28,6 +28,7 @@ from cs3collab.kernels.host import KernelHost
 from cs3collab.service.awareness import AwarenessSettings
 from cs3collab.service.documents import TEXT_FILE
 from cs3collab.service.execution import SharedExecution
+from cs3collab.service.kernel_relay import KernelRelay
 from cs3collab.service.handlers import GLOBAL_AWARENESS, RoomHandler, ServiceContext, SessionHandler
 from cs3collab.service.federation import FederatedLogin
 from cs3collab.service import metrics
@@ -206,8 +207,9 @@ class CollabService(Application):
     lease_seconds = Float(
         10.0,
         help="With redis_url: lifetime in seconds of a room's persistence lease (only its holder saves, locks "
-        "and polls the room); renewed every third of it, so a dead holder's rooms are taken over by another "
-        "replica within lease_seconds * 4/3 (default 10: 13.3 s).",
+        "and polls the room) and of a shared kernel's claim (only its holder runs the notebook's kernel; the "
+        "other replicas relay to it); renewed every third of it, so a dead holder's rooms are taken over by "
+        "another replica, and its kernels' participants told, within lease_seconds * 4/3 (default 10: 13.3 s).",
     ).tag(config=True)
     journal_class = Type(
         default_value="cs3collab.service.journal_sqlite.SQLiteJournal",
@@ -373,6 +375,9 @@ class CollabService(Application):
             global_room = Room(GLOBAL_AWARENESS, TEXT_FILE, "globalAwareness", journal, self.awareness_settings(private=True))
             global_room.read_only = "global awareness room"
             execution = SharedExecution(KernelHost(parent=self), registry, cs3, self.access_recheck)
+            if link is not None:  # one kernel per notebook across replicas, on the replica that started it
+                execution.relay = KernelRelay(journal.client, journal.key_prefix, journal.replica_id,
+                                              self.lease_seconds, execution)
             context = ServiceContext(
                 authenticator=Authenticator(cs3, self.token_cache_seconds),
                 federation=FederatedLogin(cs3, self.token_cache_seconds),
@@ -398,17 +403,25 @@ class CollabService(Application):
                         kernels_started = asyncio.get_running_loop().create_future()
                         kernels = tasks.create_task(execution.run(kernels_started), name="shared kernels")
                         await kernels_started
-                        link_task = None
+                        link_task = relay_task = None
                         if link is not None:
                             link_task = tasks.create_task(link.run(lambda: list(registry.rooms)), name="replica link")
+                        if execution.relay is not None:
+                            relay_started = asyncio.get_running_loop().create_future()
+                            relay_task = tasks.create_task(execution.relay.run(relay_started), name="kernel relay")
+                            await relay_started
                         log.info("service listening url=%s gateway=%s state=%s", url, self.gateway, state_dir)
                         try:
                             yield url
                         finally:
                             log.info("service stopping: flushing rooms")
                             server.stop()
+                            if execution.relay is not None:
+                                execution.relay.stop_hosting()
                             execution.stop()  # kernels first: their last outputs go into the rooms
                             await kernels
+                            if relay_task is not None:  # their claims released, the other replicas told
+                                relay_task.cancel()
                             registry.stop()  # flushes and closes every room; the task group waits for it
                             if link_task is not None:  # leases released once the rooms are flushed
                                 await registry_task

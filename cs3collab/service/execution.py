@@ -20,7 +20,12 @@ its runs written into the notebook's room.
   those changes (their session saves them);
 * every participant of the room hears, as RAW JSON messages, who runs what
   (``cs3collab:execution``) and what happened to the kernel
-  (``cs3collab:kernel``: started, restarted, died, culled), in words.
+  (``cs3collab:kernel``: started, restarted, died, culled), in words;
+* with replicas (``--redis-url``) a notebook's kernel runs on the replica
+  that started it; the others relay their participants' channels and REST
+  calls to it (:attr:`SharedExecution.relay`,
+  :mod:`cs3collab.service.kernel_relay`), access still checked where each
+  participant is connected.
 
 The kernel's CS3 authority is a token scoped to the shared resource
 (:func:`cs3collab.kernels.authority.scoped_session`), never a participant's.
@@ -30,9 +35,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pycrdt import Array, Map, Text
 
@@ -40,11 +46,15 @@ from cs3collab.cs3 import CS3Client, CS3Error, NotFound, PermissionDenied, Sessi
 from cs3collab.cs3.refs import format_resource_id
 from cs3collab.kernels.authority import scoped_session
 from cs3collab.kernels.host import Execution, KernelError, KernelHost, KernelRefused, Runner, SharedKernel
+from cs3collab.kernels.shared import REFUSED_FOR_ALL, refusal
 from cs3collab.kernels.workspace import Workspace
 from cs3collab.service import documents, metrics
 from cs3collab.service.identity import Identity, resolve_access
 from cs3collab.service.protocol import CloseCode, session_close_reason
 from cs3collab.service.room import Participant
+
+if TYPE_CHECKING:
+    from cs3collab.service.kernel_relay import KernelRelay
 
 log = logging.getLogger("cs3collab.service.execution")
 
@@ -70,6 +80,7 @@ class KernelParticipant:
         self.file_id = file_id
         self.resource_id = resource_id
         self.runner = runner_of(participant.identity)
+        self.channel_id = uuid.uuid4().hex  # names it to the replica running the kernel (kernel_relay)
 
     @property
     def role(self) -> str:
@@ -111,6 +122,7 @@ class SharedExecution:
         self.client = client
         self.access_recheck = access_recheck
         self.notebooks: dict[str, _Notebook] = {}
+        self.relay: KernelRelay | None = None  # with --redis-url: kernels of other replicas (kernel_relay.py)
         host.observer = self
         self._recheck_lock = asyncio.Lock()
 
@@ -135,9 +147,13 @@ class SharedExecution:
         if channel.can_run or key not in self.notebooks:
             self.notebooks[key] = _Notebook(channel.file_id, channel.resource_id, channel.participant.session)
         kernel.attach(channel)
+        if self.relay is not None:
+            self.relay.attached(key, channel)
         return kernel
 
     def detach(self, channel: KernelParticipant, key: str) -> None:
+        if self.relay is not None:
+            self.relay.detached(key, channel)
         kernel = self.host.get(key)
         if kernel is not None:
             kernel.detach(channel)
@@ -146,8 +162,42 @@ class SharedExecution:
             self.notebooks.pop(key, None)
 
     async def send(self, channel: KernelParticipant, key: str, message: dict) -> None:
+        if self.relay is not None:
+            starts = channel.can_run and message["header"]["msg_type"] not in REFUSED_FOR_ALL
+            try:
+                elsewhere = await self.relay.remote_host(key, starting=starts)
+            except KernelError as exc:
+                for reply in refusal(message, str(exc)):
+                    channel.deliver(reply)
+                return
+            if elsewhere is not None:
+                self.relay.forward(elsewhere, key, channel, message)
+                return
         kernel = self.host.kernel(key)
         await kernel.send(channel, message, self._workspace_factory(key, channel.participant.session))
+
+    async def act(self, key: str, action: str, file_id: str, resource_id, participant: Participant) -> dict:
+        """A REST call (``status``, ``start``, ``interrupt``, ``restart``) done
+        where the notebook's kernel runs (here, or on another replica); the
+        kernel's status after it."""
+        if action != "status" and not participant.can_edit:
+            log.warning("kernel %s refused room=%s user=%s site=%s role=%s", action, key,
+                        participant.identity.label, participant.identity.idp, participant.role)
+            raise KernelRefused(f"only editors {action} the shared kernel")
+        if self.relay is not None:
+            elsewhere = await self.relay.remote_host(key, starting=action in ("start", "restart"))
+            if elsewhere is not None:
+                identity = participant.identity
+                who = {"name": identity.display_name, "user": identity.label, "site": identity.idp,
+                       "role": participant.role, "run": participant.can_edit}
+                return await self.relay.ask(elsewhere, key, action, who)
+        if action == "start":
+            await self.start(key, file_id, resource_id, participant)
+        elif action == "interrupt":
+            await self.interrupt(key, participant)
+        elif action == "restart":
+            await self.restart(key, participant, file_id, resource_id)
+        return self.status(key)
 
     async def start(self, key: str, file_id: str, resource_id, participant: Participant) -> SharedKernel:
         """Start (or find) the kernel of a notebook for an editor: the REST start."""
@@ -213,7 +263,9 @@ class SharedExecution:
     async def recheck(self) -> None:
         """Ask CS3 again, as each attached participant, what they may do."""
         async with self._recheck_lock:
-            channels = [(key, c) for key, kernel in list(self.host.kernels.items()) for c in list(kernel.channels)]
+            # participants connected here (those of other replicas are re-checked there: kernel_relay)
+            channels = [(key, c) for key, kernel in list(self.host.kernels.items()) for c in list(kernel.channels)
+                        if isinstance(c, KernelParticipant)]
             await asyncio.gather(*(self._recheck_one(key, c) for key, c in channels))
 
     async def _recheck_one(self, key: str, channel: KernelParticipant) -> None:
@@ -238,6 +290,8 @@ class SharedExecution:
             log.info("kernel role changed room=%s user=%s from=%s to=%s", key, participant.identity.label,
                      participant.role, access.role)
             participant.role = access.role
+            if self.relay is not None:
+                self.relay.changed(key)  # the kernel's replica applies it at once too
 
     def _cut(self, key: str, channel: KernelParticipant, code: int, reason: str, words: str, exc: Exception) -> None:
         kernel = self.host.get(key)
@@ -355,6 +409,8 @@ class SharedExecution:
         live = self.registry.rooms.get(key)
         if live is not None:
             live.notify({"type": RAW_KERNEL, "event": event, "message": words})
+        if self.relay is not None and event in ("died", "culled"):
+            await self.relay.vacate(key)  # the next start may happen on any replica
 
 
 def _author(execution: Execution) -> Participant | None:

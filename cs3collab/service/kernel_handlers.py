@@ -13,7 +13,9 @@
 Authentication and roles are the room's: ``Authorization: Bearer <CS3 token>``
 at home, ``Authorization: OCM <share id>:<secret>`` from another site, and a
 Stat as the caller says editor or viewer. Refusals go through the one table
-(:mod:`cs3collab.service.errors`).
+(:mod:`cs3collab.service.errors`). With replicas the calls and messages are
+done where the notebook's kernel runs, on this replica or relayed to another
+(:mod:`cs3collab.service.kernel_relay`).
 """
 
 from __future__ import annotations
@@ -73,24 +75,18 @@ class KernelHandler(APIHandler):
         try:
             if action:
                 raise RequestError(405, "use POST")
-            key, _access, _participant = await self._caller(file_id)
-            self.write_json(self.context.execution.status(key))
+            key, access, participant = await self._caller(file_id)
+            self.write_json(await self.context.execution.act(key, "status", file_id, access.info.id, participant))
         except Exception as exc:  # noqa: BLE001 - answered by the one table
             self.fail(exc)
 
     async def post(self, file_id: str, action: str | None = None) -> None:
         try:
             key, access, participant = await self._caller(file_id)
-            execution = self.context.execution
-            if action is None:
-                await execution.start(key, file_id, access.info.id, participant)
-            elif action == "interrupt":
-                await execution.interrupt(key, participant)
-            elif action == "restart":
-                await execution.restart(key, participant, file_id, access.info.id)
-            else:
+            if action not in (None, "interrupt", "restart"):
                 raise RequestError(404, f"no kernel action {action[:40]!r}")
-            self.write_json(execution.status(key))
+            self.write_json(await self.context.execution.act(key, action or "start", file_id, access.info.id,
+                                                             participant))
         except Exception as exc:  # noqa: BLE001
             self.fail(exc)
 

@@ -124,10 +124,11 @@ class LeaseKeeper:
         on_change: called with the room key whenever this replica takes or
             loses a room's lease (however it learnt it: a pass, a renewal, a
             fence check), so the room starts or stops persisting at once.
+        name: what its log lines call a lease (default ``lease``).
     """
 
     def __init__(self, client: aioredis.Redis, prefix: str, replica: str, ttl: float = DEFAULT_TTL,
-                 on_change: Callable[[str], None] | None = None) -> None:
+                 on_change: Callable[[str], None] | None = None, name: str = "lease") -> None:
         if ttl <= 0:
             raise ValueError(f"lease ttl must be positive, not {ttl}")
         self.client = client
@@ -135,6 +136,7 @@ class LeaseKeeper:
         self.replica = replica
         self.ttl = ttl
         self.held: dict[str, Lease] = {}
+        self.name = name  # what the logs call it ("lease"; "kernel claim" for kernel_relay's)
         self._on_change = on_change
         self._acquire = client.register_script(_ACQUIRE)
         self._renew = client.register_script(_RENEW)
@@ -159,7 +161,7 @@ class LeaseKeeper:
         lease = self.held.get(room)
         if lease is None or lease.token != token:
             lease = self.held[room] = Lease(room, token)
-            log.info("lease acquired room=%s replica=%s token=%d ttl=%.1f", room, self.replica, token, self.ttl)
+            log.info("%s acquired room=%s replica=%s token=%d ttl=%.1f", self.name, room, self.replica, token, self.ttl)
             self._changed(room)
         return lease
 
@@ -186,17 +188,25 @@ class LeaseKeeper:
         if self.held.pop(lease.room, None) is not None:
             self._changed(lease.room)
         if int(await self._release(keys=[lease_key], args=[self.replica, lease.token])):
-            log.info("lease released room=%s replica=%s token=%d", lease.room, self.replica, lease.token)
+            log.info("%s released room=%s replica=%s token=%d", self.name, lease.room, self.replica, lease.token)
 
     async def holder(self, room: str) -> str | None:
         """The replica holding ``room``'s lease, or None."""
         value = await self.client.get(self._keys(room)[0])
         return None if value is None else value.decode().rpartition(":")[0]
 
+    async def current(self, room: str) -> tuple[str, int] | None:
+        """``room``'s lease as Redis holds it now: (replica, token), or None."""
+        value = await self.client.get(self._keys(room)[0])
+        if value is None:
+            return None
+        holder, _, token = value.decode().rpartition(":")
+        return holder, int(token)
+
     def _lost(self, lease: Lease) -> None:
         if self.held.get(lease.room) is lease:
             del self.held[lease.room]
-        log.warning("lease lost room=%s replica=%s token=%d", lease.room, self.replica, lease.token)
+        log.warning("%s lost room=%s replica=%s token=%d", self.name, lease.room, self.replica, lease.token)
         self._changed(lease.room)
 
     def _changed(self, room: str) -> None:
