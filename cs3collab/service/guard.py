@@ -255,12 +255,28 @@ class Candidate:
         return doc
 
     def _observe(self, doc: Doc) -> None:
-        # subscriptions are kept: pycrdt drops an observer with its subscription
-        self._subscriptions = [doc.observe(self._on_transaction)]
-        self._subscriptions.append(self.document.ystate.observe(self._on_state))
+        # subscriptions are kept (pycrdt drops an observer with its
+        # subscription), each with what it observes, to end it in drop_doc
+        self._subscriptions = [(doc, doc.observe(self._on_transaction))]
+        self._subscriptions.append((self.document.ystate, self.document.ystate.observe(self._on_state)))
         if self.kind is NOTEBOOK:
-            self._subscriptions.append(doc.get("cells", type=Array).observe_deep(self._on_cells))
-            self._subscriptions.append(doc.get("meta", type=Map).observe_deep(self._on_meta))
+            cells, meta = doc.get("cells", type=Array), doc.get("meta", type=Map)
+            self._subscriptions.append((cells, cells.observe_deep(self._on_cells)))
+            self._subscriptions.append((meta, meta.observe_deep(self._on_meta)))
+
+    def unobserve(self) -> None:
+        """End the document's subscriptions. A document observer refers to its
+        document from inside yrs (a cycle Python's collector cannot see): a
+        document dropped while observed is never freed."""
+        for observed, subscription in self._subscriptions:
+            observed.unobserve(subscription)
+        self._subscriptions = []
+
+    def drop_doc(self) -> None:
+        """Let the document go (unobserved first, so that it is freed)."""
+        self.unobserve()
+        self.document = None
+        self.doc = None
 
     def rebuild(self, live: Doc, in_flight: list[bytes]) -> None:
         """Start again from the live document and the changes not yet in it."""
@@ -277,6 +293,8 @@ class Candidate:
 
     def begin_restore(self) -> None:
         """Start again from an empty document (then restore_part, end_restore)."""
+        self._reset()
+        self.drop_doc()  # else every rebuild (a refused update) would keep the old document for good
         self.doc = self._new_doc(observed=False)
         self.size = 0
 

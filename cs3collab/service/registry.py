@@ -428,6 +428,8 @@ class RoomRegistry:
                 live.task.cancel()
             await live.compact()
             del self.rooms[key]
+            if not live.room.participants:
+                live.room.dispose()  # else its documents, still observed, are never freed
             log.info("room closed room=%s unsaved=%s", key, live.unsaved)
         finally:
             closing, live.closing = live.closing, None

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pycrdt import Awareness, Doc, TransactionEvent
+from pycrdt import Awareness, Doc, TransactionEvent, UndoManager
 
 from cs3collab.cs3 import Session
 from cs3collab.service import metrics, protocol
@@ -108,9 +108,10 @@ class Room:
         self.kind = kind
         self.file_id = file_id
         self.journal = journal
-        self.doc = Doc()
-        self.document = kind.wrap(self.doc)
+        self._live_subscription = None
+        self._new_live_doc()
         self.candidate = Candidate(kind, limits or DocumentLimits())
+        # awareness only takes the document's client id: it does not keep the document
         self.awareness = Awareness(self.doc)
         self.awareness_policy = AwarenessPolicy(self, awareness or AwarenessSettings())
         self.participants: set[Participant] = set()
@@ -124,7 +125,37 @@ class Room:
         self._settled.set()
         self._change_listeners: list[Callable[[Participant | None], None]] = []
         self._awareness_listeners: list[Callable[[bytes], None]] = []
-        self._live_subscription = self.doc.observe(self._on_live_transaction)
+
+    # -- the documents' lifetime ---------------------------------------------------
+
+    def _new_live_doc(self, *base: bytes) -> Doc:
+        """A new live document holding ``base`` (durable updates), applied
+        before the document is wrapped and observed."""
+        doc = Doc()
+        for update in base:
+            doc.apply_update(update)
+        document = self.kind.wrap(doc)
+        # jupyter_ydoc gives each document an undo manager over its cells: on
+        # the server nobody undoes, and it would keep the whole notebook a
+        # second time in its undo stack (10 MB for a 1000-cell notebook)
+        document._undo_manager = UndoManager(capture_timeout_millis=0)
+        self.doc, self.document = doc, document
+        self._live_subscription = doc.observe(self._on_live_transaction)
+        return doc
+
+    def _unobserve_live_doc(self) -> None:
+        # a document observer refers to its document from inside yrs: a
+        # document dropped while observed would never be freed
+        if self._live_subscription is not None:
+            self.doc.unobserve(self._live_subscription)
+        self._live_subscription = None
+
+    def dispose(self) -> None:
+        """The room is closed for good: end its documents' observers so that
+        yrs frees them with the room (a document dropped while observed never
+        is). The documents stay readable for whatever still holds the room."""
+        self._unobserve_live_doc()
+        self.candidate.unobserve()
 
     # -- content -------------------------------------------------------------
     #
