@@ -278,13 +278,19 @@ class Candidate:
         self.document = None
         self.doc = None
 
-    def rebuild(self, live: Doc, in_flight: list[bytes]) -> None:
-        """Start again from the live document and the changes not yet in it."""
+    def rebuild(self, live: Doc | bytes, in_flight: list[bytes]) -> None:
+        """Start again from the live document (or its encoded state) and the changes not yet in it."""
+        state = live if isinstance(live, bytes) else live.get_update()
         self.begin_restore()
-        state = live.get_update()
         for update in (state, *in_flight):
             self.restore_part(update)
         self.end_restore()
+
+    def release(self) -> None:
+        """Drop the document (an idle room; :meth:`rebuild` brings it back).
+        ``size`` is kept: the size limit still counts the document."""
+        self._reset()
+        self.drop_doc()
 
     # Building the candidate from the updates the live document is built from
     # (an open, slices.py), part by part: unobserved, since nothing of it is

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pycrdt import Awareness, Doc, TransactionEvent, UndoManager
+from pycrdt import get_update as update_from_state
 
 from cs3collab.cs3 import Session
 from cs3collab.service import metrics, protocol
@@ -108,11 +109,13 @@ class Room:
         self.kind = kind
         self.file_id = file_id
         self.journal = journal
+        self._doc: Doc | None = None
+        self._document: Any = None
         self._live_subscription = None
         self._new_live_doc()
-        self.candidate = Candidate(kind, limits or DocumentLimits())
+        self._candidate = Candidate(kind, limits or DocumentLimits())
         # awareness only takes the document's client id: it does not keep the document
-        self.awareness = Awareness(self.doc)
+        self.awareness = Awareness(self._doc)
         self.awareness_policy = AwarenessPolicy(self, awareness or AwarenessSettings())
         self.participants: set[Participant] = set()
         self.last_seq = 0
@@ -125,8 +128,20 @@ class Room:
         self._settled.set()
         self._change_listeners: list[Callable[[Participant | None], None]] = []
         self._awareness_listeners: list[Callable[[bytes], None]] = []
+        # while released (idle): the document's encoded state and its state vector, and no document
+        self._released: bytes | None = None
+        self._released_vector = b""
+        self.last_activity = time.monotonic()  # the last change, or the last rebuild
 
-    # -- the documents' lifetime ---------------------------------------------------
+    # -- the documents' lifetime, and releasing them when idle ---------------------
+    #
+    # An idle room (see LiveRoom's idle release) drops both documents and keeps
+    # one encoded Y update (its state) and that update's state vector: enough
+    # to answer a sync (a joiner's SyncStep1, a tab that reconnects), a save's
+    # read of the state, and a versions diff, without a document. Anything
+    # else that reads ``doc``, ``document`` or ``candidate`` rebuilds them
+    # first (:meth:`revive`), so no path can see a released document; the
+    # commit paths (apply, edit, receive_remote, restore) revive explicitly.
 
     def _new_live_doc(self, *base: bytes) -> Doc:
         """A new live document holding ``base`` (durable updates), applied
@@ -139,23 +154,118 @@ class Room:
         # the server nobody undoes, and it would keep the whole notebook a
         # second time in its undo stack (10 MB for a 1000-cell notebook)
         document._undo_manager = UndoManager(capture_timeout_millis=0)
-        self.doc, self.document = doc, document
+        self._doc, self._document = doc, document
         self._live_subscription = doc.observe(self._on_live_transaction)
         return doc
 
     def _unobserve_live_doc(self) -> None:
         # a document observer refers to its document from inside yrs: a
         # document dropped while observed would never be freed
-        if self._live_subscription is not None:
-            self.doc.unobserve(self._live_subscription)
+        if self._doc is not None and self._live_subscription is not None:
+            self._doc.unobserve(self._live_subscription)
         self._live_subscription = None
 
     def dispose(self) -> None:
         """The room is closed for good: end its documents' observers so that
         yrs frees them with the room (a document dropped while observed never
-        is). The documents stay readable for whatever still holds the room."""
+        is). The documents stay readable for whatever still holds the room
+        (a released room rebuilds them, unobserved by nothing that matters)."""
+        if self._released is not None:
+            return  # nothing observed is held
         self._unobserve_live_doc()
-        self.candidate.unobserve()
+        self._candidate.unobserve()
+
+    @property
+    def doc(self) -> Doc:
+        """The live document (rebuilt first if the room released it)."""
+        if self._released is not None:
+            self.revive("doc")
+        return self._doc
+
+    @property
+    def document(self) -> Any:
+        """The live jupyter_ydoc document (rebuilt first if released); read it, never write it."""
+        if self._released is not None:
+            self.revive("document")
+        return self._document
+
+    @property
+    def candidate(self) -> Candidate:
+        """The schema guard's document (rebuilt first if released)."""
+        if self._released is not None:
+            self.revive("candidate")
+        return self._candidate
+
+    @property
+    def released(self) -> bool:
+        """Whether the room holds no document now, only its encoded state."""
+        return self._released is not None
+
+    def state_vector(self) -> bytes:
+        """The live document's state vector (what a SyncStep1 sends), without rebuilding it."""
+        if self._released is not None:
+            return self._released_vector
+        return self._doc.get_state()
+
+    def encoded_state(self) -> bytes:
+        """The live document as one Y update, without rebuilding it."""
+        if self._released is not None:
+            return self._released
+        return self._doc.get_update()
+
+    def missing(self, state_vector: bytes) -> bytes:
+        """What a peer with ``state_vector`` lacks (a SyncStep2), without rebuilding the document."""
+        if self._released is not None:
+            return update_from_state(self._released, state_vector)
+        return self._doc.get_update(state_vector)
+
+    def set_size(self, size: int) -> None:
+        """What the document limit counts as the document's size now (a save measured it)."""
+        self._candidate.size = size
+
+    def may_release(self) -> bool:
+        """Whether nothing is under way that needs the documents (no change in
+        flight, no participant's update held until its sync reply)."""
+        return self._released is None and not self._in_flight and not self._pending \
+            and not any(p.held for p in self.participants)
+
+    def release(self) -> int:
+        """Drop the live document and the candidate, keeping only the encoded
+        state; returns its size in bytes. Only when :meth:`may_release`."""
+        if not self.may_release():
+            raise RuntimeError("a room with changes in flight keeps its documents")
+        state = self._doc.get_update()
+        self._released_vector = self._doc.get_state()
+        self._released = state
+        self._unobserve_live_doc()
+        self._doc = self._document = None
+        self._candidate.release()
+        metrics.room_released()
+        log.info("room released its document room=%s state_bytes=%d participants=%d",
+                 self.key, len(state), len(self.participants))
+        return len(state)
+
+    def revive(self, why: str) -> None:
+        """Rebuild the released documents from the encoded state (synchronous:
+        nothing can see the room half rebuilt). ``why``: what needed them."""
+        state = self._released
+        if state is None:
+            return
+        started = time.perf_counter()
+        self._new_live_doc(state)
+        self._candidate.rebuild(state, self._pending)
+        self._released, self._released_vector = None, b""
+        self.last_activity = time.monotonic()
+        seconds = time.perf_counter() - started
+        metrics.room_revived(seconds)
+        log.info("room rebuilt its document room=%s why=%s state_bytes=%d ms=%.1f",
+                 self.key, why, len(state), seconds * 1000)
+
+    async def live(self, why: str = "read") -> Any:
+        """The live jupyter_ydoc document, rebuilt first if the room released it:
+        the one accessor for code outside the room that must read its content."""
+        self.revive(why)
+        return self._document
 
     # -- content -------------------------------------------------------------
     #
@@ -171,13 +281,15 @@ class Room:
         # someone changed the live document directly (bypassing edit()): keep
         # the candidate in step, and say so, since that change is not journaled
         log.warning("live document changed outside the room's commit path room=%s bytes=%d", self.key, len(event.update))
-        self.candidate.doc.apply_update(event.update)
+        self._candidate.doc.apply_update(event.update)
 
     def _rebuild_candidate(self) -> None:
-        self.candidate.rebuild(self.doc, self._pending)
+        self.revive("rebuild")
+        self._candidate.rebuild(self._doc, self._pending)
 
     def restore(self, updates: list[bytes], last_seq: int) -> None:
         """Rebuild the document from journal entries (no broadcast: nobody is connected)."""
+        self.revive("restore")
         self._committing = True
         try:
             for update in updates:
@@ -194,6 +306,7 @@ class Room:
         ``slice_bytes`` at a time, with the event loop free in between; the
         candidate is not rebuilt from a multi-MB encoding of the live one.
         Nobody is connected yet; the room is not used until it returns."""
+        self.revive("restore")
         self.candidate.begin_restore()
         batch = 0
         for update in slices:
@@ -220,6 +333,7 @@ class Room:
         JournalUnavailable when its effect could not be made durable (then
         it is in no document).
         """
+        self.revive("update")
         try:
             changes = self.candidate.apply(update, check=author is not None)
         except UpdateRefused:
@@ -245,6 +359,7 @@ class Room:
         its session can save the change. Raises JournalUnavailable when the
         change could not be made durable (it is then undone).
         """
+        self.revive("edit")
         try:
             changes = self.candidate.edit(change)
         except BaseException:
@@ -278,6 +393,7 @@ class Room:
                 finally:
                     self._committing = False
                 self.last_seq = max(self.last_seq, seq)
+                self.last_activity = time.monotonic()
                 self.broadcast(protocol.update_message(change), exclude=author)
                 metrics.update_broadcast(started)
         finally:
@@ -326,6 +442,8 @@ class Room:
         Returns the number of changes shown.
         """
         shown = 0
+        if updates:
+            self.revive("remote update")
         for update in updates:
             try:
                 check_nesting(update, self.candidate.limits.max_depth)
@@ -347,7 +465,7 @@ class Room:
                 shown += 1
         self.last_seq = max(self.last_seq, last_seq)
         if shown:
-            self.last_change = time.monotonic()
+            self.last_change = self.last_activity = time.monotonic()
             for listener in self._change_listeners:
                 listener(None)
         return shown
@@ -384,7 +502,7 @@ class Room:
     def join(self, participant: Participant) -> None:
         """Add a participant and start the sync handshake with it."""
         self.participants.add(participant)
-        participant.connection.send(protocol.step1_message(self.doc.get_state()))
+        participant.connection.send(protocol.step1_message(self.state_vector()))
         others = [cid for cid in self.awareness.states if cid != self.awareness.client_id]
         if others:
             # the stock server waits for the next renewal (up to 15 s); we show everyone at once
@@ -457,7 +575,7 @@ class Room:
         sends meanwhile is held until then, so the room and the tab agree."""
         participant.diverged = False
         participant.synced = False
-        participant.connection.send(protocol.step1_message(self.doc.get_state()))
+        participant.connection.send(protocol.step1_message(self.state_vector()))
         log.info("asking a tab for what it changed while it could not edit room=%s user=%s site=%s dropped=%d",
                  self.key, participant.identity.label, participant.identity.idp, participant.dropped_updates)
 
@@ -485,9 +603,10 @@ class Room:
         frame = protocol.parse_frame(data)
         if frame.type == MessageType.SYNC:
             if frame.sync == SyncType.STEP1:
-                # the live document holds durable changes only: no need to wait
+                # the live document holds durable changes only: no need to wait;
+                # a released room answers from its encoded state
                 try:
-                    missing = self.doc.get_update(frame.payload)
+                    missing = self.missing(frame.payload)
                 except Exception as exc:
                     raise ProtocolError(f"invalid state vector: {exc}") from None
                 participant.connection.send(protocol.step2_message(missing))

@@ -1,0 +1,98 @@
+"""An idle room releases its documents and rebuilds them (cs3collab.service.room, with a fake journal).
+
+What a participant would notice: a sync answered while released gives the
+same document; an edit after the release is journaled, relayed and kept; a
+refused update after it still leaves the room as it was; and the documents
+a room drops are freed (a document observer pycrdt keeps inside yrs made
+every dropped document live for good).
+"""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+from jupyter_ydoc import YNotebook
+from pycrdt import Doc, Map
+
+from cs3collab.service import protocol
+from cs3collab.service.guard import UpdateRefused
+from cs3collab.service.protocol import MessageType, SyncType
+from tests.unit.test_room_durable import participant, room_with, typed
+
+
+async def ask(room, state_vector: bytes) -> bytes:
+    peer = participant()
+    room.participants.add(peer)
+    await room.receive(peer, protocol.step1_message(state_vector), lambda *_: None)
+    frame = protocol.parse_frame(peer.connection.sent[-1])
+    assert frame.type == MessageType.SYNC and frame.sync == SyncType.STEP2
+    room.participants.discard(peer)
+    return frame.payload
+
+
+async def test_released_room_answers_syncs_and_takes_edits():
+    room, journal, editor = await room_with("a = 1")
+    room.release()
+    assert room.released
+    # a joiner syncs from the encoded state: same document, nothing rebuilt
+    joiner = Doc()
+    joiner.apply_update(await ask(room, joiner.get_state()))
+    assert YNotebook(joiner).get() == YNotebook(editor).get()
+    assert room.state_vector() == editor.get_state()
+    assert room.released
+    # the first keystroke rebuilds and goes the usual way: journaled, relayed
+    other = participant()
+    room.participants.add(other)
+    seq = await room.apply(typed(editor, "\nb = 2"), participant())
+    assert seq == len(journal.entries) and not room.released
+    assert other.connection.sent, "the edit was not relayed"
+    assert str(room.document.ycells[0]["source"]) == "a = 1\nb = 2"
+    joiner.apply_update(await ask(room, joiner.get_state()))
+    assert joiner.get_state() == editor.get_state()
+
+
+async def test_refused_update_after_release_keeps_the_room():
+    room, journal, editor = await room_with("a = 1")
+    room.release()
+    bad = Doc()
+    bad.apply_update(editor.get_update())
+    with bad.transaction():
+        bad.get("meta", type=Map)["nbformat"] = 3
+    with pytest.raises(UpdateRefused):
+        await room.apply(bad.get_update(editor.get_state()), participant())
+    assert not journal.entries
+    seq = await room.apply(typed(editor, "!"), participant())
+    assert seq == 1 and str(room.document.ycells[0]["source"]) == "a = 1!"
+
+
+async def test_server_edit_rebuilds_and_nothing_in_flight_is_released():
+    room, journal, editor = await room_with("x")
+    room.release()
+
+    def change(document) -> None:
+        source = document.ycells[0]["source"]
+        source.insert(len(source), "y")
+
+    assert await room.edit(change) == 1
+    assert str(room.document.ycells[0]["source"]) == "xy"
+    assert room.may_release()
+
+
+def test_dropped_documents_are_freed():
+    import asyncio
+    room, _journal, _editor = asyncio.run(room_with("z" * 1000))
+    docs = []
+    for _ in range(3):
+        docs.append(room._doc)
+        room.release()
+        room.revive("test")
+    # the documents released are gone once nothing refers to them
+    import weakref
+    try:
+        refs = [weakref.ref(doc) for doc in docs]
+    except TypeError:
+        pytest.skip("pycrdt documents take no weak references")
+    del docs
+    gc.collect()
+    assert all(ref() is None for ref in refs)
