@@ -36,7 +36,7 @@ from pycrdt import Awareness, Doc, TransactionEvent, UndoManager
 from pycrdt import get_update as update_from_state
 
 from cs3collab.cs3 import Session
-from cs3collab.service import metrics, protocol
+from cs3collab.service import deletesets, metrics, protocol
 from cs3collab.service.awareness import AwarenessPolicy, AwarenessSettings
 from cs3collab.service.documents import DocumentKind
 from cs3collab.service.guard import Candidate, DocumentLimits, UpdateIncomplete, UpdateRefused, check_nesting
@@ -131,6 +131,7 @@ class Room:
         # while released (idle): the document's encoded state and its state vector, and no document
         self._released: bytes | None = None
         self._released_vector = b""
+        self._released_deleted: deletesets.Ranges | None = None  # read on the first echo
         self.last_activity = time.monotonic()  # the last change, or the last rebuild
 
     # -- the documents' lifetime, and releasing them when idle ---------------------
@@ -254,12 +255,30 @@ class Room:
         started = time.perf_counter()
         self._new_live_doc(state)
         self._candidate.rebuild(state, self._pending)
-        self._released, self._released_vector = None, b""
+        self._released, self._released_vector, self._released_deleted = None, b"", None
         self.last_activity = time.monotonic()
         seconds = time.perf_counter() - started
         metrics.room_revived(seconds)
         log.info("room rebuilt its document room=%s why=%s state_bytes=%d ms=%.1f",
                  self.key, why, len(state), seconds * 1000)
+
+    def _adds_nothing(self, update: bytes) -> bool:
+        """Whether an update to the released room changes nothing (a tab
+        echoing what it was sent, the initial sync included): then the room
+        need not rebuild. Raises UpdateRefused for an update nested too deep
+        for pycrdt to read; False when unsure (the usual path decides)."""
+        check_nesting(update, self._candidate.limits.max_depth)
+        def deleted() -> deletesets.Ranges:
+            if self._released_deleted is None:
+                self._released_deleted = deletesets.deleted_in(self._released, self._released_vector)
+            return self._released_deleted
+
+        try:
+            return deletesets.adds_nothing(update, self._released_vector, deleted)
+        except BaseException as exc:  # pycrdt raises plain exceptions (and pyo3 panics) for bad updates
+            if isinstance(exc, (KeyboardInterrupt, SystemExit, asyncio.CancelledError)):
+                raise
+            return False
 
     async def live(self, why: str = "read") -> Any:
         """The live jupyter_ydoc document, rebuilt first if the room released it:
@@ -333,6 +352,8 @@ class Room:
         JournalUnavailable when its effect could not be made durable (then
         it is in no document).
         """
+        if self._released is not None and self._adds_nothing(update):
+            return 0  # an echo: nothing to show, journal or rebuild for
         self.revive("update")
         try:
             changes = self.candidate.apply(update, check=author is not None)
@@ -442,6 +463,17 @@ class Room:
         Returns the number of changes shown.
         """
         shown = 0
+        if self._released is not None:
+            # entries re-delivered after a gap add nothing: no rebuild for them
+            fresh = []
+            for update in updates:
+                try:
+                    nothing = self._adds_nothing(update)
+                except UpdateRefused:
+                    nothing = False  # the usual path below logs and skips it
+                if not nothing:
+                    fresh.append(update)
+            updates = fresh
         if updates:
             self.revive("remote update")
         for update in updates:

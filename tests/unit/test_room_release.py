@@ -96,3 +96,20 @@ def test_dropped_documents_are_freed():
     del docs
     gc.collect()
     assert all(ref() is None for ref in refs)
+
+
+async def test_an_echo_does_not_rebuild():
+    """A tab sending back what it was sent (pycrdt's provider does, the initial sync included)."""
+    room, journal, editor = await room_with("a = 1", "b = 2")
+    source = __import__("jupyter_ydoc").YNotebook(editor).ycells[1]["source"]
+    before = editor.get_state()
+    del source[0:2]  # a deletion, so that the state has a delete set
+    await room.apply(editor.get_update(before), participant())
+    room.release()
+    assert await room.apply(editor.get_update(), participant()) == 0
+    assert room.released and len(journal.entries) == 1
+    # a deletion the room does not have is not an echo
+    before = editor.get_state()
+    del source[0:1]
+    assert await room.apply(editor.get_update(before), participant()) == 2
+    assert not room.released

@@ -1,0 +1,146 @@
+"""Idle rooms' memory and the first keystroke after a release (issue 14, point 3).
+
+Runs a devstack site and ``cs3collab serve --idle-release=S`` (S = 2 by
+default) and measures, for rooms of 100 and 1000 cells with one idle client
+each: the service's RSS per room while the room is live (just opened) and
+once it released its documents (its "room released" log lines), against
+the room's encoded Y state; then, in a 1000-cell room with two clients, the
+latency of a keystroke from one client to the other right after a release
+(the room rebuilds its documents first) next to the same keystroke in the
+live room, over ``--tries`` keystrokes each.
+
+    .venv/bin/python benchmarks/idle_memory.py [--tries 20] [--idle-release 2] [--runs 3]
+
+Figures are medians over ``--runs`` runs (each a fresh service), printed
+with the load average: the machine may be shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import httpx  # noqa: E402
+import service_bench as sb  # noqa: E402
+from cs3collab.cs3 import CS3Client  # noqa: E402
+from tests.support.processes import devstack, service  # noqa: E402
+
+RELEASED = "room released its document"
+
+
+async def released(svc, count: int, timeout: float = 60.0) -> None:
+    try:
+        await svc.running.wait_for_output(RELEASED, count=count, timeout=timeout)
+    except TimeoutError:
+        print("\n".join(line for line in svc.running.output[-30:]), file=sys.stderr)
+        raise
+
+
+async def arrival(client: sb.BenchClient, before: float) -> float:
+    """Seconds from ``before`` to the next change of ``client``'s document."""
+    changed = asyncio.get_running_loop().create_future()
+
+    def on_change(_event) -> None:
+        if not changed.done():
+            changed.set_result(time.perf_counter())
+
+    subscription = client.doc.observe(on_change)
+    try:
+        return await asyncio.wait_for(changed, 30) - before
+    finally:
+        client.doc.unobserve(subscription)
+
+
+async def one_run(workdir: Path, tries: int, idle_release: float) -> dict[str, float]:
+    results: dict[str, float] = {}
+    async with contextlib.AsyncExitStack() as stack:
+        http = await stack.enter_async_context(httpx.AsyncClient(timeout=60))
+        site = await stack.enter_async_context(devstack(workdir / "site"))
+        svc = await stack.enter_async_context(service(
+            site.gateway, workdir / "svc",
+            extra=("--CollabService.max_connections_per_user=0", f"--idle-release={idle_release}")))
+        cs3 = await stack.enter_async_context(CS3Client(site.gateway))
+        einstein = await cs3.login("einstein", "relativity")
+        folder = f"{await einstein.get_home()}/idle-{uuid.uuid4().hex[:6]}"
+        await einstein.files.mkdir(folder)
+        ours = sb.Ours(svc, einstein, folder)
+        pid = svc.running.pid
+        total = 0
+        clients: list[sb.BenchClient] = []
+        for cells, rooms in ((100, 10), (1000, 2)):
+            data = sb.make_notebook(cells, seed=cells)
+            paths = [await ours.add_file(f"n{cells}-{i}.ipynb", data) for i in range(rooms)]
+            await asyncio.sleep(0.5)
+            before = sb.rss_bytes(pid)
+            opened = [sb.BenchClient() for _ in paths]
+            for client, path in zip(opened, paths):
+                await client.open(ours, http, path)
+            live = sb.rss_bytes(pid)
+            total += rooms
+            await released(svc, total)
+            await asyncio.sleep(1.0)  # the heap trim runs in a thread after the releases
+            idle = sb.rss_bytes(pid)
+            state = statistics.median(len(c.doc.get_update()) for c in opened)
+            results[f"{cells} cells: Y state (MB)"] = state / 1e6
+            results[f"{cells} cells: RSS per live room (MB)"] = (live - before) / rooms / 1e6
+            results[f"{cells} cells: RSS per released room (MB)"] = (idle - before) / rooms / 1e6
+            results[f"{cells} cells: live RSS / state"] = (live - before) / rooms / state
+            results[f"{cells} cells: released RSS / state"] = (idle - before) / rooms / state
+            clients += opened
+        # the first keystroke after a release, in the last 1000-cell room
+        writer = clients[-1]
+        reader = sb.BenchClient()
+        await reader.open(ours, http, paths[-1])
+        after_release, live_keys = [], []
+        for _ in range(tries):
+            await released(svc, total)  # the room holds no document now
+            started = time.perf_counter()
+            waiting = asyncio.ensure_future(arrival(reader, started))
+            await writer.type(1, False)
+            after_release.append(await waiting)
+            await asyncio.sleep(0.05)
+            started = time.perf_counter()
+            waiting = asyncio.ensure_future(arrival(reader, started))
+            await writer.type(1, False)
+            live_keys.append(await waiting)
+            total += 1  # it releases again once idle
+        for name, samples in (("after a release", after_release), ("live room", live_keys)):
+            results[f"first keystroke {name} p50 (ms)"] = sb.percentile(samples, 0.5) * 1000
+            results[f"first keystroke {name} p99 (ms)"] = sb.percentile(samples, 0.99) * 1000
+        for client in (*clients, reader):
+            await client.close()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tries", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--idle-release", type=float, default=2.0)
+    args = parser.parse_args()
+    runs = []
+    for run in range(args.runs):
+        load = os.getloadavg()[0]
+        with tempfile.TemporaryDirectory(prefix="cs3collab-idle-") as workdir:
+            result = asyncio.run(one_run(Path(workdir), args.tries, args.idle_release))
+        print(f"run {run + 1}: load average {load:.2f} -> {os.getloadavg()[0]:.2f}", flush=True)
+        for name, value in result.items():
+            print(f"  {name}: {value:.2f}", flush=True)
+        runs.append(result)
+    print(f"\nmedians of {len(runs)} runs ({os.cpu_count()} CPUs, load average now {os.getloadavg()[0]:.2f}):")
+    for name in runs[0]:
+        print(f"  {name}: {statistics.median(r[name] for r in runs):.2f}")
+
+
+if __name__ == "__main__":
+    main()
