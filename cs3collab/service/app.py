@@ -30,7 +30,7 @@ from cs3collab.service.documents import TEXT_FILE
 from cs3collab.service.execution import SharedExecution
 from cs3collab.service.handlers import GLOBAL_AWARENESS, RoomHandler, ServiceContext, SessionHandler
 from cs3collab.service.federation import FederatedLogin
-from cs3collab.service import metrics
+from cs3collab.service import memory, metrics
 from cs3collab.service.health import HealthHandler, MetricsHandler, ReadyHandler
 from cs3collab.service.federation_handlers import OCMContentHandler, OCMWebappHandler
 from cs3collab.service.webapp_live import LiveViewHandler, ViewScriptHandler
@@ -139,6 +139,13 @@ class CollabService(Application):
         "document and its schema guard's copy and keeps only its encoded Y state: enough to sync joiners and "
         "reconnecting tabs; the next edit or read rebuilds them (a 1000-cell notebook: tens of ms). "
         "0 keeps every open room's documents (default 60).",
+    ).tag(config=True)
+    malloc_mmap_threshold = Int(
+        256 * 1024,
+        help="Bytes from which glibc serves an allocation with its own mapping, returned to the system when "
+        "freed (mallopt M_MMAP_THRESHOLD). glibc's own threshold grows to 32 MB after the first large block "
+        "is freed, so multi-MB Y updates (large notebooks' opens, syncs, saves) then fragment the heap and idle "
+        "rooms keep about twice the memory; 0 leaves glibc's default (default 262144).",
     ).tag(config=True)
     access_recheck = Float(
         5.0,
@@ -362,6 +369,8 @@ class CollabService(Application):
             raise TraitError("the CS3 gateway is not set (--gateway=HOST:PORT)")
         state_dir = Path(self.state_dir)
         state_dir.mkdir(parents=True, exist_ok=True)
+        if memory.set_mmap_threshold(self.malloc_mmap_threshold):
+            log.info("malloc mmap threshold set bytes=%d", self.malloc_mmap_threshold)
         journal = self.make_journal(state_dir)
         async with CS3Client(self.gateway, observer=metrics.cs3_call) as cs3, journal, \
                 DocumentWorker() as documents_worker:

@@ -29,6 +29,30 @@ except (OSError, AttributeError):  # not glibc
 _running = False
 _again = False
 
+M_MMAP_THRESHOLD = -3  # mallopt parameter (malloc.h)
+
+
+def set_mmap_threshold(size: int) -> bool:
+    """Serve allocations of ``size`` bytes and more with their own mappings
+    (``mallopt(M_MMAP_THRESHOLD)``), returned to the system when freed.
+
+    glibc raises this threshold by itself, up to 32 MB, each time such a
+    block is freed: after the first multi-MB Y update (a large notebook's
+    open, sync or save) every later one lands in the heap, among small
+    objects that outlive it, and the heap cannot shrink around them. With a
+    fixed threshold the service's idle RSS per 1000-cell room halves
+    (docs/performance.md). Returns whether it was set (glibc only).
+    """
+    if size <= 0:
+        return False
+    try:
+        mallopt = _libc.mallopt
+    except (NameError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(M_MMAP_THRESHOLD, size))
+
 
 def give_back() -> None:
     """Trim the heap soon, in a thread (called on the event loop)."""
