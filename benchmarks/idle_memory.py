@@ -8,9 +8,12 @@ the room's encoded Y state; then, in a 1000-cell room with two clients, the
 latency of a keystroke from one client to the other half a second after a
 release (the room rebuilds its documents first; the mean rebuild time is
 read from the service's /metrics) next to the same keystroke in the
-live room, over ``--tries`` keystrokes each.
+live room, over ``--tries`` keystrokes each; and the same keystroke after a
+release when the typing tab first moved its cursor (an awareness change,
+which JupyterLab sends when the user clicks into a cell) ``--cursor-lead``
+ms before it, which is when the service starts rebuilding.
 
-    .venv/bin/python benchmarks/idle_memory.py [--tries 20] [--idle-release 2] [--runs 3]
+    .venv/bin/python benchmarks/idle_memory.py [--tries 20] [--idle-release 2] [--runs 3] [--cursor-lead 200]
 
 Figures are medians over ``--runs`` runs (each a fresh service), printed
 with the load average: the machine may be shared.
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import statistics
 import sys
@@ -32,6 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx  # noqa: E402
+from pycrdt import Encoder, write_message  # noqa: E402
 import service_bench as sb  # noqa: E402
 from cs3collab.cs3 import CS3Client  # noqa: E402
 from tests.support.processes import devstack, service  # noqa: E402
@@ -62,7 +67,19 @@ async def arrival(client: sb.BenchClient, before: float) -> float:
         client.doc.unobserve(subscription)
 
 
-async def one_run(workdir: Path, tries: int, idle_release: float) -> dict[str, float]:
+async def move_cursor(client: sb.BenchClient, clock: int, position: int) -> None:
+    """Send the client's awareness state with its cursor at ``position`` (JupyterLab's
+    y-codemirror puts cursors in the awareness state; the clock grows with each change)."""
+    awareness = Encoder()
+    awareness.write_var_uint(1)
+    awareness.write_var_uint(client.cid)
+    awareness.write_var_uint(clock)
+    awareness.write_var_string(json.dumps({"user": {"username": f"bench-{client.cid}", "name": "bench"},
+                                           "autosave": True, "cursors": [{"anchor": position, "head": position}]}))
+    await client.ws.send(b"\x01" + write_message(awareness.to_bytes()))
+
+
+async def one_run(workdir: Path, tries: int, idle_release: float, cursor_lead: float) -> dict[str, float]:
     results: dict[str, float] = {}
     async with contextlib.AsyncExitStack() as stack:
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=60))
@@ -109,8 +126,9 @@ async def one_run(workdir: Path, tries: int, idle_release: float) -> dict[str, f
         writer = clients[-1]
         reader = sb.BenchClient()
         await reader.open(ours, http, paths[-1])
-        after_release, live_keys = [], []
-        for _ in range(tries):
+        after_release, live_keys, after_cursor = [], [], []
+        clock = 1
+        for attempt in range(tries):
             await released(svc, total)  # the room holds no document now
             await asyncio.sleep(0.5)  # past the heap trim that follows a release (it holds glibc's arena lock)
             started = time.perf_counter()
@@ -123,13 +141,25 @@ async def one_run(workdir: Path, tries: int, idle_release: float) -> dict[str, f
             await writer.type(1, False)
             live_keys.append(await waiting)
             total += 1  # it releases again once idle
+            # the same after a release, the cursor moved first (as a user clicking into the cell)
+            await released(svc, total)
+            await asyncio.sleep(0.5)
+            clock += 1
+            await move_cursor(writer, clock, attempt)
+            await asyncio.sleep(cursor_lead / 1000)
+            started = time.perf_counter()
+            waiting = asyncio.ensure_future(arrival(reader, started))
+            await writer.type(1, False)
+            after_cursor.append(await waiting)
+            total += 1
         metrics = (await http.get(f"{svc.url}/metrics")).text
         rebuilds = {line.split()[0]: float(line.split()[1]) for line in metrics.splitlines()
                     if line.startswith("cs3collab_room_rebuild_seconds_")}
         if rebuilds.get("cs3collab_room_rebuild_seconds_count"):
             results["rebuild of a 1000-cell room, mean (ms)"] = (
                 1000 * rebuilds["cs3collab_room_rebuild_seconds_sum"] / rebuilds["cs3collab_room_rebuild_seconds_count"])
-        for name, samples in (("after a release", after_release), ("live room", live_keys)):
+        for name, samples in (("after a release", after_release), ("live room", live_keys),
+                              (f"after a release, cursor moved {cursor_lead:.0f} ms before", after_cursor)):
             results[f"first keystroke {name} p50 (ms)"] = sb.percentile(samples, 0.5) * 1000
             results[f"first keystroke {name} p99 (ms)"] = sb.percentile(samples, 0.99) * 1000
         for client in (*clients, reader):
@@ -144,12 +174,14 @@ def main() -> None:
     parser.add_argument("--idle-release", type=float, default=2.0,
                         help="the service's idle_release; 0: rooms keep their documents (memory figures only, "
                         "'released' then means idle 3 s)")
+    parser.add_argument("--cursor-lead", type=float, default=200.0,
+                        help="ms between the cursor move (awareness) and the keystroke in the third measurement")
     args = parser.parse_args()
     runs = []
     for run in range(args.runs):
         load = os.getloadavg()[0]
         with tempfile.TemporaryDirectory(prefix="cs3collab-idle-") as workdir:
-            result = asyncio.run(one_run(Path(workdir), args.tries, args.idle_release))
+            result = asyncio.run(one_run(Path(workdir), args.tries, args.idle_release, args.cursor_lead))
         print(f"run {run + 1}: load average {load:.2f} -> {os.getloadavg()[0]:.2f}", flush=True)
         for name, value in result.items():
             print(f"  {name}: {value:.2f}", flush=True)

@@ -133,6 +133,7 @@ class Room:
         self._released_vector = b""
         self._released_deleted: deletesets.Ranges | None = None  # read on the first echo
         self.last_activity = time.monotonic()  # the last change, or the last rebuild
+        self._warming: asyncio.Task | None = None  # a rebuild started ahead of an edit (see warm)
 
     # -- the documents' lifetime, and releasing them when idle ---------------------
     #
@@ -279,6 +280,48 @@ class Room:
             if isinstance(exc, (KeyboardInterrupt, SystemExit, asyncio.CancelledError)):
                 raise
             return False
+
+    # Rebuilding ahead of the first keystroke. A rebuild is two applies of the
+    # whole state (the live document and the candidate): tens of ms for a
+    # 1000-cell notebook, more on a busy machine, and pycrdt holds the GIL
+    # throughout, so a thread would not hide it. The keystroke that finds the
+    # room released waits for it; but a tab coming back announces itself
+    # first: JupyterLab sends the cursor's new position (an awareness change)
+    # when the user clicks into a cell, before the first key. The room starts
+    # rebuilding then, so that the keystroke finds the documents built. The
+    # 15 s renewal of an unchanged state is no such sign (nor a viewer's cursor).
+
+    def _coming_back(self, participant: Participant, payload: bytes) -> bool:
+        """Whether an awareness update from ``participant`` changes its state
+        (beyond its ``user`` field, which the room rewrites) from the one the
+        room holds: a cursor moved, a selection, a first state with a cursor."""
+        try:
+            entries = protocol.parse_awareness(payload)
+        except ProtocolError:
+            return False  # the policy refuses it
+        known = self.awareness.states
+        for client_id, _clock, state in entries:
+            if state is None or self.awareness_policy.owners.get(client_id, participant) is not participant:
+                continue
+            before = known.get(client_id) or {}
+            if {k: v for k, v in state.items() if k != "user"} != {k: v for k, v in before.items() if k != "user"}:
+                return True
+        return False
+
+    def warm(self, why: str) -> None:
+        """Start rebuilding a released room's documents now, in a task of its
+        own (the caller, a connection's frame, does not wait for it)."""
+        if self._released is None or self._warming is not None:
+            return
+        self._warming = asyncio.get_running_loop().create_task(self._warm(why), name=f"warm:{self.key}")
+
+    async def _warm(self, why: str) -> None:
+        try:
+            self.revive(why)
+        except Exception:
+            log.exception("rebuilding ahead of an edit failed room=%s", self.key)  # the edit will try again
+        finally:
+            self._warming = None
 
     async def live(self, why: str = "read") -> Any:
         """The live jupyter_ydoc document, rebuilt first if the room released it:
@@ -667,6 +710,9 @@ class Room:
             if reply and not participant.synced:
                 await self._sync_replied(participant)
         elif frame.type == MessageType.AWARENESS:
+            if self._released is not None and participant.can_edit and not self.read_only \
+                    and self._coming_back(participant, frame.payload):
+                self.warm("awareness")  # its first keystroke comes next, most likely
             self.awareness_policy.receive(participant, frame.payload)  # own ids only, vouched, coalesced, relayed
         elif frame.type == MessageType.RAW:
             on_save(participant, frame.save_id)

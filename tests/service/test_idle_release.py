@@ -5,7 +5,8 @@ serves a 600-cell notebook with outputs (a ~2.5 MB Y state) to two tabs. What us
 room says it released (log line, ``cs3collab_rooms_released`` on /metrics)
 and the service's RSS drops by what its two documents cost (at least
 1.5x the encoded state); a tab joining
-while it is released gets the whole notebook; typing after the release is
+while it is released gets the whole notebook; a tab moving its cursor (as
+before a first keystroke) makes the room rebuild; typing after the release is
 relayed to the other tab and saved, and a fresh tab then shows exactly what
 the typing tabs show; the room releases again once idle.
 """
@@ -20,7 +21,7 @@ from nbformat import v4
 
 from tests.service.conftest import start_service
 from tests.service.rtc import eventually, room_key, saved_containing, sources, type_text
-from tests.support.yclient import connect, wait_for
+from tests.support.yclient import connect, send_awareness, wait_for
 
 CELLS = 600
 
@@ -83,10 +84,14 @@ async def test_idle_room_releases_and_typing_resumes(site, einstein, workdir, tm
             await eventually(gave_back, 10, f"RSS {live} dropping by 1.5 x {state}")
             assert await released_rooms(svc.url) == 1
 
+            # alice comes back: clicking into a cell moves her cursor (an awareness
+            # change, sent before her first key), and the room rebuilds then
+            await send_awareness(alice, {"user": {"name": "Alice"}, "cursors": [{"anchor": 3}]})
+            await running.wait_for_output(f"{rebuilt}why=awareness", timeout=20)
             # typing resumes: relayed, saved, one document for everyone
             type_text(alice, 3, "  # after the release")
             await wait_for(bob.doc, lambda: sources(bob)[3].endswith("  # after the release"), timeout=20)
-            await running.wait_for_output(rebuilt)
+            assert running.count(rebuilt) == 1, "the keystroke rebuilt the room again"
             type_text(bob, 4, "  # bob too")
             await wait_for(alice.doc, lambda: sources(alice)[4].endswith("  # bob too"), timeout=20)
             saved = await saved_containing(einstein, path, "# bob too", timeout=20)

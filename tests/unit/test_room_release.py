@@ -113,3 +113,53 @@ async def test_an_echo_does_not_rebuild():
     del source[0:1]
     assert await room.apply(editor.get_update(before), participant()) == 2
     assert not room.released
+
+
+def awareness_frame(client_id: int, clock: int, state: dict) -> bytes:
+    return protocol.awareness_message(protocol.encode_awareness([(client_id, clock, state)]))
+
+
+async def test_a_cursor_move_rebuilds_before_the_keystroke():
+    """A tab coming back moves its cursor (an awareness change) before its first key:
+    the room rebuilds then, so that the keystroke finds the documents built."""
+    import asyncio
+    from cs3collab.service.identity import Identity
+    room, journal, editor = await room_with("a = 1")
+    someone = Identity("someone", "Someone", "test", "someone", False)
+    tab = participant()
+    tab.identity = someone
+    room.participants.add(tab)
+    user = {"username": "someone@test", "name": "Someone"}
+    # the state the room holds for the tab: no cursor
+    room.awareness.apply_awareness_update(protocol.encode_awareness([(7, 1, {"user": user})]), tab)
+    room.release()
+    # the 15 s renewal of the same state (another clock; the user field rewritten) is no sign
+    await room.receive(tab, awareness_frame(7, 2, {"user": {"name": "x"}}), lambda *_: None)
+    await asyncio.sleep(0.01)
+    assert room.released
+    # nor is a viewer's cursor
+    viewer = participant()
+    viewer.identity, viewer.role = someone, "viewer"
+    room.participants.add(viewer)
+    await room.receive(viewer, awareness_frame(8, 1, {"user": user, "cursors": [{"anchor": 1}]}), lambda *_: None)
+    await asyncio.sleep(0.01)
+    assert room.released
+    # a cursor move is
+    await room.receive(tab, awareness_frame(7, 3, {"user": user, "cursors": [{"anchor": 3}]}), lambda *_: None)
+    assert room.released  # the frame's handler does not wait for the rebuild
+    await asyncio.sleep(0.01)
+    assert not room.released
+    # and the keystroke goes the usual way, without a second rebuild
+    assert await room.apply(typed(editor, "!"), tab) == 1
+    assert str(room.document.ycells[0]["source"]) == "a = 1!"
+
+
+async def test_a_tab_with_updates_held_keeps_the_documents():
+    """An update held until its sender's sync reply will be applied: no release meanwhile."""
+    room, _journal, _editor = await room_with("a")
+    tab = participant()
+    room.participants.add(tab)
+    tab.held.append(b"\x00\x00")
+    assert not room.may_release()
+    tab.held.clear()
+    assert room.may_release()
