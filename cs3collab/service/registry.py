@@ -250,10 +250,11 @@ class LiveRoom:
                 wait = self.idle_release - idle_for
             elif not room.may_release() or self._storage.unsaved or self.closing is not None:
                 wait = min(self.idle_release, 5.0)  # look again soon: a save or a commit is under way
-            else:
-                room.release()
+            elif await room.release_soon() is not None:  # compressed on a thread
                 memory.give_back()
                 wait = self.idle_release
+            else:
+                wait = min(self.idle_release, 5.0)  # it changed while its state was compressed
 
     def _spawn(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
         """Run ``work`` in the room's task group, supervised (ignored once the room stopped)."""

@@ -163,3 +163,21 @@ async def test_a_tab_with_updates_held_keeps_the_documents():
     assert not room.may_release()
     tab.held.clear()
     assert room.may_release()
+
+
+async def test_a_released_room_keeps_its_state_compressed_and_an_edit_stops_a_release():
+    import asyncio
+    room, journal, editor = await room_with(*(f"x_{i} = compute({i})" for i in range(200)))
+    size = await room.release_soon()  # compressed on a thread
+    assert room.released and size == len(room.encoded_state())
+    assert len(room._released) < size / 2, "the released state is not kept compressed"
+    joiner = Doc()
+    joiner.apply_update(await ask(room, joiner.get_state()))
+    assert YNotebook(joiner).get() == YNotebook(editor).get()
+    room.revive("test")
+    # an edit that comes while the state is being compressed keeps the documents
+    releasing = asyncio.ensure_future(room.release_soon())
+    await asyncio.sleep(0)
+    await room.apply(typed(editor, "!"), participant())
+    assert await releasing is None and not room.released
+    assert str(room.document.ycells[0]["source"]) == "x_0 = compute(0)!"
