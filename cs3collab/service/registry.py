@@ -250,7 +250,7 @@ class LiveRoom:
                 wait = self.idle_release - idle_for
             elif not room.may_release() or self._storage.unsaved or self.closing is not None:
                 wait = min(self.idle_release, 5.0)  # look again soon: a save or a commit is under way
-            elif await room.release_soon() is not None:  # compressed on a thread
+            elif await room.release_soon(self._storage.persisted_compressed) is not None:  # compressed on a thread
                 memory.give_back()
                 wait = self.idle_release
             else:

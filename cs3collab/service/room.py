@@ -34,7 +34,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pycrdt import Awareness, Doc, TransactionEvent, UndoManager
+from pycrdt import get_state as vector_of
 from pycrdt import get_update as update_from_state
+from pycrdt import merge_updates
 
 from cs3collab.cs3 import Session
 from cs3collab.service import deletesets, metrics, protocol
@@ -91,6 +93,16 @@ class Participant:
         return f"{self.identity.label}/{self.id}"
 
 
+def _clocks(vector: bytes) -> dict[int, int]:
+    """An encoded state vector as {client: clock}."""
+    count, pos = protocol.read_var_uint(vector, 0)
+    clocks = {}
+    for _ in range(count):
+        client, pos = protocol.read_var_uint(vector, pos)
+        clocks[client], pos = protocol.read_var_uint(vector, pos)
+    return clocks
+
+
 class Room:
     """The live document of one CS3 file.
 
@@ -132,6 +144,7 @@ class Room:
         # while released (idle): the document's encoded state, compressed (zlib), and its
         # state vector, and no document
         self._released: bytes | None = None
+        self._released_tail = b""  # what the state has beyond _released (see release_soon), uncompressed
         self._released_bytes = 0  # the encoded state's size, uncompressed
         self._released_vector = b""
         self._released_deleted: deletesets.Ranges | None = None  # read on the first echo
@@ -212,28 +225,43 @@ class Room:
             return self._released_vector
         return self._doc.get_state()
 
+    @staticmethod
+    def _whole(compressed: bytes, tail: bytes) -> bytes:
+        """A released room's state as one update (decompressed: ~5-10 ms for
+        a 1000-cell notebook when the machine is quiet; merged with its tail)."""
+        state = zlib.decompress(compressed)
+        return merge_updates(state, tail) if tail else state
+
     def encoded_state(self) -> bytes:
-        """The live document as one Y update, without rebuilding it (a released
-        room decompresses its state: ~5-10 ms for a 1000-cell notebook)."""
+        """The live document as one Y update, without rebuilding it."""
         if self._released is not None:
-            return zlib.decompress(self._released)
+            return self._whole(self._released, self._released_tail)
         return self._doc.get_update()
 
     def missing(self, state_vector: bytes) -> bytes:
         """What a peer with ``state_vector`` lacks (a SyncStep2), without rebuilding the document."""
         if self._released is not None:
-            return update_from_state(zlib.decompress(self._released), state_vector)
+            return update_from_state(self.encoded_state(), state_vector)
         return self._doc.get_update(state_vector)
 
-    async def missing_soon(self, state_vector: bytes) -> bytes:
+    async def missing_soon(self, state_vector: bytes) -> list[bytes]:
         """:meth:`missing`, with a released room's state decompressed on a
-        thread (zlib lets go of the GIL) rather than on the event loop. What
-        changed meanwhile reaches the peer as a broadcast, as for any sync."""
-        compressed = self._released
+        thread (zlib lets go of the GIL) rather than on the event loop; as
+        updates to send in order: the first is the SyncStep2, the next (a
+        released room's tail, see release_soon) an update after it, so that
+        the state and its tail need not be merged (a merge decodes the whole
+        state into many small allocations). What changes meanwhile reaches
+        the peer as a broadcast, as for any sync."""
+        compressed, tail = self._released, self._released_tail
         if compressed is None:
-            return self._doc.get_update(state_vector)
+            return [self._doc.get_update(state_vector)]
         state = await asyncio.to_thread(zlib.decompress, compressed)
-        return update_from_state(state, state_vector)
+        updates = [update_from_state(state, state_vector)]
+        if tail:
+            extra = update_from_state(tail, state_vector)
+            if extra != EMPTY_UPDATE:
+                updates.append(extra)
+        return updates
 
     def set_size(self, size: int) -> None:
         """What the document limit counts as the document's size now (a save measured it)."""
@@ -245,53 +273,84 @@ class Room:
         return self._released is None and not self._in_flight and not self._pending \
             and not any(p.held for p in self.participants)
 
-    async def release_soon(self) -> int | None:
+    async def release_soon(self, base: bytes | None = None) -> int | None:
         """:meth:`release`, with the state compressed on a thread (zlib lets
         go of the GIL; ~20-40 ms for a 1000-cell notebook, which on the event
         loop would stall every room). None, and nothing released, if the room
-        changed meanwhile or is no longer releasable."""
+        changed meanwhile or is no longer releasable.
+
+        ``base``: an earlier state of this document, zlib-compressed, that is
+        kept anyway (the last saved state, which storage keeps compressed for
+        outside-edit merges): the room then keeps that same bytes object and
+        only what its state has beyond it (the tail: the edits since the save,
+        the ``cs3collab:saved`` state, and the delete set), instead of a
+        second compressed copy of nearly the same state."""
         if not self.may_release():
             return None
         vector, state = self._doc.get_state(), self._doc.get_update()
-        compressed = await asyncio.to_thread(zlib.compress, state, 1)
+        compressed, tail = await asyncio.to_thread(self._shrink, state, vector, base)
         if not self.may_release() or self._doc.get_state() != vector:
             return None  # an edit came in while compressing: keep the documents
-        return self.release(compressed=compressed, size=len(state))
+        return self.release(compressed=compressed, tail=tail, size=len(state))
 
-    def release(self, *, compressed: bytes | None = None, size: int = 0) -> int:
+    @staticmethod
+    def _shrink(state: bytes, vector: bytes, base: bytes | None) -> tuple[bytes, bytes]:
+        """(compressed, tail) for a released room (run on a thread): ``base``
+        and the state's difference from it when ``base`` is a part of the
+        state (no clock of it beyond the state's) and the difference is
+        small; else the whole state compressed."""
+        if base is not None:
+            try:
+                base_vector = vector_of(zlib.decompress(base))
+                have, behind = _clocks(vector), _clocks(base_vector)
+                if all(have.get(client, 0) >= clock for client, clock in behind.items()):
+                    tail = update_from_state(state, base_vector)
+                    if tail == EMPTY_UPDATE:
+                        return base, b""  # nothing since the save
+                    if len(tail) < len(base) // 2:
+                        return base, tail
+            except Exception as exc:  # not an update of this document: no sharing
+                log.warning("the last saved state cannot be shared by a released room error=%r", exc)
+        return zlib.compress(state, 1), b""
+
+    def release(self, *, compressed: bytes | None = None, tail: bytes = b"", size: int = 0) -> int:
         """Drop the live document and the candidate, keeping only the encoded
-        state, compressed (``compressed``, ``size``: the state compressed with
-        zlib and its size, both of the documents as they are now; else it is
-        compressed here); returns the state's size in bytes. Only when
+        state, compressed (``compressed``, ``tail``, ``size``: the state, or a
+        part of it, compressed with zlib, what the state has beyond that part,
+        and the state's size, all of the documents as they are now; else it
+        is compressed here); returns the state's size in bytes. Only when
         :meth:`may_release`. A released room holds about a quarter of the
-        encoded state (zlib level 1 on a notebook's Y state)."""
+        encoded state (zlib level 1 on a notebook's Y state), or only the tail
+        when it shares the last saved state (release_soon)."""
         if not self.may_release():
             raise RuntimeError("a room with changes in flight keeps its documents")
         self._released_vector = self._doc.get_state()
         if compressed is None:
             state = self._doc.get_update()
-            compressed, size = zlib.compress(state, 1), len(state)
+            compressed, tail, size = zlib.compress(state, 1), b"", len(state)
             del state
-        self._released, self._released_bytes = compressed, size
+        self._released, self._released_tail, self._released_bytes = compressed, tail, size
         self._unobserve_live_doc()
         self._doc = self._document = None
         self._candidate.release()
         metrics.room_released()
-        log.info("room released its document room=%s state_bytes=%d compressed_bytes=%d participants=%d",
-                 self.key, size, len(compressed), len(self.participants))
+        log.info("room released its document room=%s state_bytes=%d compressed_bytes=%d tail_bytes=%d "
+                 "participants=%d", self.key, size, len(compressed), len(tail), len(self.participants))
         return size
 
     def revive(self, why: str) -> None:
         """Rebuild the released documents from the encoded state (synchronous:
         nothing can see the room half rebuilt). ``why``: what needed them."""
         if self._released is not None:
-            self._revive_from(zlib.decompress(self._released), why)
+            self._revive_from(zlib.decompress(self._released), self._released_tail, why)
 
-    def _revive_from(self, state: bytes, why: str, started: float | None = None) -> None:
+    def _revive_from(self, state: bytes, tail: bytes, why: str, started: float | None = None) -> None:
         started = time.perf_counter() if started is None else started
-        self._new_live_doc(state)
-        self._candidate.rebuild(state, self._pending)
+        parts = (state, tail) if tail else (state,)
+        self._new_live_doc(*parts)
+        self._candidate.rebuild(state, [*parts[1:], *self._pending])
         self._released, self._released_vector, self._released_deleted = None, b"", None
+        self._released_tail = b""
         self.last_activity = time.monotonic()
         seconds = time.perf_counter() - started
         metrics.room_revived(seconds)
@@ -306,7 +365,9 @@ class Room:
         check_nesting(update, self._candidate.limits.max_depth)
         def deleted() -> deletesets.Ranges:
             if self._released_deleted is None:
-                self._released_deleted = deletesets.deleted_in(zlib.decompress(self._released), self._released_vector)
+                # the tail carries the whole state's delete set (it is a diff of the state)
+                self._released_deleted = deletesets.deleted_in(
+                    self._released_tail or zlib.decompress(self._released), self._released_vector)
             return self._released_deleted
 
         try:
@@ -352,11 +413,11 @@ class Room:
 
     async def _warm(self, why: str) -> None:
         try:
-            compressed, started = self._released, time.perf_counter()
+            compressed, tail, started = self._released, self._released_tail, time.perf_counter()
             # decompressed on a thread; the applies must run here (pycrdt holds the GIL)
             state = await asyncio.to_thread(zlib.decompress, compressed)
-            if self._released is compressed:  # not rebuilt meanwhile (a keystroke that came first)
-                self._revive_from(state, why, started)
+            if self._released is compressed and self._released_tail is tail:  # not rebuilt meanwhile
+                self._revive_from(state, tail, why, started)
         except Exception:
             log.exception("rebuilding ahead of an edit failed room=%s", self.key)  # the edit will try again
         finally:
@@ -720,10 +781,12 @@ class Room:
                 # the live document holds durable changes only: no need to wait;
                 # a released room answers from its encoded state
                 try:
-                    missing = await self.missing_soon(frame.payload)
+                    missing, *after = await self.missing_soon(frame.payload)
                 except Exception as exc:
                     raise ProtocolError(f"invalid state vector: {exc}") from None
                 participant.connection.send(protocol.step2_message(missing))
+                for update in after:  # a released room's tail
+                    participant.connection.send(protocol.update_message(update))
                 return
             reply = frame.sync == SyncType.STEP2
             if frame.payload != EMPTY_UPDATE:  # a step 2 with nothing in it: nothing to drop or apply

@@ -149,6 +149,12 @@ class RoomStorage:
     def persisted_state(self, state: bytes) -> None:
         self._persisted_z = zlib.compress(state, 1)
 
+    @property
+    def persisted_compressed(self) -> bytes | None:
+        """:attr:`persisted_state` as kept (zlib), None before the first open or
+        save: a released room shares these bytes (Room.release_soon)."""
+        return self._persisted_z if self.persisted_seq else None
+
     # -- loading -----------------------------------------------------------------
 
     async def load(self, session: Session) -> None:

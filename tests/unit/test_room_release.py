@@ -13,7 +13,7 @@ import gc
 
 import pytest
 from jupyter_ydoc import YNotebook
-from pycrdt import Doc, Map
+from pycrdt import Doc, Map, merge_updates
 
 from cs3collab.service import protocol
 from cs3collab.service.guard import UpdateRefused
@@ -25,10 +25,12 @@ async def ask(room, state_vector: bytes) -> bytes:
     peer = participant()
     room.participants.add(peer)
     await room.receive(peer, protocol.step1_message(state_vector), lambda *_: None)
-    frame = protocol.parse_frame(peer.connection.sent[-1])
-    assert frame.type == MessageType.SYNC and frame.sync == SyncType.STEP2
+    frames = [protocol.parse_frame(sent) for sent in peer.connection.sent]
+    assert frames[0].type == MessageType.SYNC and frames[0].sync == SyncType.STEP2
+    # a released room that shares the last saved state sends its tail as an update after the step 2
+    assert all(f.type == MessageType.SYNC and f.sync == SyncType.UPDATE for f in frames[1:])
     room.participants.discard(peer)
-    return frame.payload
+    return merge_updates(*(f.payload for f in frames)) if len(frames) > 1 else frames[0].payload
 
 
 async def test_released_room_answers_syncs_and_takes_edits():
@@ -181,3 +183,28 @@ async def test_a_released_room_keeps_its_state_compressed_and_an_edit_stops_a_re
     await room.apply(typed(editor, "!"), participant())
     assert await releasing is None and not room.released
     assert str(room.document.ycells[0]["source"]) == "x_0 = compute(0)!"
+
+
+async def test_a_released_room_shares_the_last_saved_state():
+    """Released after a save, a room keeps the saved state's bytes (which storage keeps
+    anyway) and only what it has beyond them; it syncs and rebuilds as before."""
+    import zlib
+    room, journal, editor = await room_with(*(f"x_{i} = compute({i})" for i in range(200)))
+    saved = zlib.compress(room.encoded_state(), 1)
+    await room.apply(typed(editor, "# since the save"), participant())
+    size = await room.release_soon(saved)
+    assert room._released is saved and 0 < len(room._released_tail) < 1000
+    assert size == len(editor.get_update())
+    joiner = Doc()
+    joiner.apply_update(await ask(room, joiner.get_state()))
+    assert YNotebook(joiner).get() == YNotebook(editor).get()
+    await room.apply(typed(editor, "!"), participant())
+    assert str(room.document.ycells[0]["source"]) == "x_0 = compute(0)# since the save!"
+    # a base that is not a part of the state is not shared
+    other = Doc()
+    YNotebook(other).set({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    await room.release_soon(zlib.compress(other.get_update(), 1))
+    assert room.released and not room._released_tail
+    joiner = Doc()
+    joiner.apply_update(await ask(room, joiner.get_state()))
+    assert YNotebook(joiner).get() == YNotebook(editor).get()
