@@ -100,8 +100,8 @@ async def one_run(workdir: Path, tries: int, idle_release: float, cursor_lead: f
         # each size twice: the first batch of a size also pays what the process allocates once
         # (caches, the allocator's high-water mark for multi-MB buffers); the second is what one
         # more room of that size costs
-        for batch, (cells, rooms) in enumerate(((100, 10), (1000, 2), (100, 10), (1000, 2))):
-            label = f"{cells} cells" if batch < 2 else f"{cells} cells, second batch"
+        for batch, (cells, rooms) in enumerate(((100, 10), (100, 10), (1000, 2), (1000, 2))):
+            label = f"{cells} cells" if batch % 2 == 0 else f"{cells} cells, second batch"
             data = sb.make_notebook(cells, seed=cells)
             paths = [await ours.add_file(f"n{cells}-{batch}-{i}.ipynb", data) for i in range(rooms)]
             await asyncio.sleep(0.5)
