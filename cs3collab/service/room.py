@@ -411,6 +411,13 @@ class Room:
             return
         self._warming = asyncio.get_running_loop().create_task(self._warm(why), name=f"warm:{self.key}")
 
+    async def _warmed(self) -> None:
+        """Wait for a rebuild already under way (started by a cursor move)
+        rather than start another: the change then waits only for its rest."""
+        warming = self._warming
+        if warming is not None and self._released is not None:
+            await asyncio.shield(warming)  # a change cancelled while waiting does not cancel the rebuild
+
     async def _warm(self, why: str) -> None:
         try:
             compressed, tail, started = self._released, self._released_tail, time.perf_counter()
@@ -497,6 +504,7 @@ class Room:
         """
         if self._released is not None and self._adds_nothing(update):
             return 0  # an echo: nothing to show, journal or rebuild for
+        await self._warmed()
         self.revive("update")
         try:
             changes = self.candidate.apply(update, check=author is not None)
@@ -523,6 +531,7 @@ class Room:
         its session can save the change. Raises JournalUnavailable when the
         change could not be made durable (it is then undone).
         """
+        await self._warmed()
         self.revive("edit")
         try:
             changes = self.candidate.edit(change)

@@ -208,3 +208,17 @@ async def test_a_released_room_shares_the_last_saved_state():
     joiner = Doc()
     joiner.apply_update(await ask(room, joiner.get_state()))
     assert YNotebook(joiner).get() == YNotebook(editor).get()
+
+
+async def test_a_keystroke_during_a_rebuild_waits_for_it_rather_than_rebuilding_again(caplog):
+    import logging
+    room, journal, editor = await room_with("a = 1")
+    room.release()
+    room.warm("awareness")  # a cursor moved; the keystroke comes before the rebuild is done
+    assert room.released
+    with caplog.at_level(logging.INFO, logger="cs3collab.service.room"):
+        assert await room.apply(typed(editor, "!"), participant()) == 1
+    rebuilds = [r.getMessage() for r in caplog.records if "room rebuilt its document" in r.getMessage()]
+    assert len(rebuilds) == 1 and "why=awareness" in rebuilds[0], rebuilds
+    assert str(room.document.ycells[0]["source"]) == "a = 1!"
+    assert room._warming is None
