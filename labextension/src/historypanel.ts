@@ -15,9 +15,11 @@ import {
   relativeTime,
   restoredLabel,
   IVersion,
+  keepLoaded,
   mergePages,
   PAGE_SIZE,
   previewCells,
+  refreshLimit,
   tagNameProblem,
   VersionsClient
 } from './versions';
@@ -94,11 +96,11 @@ export class HistoryPanel extends Widget {
     }
     const generation = ++this._generation;
     try {
-      const page = await target.client.list(0, Math.max(PAGE_SIZE, this._shown.length));
+      const page = await target.client.list(0, refreshLimit(this._shown));
       if (generation !== this._generation) {
         return;
       }
-      this._shown = page.versions;
+      this._shown = keepLoaded(this._shown, page.versions);
       this._total = page.total;
       this._render(page.versions.length ? '' : 'No versions yet.');
     } catch (error) {

@@ -109,6 +109,30 @@ export class VersionsClient {
   }
 }
 
+/** The server's largest page (`limit`, cs3collab/service/versions.py). */
+export const MAX_PAGE = 500;
+
+/**
+ * The first page a refresh asks for: what the panel shows now and a page
+ * more, since saves since then add versions at the head and would push the
+ * entries already scrolled to off the end.
+ */
+export function refreshLimit(shown: IVersion[]): number {
+  return Math.min(MAX_PAGE, Math.max(PAGE_SIZE, shown.length + PAGE_SIZE));
+}
+
+/**
+ * What a refresh shows: the new first page down to the oldest version shown
+ * before (nothing the reader had loaded goes away), or one page when that
+ * version is gone (restored) or nothing older than the current state was shown.
+ */
+export function keepLoaded(shown: IVersion[], page: IVersion[]): IVersion[] {
+  const older = shown.filter(v => !v.current);
+  const oldest = older.length ? older[older.length - 1].key : null;
+  const at = oldest === null ? -1 : page.findIndex(v => v.key === oldest);
+  return at >= 0 ? page.slice(0, at + 1) : page.slice(0, Math.max(PAGE_SIZE, shown.length));
+}
+
 /** Pages appended to what the panel shows: newest first, no entry twice (a new save shifts offsets). */
 export function mergePages(shown: IVersion[], page: IVersion[]): IVersion[] {
   const seen = new Set(shown.map(v => v.key));

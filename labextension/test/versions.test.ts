@@ -9,7 +9,10 @@ import {
   restoredLabel,
   restoredNotice,
   IVersion,
+  keepLoaded,
   mergePages,
+  PAGE_SIZE,
+  refreshLimit,
   previewCells,
   tagNameProblem,
   VersionsClient
@@ -75,6 +78,25 @@ describe('panel helpers', () => {
   it('appends a page without showing an entry twice', () => {
     const shown = [version('current'), version('v2')];
     expect(mergePages(shown, [version('v2'), version('v1')]).map(v => v.key)).toEqual(['current', 'v2', 'v1']);
+  });
+
+  it('keeps what was scrolled to when a save adds a version at the head', () => {
+    const older = Array.from({ length: 29 }, (_, i) => version(`v${28 - i}`)); // v28 .. v0
+    const shown = [version('current', { current: true }), ...older];
+    expect(refreshLimit(shown)).toBe(30 + PAGE_SIZE);
+    // the refresh's page after a save: the previous content is now v29
+    const page = [version('current', { current: true }), version('v29'), ...older];
+    const kept = keepLoaded(shown, page);
+    expect(kept.map(v => v.key).slice(-2)).toEqual(['v1', 'v0']);
+    expect(kept).toHaveLength(31);
+  });
+
+  it('shows one page on a refresh when nothing older was shown or it is gone', () => {
+    const page = Array.from({ length: 40 }, (_, i) => version(`v${40 - i}`));
+    expect(refreshLimit([])).toBe(PAGE_SIZE);
+    expect(keepLoaded([version('current', { current: true })], page)).toHaveLength(PAGE_SIZE);
+    expect(keepLoaded([version('restored-away')], page)).toHaveLength(PAGE_SIZE);
+    expect(refreshLimit(Array.from({ length: 600 }, (_, i) => version(`k${i}`)))).toBe(500);
   });
 
   it('titles a diff by file name, version time and "current"', () => {

@@ -122,8 +122,11 @@ async def test_a_long_history_loads_more_as_it_is_scrolled(tabs, stack, screensh
     mine = await open_in_new_tab(einstein, stack, name, "Long history")
     panel = await open_history(mine)
     versions = panel.locator(".cs3collab-Version")
-    await expect(versions).to_have_count(VERSIONS_SHOWN_FIRST)
+    # one page (and the version the open's autosave may add at its head while it shows:
+    # a refresh keeps what was shown), not all of them
     await expect(panel.locator(".cs3collab-LoadMore")).to_be_visible()
+    first = await versions.count()
+    assert VERSIONS_SHOWN_FIRST <= first <= VERSIONS_SHOWN_FIRST + 1 < listed
     await screenshot(mine, "first-page")
     # scrolling to the end of the list (the mouse wheel over the panel) brings the rest, without a click
     await panel.hover()
