@@ -352,13 +352,7 @@ class SharedKernel:
         self._task = None  # this is that task's last act
 
     def _broadcast_status(self, state: str, parent: dict | None) -> None:
-        if self.session is None:
-            session = KernelSession(username="cs3collab")
-        else:
-            session = self.session
-        message = session.msg("status", {"execution_state": state}, parent=parent or {})
-        message["channel"] = "iopub"
-        self._broadcast(_jsonable(message))
+        self._broadcast(status_message(state, parent, self.session))
 
     async def restart(self, by: Runner) -> None:
         if self.manager is None or self.state == "dead":
@@ -613,9 +607,10 @@ def refusal(message: dict, words: str, session: KernelSession | None = None) -> 
     return messages
 
 
-def status_message(state: str) -> dict:
-    """An iopub ``status`` message of no request (``dead`` when a kernel is gone)."""
-    message = KernelSession(username="cs3collab").msg("status", {"execution_state": state})
+def status_message(state: str, parent: dict | None = None, session: KernelSession | None = None) -> dict:
+    """An iopub ``status`` message (of no request without ``parent``: ``dead`` when a kernel is gone)."""
+    message = (session or KernelSession(username="cs3collab")).msg("status", {"execution_state": state},
+                                                                   parent=parent or {})
     message["channel"] = "iopub"
     return _jsonable(message)
 

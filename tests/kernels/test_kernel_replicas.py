@@ -57,6 +57,15 @@ async def logs_on_failure(services: dict | None = None, **named):
         raise
 
 
+@contextlib.asynccontextmanager
+async def two_replicas(site, redis, tmp_path):
+    """Two replicas of the service on one Redis, their logs printed if the test fails."""
+    options = replica_options(redis)
+    async with start_service(site, tmp_path / "one", *options) as one, \
+            start_service(site, tmp_path / "two", *options) as two, logs_on_failure(one=one, two=two):
+        yield one, two
+
+
 def outputs(client, cell: int) -> list:
     return list(client.document.ycells[cell]["outputs"])
 
@@ -66,9 +75,7 @@ async def test_participants_on_two_replicas_share_one_kernel(site, redis, einste
     path = await notebook("x = 41", "print(x + 1)", "import time\ntime.sleep(60)")
     await einstein.shares.create(path, user_grantee(marie.user.id), roles.EDITOR)
     await einstein.shares.create(path, user_grantee(richard.user.id), roles.VIEWER)
-    options = replica_options(redis)
-    async with start_service(site, tmp_path / "one", *options) as one, \
-            start_service(site, tmp_path / "two", *options) as two, logs_on_failure(one=one, two=two):
+    async with two_replicas(site, redis, tmp_path) as (one, two):
         file_id = await file_id_of(one.url, einstein.token, path)
         async with connect(one.url, einstein.token, path) as a, connect(two.url, marie.token, path) as b, \
                 kernel_channel(one.url, f"Bearer {einstein.token}", file_id) as ka, \
@@ -123,9 +130,7 @@ async def test_the_kernels_replica_killed_is_told_and_a_new_kernel_starts_on_a_l
         site, redis, einstein, marie, notebook, tmp_path):
     path = await notebook("state = 'on one'", "print('again')", "print(1)")
     await einstein.shares.create(path, user_grantee(marie.user.id), roles.EDITOR)
-    options = replica_options(redis)
-    async with start_service(site, tmp_path / "one", *options) as one, \
-            start_service(site, tmp_path / "two", *options) as two, logs_on_failure(one=one, two=two):
+    async with two_replicas(site, redis, tmp_path) as (one, two):
         file_id = await file_id_of(one.url, einstein.token, path)
         async with connect(one.url, einstein.token, path) as a, \
                 kernel_channel(one.url, f"Bearer {einstein.token}", file_id) as ka:
@@ -203,9 +208,7 @@ async def test_two_editors_starting_at_once_on_two_replicas_get_one_kernel(site,
     kernel, the other relays to it: both variables are in one kernel."""
     path = await notebook("a = 1", "b = 2", "print(a + b)")
     await einstein.shares.create(path, user_grantee(marie.user.id), roles.EDITOR)
-    options = replica_options(redis)
-    async with start_service(site, tmp_path / "one", *options) as one, \
-            start_service(site, tmp_path / "two", *options) as two, logs_on_failure(one=one, two=two):
+    async with two_replicas(site, redis, tmp_path) as (one, two):
         file_id = await file_id_of(one.url, einstein.token, path)
         async with connect(one.url, einstein.token, path) as a, connect(two.url, marie.token, path) as b, \
                 kernel_channel(one.url, f"Bearer {einstein.token}", file_id) as ka, \
