@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import zmq
+import zmq.asyncio
+import zmq.utils.monitor
 from jupyter_client.jsonutil import json_default
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
@@ -53,6 +55,46 @@ REFUSED_FOR_ALL = frozenset({"shutdown_request"})
 CHANNELS = ("shell", "control", "stdin")
 DEAD_POLL = 0.5
 """Seconds between two looks at a kernel process (a process exit has no event to await)."""
+
+
+def _stdin_socket(manager: AsyncKernelManager, identity: bytes) -> tuple[zmq.asyncio.Socket, zmq.asyncio.Socket]:
+    """The stdin DEALER, connected, with a monitor watching its handshake.
+
+    The kernel *sends first* on stdin (an ``input_request``), to the identity
+    that sent the run; its ROUTER drops a message for an identity that has not
+    connected yet, and the kernel then waits forever for a reply. Our own
+    socket (not ``connect_stdin``) so the monitor is attached before
+    ``connect``: a handshake that completes early is not missed.
+    """
+    sock = manager.context.socket(zmq.DEALER)
+    sock.linger = 1000
+    sock.identity = identity
+    if getattr(manager, "curve_publickey", None) is not None:  # jupyter_client's CURVE keys, as it sets them
+        sock.curve_secretkey = manager.curve_secretkey
+        sock.curve_publickey = manager.curve_publickey
+        sock.curve_serverkey = manager.curve_publickey
+    monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+    info = manager.get_connection_info()
+    if info["transport"] == "tcp":
+        sock.connect(f"tcp://{info['ip']}:{info['stdin_port']}")
+    else:
+        sock.connect(f"{info['transport']}://{info['ip']}-{info['stdin_port']}")
+    return sock, monitor
+
+
+async def _await_handshake(sock: zmq.asyncio.Socket, monitor: zmq.asyncio.Socket, timeout: float) -> None:
+    """Until ``sock`` has finished its handshake with the kernel (then its monitor is dropped)."""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                event = await zmq.utils.monitor.recv_monitor_message(monitor)
+                if event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                    return
+    except TimeoutError:
+        raise KernelError(f"the shared kernel's input channel did not connect within {timeout:g} s") from None
+    finally:
+        sock.disable_monitor()
+        monitor.close(linger=0)
 
 
 class _OneSpec(KernelSpecManager):
@@ -245,13 +287,15 @@ class SharedKernel:
         self.session = KernelSession(key=manager.session.key, signature_scheme=manager.session.signature_scheme,
                                      username="cs3collab", parent=host)
         identity = self.session.bsession  # the kernel sends input_request to the shell request's identity
+        stdin, stdin_monitor = _stdin_socket(manager, identity)
         self.sockets = {
             "shell": manager.connect_shell(identity=identity),
             "control": manager.connect_control(identity=identity),
-            "stdin": manager.connect_stdin(identity=identity),
+            "stdin": stdin,
             "iopub": manager.connect_iopub(),
         }
         try:
+            await _await_handshake(stdin, stdin_monitor, host.start_timeout)
             await self._await_iopub(host.start_timeout)
         except BaseException:
             await self._stop_process(now=True)
