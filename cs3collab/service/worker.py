@@ -136,8 +136,10 @@ class DocumentWorker:
 
     async def start(self) -> None:
         if not self._inline:
+            started = time.monotonic()
             self._pool = self._new_pool()
             await self.run(_ready)  # pay the worker's start-up now, not on the first open
+            log.info("document worker ready seconds=%.1f", time.monotonic() - started)
 
     @staticmethod
     def _new_pool() -> ProcessPoolExecutor:
