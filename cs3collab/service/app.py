@@ -454,9 +454,27 @@ class CollabService(Application):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGUSR1, log_tasks)  # kill -USR1: what every task awaits
         async with self.running() as url:
             print(f"cs3collab service ready: url={url} gateway={self.gateway}", flush=True)
             await stop.wait()
+
+
+def log_tasks() -> None:
+    """Log every asyncio task of the service with the line it waits at (a
+    service that hangs says where, without a debugger)."""
+    tasks = sorted(asyncio.all_tasks(), key=lambda t: t.get_name())
+    log.warning("asyncio tasks (SIGUSR1) count=%d", len(tasks))
+    for task in tasks:
+        # the await chain, outermost first (a task's own stack shows only its outermost coroutine)
+        chain, awaited = [], task.get_coro()
+        while awaited is not None and len(chain) < 20:
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+            if frame is None:
+                break
+            chain.append(f"{frame.f_code.co_name} ({Path(frame.f_code.co_filename).name}:{frame.f_lineno})")
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+        log.warning("task name=%s awaits=%s", task.get_name(), " > ".join(chain) or "-")
 
 
 async def run_service(argv: list[str]) -> None:

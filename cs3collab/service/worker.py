@@ -33,6 +33,10 @@ from cs3collab.service import documents, slices
 
 log = logging.getLogger("cs3collab.service.worker")
 
+START_TIMEOUT = 60.0
+"""Seconds the worker process may take to start and answer (a few on a busy machine)."""
+START_ATTEMPTS = 3
+
 T = TypeVar("T")
 
 
@@ -135,9 +139,23 @@ class DocumentWorker:
         self.stop()
 
     async def start(self) -> None:
-        if not self._inline:
+        if self._inline:
+            return
+        # pay the worker's start-up now, not on the first open; a start that
+        # never answers (seen once under heavy load, cause unknown) is given
+        # up and tried again, so that the service does not wait forever
+        for attempt in range(1, START_ATTEMPTS + 1):
+            started = time.monotonic()
             self._pool = self._new_pool()
-            await self.run(_ready)  # pay the worker's start-up now, not on the first open
+            try:
+                await asyncio.wait_for(self.run(_ready), START_TIMEOUT)
+            except asyncio.TimeoutError:
+                log.error("document worker did not start seconds=%.0f attempt=%d", START_TIMEOUT, attempt)
+                self.stop(kill=True)
+                continue
+            log.info("document worker ready seconds=%.1f", time.monotonic() - started)
+            return
+        raise RuntimeError(f"the document worker did not start in {START_ATTEMPTS} attempts of {START_TIMEOUT:g} s")
 
     @staticmethod
     def _new_pool() -> ProcessPoolExecutor:
@@ -148,8 +166,11 @@ class DocumentWorker:
             initargs=(os.getpid(),),
         )
 
-    def stop(self) -> None:
+    def stop(self, kill: bool = False) -> None:
         if self._pool is not None:
+            if kill:  # a worker that does not answer would not see a shutdown request
+                for process in list(getattr(self._pool, "_processes", {}).values()):
+                    process.kill()
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 

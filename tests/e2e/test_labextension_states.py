@@ -168,6 +168,10 @@ async def test_the_chip_follows_the_service_going_and_coming_back_then_a_revocat
     einstein, marie, richard = tabs["einstein"], tabs["marie"], tabs["richard"]
     for tab in (einstein, marie):
         await expect(chip(tab)).to_have_text("Live · 3 people", timeout=CHIP_TIMEOUT_MS)
+    # people at work: each server has moved its tab's session to the shared kernel (killed
+    # before that, the session's move fails and JupyterLab says "Error Starting Kernel")
+    await stack.labs["einstein"].running.wait_for_output("analysis.ipynb uses the shared kernel", count=3,
+                                                          timeout=CHIP_TIMEOUT_MS / 1000)
 
     # the service is killed: every tab says it is reconnecting, none says it is disconnected
     port = int(stack.service.url.rstrip("/").rsplit(":", 1)[1])

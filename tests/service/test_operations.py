@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 
 import httpx
 import pytest
@@ -153,3 +154,19 @@ async def test_json_logs_carry_room_user_and_site(site, einstein, tmp_path):
     assert joined["logger"] == "cs3collab.service.room" and joined["message"].startswith("participant joined room=")
     # no record of ours is printed as text any more
     assert not [line for line in svc.running.output if re.match(r"\d{4}-\d\d-\d\d .* cs3collab\.", line)]
+
+
+async def test_sigusr1_logs_what_every_task_awaits(site, einstein, tmp_path):
+    """An operator facing a service that hangs asks it where: ``kill -USR1``
+    logs each asyncio task and the line it waits at; the service carries on."""
+    path = await put_notebook(einstein, f"{await einstein.get_home()}/usr1-{tmp_path.name}.ipynb", "z = 3")
+    async with start_service(site, tmp_path / "svc") as svc:
+        async with connect(svc.url, einstein.token, path) as client:
+            svc.running.process.send_signal(signal.SIGUSR1)
+            await svc.running.wait_for_output("asyncio tasks (SIGUSR1)")
+            await svc.running.wait_for_output("task name=room registry awaits=run (registry.py")
+            assert svc.running.count("task name=") >= 3  # the registry, the kernels, the open room's work...
+            type_text(client, 0, " # still served")
+            async with connect(svc.url, einstein.token, path) as joiner:  # the room still syncs
+                await wait_for(joiner.doc, lambda: "still served" in sources(joiner)[0])
+        assert svc.running.process.returncode is None

@@ -54,7 +54,13 @@ async def _pump(
     stream: asyncio.StreamReader, sink: list[str], ready: re.Pattern[str], found: asyncio.Future,
     printed: asyncio.Condition,
 ) -> None:
-    while line := await stream.readline():
+    while True:
+        try:
+            line = await stream.readline()
+        except ValueError:  # a line beyond the reader's limit: keep what fits, go on
+            line = await stream.read(READ_LIMIT)
+        if not line:
+            break
         text = line.decode(errors="replace").rstrip()
         sink.append(text)
         async with printed:
@@ -66,6 +72,11 @@ async def _pump(
         found.set_exception(RuntimeError("process exited before it was ready:\n" + "\n".join(sink[-40:])))
 
 
+READ_LIMIT = 4 * 1024 * 1024
+"""Bytes of one printed line the pump reads at once (asyncio's default, 64 KiB,
+would end the pump at a longer line, and with it the wait for the ready line)."""
+
+
 @contextlib.asynccontextmanager
 async def run_process(args: list[str], ready: re.Pattern[str], env: dict[str, str] | None = None) -> AsyncIterator[RunningProcess]:
     """Run ``args``, wait for a line matching ``ready``, stop it (SIGTERM) on exit."""
@@ -74,6 +85,7 @@ async def run_process(args: list[str], ready: re.Pattern[str], env: dict[str, st
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        limit=READ_LIMIT,
     )
     output: list[str] = []
     printed = asyncio.Condition()
