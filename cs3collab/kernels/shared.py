@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING
 
 import zmq
 import zmq.asyncio
-import zmq.utils.monitor
 from jupyter_client.jsonutil import json_default
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.session import Session as KernelSession
 
+from cs3collab.kernels.stdin import StdinLink
 from cs3collab.kernels.model import (
     Execution,
     KernelChannel,
@@ -55,46 +55,6 @@ REFUSED_FOR_ALL = frozenset({"shutdown_request"})
 CHANNELS = ("shell", "control", "stdin")
 DEAD_POLL = 0.5
 """Seconds between two looks at a kernel process (a process exit has no event to await)."""
-
-
-def _stdin_socket(manager: AsyncKernelManager, identity: bytes) -> tuple[zmq.asyncio.Socket, zmq.asyncio.Socket]:
-    """The stdin DEALER, connected, with a monitor watching its handshake.
-
-    The kernel *sends first* on stdin (an ``input_request``), to the identity
-    that sent the run; its ROUTER drops a message for an identity that has not
-    connected yet, and the kernel then waits forever for a reply. Our own
-    socket (not ``connect_stdin``) so the monitor is attached before
-    ``connect``: a handshake that completes early is not missed.
-    """
-    sock = manager.context.socket(zmq.DEALER)
-    sock.linger = 1000
-    sock.identity = identity
-    if getattr(manager, "curve_publickey", None) is not None:  # jupyter_client's CURVE keys, as it sets them
-        sock.curve_secretkey = manager.curve_secretkey
-        sock.curve_publickey = manager.curve_publickey
-        sock.curve_serverkey = manager.curve_publickey
-    monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
-    info = manager.get_connection_info()
-    if info["transport"] == "tcp":
-        sock.connect(f"tcp://{info['ip']}:{info['stdin_port']}")
-    else:
-        sock.connect(f"{info['transport']}://{info['ip']}-{info['stdin_port']}")
-    return sock, monitor
-
-
-async def _await_handshake(sock: zmq.asyncio.Socket, monitor: zmq.asyncio.Socket, timeout: float) -> None:
-    """Until ``sock`` has finished its handshake with the kernel (then its monitor is dropped)."""
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                event = await zmq.utils.monitor.recv_monitor_message(monitor)
-                if event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                    return
-    except TimeoutError:
-        raise KernelError(f"the shared kernel's input channel did not connect within {timeout:g} s") from None
-    finally:
-        sock.disable_monitor()
-        monitor.close(linger=0)
 
 
 class _OneSpec(KernelSpecManager):
@@ -156,6 +116,7 @@ class SharedKernel:
         self.manager: AsyncKernelManager | None = None
         self.session: KernelSession | None = None
         self.sockets: dict[str, zmq.asyncio.Socket] = {}
+        self.stdin: StdinLink | None = None  # the stdin socket, and whether the kernel can reach it
         self.runtime: Path | None = None
         self.workspace: Workspace | None = None
         self.state = "none"  # none, starting, idle, busy, restarting, dead
@@ -168,6 +129,8 @@ class SharedKernel:
         self._starting: asyncio.Future | None = None
         self._task: asyncio.Task | None = None
         self._restarting = False
+        self._nudges: set[str] = set()  # our kernel_info requests after a restart (their iopub is ours)
+        self._iopub_reached = asyncio.Event()
         self._stopping = False
         self._push_lock = asyncio.Lock()
 
@@ -287,16 +250,17 @@ class SharedKernel:
         self.session = KernelSession(key=manager.session.key, signature_scheme=manager.session.signature_scheme,
                                      username="cs3collab", parent=host)
         identity = self.session.bsession  # the kernel sends input_request to the shell request's identity
-        stdin, stdin_monitor = _stdin_socket(manager, identity)
+        self.stdin = StdinLink(manager, identity)
         self.sockets = {
             "shell": manager.connect_shell(identity=identity),
             "control": manager.connect_control(identity=identity),
-            "stdin": stdin,
+            "stdin": self.stdin.socket,
             "iopub": manager.connect_iopub(),
         }
-        try:
-            await _await_handshake(stdin, stdin_monitor, host.start_timeout)
-            await self._await_iopub(host.start_timeout)
+        try:  # one deadline: the kernel answers on stdin and iopub within start_timeout
+            deadline = time.monotonic() + host.start_timeout
+            await self.stdin.ready(host.start_timeout)
+            await self._await_iopub(deadline)
         except BaseException:
             await self._stop_process(now=True)
             self.state = "none"
@@ -316,19 +280,18 @@ class SharedKernel:
                  self.key, starter.user, starter.site, host.provisioner, time.monotonic() - began)
         await host.observer.kernel_event(self.key, "started", f"{starter.name} started the shared kernel.")
 
-    async def _await_iopub(self, timeout: float) -> None:
+    async def _await_iopub(self, deadline: float) -> None:
         """Until the kernel's iopub reaches us: nudged with kernel_info requests
         (a SUB socket misses what was published before it connected)."""
         assert self.session is not None
         iopub = self.sockets["iopub"]
-        deadline = time.monotonic() + timeout
         while True:
             self.session.send(self.sockets["shell"], "kernel_info_request", {})
             if await iopub.poll(500):
                 await iopub.recv_multipart()  # any iopub message: the subscription works
                 break
             if time.monotonic() > deadline:
-                raise KernelError(f"the shared kernel did not answer within {timeout:g} s")
+                raise KernelError(f"the shared kernel did not answer within {self.host.start_timeout:g} s")
         while await self.sockets["shell"].poll(0):
             await self.sockets["shell"].recv_multipart()  # replies to the nudges: nobody asked
         while await iopub.poll(50):
@@ -405,7 +368,12 @@ class SharedKernel:
         self.state = "restarting"
         try:
             await self.push()
+            deadline = time.monotonic() + self.host.start_timeout
+            assert self.stdin is not None
+            await self.stdin.expect_reconnect()  # the new process must reach our stdin before anyone's input()
             await asyncio.wait_for(self.manager.restart_kernel(now=False), self.host.start_timeout)
+            await self.stdin.ready(max(0.0, deadline - time.monotonic()))
+            await self._reach_iopub(deadline)
             for execution in list(self._executions.values()):
                 if execution.written:
                     await self.host.observer.finished(execution, f"{by.name} restarted the kernel.")
@@ -417,6 +385,25 @@ class SharedKernel:
             self._restarting = False
         log.info("kernel restarted room=%s by=%s site=%s", self.key, by.user, by.site)
         await self.host.observer.kernel_event(self.key, "restarted", f"{by.name} restarted the shared kernel.")
+
+    async def _reach_iopub(self, deadline: float) -> None:
+        """After a restart: until the new process's iopub reaches the running
+        reader. A SUB socket misses what is published before it has
+        reconnected and subscribed, so a run sent at once would lose its
+        outputs and its end; nudged with kernel_info requests, as at start."""
+        assert self.session is not None
+        self._nudges.clear()
+        self._iopub_reached.clear()
+        while True:
+            nudge = self.session.send(self.sockets["shell"], "kernel_info_request", {})
+            self._nudges.add(nudge["header"]["msg_id"])
+            try:
+                async with asyncio.timeout(max(0.0, min(0.5, deadline - time.monotonic()))):
+                    await self._iopub_reached.wait()
+                return
+            except TimeoutError:
+                if time.monotonic() >= deadline:
+                    raise KernelError(f"the shared kernel did not answer within {self.host.start_timeout:g} s") from None
 
     async def interrupt(self, by: Runner) -> None:
         if self.manager is None or self.state == "dead":
@@ -455,6 +442,9 @@ class SharedKernel:
             self.state = "none"
 
     async def _stop_process(self, *, now: bool) -> None:
+        if self.stdin is not None:
+            self.stdin.close()
+            self.stdin = None
         for socket in self.sockets.values():
             socket.close(linger=0)
         self.sockets = {}
@@ -512,7 +502,13 @@ class SharedKernel:
             except KernelError as exc:
                 self._refuse(channel, message, str(exc))
                 return
-        assert self.session is not None
+        assert self.session is not None and self.stdin is not None
+        if msg_type == "execute_request" and (message.get("content") or {}).get("allow_stdin"):
+            try:  # its input() goes to our stdin socket: the kernel must be able to reach it (after a restart too)
+                await self.stdin.ready(self.host.start_timeout)
+            except KernelError as exc:
+                self._refuse(channel, message, str(exc))
+                return
         if name != "stdin" and msg_type.endswith("_request"):
             self._pending[header["msg_id"]] = channel
         if msg_type == "execute_request":
@@ -576,7 +572,11 @@ class SharedKernel:
     async def _on_iopub(self, msg: dict) -> None:
         msg_type = msg["header"].get("msg_type", "")
         content = msg.get("content") or {}
-        execution = self._executions.get((msg.get("parent_header") or {}).get("msg_id"))
+        parent_id = (msg.get("parent_header") or {}).get("msg_id")
+        if parent_id in self._nudges:  # the answer to our own nudge after a restart: nobody else's business
+            self._iopub_reached.set()
+            return
+        execution = self._executions.get(parent_id)
         observer = self.host.observer
         if msg_type == "status":
             state = content.get("execution_state")

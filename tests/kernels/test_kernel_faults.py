@@ -98,6 +98,28 @@ async def test_interrupt_and_restart_by_an_editor(svc, einstein, notebook):
         await wait_for(a.doc, lambda: "NameError" in outputs_text(a, 1))
 
 
+async def test_input_right_after_a_restart_is_asked_and_answered(svc, einstein, notebook):
+    """The restarted process must reach the service's stdin socket before a
+    run may ask for input: its ROUTER drops an input_request it cannot route,
+    and the run would hang."""
+    path = await notebook("print(input('again? '))")
+    file_id = await file_id_of(svc.url, einstein.token, path)
+    auth = f"Bearer {einstein.token}"
+    async with connect(svc.url, einstein.token, path) as a, kernel_channel(svc.url, auth, file_id) as ka:
+        assert (await kernel_rest(svc.url, auth, file_id)).json()["state"] == "idle"
+        assert (await kernel_rest(svc.url, auth, file_id, "restart")).status_code == 200
+        content = {"code": "print(input('again? '))", "silent": False, "store_history": True,
+                   "user_expressions": {}, "allow_stdin": True, "stop_on_error": True}
+        run = await ka.send(ka.message("execute_request", content, metadata={"cellId": cell_id(a, 0)}))
+        prompt = await ka.wait(lambda m: m["msg_type"] == "input_request", timeout=60)
+        assert prompt["content"]["prompt"] == "again? "
+        answer = ka.message("input_reply", {"value": "yes"}, channel="stdin")
+        answer["parent_header"] = prompt["header"]
+        await ka.send(answer)
+        await ka.idle(run)
+        await wait_for(a.doc, lambda: outputs_text(a, 0) == "yes\n")
+
+
 async def test_a_kernel_that_cannot_start_is_explained_in_the_cell(site, einstein, notebook, tmp_path):
     from tests.service.conftest import start_service
 

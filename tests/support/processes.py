@@ -95,7 +95,16 @@ async def run_process(args: list[str], ready: re.Pattern[str], env: dict[str, st
         try:
             groups = await asyncio.wait_for(asyncio.shield(found), READY_TIMEOUT)
         except asyncio.TimeoutError:
-            raise RuntimeError(f"{args[2:4]} not ready after {READY_TIMEOUT}s:\n" + "\n".join(output[-40:])) from None
+            shown = 40
+            if args[2:4] == ["cs3collab", "serve"] and process.returncode is None:
+                # a service that hangs says where: every task's awaits (kill -USR1, see operations.md)
+                process.send_signal(signal.SIGUSR1)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    async with asyncio.timeout(15):
+                        async with printed:
+                            await printed.wait_for(lambda: any("asyncio tasks (SIGUSR1)" in line for line in output))
+                shown = 100
+            raise RuntimeError(f"{args[2:4]} not ready after {READY_TIMEOUT}s:\n" + "\n".join(output[-shown:])) from None
         yield RunningProcess(process, groups, output, printed)
     finally:
         if process.returncode is None:
