@@ -44,6 +44,7 @@ from tornado import httpclient, web
 from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
 from traitlets.config import LoggingConfigurable
 
+from cs3collab.jupyter.bridge import ServiceUnavailable
 from cs3collab.jupyter.ocm_remote import OCMTarget, owning_site
 
 _ID_NAMESPACE = uuid.UUID("0b7e4f1e-7d0c-4c8e-9d0a-6a3f5b2c1d94")
@@ -122,7 +123,11 @@ class SharedKernelManager(AsyncMappingKernelManager):
             self.log.info("cs3collab: %s gets a local kernel (%s)", path, exc)
             return None
         bridge = self._bridge()
-        status, body = await bridge.open_session(reference, json.dumps({"format": "json", "type": "notebook"}).encode())
+        try:
+            status, body = await bridge.open_session(reference, json.dumps({"format": "json", "type": "notebook"}).encode())
+        except ServiceUnavailable as exc:
+            self.log.warning("cs3collab: no shared kernel for %s: %s", path, exc)
+            raise web.HTTPError(503, "the notebook's collaboration service is not reachable") from exc
         if status != 200:
             raise web.HTTPError(status, f"the notebook's collaboration service refused it: {body[:200].decode(errors='replace')}")
         file_id = str(json.loads(body)["fileId"])
@@ -222,7 +227,16 @@ class SharedKernelSessionManager(SessionManager):
             model = await self.get_session(session_id=session_id)
             kernel = model.get("kernel") or {}
             if model.get("type") == "notebook" and kernel.get("id") and not manager.is_shared(kernel["id"]):
-                shared = await manager.start_shared_kernel(path, kernel.get("name"), self.contents_manager)
+                try:
+                    shared = await manager.start_shared_kernel(path, kernel.get("name"), self.contents_manager)
+                except Exception as exc:
+                    # A notebook in CS3 never keeps a private local kernel: the placeholder session
+                    # and its local kernel go, and JupyterLab shows the reason ("Error Starting
+                    # Kernel"); choosing the kernel again opens a new session.
+                    self.log.warning("cs3collab: no shared kernel for %s, its placeholder session is removed: %s",
+                                     path, getattr(exc, "log_message", None) or exc)
+                    await self.delete_session(session_id)
+                    raise
                 if shared is not None:
                     kwargs["kernel_id"] = shared
         return await super().update_session(session_id, **kwargs)

@@ -502,13 +502,18 @@ class SharedKernel:
             except KernelError as exc:
                 self._refuse(channel, message, str(exc))
                 return
-        assert self.session is not None and self.stdin is not None
+        assert self.session is not None
         if msg_type == "execute_request" and (message.get("content") or {}).get("allow_stdin"):
             try:  # its input() goes to our stdin socket: the kernel must be able to reach it (after a restart too)
+                if self.stdin is None:  # it stopped while this message waited for its start
+                    raise KernelError("the shared kernel is not running")
                 await self.stdin.ready(self.host.start_timeout)
             except KernelError as exc:
                 self._refuse(channel, message, str(exc))
                 return
+        if name not in self.sockets:  # it stopped meanwhile
+            self._refuse(channel, message, "the shared kernel is not running")
+            return
         if name != "stdin" and msg_type.endswith("_request"):
             self._pending[header["msg_id"]] = channel
         if msg_type == "execute_request":

@@ -408,9 +408,11 @@ class CollabService(Application):
                 execution=execution,
             )
             checks = {"gateway": cs3.ping, "journal": journal.ready}
-            sockets = tornado.netutil.bind_sockets(self.port, self.ip)
+            try:
+                sockets = tornado.netutil.bind_sockets(self.port, self.ip)
+            except OSError as exc:  # a taken port: one clear line (run_service), exit status 1
+                raise CannotStart(f"cannot listen on {self.ip}:{self.port}: {exc.strerror}") from None
             server = tornado.httpserver.HTTPServer(self.make_app(context, checks), max_body_size=self.max_frame_size)
-            server.add_sockets(sockets)
             url = f"http://{self.ip}:{sockets[0].getsockname()[1]}"
             try:
                 with metrics.watching(registry, global_room, execution.host):
@@ -428,6 +430,9 @@ class CollabService(Application):
                             relay_started = asyncio.get_running_loop().create_future()
                             relay_task = tasks.create_task(execution.relay.run(relay_started), name="kernel relay")
                             await relay_started
+                        # accepting only now: a client that reconnects at once (a restart under
+                        # load) must not find the rooms' and kernels' owners not yet running
+                        server.add_sockets(sockets)
                         log.info("service listening url=%s gateway=%s state=%s", url, self.gateway, state_dir)
                         try:
                             yield url
@@ -446,6 +451,8 @@ class CollabService(Application):
                                 link_task.cancel()
             finally:
                 server.stop()
+                for sock in sockets:  # not yet handed to the server if the start failed
+                    sock.close()
                 await server.close_all_connections()
 
     async def serve(self) -> None:
@@ -477,11 +484,29 @@ def log_tasks() -> None:
         log.warning("task name=%s awaits=%s", task.get_name(), " > ".join(chain) or "-")
 
 
+class CannotStart(Exception):
+    """The service cannot start for a reason its operator must fix (said in words)."""
+
+
+def _start_failure(exc: BaseException) -> Exception | None:
+    """The reason in words for a start that failed, if it is one (a task
+    group on the way out may have wrapped it in an exception group)."""
+    if isinstance(exc, (JournalError, CannotStart)):
+        return exc
+    if isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        return _start_failure(exc.exceptions[0])
+    return None
+
+
 async def run_service(argv: list[str]) -> None:
     app = CollabService()
     app.initialize(argv)
     try:
         await app.serve()
-    except JournalError as exc:  # unusable or unreachable journal at start: one clear line, exit status 1
-        log.error("service cannot start: %s", exc)
-        raise SystemExit(f"cs3collab serve: {exc}") from None
+    except BaseException as exc:  # noqa: BLE001 - only a start failure in words is turned into one line
+        reason = _start_failure(exc)
+        if reason is None:
+            raise
+        # an unusable or unreachable journal, a port in use: one clear line, exit status 1
+        log.error("service cannot start: %s", reason)
+        raise SystemExit(f"cs3collab serve: {reason}") from None

@@ -5,6 +5,7 @@ keeps local kernels for everything else."""
 from __future__ import annotations
 
 import contextlib
+import signal
 import uuid
 
 from cs3collab.cs3 import roles
@@ -64,3 +65,30 @@ async def test_sessions_map_to_the_shared_kernel_which_survives_a_jupyter_restar
             async with lab_kernel(lab_b.url, lab_b.token, kernel_id) as kb:
                 await kb.idle(await kb.execute("print(x)", cells[1]))
                 await wait_for(room.doc, lambda: outputs_text(room, 1) == "41\n")
+
+
+async def test_no_local_kernel_is_left_when_the_service_is_away_as_a_notebook_opens(site, einstein, workdir, tmp_path):
+    """JupyterLab opens a notebook's session under a placeholder path (a local
+    kernel starts) and then PATCHes the real path, which moves it to the shared
+    kernel. If the service is away at that moment, the user is told why, and
+    no private local kernel stays behind for a notebook everyone shares."""
+    from tests.service.conftest import start_service
+
+    name = f"away-{uuid.uuid4().hex[:6]}.ipynb"
+    await put_notebook(einstein, f"{workdir}/{name}", "x = 1")
+    own_path = f"{workdir.rsplit('/', 1)[-1]}/{name}"
+    async with start_service(site, tmp_path / "svc-away") as away:
+        async with lab(site, away, "einstein", tmp_path / "lab") as server:
+            async with server.client() as http:
+                placeholder = await http.post("api/sessions", json={
+                    "path": f"{own_path.rsplit('/', 1)[0]}/{uuid.uuid4()}", "name": name, "type": "notebook",
+                    "kernel": {"name": "python3"}})
+                assert placeholder.status_code == 201, placeholder.text
+                assert len((await http.get("api/kernels")).json()) == 1  # the placeholder's local kernel
+                away.running.process.send_signal(signal.SIGKILL)  # gone, as after a crash
+                await away.running.process.wait()
+                moved = await http.patch(f"api/sessions/{placeholder.json()['id']}", json={"path": own_path})
+                assert moved.status_code == 503, moved.text
+                assert "collaboration service is not reachable" in moved.json()["message"]
+                assert (await http.get("api/sessions")).json() == []
+                assert (await http.get("api/kernels")).json() == []

@@ -170,3 +170,25 @@ async def test_sigusr1_logs_what_every_task_awaits(site, einstein, tmp_path):
             async with connect(svc.url, einstein.token, path) as joiner:  # the room still syncs
                 await wait_for(joiner.doc, lambda: "still served" in sources(joiner)[0])
         assert svc.running.process.returncode is None
+
+
+async def test_a_taken_port_is_said_in_one_line(site, tmp_path):
+    """An operator who starts the service on a port in use gets one line
+    naming the address, exit status 1, no traceback."""
+    import asyncio
+    import socket
+
+    from tests.support.processes import cs3collab_command
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = await asyncio.create_subprocess_exec(
+            *cs3collab_command("serve", f"--gateway={site.gateway}", f"--state-dir={tmp_path}", f"--port={port}"),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        _, err = await asyncio.wait_for(process.communicate(), 120)
+    words = err.decode()
+    assert process.returncode == 1, words
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in words
+    assert "Traceback" not in words

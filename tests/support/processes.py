@@ -112,7 +112,8 @@ async def run_process(args: list[str], ready: re.Pattern[str], env: dict[str, st
             try:
                 await asyncio.wait_for(process.wait(), 15)
             except asyncio.TimeoutError:
-                process.kill()
+                with contextlib.suppress(ProcessLookupError):  # it ended just now: nothing to kill
+                    process.kill()
                 await process.wait()
         await pump
 
