@@ -379,12 +379,32 @@ class SharedKernel:
                     await self.host.observer.finished(execution, f"{by.name} restarted the kernel.")
             self._executions.clear()
             self.state = "idle"
-        except asyncio.TimeoutError:
-            raise KernelError(f"the shared kernel did not restart within {self.host.start_timeout:g} s") from None
+        except Exception as exc:
+            self._restarting = False
+            if self._stopping or self.state == "dead":
+                raise  # shut down or dead meanwhile: that path tells the room
+            log.error("kernel restart failed room=%s by=%s error=%r", self.key, by.user, exc)
+            await self._restart_failed()
+            if isinstance(exc, KernelError):
+                raise
+            raise KernelError(f"the shared kernel did not restart within {self.host.start_timeout:g} s"
+                              if isinstance(exc, TimeoutError) else "the shared kernel could not restart") from None
         finally:
             self._restarting = False
         log.info("kernel restarted room=%s by=%s site=%s", self.key, by.user, by.site)
         await self.host.observer.kernel_event(self.key, "restarted", f"{by.name} restarted the shared kernel.")
+
+    async def _restart_failed(self) -> None:
+        """A restart that did not reach the service in time ends the kernel as a
+        death does (else it would show "restarting" for as long as its new
+        process lives, unreachable): its runs and the room are told, and the
+        next run starts a fresh kernel."""
+        task, self._task = self._task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._died(f"it did not answer within {self.host.start_timeout:g} s of a restart")
 
     async def _reach_iopub(self, deadline: float) -> None:
         """After a restart: until the new process's iopub reaches the running

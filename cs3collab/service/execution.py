@@ -60,6 +60,7 @@ log = logging.getLogger("cs3collab.service.execution")
 
 RAW_EXECUTION = "cs3collab:execution"
 RAW_KERNEL = "cs3collab:kernel"
+STALE_RUN = "The kernel this cell was running in stopped before the run ended; run it again to see its output."
 TOKEN_EXPIRED = 4401
 
 
@@ -340,7 +341,7 @@ class SharedExecution:
             metadata["cs3collab"] = {"execution": {"by": execution.runner.name, "site": execution.runner.site,
                                                    "at": execution.at}}
 
-        await live.edit(begin, author=_author(execution))
+        await live.edit(begin, author=_author(execution), named=_named(execution))
         if not found:
             log.info("run of a cell not in the room room=%s cell=%s: outputs go to the frontends", execution.key,
                      execution.cell_id)
@@ -383,7 +384,7 @@ class SharedExecution:
                 return
             outputs.append(Map(_nb_output(msg_type, content, execution)))
 
-        await live.edit(add, author=_author(execution))
+        await live.edit(add, author=_author(execution), named=_named(execution))
 
     async def finished(self, execution: Execution, error: str | None) -> None:
         live = await self._room(execution.key)
@@ -399,23 +400,55 @@ class SharedExecution:
                     cell["outputs"].append(Map({"output_type": "error", "ename": "KernelDied", "evalue": error,
                                                 "traceback": [error]}))
 
-            await live.edit(end, author=_author(execution))
+            await live.edit(end, author=_author(execution), named=_named(execution))
             live.notify({"type": RAW_EXECUTION, "state": "done", "cellId": execution.cell_id,
                               "by": execution.runner.name, "site": execution.runner.site, "at": execution.at,
                               **({"error": error} if error else {})})
         self.registry.released(execution.key)
 
     async def kernel_event(self, key: str, event: str, words: str) -> None:
+        if event == "started":  # one kernel per notebook: a cell still "busy" ran in one that is gone
+            await self.settle_cells(key, STALE_RUN)
         live = self.registry.rooms.get(key)
         if live is not None:
             live.notify({"type": RAW_KERNEL, "event": event, "message": words})
         if self.relay is not None and event in ("died", "culled"):
             await self.relay.vacate(key)  # the next start may happen on any replica
 
+    async def settle_cells(self, key: str, words: str) -> int:
+        """Mark ended, with ``words`` as their error, the cells of an open room
+        still "busy" although no kernel runs them any more (their kernel's
+        replica was killed, or the service was, mid-run). Returns how many."""
+        live = self.registry.rooms.get(key)
+        if live is None or live.closing is not None or live.room.kind is not documents.NOTEBOOK:
+            return 0
+        settled = 0
+
+        def settle(document) -> None:
+            nonlocal settled
+            for cell in document.ycells:
+                outputs = cell.get("outputs")
+                if cell.get("execution_state") == "busy" and isinstance(outputs, Array):
+                    cell["execution_state"] = "idle"
+                    outputs.append(Map({"output_type": "error", "ename": "KernelDied", "evalue": words,
+                                        "traceback": [words]}))
+                    settled += 1
+
+        await live.edit(settle, author=None)
+        if settled:
+            log.warning("cells left running by a kernel that is gone marked ended room=%s cells=%d", key, settled)
+        return settled
+
 
 def _author(execution: Execution) -> Participant | None:
     origin = execution.origin
     return getattr(origin, "participant", None)
+
+
+def _named(execution: Execution) -> tuple[str, str] | None:
+    """(user id, name) of who ran it from another replica (a relayed channel has no participant here)."""
+    uid = getattr(execution.origin, "uid", "")
+    return (uid, execution.runner.name) if uid else None
 
 
 def _cell(document, cell_id: str | None) -> Map | None:

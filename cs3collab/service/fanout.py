@@ -9,7 +9,8 @@ the *other* replicas' updates in:
   runs ``XREAD BLOCK`` over the streams of every room live here, each from
   the last sequence number this replica has seen, and hands new entries to
   the room's ``on_updates`` callback (which applies them to the local doc and
-  broadcasts them to the local participants). Entries this replica appended
+  broadcasts them to the local participants), with their authors (field
+  ``a``: user id → display name). Entries this replica appended
   itself (field ``r``) only advance the position. Stream entry ids are
   ``<seq>-0`` and consecutive, so a jump means a compaction trimmed entries
   this replica had not read: the room's ``on_gap`` callback reloads the room
@@ -46,11 +47,12 @@ import anyio
 import redis.exceptions
 from anyio.abc import TaskStatus
 
+from .journal import parse_author
 from .journal_redis import RedisJournal
 
 log = logging.getLogger("cs3collab.service.fanout")
 
-OnUpdates = Callable[[list[bytes], int], Awaitable[None]]
+OnUpdates = Callable[[list[bytes], int, dict[str, str]], Awaitable[None]]
 OnGap = Callable[[], Awaitable[None]]
 OnMessage = Callable[[bytes], Awaitable[None]]
 
@@ -104,7 +106,7 @@ class RoomBus:
     async def subscribe(self, room: str, last_seq: int, on_updates: OnUpdates, on_gap: OnGap,
                         on_message: OnMessage | None = None) -> None:
         """Deliver ``room``'s updates after ``last_seq`` appended by other
-        replicas to ``on_updates(updates, last_seq)``, and their ephemeral
+        replicas to ``on_updates(updates, last_seq, authors)``, and their ephemeral
         messages to ``on_message``."""
         self.rooms[room] = _Subscription(room, last_seq, on_updates, on_gap, on_message)
         self._channels_changed.set()
@@ -202,6 +204,7 @@ class RoomBus:
     async def _deliver(self, sub: _Subscription, entries: list) -> None:
         me = self.journal.replica_id.encode()
         updates: list[bytes] = []
+        authors: dict[str, str] = {}
         gap = False
         seq = sub.last_seq
         for entry_id, fields in entries:
@@ -212,13 +215,16 @@ class RoomBus:
             values = dict(zip(fields[::2], fields[1::2])) if isinstance(fields, list) else fields
             if values.get(b"r") != me:
                 updates.append(bytes(values[b"u"]))
+                author = parse_author(values.get(b"a") or b"")
+                if author is not None:
+                    authors[author[0]] = author[1]
         sub.last_seq = seq
         try:
             if gap:
                 log.info("fanout gap room=%s replica=%s reason=compacted-unread", sub.room, self.journal.replica_id)
                 await sub.on_gap()
             elif updates:
-                await sub.on_updates(updates, seq)
+                await sub.on_updates(updates, seq, authors)
         except Exception:  # noqa: BLE001 - one room's failure must not stop the others
             log.exception("fanout delivery failed room=%s replica=%s seq=%d", sub.room, self.journal.replica_id, seq)
 

@@ -157,9 +157,12 @@ class Journal(Protocol):
     async def stop(self) -> None:
         """Commit the calls already made, close the store; idempotent."""
 
-    async def append(self, room: str, update: bytes) -> int:
+    async def append(self, room: str, update: bytes, author: str = "") -> int:
         """Append one Y update to ``room`` (created on first use); return its
-        sequence number once the update is durable. Raises
+        sequence number once the update is durable. ``author``: who made it
+        (:func:`author_tag`), for a journal shared by replicas, so that the
+        replica that saves can name the authors of changes made on another
+        one; a journal of one process may ignore it. Raises
         :class:`InvalidRoomKeyError` or :class:`InvalidUpdateError` on bad input."""
 
     async def load(self, room: str) -> JournalRecord | None:
@@ -231,6 +234,23 @@ def check_text(what: str, value: object, limit: int, *, allow_empty: bool = True
     if size > limit:
         raise ValueError(f"{what} is {size} bytes, more than {limit}")
     return value
+
+
+AUTHOR_MAX = 512
+"""Longest author tag an append takes (a user id and a display name)."""
+_AUTHOR_SEP = "\x1f"
+
+
+def author_tag(uid: str, name: str) -> str:
+    """An update's author as the journal keeps it (:func:`parse_author` reads it back)."""
+    return f"{uid}{_AUTHOR_SEP}{name}"[:AUTHOR_MAX]
+
+
+def parse_author(tag: bytes | str) -> tuple[str, str] | None:
+    """(user id, display name) of an author tag; None if it is not one."""
+    text = tag.decode("utf-8", "replace") if isinstance(tag, bytes) else tag
+    uid, sep, name = text.partition(_AUTHOR_SEP)
+    return (uid, name) if sep and uid else None
 
 
 def check_update(update: object, limit: int | None) -> bytes:
@@ -421,11 +441,13 @@ class CheckedJournal:
 
     # -- the Journal calls, checked -------------------------------------------------
 
-    async def append(self, room: str, update: bytes) -> int:
+    async def append(self, room: str, update: bytes, author: str = "") -> int:
         """Append ``update`` to ``room``; return its seq once the backend made it durable."""
         check_room_key(room)
         data = check_update(update, self.max_update_size or None)
-        return await self._call("append", room, data)
+        if not isinstance(author, str) or len(author) > AUTHOR_MAX:
+            raise InvalidUpdateError(f"an update's author must be a string of at most {AUTHOR_MAX} characters")
+        return await self._call("append", room, data, author)
 
     async def load(self, room: str) -> JournalRecord | None:
         return await self._call("load", check_room_key(room))

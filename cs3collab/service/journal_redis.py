@@ -13,8 +13,10 @@ so two rooms never share a key):
 
 - ``P:room:R:stream`` -- the updates, one stream entry each, with the entry
   id ``<seq>-0`` (so a reader's last-seen id *is* a sequence number) and the
-  fields ``u`` (the Y update) and ``r`` (the replica that appended it, so a
-  replica skips its own updates when it reads the stream);
+  fields ``u`` (the Y update), ``r`` (the replica that appended it, so a
+  replica skips its own updates when it reads the stream) and, for a
+  participant's change, ``a`` (its author's user id and display name, so
+  that the replica saving the room names every author in the save record);
 - ``P:room:R:state`` -- a hash: ``last_seq``, ``persisted_seq``,
   ``persisted_etag``, and after a compaction ``snapshot`` and
   ``snapshot_seq`` (the snapshot replaces the trimmed prefix of the stream);
@@ -86,10 +88,14 @@ log = logging.getLogger("cs3collab.service.journal")
 
 SCHEMA_VERSION = 1
 
-# KEYS: state, stream, rooms, dirty. ARGV: room, update, replica. Returns the seq.
+# KEYS: state, stream, rooms, dirty. ARGV: room, update, replica, author. Returns the seq.
 _APPEND = """
 local seq = redis.call('HINCRBY', KEYS[1], 'last_seq', 1)
-redis.call('XADD', KEYS[2], seq .. '-0', 'u', ARGV[2], 'r', ARGV[3])
+if ARGV[4] == '' then
+  redis.call('XADD', KEYS[2], seq .. '-0', 'u', ARGV[2], 'r', ARGV[3])
+else
+  redis.call('XADD', KEYS[2], seq .. '-0', 'u', ARGV[2], 'r', ARGV[3], 'a', ARGV[4])
+end
 redis.call('SADD', KEYS[3], ARGV[1])
 redis.call('SADD', KEYS[4], ARGV[1])
 return seq
@@ -354,7 +360,7 @@ class RedisJournal(CheckedJournal, Configurable):
         script = self._scripts.get(op)
         if op == "append":
             await script(keys=[self._state_key(room), self.stream_key(room), self._rooms_key, self._dirty_key],
-                   args=[room, args[1], self.replica_id], client=pipe)
+                   args=[room, args[1], self.replica_id, args[2] if len(args) > 2 else ""], client=pipe)
         elif op == "load":
             await script(keys=[self._state_key(room), self.stream_key(room), self._meta_key(room), self._rooms_key],
                    args=[room], client=pipe)

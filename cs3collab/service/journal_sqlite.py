@@ -226,7 +226,9 @@ class _Store:
         row = conn.execute(sql, (room,)).fetchone()
         return None if row is None else row[0]
 
-    def op_append(self, conn: sqlite3.Connection, room: str, data: bytes) -> int:
+    def op_append(self, conn: sqlite3.Connection, room: str, data: bytes, author: str = "") -> int:
+        # ``author`` is not kept: one process saves every room it journals and
+        # knows its authors (a kill loses the names of unsaved changes, not them)
         room_id, seq = conn.execute(
             "INSERT INTO rooms (key, last_seq) VALUES (?, 1) "
             "ON CONFLICT (key) DO UPDATE SET last_seq = last_seq + 1 RETURNING id, last_seq",

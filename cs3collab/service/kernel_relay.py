@@ -90,7 +90,8 @@ CLAIM_LOST = ("The shared kernel of this notebook stopped: its service replica l
 def describe(channel: KernelParticipant) -> dict:
     """What the host needs to know of a participant connected here."""
     return {"ch": channel.channel_id, "name": channel.runner.name, "user": channel.runner.user,
-            "site": channel.runner.site, "role": channel.role, "run": channel.can_run}
+            "uid": channel.participant.identity.uid, "site": channel.runner.site, "role": channel.role,
+            "run": channel.can_run}
 
 
 class RemoteChannel:
@@ -109,6 +110,7 @@ class RemoteChannel:
         self._can_run = desc.get("run") is True
         self.runner = Runner(name=str(desc.get("name", "")), user=str(desc.get("user", "")),
                              site=str(desc.get("site", "")))
+        self.uid = str(desc.get("uid", ""))  # as a save record names its authors
         self.seen = time.monotonic()
 
     @property
@@ -458,7 +460,7 @@ class KernelRelay:
     def _host_lost(self, route: _Route, words: str | None) -> None:
         """The kernel relayed to is gone. ``words``: the host could not say it
         (it died): tell this replica's channels and participants here."""
-        host = route.host
+        host, token = route.host, route.token
         route.host, route.token = None, 0
         route.lost = host if words is None else None
         pending, route.pending = route.pending, {}
@@ -470,6 +472,7 @@ class KernelRelay:
                 future.set_exception(KernelError(words or MOVED))
         if words is None:
             return
+        self._spawn(f"kernel settle:{route.key}", self._settle(route.key, host, token, words))
         log.warning("kernel gone with its replica room=%s host=%s replica=%s channels=%d", route.key, host,
                     self.replica, len(self._here(route.key)))
         dead = status_message("dead")
@@ -481,6 +484,18 @@ class KernelRelay:
 
             # this replica's participants only: each replica tells its own
             live.room.notify({"type": RAW_KERNEL, "event": "died", "message": words})
+
+    async def _settle(self, key: str, host: str | None, token: int, words: str) -> None:
+        """The cells the gone kernel was running are marked ended with ``words``,
+        by one replica only (the first to claim the job in Redis), and only
+        while no new kernel runs: a new kernel's start settles them itself."""
+        current = await self.claims.current(key)
+        if current is not None and current[0] != host:
+            return
+        job = f"{self.prefix}:kernel:room:{key}:settled:{host}:{token}"
+        if not await self.client.set(job, self.replica, nx=True, ex=max(60, int(self.ttl * 10))):
+            return
+        await self.execution.settle_cells(key, words)
 
     def _announced(self, op: str, key: str, host: str, token: int, words: str | None) -> None:
         if host == self.replica:

@@ -174,10 +174,15 @@ class LiveRoom:
 
         self._work.create_task(save_and_reply(), name=f"save:{self.key}")
 
-    async def edit(self, change: Callable[..., None], *, quiet: bool = False, author: Participant | None = None) -> int:
+    async def edit(self, change: Callable[..., None], *, quiet: bool = False, author: Participant | None = None,
+                   named: tuple[str, str] | None = None) -> int:
         """A server-authored change, ``change(document)``: journaled, then shown (see Room.edit);
-        ``author``: on whose behalf (a shared kernel's run)."""
-        return await self.room.edit(change, quiet=quiet, author=author)
+        ``author``: on whose behalf (a shared kernel's run); ``named``: (user id,
+        display name) of such a person connected to another replica, named in
+        the save record instead."""
+        if author is None and named is not None:
+            self._storage.note_authors({named[0]: named[1]})
+        return await self.room.edit(change, quiet=quiet, author=author, named=named)
 
     async def restore(self, content, restorer: Participant) -> tuple[int, str]:
         """Make the live document ``content`` (a version's), as ``restorer``,

@@ -44,7 +44,7 @@ from cs3collab.service.awareness import AwarenessPolicy, AwarenessSettings
 from cs3collab.service.documents import DocumentKind
 from cs3collab.service.guard import Candidate, DocumentLimits, UpdateIncomplete, UpdateRefused, check_nesting
 from cs3collab.service.identity import EDITOR, Identity
-from cs3collab.service.journal import Journal
+from cs3collab.service.journal import Journal, author_tag
 from cs3collab.service.protocol import MessageType, ProtocolError, SyncType
 from cs3collab.service.slices import SLICE_BYTES
 
@@ -518,7 +518,8 @@ class Room:
             raise ProtocolError(f"update does not apply: {exc}") from None
         return await self._commit(changes, author, notify=True)
 
-    async def edit(self, change: Callable[..., None], *, quiet: bool = False, author: Participant | None = None) -> int:
+    async def edit(self, change: Callable[..., None], *, quiet: bool = False, author: Participant | None = None,
+                   named: tuple[str, str] | None = None) -> int:
         """Change the document as the server, in one transaction: made
         durable, then shown, exactly like a client's update.
 
@@ -528,7 +529,9 @@ class Room:
         ``state`` after a save) are not reported to change listeners: they
         are not content and need no save. ``author``: on whose behalf (a
         shared kernel's run): that participant counts as a contributor, so
-        its session can save the change. Raises JournalUnavailable when the
+        its session can save the change. ``named``: (user id, display name)
+        of an author who is not a participant here (journaled with the
+        change, see Journal.append). Raises JournalUnavailable when the
         change could not be made durable (it is then undone).
         """
         await self._warmed()
@@ -538,20 +541,24 @@ class Room:
         except BaseException:
             self._rebuild_candidate()
             raise
-        return await self._commit(changes, author, notify=not quiet)
+        return await self._commit(changes, author, notify=not quiet, named=named)
 
-    async def _commit(self, changes: list[bytes], author: Participant | None, *, notify: bool) -> int:
+    async def _commit(self, changes: list[bytes], author: Participant | None, *, notify: bool,
+                      named: tuple[str, str] | None = None) -> int:
         seq = 0
         if not changes:
             return seq
         self._in_flight += 1
         self._settled.clear()
         self._pending.extend(changes)
+        if author is not None:
+            named = (author.identity.uid, author.identity.display_name)
+        tag = author_tag(*named) if named is not None and named[0] else ""
         try:
             for index, change in enumerate(changes):
                 started = time.perf_counter()
                 try:
-                    seq = await self.journal.append(self.key, change)
+                    seq = await self.journal.append(self.key, change, tag)
                 except Exception as exc:
                     # not durable: nobody may see it, and no document keeps it
                     for undone in changes[index:]:

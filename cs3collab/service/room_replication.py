@@ -224,7 +224,8 @@ class RoomReplication:
         self._outbox.append(message)
         self._wakeup.set()
 
-    async def _remote_updates(self, updates: list[bytes], last_seq: int) -> None:
+    async def _remote_updates(self, updates: list[bytes], last_seq: int, authors: dict[str, str]) -> None:
+        self.storage.note_authors(authors)  # before the change listeners run: a save names them
         self.room.receive_remote(updates, last_seq)
         self.seq = max(self.seq, last_seq)
 

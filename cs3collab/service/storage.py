@@ -284,8 +284,15 @@ class RoomStorage:
         self.unsaved = self.room.last_seq > self.persisted_seq
         if self.unsaved:
             self._dirty.set()
+        else:  # every change so far is in that save, and so are their authors
+            self._authors.clear()
 
     # -- changes -----------------------------------------------------------------
+
+    def note_authors(self, authors: dict[str, str]) -> None:
+        """Authors (user id → display name) of changes made on another replica:
+        named in this room's next save record if this replica saves it."""
+        self._authors.update(authors)
 
     def _changed(self, author: Participant | None) -> None:
         if author is None and self._merging:

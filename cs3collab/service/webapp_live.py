@@ -11,14 +11,18 @@ first frame (a browser WebSocket cannot send an Authorization header, and a
 URL would leave it in logs). From then on, JSON text frames:
 
 server → page
-    ``{"type": "notebook", "name", "role", "writable", "cells": [{"id",
-    "cell_type", "source", "outputs": [text...]}]}`` when the page joins
-    and after each change of the room (coalesced, at most every 0.1 s);
+    ``{"type": "notebook", "name", "role", "writable", "acked", "cells":
+    [{"id", "cell_type", "source", "outputs": [text...]}]}`` when the page
+    joins, after each change of the room and after each edit of the page
+    (coalesced, at most every 0.1 s); ``acked`` is the ``n`` of the page's
+    last edit applied, so that the page does not take a notebook rendered
+    before its edit arrived for the truth and overwrite its own typing;
     ``{"type": "error", "message"}`` before the socket closes (refused,
     revoked, or an edit refused; the close code is the room's).
 page → server
     ``{"type": "auth", "token"}`` first; then, an editor only,
-    ``{"type": "source", "cell", "source"}``: the cell's whole new source,
+    ``{"type": "source", "cell", "source", "n"}``: the cell's whole new source
+    (``n``: the page's count of its edits),
     applied to the room as the smallest text change (common prefix and
     suffix kept), so that others' concurrent typing elsewhere in the cell
     survives.
@@ -126,6 +130,7 @@ class LiveViewHandler(tornado.websocket.WebSocketHandler):
         self._render: asyncio.TimerHandle | None = None
         self._closed = False
         self._busy = False
+        self._acked = 0  # the page's last edit applied (its "n")
 
     def check_origin(self, origin: str) -> bool:
         return True  # the token in the first frame authenticates, not a cookie
@@ -207,9 +212,14 @@ class LiveViewHandler(tornado.websocket.WebSocketHandler):
             log.warning("ocm live view edit refused share=%s user=%s site=%s error=%s", self.share_id,
                         participant.identity.label, participant.identity.idp, exc)
             raise
+        n = frame.get("n")
+        if isinstance(n, int) and not isinstance(n, bool):
+            self._acked = max(self._acked, n)
         if found and not found[0]:
             self._tell("that cell is no longer in the notebook")
             self._send_notebook()
+        else:  # its own edit is not echoed by the room: the page learns it is in, with what others typed
+            self.send(b"")
 
     # -- what the page is told ---------------------------------------------------------
 
@@ -236,7 +246,8 @@ class LiveViewHandler(tornado.websocket.WebSocketHandler):
             self._tell(message_for(exc))
             return
         self._write({"type": "notebook", "name": self.name, "role": participant.role,
-                     "writable": participant.can_edit and not live.read_only, "cells": view_of(notebook)})
+                     "writable": participant.can_edit and not live.read_only, "acked": self._acked,
+                     "cells": view_of(notebook)})
 
     def _refuse(self, exc: BaseException) -> None:
         code, reason = close_for(exc)

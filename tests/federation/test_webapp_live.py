@@ -131,3 +131,25 @@ async def test_the_live_socket_refuses_in_words(fed):
         assert told == {"type": "error", "message": "your role on this share does not allow editing (viewer)"}
     async with connect(fed.svc_a.url, fed.einstein.token, path) as einstein:
         assert sources(einstein) == ["v = 1"]
+
+
+async def test_the_page_is_told_which_of_its_edits_are_in(fed):
+    """Each notebook the page gets says the last of its edits applied (``acked``):
+    a notebook rendered before an edit arrived must not overwrite that typing
+    (the editor test above lost keystrokes that way on a loaded machine)."""
+    path, _, share = await fed.share(roles.EDITOR, "w = 1")
+    url = fed.svc_a.url.replace("http://", "ws://") + f"/api/collaboration/ocm/{share.id.opaque_id}/live"
+    async with websockets.connect(url) as ws:
+        await ws.send(json.dumps({"type": "auth", "token": await exchanged_token(fed, share.token)}))
+        shown = json.loads(await asyncio.wait_for(ws.recv(), 60))
+        assert shown["type"] == "notebook" and shown["acked"] == 0
+        cell = shown["cells"][0]["id"]
+        await ws.send(json.dumps({"type": "source", "cell": cell, "source": "w = 12", "n": 1}))
+        await ws.send(json.dumps({"type": "source", "cell": cell, "source": "w = 123", "n": 2}))
+        while True:  # told once both are in, with them (nobody else changed the room)
+            shown = json.loads(await asyncio.wait_for(ws.recv(), 60))
+            if shown.get("acked") == 2:
+                break
+        assert shown["cells"][0]["source"] == "w = 123"
+    async with connect(fed.svc_a.url, fed.einstein.token, path) as einstein:
+        assert sources(einstein) == ["w = 123"]

@@ -27,6 +27,7 @@ class KernelSocket:
         self.closed: tuple[int, str] | None = None
 
     async def pump(self) -> None:
+        broken = ""
         try:
             async for frame in self.ws:
                 async with self._arrived:
@@ -34,8 +35,10 @@ class KernelSocket:
                     self._arrived.notify_all()
         except websockets.ConnectionClosed:
             pass
+        except Exception as exc:  # noqa: BLE001 - said by the waits instead of a silent timeout
+            broken = f"the test client stopped reading: {exc!r}"
         async with self._arrived:
-            self.closed = (self.ws.close_code or 1006, self.ws.close_reason or "")
+            self.closed = (self.ws.close_code or 1006, broken or self.ws.close_reason or "")
             self._arrived.notify_all()
 
     def message(self, msg_type: str, content: dict, channel: str = "shell", metadata: dict | None = None) -> dict:

@@ -155,3 +155,31 @@ async def test_an_idle_kernel_nobody_is_attached_to_is_culled(site, einstein, no
                                               timeout=30)
             assert "idle" in notice["message"]
             assert (await kernel_rest(culling.url, auth, file_id, method="GET")).json()["state"] == "none"
+
+
+async def test_a_cell_running_when_the_service_was_killed_is_ended_by_the_next_kernel(site, einstein, notebook,
+                                                                                        tmp_path):
+    """The service (and its kernel) killed mid-run: after the restart the cell
+    still shows the run as going on, until the notebook's next kernel starts;
+    then it shows as ended, saying why."""
+    from tests.kernels.conftest import KERNEL_OPTIONS
+    from tests.service.conftest import start_service
+    from tests.service.test_recovery import LONG_LOCK, kill, until_killed
+
+    path = await notebook("import time; time.sleep(600)", "print('next')")
+    state = tmp_path / "svc"
+    async with start_service(site, state, *KERNEL_OPTIONS, *LONG_LOCK) as first:
+        file_id = await file_id_of(first.url, einstein.token, path)
+        async with until_killed(connect(first.url, einstein.token, path)) as a, \
+                until_killed(kernel_channel(first.url, f"Bearer {einstein.token}", file_id)) as ka:
+            await ka.execute("import time; time.sleep(600)", cell_id(a, 0))
+            await wait_for(a.doc, lambda: a.document.ycells[0].get("execution_state") == "busy", timeout=30)
+            await kill(first)
+    async with start_service(site, state, *KERNEL_OPTIONS, *LONG_LOCK) as second:
+        async with connect(second.url, einstein.token, path) as b, \
+                kernel_channel(second.url, f"Bearer {einstein.token}", file_id) as kb:
+            assert b.document.ycells[0].get("execution_state") == "busy"  # no kernel has said otherwise yet
+            await kb.idle(await kb.execute("print('next')", cell_id(b, 1)), timeout=60)
+            await wait_for(b.doc, lambda: b.document.ycells[0].get("execution_state") == "idle"
+                           and "stopped before the run ended" in outputs_text(b, 0), timeout=10)
+            assert outputs_text(b, 1) == "next\n"

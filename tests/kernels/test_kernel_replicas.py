@@ -11,8 +11,9 @@ the room once (on both replicas), attributed to her; a viewer on replica two
 is refused by role; status, interrupt and restart asked on replica two act
 on that kernel. When the kernel's replica is killed with SIGKILL, Marie is
 told in words on replica two (the kernel ``died`` notice and status
-``dead``), a request she sent in the meantime is answered with the reason,
-not left hanging, and her next run starts a fresh kernel on replica two.
+``dead``), the cell that was running shows as ended with the reason, a
+request she sent in the meantime is answered with the reason, not left
+hanging, and her next run starts a fresh kernel on replica two.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from cs3collab.cs3.shares import user_grantee
 from tests.kernels.conftest import KERNEL_OPTIONS
 from tests.kernels.kernelclient import file_id_of, kernel_channel, kernel_rest, outputs_text
 from tests.service.conftest import start_service
-from tests.service.rtc import eventually
+from tests.service.rtc import eventually, save_record
 from tests.support.yclient import connect, wait_for
 
 LEASE = 3.0
@@ -54,6 +55,20 @@ async def logs_on_failure(services: dict | None = None, **named):
         for name, svc in {**(services or {}), **named}.items():
             print(f"--- replica {name} log (last 80 lines)")
             print("\n".join(svc.running.output[-80:]))
+        raise
+
+
+@contextlib.asynccontextmanager
+async def seen_on_failure(**sockets):
+    """A failing test prints what each kernel channel received (type, channel, parent)."""
+    try:
+        yield
+    except BaseException:
+        for name, socket in sockets.items():
+            print(f"--- kernel channel {name}: {len(socket.seen)} messages, closed={socket.closed}")
+            for m in socket.seen[-40:]:
+                print(m.get("channel"), m.get("msg_type"), (m.get("parent_header") or {}).get("msg_id"),
+                      (m.get("content") or {}).get("execution_state", ""))
         raise
 
 
@@ -125,10 +140,18 @@ async def test_participants_on_two_replicas_share_one_kernel(site, redis, einste
             await wait_for(b.doc, lambda: "NameError" in outputs_text(b, 1), timeout=20)
             assert one.running.count("kernel restarted room=") == 1
 
+            # the version saved after Marie's run names her among its authors, although
+            # the run's outputs were written by replica one, where she is not connected
+            async def names_marie():
+                _etag, record = await save_record(einstein, path)
+                return record if marie.user.display_name in (record.get("names") or {}).values() else None
+
+            await eventually(names_marie, 30, "Marie named in the save record")
+
 
 async def test_the_kernels_replica_killed_is_told_and_a_new_kernel_starts_on_a_live_one(
         site, redis, einstein, marie, notebook, tmp_path):
-    path = await notebook("state = 'on one'", "print('again')", "print(1)")
+    path = await notebook("state = 'on one'", "print('again')", "print(1)", "import time; time.sleep(600)")
     await einstein.shares.create(path, user_grantee(marie.user.id), roles.EDITOR)
     async with two_replicas(site, redis, tmp_path) as (one, two):
         file_id = await file_id_of(one.url, einstein.token, path)
@@ -138,6 +161,9 @@ async def test_the_kernels_replica_killed_is_told_and_a_new_kernel_starts_on_a_l
         async with connect(two.url, marie.token, path) as b, \
                 kernel_channel(two.url, f"Bearer {marie.token}", file_id) as kb:
             await two.running.wait_for_output("kernel channels relayed room=", timeout=20)
+            # a run still going when the kernel's replica dies
+            await kb.execute("import time; time.sleep(600)", cell_id(b, 3))
+            await wait_for(b.doc, lambda: b.document.ycells[3].get("execution_state") == "busy", timeout=20)
             one.running.process.kill()
             await one.running.process.wait()
             killed = anyio.current_time()
@@ -151,6 +177,10 @@ async def test_the_kernels_replica_killed_is_told_and_a_new_kernel_starts_on_a_l
             reply = await kb.reply(lost, timeout=5)
             assert reply["content"]["status"] == "error" and "stopped responding" in reply["content"]["evalue"]
             assert told <= LEASE * 4 / 3 + 5, told  # + scheduling slack on a loaded machine
+            # the cell that was running no longer shows as running, and says why (before any new kernel)
+            await wait_for(b.doc, lambda: b.document.ycells[3].get("execution_state") == "idle"
+                           and "stopped responding" in outputs_text(b, 3), timeout=10)
+            assert two.running.count("kernel started room=") == 0
             # Marie's next run starts a fresh kernel, on her replica (the variables are gone)
             again = await kb.execute("print('again'); print(state)", cell_id(b, 1))
             await kb.idle(again, timeout=60)
@@ -212,8 +242,9 @@ async def test_two_editors_starting_at_once_on_two_replicas_get_one_kernel(site,
         file_id = await file_id_of(one.url, einstein.token, path)
         async with connect(one.url, einstein.token, path) as a, connect(two.url, marie.token, path) as b, \
                 kernel_channel(one.url, f"Bearer {einstein.token}", file_id) as ka, \
-                kernel_channel(two.url, f"Bearer {marie.token}", file_id) as kb:
+                kernel_channel(two.url, f"Bearer {marie.token}", file_id) as kb, seen_on_failure(ka=ka, kb=kb):
             first, second = await asyncio.gather(ka.execute("a = 1", cell_id(a, 0)), kb.execute("b = 2", cell_id(b, 1)))
+            print("sent", first, second)
             replies = await asyncio.gather(ka.reply(first, timeout=30), kb.reply(second, timeout=30))
             assert [r["content"]["status"] for r in replies] == ["ok", "ok"]
             total = await kb.execute("print(a + b)", cell_id(b, 2))

@@ -18,7 +18,7 @@ import pytest
 from pycrdt import Doc, Text
 
 from cs3collab.service.fanout import RoomBus
-from cs3collab.service.journal import JournalUnavailableError
+from cs3collab.service.journal import JournalUnavailableError, author_tag
 from cs3collab.service.journal_redis import RedisJournal
 from tests.support.redis import redis_server
 
@@ -30,6 +30,7 @@ class Inbox:
 
     def __init__(self) -> None:
         self.updates: list[bytes] = []
+        self.authors: dict[str, str] = {}
         self.messages: list[bytes] = []
         self.gaps = 0
         self.changed = anyio.Event()
@@ -38,8 +39,9 @@ class Inbox:
         self.changed.set()
         self.changed = anyio.Event()
 
-    async def on_updates(self, updates, last_seq):
+    async def on_updates(self, updates, last_seq, authors):
         self.updates += updates
+        self.authors.update(authors)
         self._note()
 
     async def on_gap(self):
@@ -82,11 +84,13 @@ async def test_updates_and_messages_cross_replicas(redis, prefix):
         await bus_two.subscribe(ROOM, 0, in_two.on_updates, in_two.on_gap, in_two.on_message)
         mine, theirs = _edits(1, 30), _edits(2, 30)
         for a, b in zip(mine, theirs):
-            await one.append(ROOM, a)
-            await two.append(ROOM, b)
+            await one.append(ROOM, a, author_tag("einstein@idp", "Albert Einstein"))
+            await two.append(ROOM, b)  # the server's own change: no author
         await in_two.until(lambda: len(in_two.updates) == 30)
         await in_one.until(lambda: len(in_one.updates) == 30)
         assert in_two.updates == mine and in_one.updates == theirs  # in order, never one's own
+        # who made them travels with them (the replica that saves names them)
+        assert in_two.authors == {"einstein@idp": "Albert Einstein"} and in_one.authors == {}
         converged = [Doc(), Doc()]
         for doc, own, received in zip(converged, (mine, theirs), (in_one.updates, in_two.updates)):
             for update in own + received:

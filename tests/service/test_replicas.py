@@ -38,6 +38,7 @@ from tests.service.rtc import (
     put_notebook,
     room_key,
     save_frame,
+    save_record,
     saved_containing,
     sources,
     type_text,
@@ -109,6 +110,30 @@ async def test_clients_on_two_replicas_share_one_live_room(site, redis, einstein
             await left.channel.wait_raw(lambda m: m.get("type") == "cs3collab:saved", timeout=20)
             assert sources(left) == await file_sources(einstein, path)
             assert one.running.count("saved room=") == 1 and two.running.count("saved room=") == 0
+
+
+async def test_a_save_by_one_replica_names_who_typed_on_the_other(site, redis, einstein, marie, workdir, tmp_path):
+    """Einstein watches on replica one, which holds the room and saves it;
+    Marie types on replica two. The version's record (what the history panel
+    shows as its authors) names Marie, as it would with one replica."""
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    options = (f"--redis-url={redis.url}", f"--RedisJournal.key_prefix={prefix}", "--save-quiet=0.5",
+               "--save-ceiling=2")
+    path = await put_notebook(einstein, f"{workdir}/authors.ipynb", "z = 0")
+    await einstein.shares.create(path, user_grantee(marie.user.id), roles.EDITOR)
+    key = await room_key(einstein, path)
+    async with start_service(site, tmp_path / "one", *options) as one, \
+            start_service(site, tmp_path / "two", *options) as two:
+        async with connect(one.url, einstein.token, path) as watcher:
+            await one.running.wait_for_output(f"room persistence here room={key} ", timeout=20)
+            async with connect(two.url, marie.token, key) as writer:
+                type_text(writer, 0, "  # typed on two")
+                await wait_for(watcher.doc, lambda: "# typed on two" in sources(watcher)[0], timeout=20)
+                await saved_containing(einstein, path, "# typed on two", timeout=20)
+                await watcher.channel.wait_raw(lambda m: m.get("type") == "cs3collab:saved", timeout=20)
+    assert two.running.count("saved room=") == 0  # replica one saved it
+    _etag, record = await save_record(einstein, path)
+    assert record["names"] == {f"{marie.user.id.opaque_id}@{marie.user.id.idp}": marie.user.display_name}
 
 
 async def test_a_holder_that_cannot_save_leaves_the_room_to_a_replica_that_can(

@@ -26,7 +26,7 @@ class FlakyJournal:
         self.entries: list[bytes] = []
         self.fail_next = False
 
-    async def append(self, room: str, update: bytes) -> int:
+    async def append(self, room: str, update: bytes, author: str = "") -> int:
         if self.fail_next:
             self.fail_next = False
             raise OSError("disk full")

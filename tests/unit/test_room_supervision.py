@@ -23,7 +23,7 @@ from cs3collab.service.worker import DocumentWorker
 
 
 class NoJournal:
-    async def append(self, room: str, update: bytes) -> int:
+    async def append(self, room: str, update: bytes, author: str = "") -> int:
         return 1
 
 

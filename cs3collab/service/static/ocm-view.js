@@ -10,6 +10,8 @@
   const status = document.getElementById("status");
   const cellsBox = document.getElementById("cells");
   const sentSource = new Map(); // cell id -> source last sent by this page
+  const inFlight = new Map(); // cell id -> number of this page's last edit of it, until the server says it is in
+  let edits = 0;
   const shown = new Map(); // cell id -> source last taken from the room
   const timers = new Map();
   let writable = false;
@@ -57,8 +59,10 @@
           if (!writable) return;
           clearTimeout(timers.get(cell.id));
           timers.set(cell.id, setTimeout(function () {
+            edits += 1;
             sentSource.set(cell.id, source.value);
-            send(socket, { type: "source", cell: cell.id, source: source.value });
+            inFlight.set(cell.id, edits);
+            send(socket, { type: "source", cell: cell.id, source: source.value, n: edits });
           }, 150));
         });
         row.appendChild(source);
@@ -68,14 +72,18 @@
       source.readOnly = !doc.writable;
       source.rows = Math.max(2, cell.source.split("\n").length);
       // a change from elsewhere replaces the text unless this tab has typed something not sent yet
-      // (it is sent when the typing pauses, and the next notebook from the room includes it)
+      // (it is sent when the typing pauses, and the next notebook from the room includes it), or
+      // its last edit of the cell is not in this notebook yet (rendered before that edit arrived:
+      // taking it would undo the typing, and keys pressed meanwhile would build on the old text)
+      if (inFlight.has(cell.id) && inFlight.get(cell.id) <= (doc.acked || 0)) inFlight.delete(cell.id);
       const unsent = source.value !== shown.get(cell.id) && source.value !== sentSource.get(cell.id);
-      if (!unsent && source.value !== cell.source) {
+      const keep = unsent || inFlight.has(cell.id);
+      if (!keep && source.value !== cell.source) {
         const start = source.selectionStart, end = source.selectionEnd;
         source.value = cell.source;
         if (document.activeElement === source) source.setSelectionRange(start, end);
       }
-      if (!unsent) shown.set(cell.id, cell.source);
+      if (!keep) shown.set(cell.id, cell.source);
       row.replaceChild(outputsOf(cell), row.querySelector(".outputs"));
       if (previous) previous.after(row); else cellsBox.prepend(row);
       previous = row;
