@@ -186,7 +186,7 @@ class AccessWatcher:
                     # viewer (the stock frontend writes to the document's state
                     # on sync); its next updates depend on them, so ask it for
                     # what the room misses, as on join
-                    participant.connection.send(step1_message(self.room.doc.get_state()))
+                    participant.connection.send(step1_message(self.room.state_vector()))
 
     def _disconnect(self, participant: Participant, code: int, reason: str, message: str, exc: Exception) -> None:
         if participant not in self.room.participants:

@@ -31,7 +31,7 @@ from cs3collab.service.execution import SharedExecution
 from cs3collab.service.kernel_relay import KernelRelay
 from cs3collab.service.handlers import GLOBAL_AWARENESS, RoomHandler, ServiceContext, SessionHandler
 from cs3collab.service.federation import FederatedLogin
-from cs3collab.service import metrics
+from cs3collab.service import memory, metrics
 from cs3collab.service.health import HealthHandler, MetricsHandler, ReadyHandler
 from cs3collab.service.federation_handlers import OCMContentHandler, OCMWebappHandler
 from cs3collab.service.webapp_live import LiveViewHandler, ViewScriptHandler
@@ -78,6 +78,7 @@ class CollabService(Application):
         "save-ceiling": "CollabService.save_ceiling",
         "poll-interval": "CollabService.poll_interval",
         "close-grace": "CollabService.close_grace",
+        "idle-release": "CollabService.idle_release",
         "lock-lifetime": "CollabService.lock_lifetime",
         "access-recheck": "CollabService.access_recheck",
         "max-frame-size": "CollabService.max_frame_size",
@@ -132,6 +133,20 @@ class CollabService(Application):
     ).tag(config=True)
     close_grace = Float(
         60.0, help="Seconds a room with no participant stays open before it is flushed and freed (default 60)."
+    ).tag(config=True)
+    idle_release = Float(
+        60.0,
+        help="Seconds without a change after which a room (nothing unsaved, nothing in flight) drops its live "
+        "document and its schema guard's copy and keeps only its encoded Y state: enough to sync joiners and "
+        "reconnecting tabs; the next edit or read rebuilds them (a 1000-cell notebook: tens of ms). "
+        "0 keeps every open room's documents (default 60).",
+    ).tag(config=True)
+    malloc_mmap_threshold = Int(
+        256 * 1024,
+        help="Bytes from which glibc serves an allocation with its own mapping, returned to the system when "
+        "freed (mallopt M_MMAP_THRESHOLD). glibc's own threshold grows to 32 MB after the first large block "
+        "is freed, so multi-MB Y updates (large notebooks' opens, syncs, saves) then fragment the heap and idle "
+        "rooms keep about twice the memory; 0 leaves glibc's default (default 262144).",
     ).tag(config=True)
     access_recheck = Float(
         5.0,
@@ -356,6 +371,8 @@ class CollabService(Application):
             raise TraitError("the CS3 gateway is not set (--gateway=HOST:PORT)")
         state_dir = Path(self.state_dir)
         state_dir.mkdir(parents=True, exist_ok=True)
+        if memory.set_mmap_threshold(self.malloc_mmap_threshold):
+            log.info("malloc mmap threshold set bytes=%d", self.malloc_mmap_threshold)
         journal = self.make_journal(state_dir)
         async with CS3Client(self.gateway, observer=metrics.cs3_call) as cs3, journal, \
                 DocumentWorker() as documents_worker:
@@ -365,6 +382,7 @@ class CollabService(Application):
                 journal,
                 self.storage_settings(),
                 self.close_grace,
+                idle_release=self.idle_release,
                 documents_worker=documents_worker,
                 access_recheck=self.access_recheck,
                 awareness=self.awareness_settings(),

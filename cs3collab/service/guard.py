@@ -255,20 +255,42 @@ class Candidate:
         return doc
 
     def _observe(self, doc: Doc) -> None:
-        # subscriptions are kept: pycrdt drops an observer with its subscription
-        self._subscriptions = [doc.observe(self._on_transaction)]
-        self._subscriptions.append(self.document.ystate.observe(self._on_state))
+        # subscriptions are kept (pycrdt drops an observer with its
+        # subscription), each with what it observes, to end it in drop_doc
+        self._subscriptions = [(doc, doc.observe(self._on_transaction))]
+        self._subscriptions.append((self.document.ystate, self.document.ystate.observe(self._on_state)))
         if self.kind is NOTEBOOK:
-            self._subscriptions.append(doc.get("cells", type=Array).observe_deep(self._on_cells))
-            self._subscriptions.append(doc.get("meta", type=Map).observe_deep(self._on_meta))
+            cells, meta = doc.get("cells", type=Array), doc.get("meta", type=Map)
+            self._subscriptions.append((cells, cells.observe_deep(self._on_cells)))
+            self._subscriptions.append((meta, meta.observe_deep(self._on_meta)))
 
-    def rebuild(self, live: Doc, in_flight: list[bytes]) -> None:
-        """Start again from the live document and the changes not yet in it."""
+    def unobserve(self) -> None:
+        """End the document's subscriptions. A document observer refers to its
+        document from inside yrs (a cycle Python's collector cannot see): a
+        document dropped while observed is never freed."""
+        for observed, subscription in self._subscriptions:
+            observed.unobserve(subscription)
+        self._subscriptions = []
+
+    def drop_doc(self) -> None:
+        """Let the document go (unobserved first, so that it is freed)."""
+        self.unobserve()
+        self.document = None
+        self.doc = None
+
+    def rebuild(self, live: Doc | bytes, in_flight: list[bytes]) -> None:
+        """Start again from the live document (or its encoded state) and the changes not yet in it."""
+        state = live if isinstance(live, bytes) else live.get_update()
         self.begin_restore()
-        state = live.get_update()
         for update in (state, *in_flight):
             self.restore_part(update)
         self.end_restore()
+
+    def release(self) -> None:
+        """Drop the document (an idle room; :meth:`rebuild` brings it back).
+        ``size`` is kept: the size limit still counts the document."""
+        self._reset()
+        self.drop_doc()
 
     # Building the candidate from the updates the live document is built from
     # (an open, slices.py), part by part: unobserved, since nothing of it is
@@ -277,6 +299,8 @@ class Candidate:
 
     def begin_restore(self) -> None:
         """Start again from an empty document (then restore_part, end_restore)."""
+        self._reset()
+        self.drop_doc()  # else every rebuild (a refused update) would keep the old document for good
         self.doc = self._new_doc(observed=False)
         self.size = 0
 

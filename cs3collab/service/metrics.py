@@ -23,6 +23,9 @@ Names (all prefixed ``cs3collab_``; the table in docs/operations.md):
 * ``saves_total{outcome}``, ``save_seconds``
 * ``cs3_calls_total{method,status}``, ``cs3_call_seconds{method}``
 * ``access_refusals_total{reason}``, ``access_revocations_total{reason}``
+* ``rooms_released`` (gauge: open rooms holding no document now, idle),
+  ``room_releases_total``, ``room_rebuilds_total``, ``room_rebuild_seconds``
+  (a released room's documents rebuilt, on its next edit or read)
 * ``kernels{state}`` (shared kernels by state, read from the kernel host at
   scrape time), ``kernel_executions_total{site}`` (runs of cells in shared
   kernels, by the runner's site)
@@ -144,6 +147,23 @@ KERNEL_EXECUTIONS = Counter(
     f"{PREFIX}_kernel_executions", "Cells run in shared kernels, by the runner's site (idp).", ["site"])
 
 
+ROOM_RELEASES = Counter(f"{PREFIX}_room_releases", "Idle rooms that dropped their documents, keeping their encoded state.")
+ROOM_REBUILDS = Counter(f"{PREFIX}_room_rebuilds", "Released rooms whose documents were rebuilt (an edit or a read).")
+ROOM_REBUILD_SECONDS = Histogram(
+    f"{PREFIX}_room_rebuild_seconds", "Time to rebuild a released room's documents from its encoded state.",
+    buckets=FAST_BUCKETS,
+)
+
+
+def room_released() -> None:
+    ROOM_RELEASES.inc()
+
+
+def room_revived(seconds: float) -> None:
+    ROOM_REBUILDS.inc()
+    ROOM_REBUILD_SECONDS.observe(seconds)
+
+
 def kernel_execution(site: str) -> None:
     KERNEL_EXECUTIONS.labels(site or "unknown").inc()
 
@@ -172,10 +192,13 @@ class LiveCollector(Collector):
         )
         by_role: Tally[str] = Tally({"editor": 0, "viewer": 0, "awareness": 0})
         by_site: Tally[str] = Tally()
-        live = 0
+        released = GaugeMetricFamily(
+            f"{PREFIX}_rooms_released", "Open rooms holding no document now (idle: only their encoded state).")
+        live = idle = 0
         for registry, global_room in list(self.watched):
             live += len(registry.rooms)
             for room_live in list(registry.rooms.values()):
+                idle += room_live.room.released
                 for participant in list(room_live.room.participants):
                     by_role[participant.role] += 1
                     if participant.identity.federated:
@@ -183,6 +206,7 @@ class LiveCollector(Collector):
             if global_room is not None:
                 by_role["awareness"] += len(global_room.participants)
         rooms.add_metric([], live)
+        released.add_metric([], idle)
         for role, count in sorted(by_role.items()):
             connections.add_metric([role], count)
         for site, count in sorted(by_site.items()):
@@ -197,6 +221,7 @@ class LiveCollector(Collector):
         for state, count in sorted(by_state.items()):
             kernels.add_metric([state], count)
         yield rooms
+        yield released
         yield connections
         yield federated
         yield kernels

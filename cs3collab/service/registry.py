@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from cs3collab.cs3 import Session
-from cs3collab.service import documents, kinds
+from cs3collab.service import documents, kinds, memory
 from cs3collab.service.access import AccessWatcher, TokenChecks
 from cs3collab.service.awareness import AwarenessSettings
 from cs3collab.service.documents import DocumentKind
@@ -63,12 +63,17 @@ class LiveRoom:
             for a service on its own. With a link the room follows the other
             replicas' updates, awareness and notices and writes to CS3 only
             while this replica holds the room's lease (room_replication.py).
+        idle_release: seconds without a change after which the room, when
+            nothing is unsaved or in flight, drops its documents and keeps
+            only its encoded state (Room.release); 0 never releases.
     """
 
     def __init__(self, room: Room, resource_id, settings: StorageSettings, documents_worker: DocumentWorker,
-                 access_recheck: float, tokens: TokenChecks | None = None, link: ReplicaLink | None = None) -> None:
+                 access_recheck: float, tokens: TokenChecks | None = None, link: ReplicaLink | None = None,
+                 idle_release: float = 0.0) -> None:
         self.room = room
         self.settings = settings
+        self.idle_release = idle_release
         self._storage = RoomStorage(room, resource_id, settings, documents_worker)
         self._access = AccessWatcher(room, resource_id, access_recheck, tokens)
         self._storage.before_save = self._access.check  # nobody who lost access is saved as
@@ -189,6 +194,7 @@ class LiveRoom:
         """
         # no await between reading the room's state and trying the change:
         # the delta is exactly "this state -> the version", in one transaction
+        self.room.revive("restore a version")
         delta = documents.outside_edit_update(self.room.kind, self.room.candidate.doc.get_update(), content)
         seq = await self.room.apply(delta, author=restorer)
         return seq, await self.save()
@@ -207,6 +213,7 @@ class LiveRoom:
 
     def serialized(self) -> bytes:
         """The file content of the live document (InvalidDocument if it would not validate)."""
+        self.room.revive("serialize")  # a reader (the webapp's live view) is about to edit, most likely
         return documents.serialize(self.room.kind, self.room.document, where=self._storage.path or self.key)
 
     # -- lifecycle (the registry's) ------------------------------------------------------
@@ -229,6 +236,30 @@ class LiveRoom:
                 work.create_task(self._supervised("persistence", self._replication.persist_while_leased))
                 work.create_task(self._supervised("replicas", self._replication.follow))
             work.create_task(self._supervised("access", self._access.run))
+            if self.idle_release > 0:
+                work.create_task(self._supervised("idle release", self._release_when_idle))
+
+    async def _release_when_idle(self) -> None:
+        """Release the room's documents once it has been idle ``idle_release``
+        seconds with nothing unsaved and nothing in flight (Room.release): an
+        idle room then costs about its encoded state. The room rebuilds them
+        itself on its next change or read."""
+        room = self.room
+        wait = self.idle_release
+        while True:
+            await asyncio.sleep(wait)  # a timer: the room's next check
+            idle_for = time.monotonic() - room.last_activity
+            if room.released:
+                wait = self.idle_release
+            elif idle_for < self.idle_release:
+                wait = self.idle_release - idle_for
+            elif not room.may_release() or self._storage.unsaved or self.closing is not None:
+                wait = min(self.idle_release, 5.0)  # look again soon: a save or a commit is under way
+            elif await room.release_soon(self._storage.persisted_compressed) is not None:  # compressed on a thread
+                memory.give_back()
+                wait = self.idle_release
+            else:
+                wait = min(self.idle_release, 5.0)  # it changed while its state was compressed
 
     def _spawn(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
         """Run ``work`` in the room's task group, supervised (ignored once the room stopped)."""
@@ -304,6 +335,7 @@ class RoomRegistry:
         access_recheck: seconds between re-checks of each participant's access.
         awareness: how rooms guard and relay awareness (see awareness.py).
         link: this replica's link to the other replicas (``--redis-url``), or None.
+        idle_release: seconds of no change after which a room releases its documents (0: never).
     """
 
     def __init__(
@@ -317,7 +349,9 @@ class RoomRegistry:
         awareness: AwarenessSettings | None = None,
         limits: DocumentLimits | None = None,
         link: ReplicaLink | None = None,
+        idle_release: float = 0.0,
     ) -> None:
+        self.idle_release = idle_release
         self.journal = journal
         self.link = link
         self.limits = limits or DocumentLimits()
@@ -367,7 +401,7 @@ class RoomRegistry:
                 raise RuntimeError("the room registry is not running")
             room = Room(key, kind, file_id, self.journal, self.awareness, self.limits)
             live = LiveRoom(room, resource_id, self.settings, self.documents_worker, self.access_recheck,
-                            self.tokens, self.link)
+                            self.tokens, self.link, self.idle_release)
             self.rooms[key] = live
             try:
                 await kinds.adopt_journal(self.journal, key, kind)  # one history, one schema
@@ -433,6 +467,9 @@ class RoomRegistry:
                 live.task.cancel()
             await live.compact()
             del self.rooms[key]
+            if not live.room.participants:
+                live.room.dispose()  # else its documents, still observed, are never freed
+                memory.give_back()
             log.info("room closed room=%s unsaved=%s", key, live.unsaved)
         finally:
             closing, live.closing = live.closing, None

@@ -28,14 +28,18 @@ import asyncio
 import logging
 import time
 import uuid
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pycrdt import Awareness, Doc, TransactionEvent
+from pycrdt import Awareness, Doc, TransactionEvent, UndoManager
+from pycrdt import get_state as vector_of
+from pycrdt import get_update as update_from_state
+from pycrdt import merge_updates
 
 from cs3collab.cs3 import Session
-from cs3collab.service import metrics, protocol
+from cs3collab.service import deletesets, metrics, protocol
 from cs3collab.service.awareness import AwarenessPolicy, AwarenessSettings
 from cs3collab.service.documents import DocumentKind
 from cs3collab.service.guard import Candidate, DocumentLimits, UpdateIncomplete, UpdateRefused, check_nesting
@@ -89,6 +93,16 @@ class Participant:
         return f"{self.identity.label}/{self.id}"
 
 
+def _clocks(vector: bytes) -> dict[int, int]:
+    """An encoded state vector as {client: clock}."""
+    count, pos = protocol.read_var_uint(vector, 0)
+    clocks = {}
+    for _ in range(count):
+        client, pos = protocol.read_var_uint(vector, pos)
+        clocks[client], pos = protocol.read_var_uint(vector, pos)
+    return clocks
+
+
 class Room:
     """The live document of one CS3 file.
 
@@ -108,10 +122,13 @@ class Room:
         self.kind = kind
         self.file_id = file_id
         self.journal = journal
-        self.doc = Doc()
-        self.document = kind.wrap(self.doc)
-        self.candidate = Candidate(kind, limits or DocumentLimits())
-        self.awareness = Awareness(self.doc)
+        self._doc: Doc | None = None
+        self._document: Any = None
+        self._live_subscription = None
+        self._new_live_doc()
+        self._candidate = Candidate(kind, limits or DocumentLimits())
+        # awareness only takes the document's client id: it does not keep the document
+        self.awareness = Awareness(self._doc)
         self.awareness_policy = AwarenessPolicy(self, awareness or AwarenessSettings())
         self.participants: set[Participant] = set()
         self.last_seq = 0
@@ -124,7 +141,300 @@ class Room:
         self._settled.set()
         self._change_listeners: list[Callable[[Participant | None], None]] = []
         self._awareness_listeners: list[Callable[[bytes], None]] = []
-        self._live_subscription = self.doc.observe(self._on_live_transaction)
+        # while released (idle): the document's encoded state, compressed (zlib), and its
+        # state vector, and no document
+        self._released: bytes | None = None
+        self._released_tail = b""  # what the state has beyond _released (see release_soon), uncompressed
+        self._released_bytes = 0  # the encoded state's size, uncompressed
+        self._released_vector = b""
+        self._released_deleted: deletesets.Ranges | None = None  # read on the first echo
+        self.last_activity = time.monotonic()  # the last change, or the last rebuild
+        self._warming: asyncio.Task | None = None  # a rebuild started ahead of an edit (see warm)
+
+    # -- the documents' lifetime, and releasing them when idle ---------------------
+    #
+    # An idle room (see LiveRoom's idle release) drops both documents and keeps
+    # one encoded Y update (its state) and that update's state vector: enough
+    # to answer a sync (a joiner's SyncStep1, a tab that reconnects), a save's
+    # read of the state, and a versions diff, without a document. Anything
+    # else that reads ``doc``, ``document`` or ``candidate`` rebuilds them
+    # first (:meth:`revive`), so no path can see a released document; the
+    # commit paths (apply, edit, receive_remote, restore) revive explicitly.
+
+    def _new_live_doc(self, *base: bytes) -> Doc:
+        """A new live document holding ``base`` (durable updates), applied
+        before the document is wrapped and observed."""
+        doc = Doc()
+        for update in base:
+            doc.apply_update(update)
+        document = self.kind.wrap(doc)
+        # jupyter_ydoc gives each document an undo manager over its cells: on
+        # the server nobody undoes, and it would keep the whole notebook a
+        # second time in its undo stack (10 MB for a 1000-cell notebook)
+        document._undo_manager = UndoManager(capture_timeout_millis=0)
+        self._doc, self._document = doc, document
+        self._live_subscription = doc.observe(self._on_live_transaction)
+        return doc
+
+    def _unobserve_live_doc(self) -> None:
+        # a document observer refers to its document from inside yrs: a
+        # document dropped while observed would never be freed
+        if self._doc is not None and self._live_subscription is not None:
+            self._doc.unobserve(self._live_subscription)
+        self._live_subscription = None
+
+    def dispose(self) -> None:
+        """The room is closed for good: end its documents' observers so that
+        yrs frees them with the room (a document dropped while observed never
+        is). The documents stay readable for whatever still holds the room
+        (a released room rebuilds them, unobserved by nothing that matters)."""
+        if self._released is not None:
+            return  # nothing observed is held
+        self._unobserve_live_doc()
+        self._candidate.unobserve()
+
+    @property
+    def doc(self) -> Doc:
+        """The live document (rebuilt first if the room released it)."""
+        if self._released is not None:
+            self.revive("doc")
+        return self._doc
+
+    @property
+    def document(self) -> Any:
+        """The live jupyter_ydoc document (rebuilt first if released); read it, never write it."""
+        if self._released is not None:
+            self.revive("document")
+        return self._document
+
+    @property
+    def candidate(self) -> Candidate:
+        """The schema guard's document (rebuilt first if released)."""
+        if self._released is not None:
+            self.revive("candidate")
+        return self._candidate
+
+    @property
+    def released(self) -> bool:
+        """Whether the room holds no document now, only its encoded state."""
+        return self._released is not None
+
+    def state_vector(self) -> bytes:
+        """The live document's state vector (what a SyncStep1 sends), without rebuilding it."""
+        if self._released is not None:
+            return self._released_vector
+        return self._doc.get_state()
+
+    @staticmethod
+    def _whole(compressed: bytes, tail: bytes) -> bytes:
+        """A released room's state as one update (decompressed: ~5-10 ms for
+        a 1000-cell notebook when the machine is quiet; merged with its tail)."""
+        state = zlib.decompress(compressed)
+        return merge_updates(state, tail) if tail else state
+
+    def encoded_state(self) -> bytes:
+        """The live document as one Y update, without rebuilding it."""
+        if self._released is not None:
+            return self._whole(self._released, self._released_tail)
+        return self._doc.get_update()
+
+    def missing(self, state_vector: bytes) -> bytes:
+        """What a peer with ``state_vector`` lacks (a SyncStep2), without rebuilding the document."""
+        if self._released is not None:
+            return update_from_state(self.encoded_state(), state_vector)
+        return self._doc.get_update(state_vector)
+
+    async def missing_soon(self, state_vector: bytes) -> list[bytes]:
+        """:meth:`missing`, with a released room's state decompressed on a
+        thread (zlib lets go of the GIL) rather than on the event loop; as
+        updates to send in order: the first is the SyncStep2, the next (a
+        released room's tail, see release_soon) an update after it, so that
+        the state and its tail need not be merged (a merge decodes the whole
+        state into many small allocations). What changes meanwhile reaches
+        the peer as a broadcast, as for any sync."""
+        compressed, tail = self._released, self._released_tail
+        if compressed is None:
+            return [self._doc.get_update(state_vector)]
+        state = await asyncio.to_thread(zlib.decompress, compressed)
+        updates = [update_from_state(state, state_vector)]
+        if tail:
+            extra = update_from_state(tail, state_vector)
+            if extra != EMPTY_UPDATE:
+                updates.append(extra)
+        return updates
+
+    def set_size(self, size: int) -> None:
+        """What the document limit counts as the document's size now (a save measured it)."""
+        self._candidate.size = size
+
+    def may_release(self) -> bool:
+        """Whether nothing is under way that needs the documents (no change in
+        flight, no participant's update held until its sync reply)."""
+        return self._released is None and not self._in_flight and not self._pending \
+            and not any(p.held for p in self.participants)
+
+    async def release_soon(self, base: bytes | None = None) -> int | None:
+        """:meth:`release`, with the state compressed on a thread (zlib lets
+        go of the GIL; ~20-40 ms for a 1000-cell notebook, which on the event
+        loop would stall every room). None, and nothing released, if the room
+        changed meanwhile or is no longer releasable.
+
+        ``base``: an earlier state of this document, zlib-compressed, that is
+        kept anyway (the last saved state, which storage keeps compressed for
+        outside-edit merges): the room then keeps that same bytes object and
+        only what its state has beyond it (the tail: the edits since the save,
+        the ``cs3collab:saved`` state, and the delete set), instead of a
+        second compressed copy of nearly the same state."""
+        if not self.may_release():
+            return None
+        vector, state = self._doc.get_state(), self._doc.get_update()
+        compressed, tail = await asyncio.to_thread(self._shrink, state, vector, base)
+        if not self.may_release() or self._doc.get_state() != vector:
+            return None  # an edit came in while compressing: keep the documents
+        return self.release(compressed=compressed, tail=tail, size=len(state))
+
+    @staticmethod
+    def _shrink(state: bytes, vector: bytes, base: bytes | None) -> tuple[bytes, bytes]:
+        """(compressed, tail) for a released room (run on a thread): ``base``
+        and the state's difference from it when ``base`` is a part of the
+        state (no clock of it beyond the state's) and the difference is
+        small; else the whole state compressed."""
+        if base is not None:
+            try:
+                base_vector = vector_of(zlib.decompress(base))
+                have, behind = _clocks(vector), _clocks(base_vector)
+                if all(have.get(client, 0) >= clock for client, clock in behind.items()):
+                    tail = update_from_state(state, base_vector)
+                    if tail == EMPTY_UPDATE:
+                        return base, b""  # nothing since the save
+                    if len(tail) < len(base) // 2:
+                        return base, tail
+            except Exception as exc:  # not an update of this document: no sharing
+                log.warning("the last saved state cannot be shared by a released room error=%r", exc)
+        return zlib.compress(state, 1), b""
+
+    def release(self, *, compressed: bytes | None = None, tail: bytes = b"", size: int = 0) -> int:
+        """Drop the live document and the candidate, keeping only the encoded
+        state, compressed (``compressed``, ``tail``, ``size``: the state, or a
+        part of it, compressed with zlib, what the state has beyond that part,
+        and the state's size, all of the documents as they are now; else it
+        is compressed here); returns the state's size in bytes. Only when
+        :meth:`may_release`. A released room holds about a quarter of the
+        encoded state (zlib level 1 on a notebook's Y state), or only the tail
+        when it shares the last saved state (release_soon)."""
+        if not self.may_release():
+            raise RuntimeError("a room with changes in flight keeps its documents")
+        self._released_vector = self._doc.get_state()
+        if compressed is None:
+            state = self._doc.get_update()
+            compressed, tail, size = zlib.compress(state, 1), b"", len(state)
+            del state
+        self._released, self._released_tail, self._released_bytes = compressed, tail, size
+        self._unobserve_live_doc()
+        self._doc = self._document = None
+        self._candidate.release()
+        metrics.room_released()
+        log.info("room released its document room=%s state_bytes=%d compressed_bytes=%d tail_bytes=%d "
+                 "participants=%d", self.key, size, len(compressed), len(tail), len(self.participants))
+        return size
+
+    def revive(self, why: str) -> None:
+        """Rebuild the released documents from the encoded state (synchronous:
+        nothing can see the room half rebuilt). ``why``: what needed them."""
+        if self._released is not None:
+            self._revive_from(zlib.decompress(self._released), self._released_tail, why)
+
+    def _revive_from(self, state: bytes, tail: bytes, why: str, started: float | None = None) -> None:
+        started = time.perf_counter() if started is None else started
+        parts = (state, tail) if tail else (state,)
+        self._new_live_doc(*parts)
+        self._candidate.rebuild(state, [*parts[1:], *self._pending])
+        self._released, self._released_vector, self._released_deleted = None, b"", None
+        self._released_tail = b""
+        self.last_activity = time.monotonic()
+        seconds = time.perf_counter() - started
+        metrics.room_revived(seconds)
+        log.info("room rebuilt its document room=%s why=%s state_bytes=%d ms=%.1f",
+                 self.key, why, len(state), seconds * 1000)
+
+    def _adds_nothing(self, update: bytes) -> bool:
+        """Whether an update to the released room changes nothing (a tab
+        echoing what it was sent, the initial sync included): then the room
+        need not rebuild. Raises UpdateRefused for an update nested too deep
+        for pycrdt to read; False when unsure (the usual path decides)."""
+        check_nesting(update, self._candidate.limits.max_depth)
+        def deleted() -> deletesets.Ranges:
+            if self._released_deleted is None:
+                # the tail carries the whole state's delete set (it is a diff of the state)
+                self._released_deleted = deletesets.deleted_in(
+                    self._released_tail or zlib.decompress(self._released), self._released_vector)
+            return self._released_deleted
+
+        try:
+            return deletesets.adds_nothing(update, self._released_vector, deleted)
+        except BaseException as exc:  # pycrdt raises plain exceptions (and pyo3 panics) for bad updates
+            if isinstance(exc, (KeyboardInterrupt, SystemExit, asyncio.CancelledError)):
+                raise
+            return False
+
+    # Rebuilding ahead of the first keystroke. A rebuild is two applies of the
+    # whole state (the live document and the candidate): tens of ms for a
+    # 1000-cell notebook, more on a busy machine, and pycrdt holds the GIL
+    # throughout, so a thread would not hide it. The keystroke that finds the
+    # room released waits for it; but a tab coming back announces itself
+    # first: JupyterLab sends the cursor's new position (an awareness change)
+    # when the user clicks into a cell, before the first key. The room starts
+    # rebuilding then, so that the keystroke finds the documents built. The
+    # 15 s renewal of an unchanged state is no such sign (nor a viewer's cursor).
+
+    def _coming_back(self, participant: Participant, payload: bytes) -> bool:
+        """Whether an awareness update from ``participant`` changes its state
+        (beyond its ``user`` field, which the room rewrites) from the one the
+        room holds: a cursor moved, a selection, a first state with a cursor."""
+        try:
+            entries = protocol.parse_awareness(payload)
+        except ProtocolError:
+            return False  # the policy refuses it
+        known = self.awareness.states
+        for client_id, _clock, state in entries:
+            if state is None or self.awareness_policy.owners.get(client_id, participant) is not participant:
+                continue
+            before = known.get(client_id) or {}
+            if {k: v for k, v in state.items() if k != "user"} != {k: v for k, v in before.items() if k != "user"}:
+                return True
+        return False
+
+    def warm(self, why: str) -> None:
+        """Start rebuilding a released room's documents now, in a task of its
+        own (the caller, a connection's frame, does not wait for it)."""
+        if self._released is None or self._warming is not None:
+            return
+        self._warming = asyncio.get_running_loop().create_task(self._warm(why), name=f"warm:{self.key}")
+
+    async def _warmed(self) -> None:
+        """Wait for a rebuild already under way (started by a cursor move)
+        rather than start another: the change then waits only for its rest."""
+        warming = self._warming
+        if warming is not None and self._released is not None:
+            await asyncio.shield(warming)  # a change cancelled while waiting does not cancel the rebuild
+
+    async def _warm(self, why: str) -> None:
+        try:
+            compressed, tail, started = self._released, self._released_tail, time.perf_counter()
+            # decompressed on a thread; the applies must run here (pycrdt holds the GIL)
+            state = await asyncio.to_thread(zlib.decompress, compressed)
+            if self._released is compressed and self._released_tail is tail:  # not rebuilt meanwhile
+                self._revive_from(state, tail, why, started)
+        except Exception:
+            log.exception("rebuilding ahead of an edit failed room=%s", self.key)  # the edit will try again
+        finally:
+            self._warming = None
+
+    async def live(self, why: str = "read") -> Any:
+        """The live jupyter_ydoc document, rebuilt first if the room released it:
+        the one accessor for code outside the room that must read its content."""
+        self.revive(why)
+        return self._document
 
     # -- content -------------------------------------------------------------
     #
@@ -140,13 +450,15 @@ class Room:
         # someone changed the live document directly (bypassing edit()): keep
         # the candidate in step, and say so, since that change is not journaled
         log.warning("live document changed outside the room's commit path room=%s bytes=%d", self.key, len(event.update))
-        self.candidate.doc.apply_update(event.update)
+        self._candidate.doc.apply_update(event.update)
 
     def _rebuild_candidate(self) -> None:
-        self.candidate.rebuild(self.doc, self._pending)
+        self.revive("rebuild")
+        self._candidate.rebuild(self._doc, self._pending)
 
     def restore(self, updates: list[bytes], last_seq: int) -> None:
         """Rebuild the document from journal entries (no broadcast: nobody is connected)."""
+        self.revive("restore")
         self._committing = True
         try:
             for update in updates:
@@ -163,6 +475,7 @@ class Room:
         ``slice_bytes`` at a time, with the event loop free in between; the
         candidate is not rebuilt from a multi-MB encoding of the live one.
         Nobody is connected yet; the room is not used until it returns."""
+        self.revive("restore")
         self.candidate.begin_restore()
         batch = 0
         for update in slices:
@@ -189,6 +502,10 @@ class Room:
         JournalUnavailable when its effect could not be made durable (then
         it is in no document).
         """
+        if self._released is not None and self._adds_nothing(update):
+            return 0  # an echo: nothing to show, journal or rebuild for
+        await self._warmed()
+        self.revive("update")
         try:
             changes = self.candidate.apply(update, check=author is not None)
         except UpdateRefused:
@@ -217,6 +534,8 @@ class Room:
         change, see Journal.append). Raises JournalUnavailable when the
         change could not be made durable (it is then undone).
         """
+        await self._warmed()
+        self.revive("edit")
         try:
             changes = self.candidate.edit(change)
         except BaseException:
@@ -254,6 +573,7 @@ class Room:
                 finally:
                     self._committing = False
                 self.last_seq = max(self.last_seq, seq)
+                self.last_activity = time.monotonic()
                 self.broadcast(protocol.update_message(change), exclude=author)
                 metrics.update_broadcast(started)
         finally:
@@ -302,6 +622,19 @@ class Room:
         Returns the number of changes shown.
         """
         shown = 0
+        if self._released is not None:
+            # entries re-delivered after a gap add nothing: no rebuild for them
+            fresh = []
+            for update in updates:
+                try:
+                    nothing = self._adds_nothing(update)
+                except UpdateRefused:
+                    nothing = False  # the usual path below logs and skips it
+                if not nothing:
+                    fresh.append(update)
+            updates = fresh
+        if updates:
+            self.revive("remote update")
         for update in updates:
             try:
                 check_nesting(update, self.candidate.limits.max_depth)
@@ -323,7 +656,7 @@ class Room:
                 shown += 1
         self.last_seq = max(self.last_seq, last_seq)
         if shown:
-            self.last_change = time.monotonic()
+            self.last_change = self.last_activity = time.monotonic()
             for listener in self._change_listeners:
                 listener(None)
         return shown
@@ -360,7 +693,7 @@ class Room:
     def join(self, participant: Participant) -> None:
         """Add a participant and start the sync handshake with it."""
         self.participants.add(participant)
-        participant.connection.send(protocol.step1_message(self.doc.get_state()))
+        participant.connection.send(protocol.step1_message(self.state_vector()))
         others = [cid for cid in self.awareness.states if cid != self.awareness.client_id]
         if others:
             # the stock server waits for the next renewal (up to 15 s); we show everyone at once
@@ -433,7 +766,7 @@ class Room:
         sends meanwhile is held until then, so the room and the tab agree."""
         participant.diverged = False
         participant.synced = False
-        participant.connection.send(protocol.step1_message(self.doc.get_state()))
+        participant.connection.send(protocol.step1_message(self.state_vector()))
         log.info("asking a tab for what it changed while it could not edit room=%s user=%s site=%s dropped=%d",
                  self.key, participant.identity.label, participant.identity.idp, participant.dropped_updates)
 
@@ -461,12 +794,15 @@ class Room:
         frame = protocol.parse_frame(data)
         if frame.type == MessageType.SYNC:
             if frame.sync == SyncType.STEP1:
-                # the live document holds durable changes only: no need to wait
+                # the live document holds durable changes only: no need to wait;
+                # a released room answers from its encoded state
                 try:
-                    missing = self.doc.get_update(frame.payload)
+                    missing, *after = await self.missing_soon(frame.payload)
                 except Exception as exc:
                     raise ProtocolError(f"invalid state vector: {exc}") from None
                 participant.connection.send(protocol.step2_message(missing))
+                for update in after:  # a released room's tail
+                    participant.connection.send(protocol.update_message(update))
                 return
             reply = frame.sync == SyncType.STEP2
             if frame.payload != EMPTY_UPDATE:  # a step 2 with nothing in it: nothing to drop or apply
@@ -492,6 +828,9 @@ class Room:
             if reply and not participant.synced:
                 await self._sync_replied(participant)
         elif frame.type == MessageType.AWARENESS:
+            if self._released is not None and participant.can_edit and not self.read_only \
+                    and self._coming_back(participant, frame.payload):
+                self.warm("awareness")  # its first keystroke comes next, most likely
             self.awareness_policy.receive(participant, frame.payload)  # own ids only, vouched, coalesced, relayed
         elif frame.type == MessageType.RAW:
             on_save(participant, frame.save_id)

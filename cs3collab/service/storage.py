@@ -149,6 +149,12 @@ class RoomStorage:
     def persisted_state(self, state: bytes) -> None:
         self._persisted_z = zlib.compress(state, 1)
 
+    @property
+    def persisted_compressed(self) -> bytes | None:
+        """:attr:`persisted_state` as kept (zlib), None before the first open or
+        save: a released room shares these bytes (Room.release_soon)."""
+        return self._persisted_z if self.persisted_seq else None
+
     # -- loading -----------------------------------------------------------------
 
     async def load(self, session: Session) -> None:
@@ -515,8 +521,8 @@ class RoomStorage:
     async def _save_once(self) -> str:
         for _attempt in range(2):
             await self.room.settled()  # then read without yielding: seq names exactly this content
-            seq, state = self.room.last_seq, self.room.doc.get_update()
-            self.room.candidate.size = len(state)  # the size limit counts what the document is now
+            seq, state = self.room.last_seq, self.room.encoded_state()  # a released room keeps it as is
+            self.room.set_size(len(state))  # the size limit counts what the document is now
             # InvalidDocument (for anything serialization raises) goes to save()
             data = await self.documents_worker.run(
                 worker.serialize_state, self.room.kind.doc_type, state, self.path or self.where

@@ -254,6 +254,7 @@ def test_the_grafana_dashboard_shows_exactly_our_metrics():
                                       metrics.JOURNAL_COMMIT_SECONDS, metrics.SAVES, metrics.SAVE_SECONDS,
                                       metrics.CS3_CALLS, metrics.CS3_CALL_SECONDS, metrics.ACCESS_REFUSALS,
                                       metrics.ACCESS_REVOCATIONS, metrics.KERNEL_EXECUTIONS, metrics.POLLS,
+                                      metrics.ROOM_RELEASES, metrics.ROOM_REBUILDS, metrics.ROOM_REBUILD_SECONDS,
                                       metrics.LiveCollector())
         for family in collector.collect()}
     dashboard = json.loads((DEPLOY / "grafana" / "cs3collab-dashboard.json").read_text())
