@@ -444,6 +444,14 @@ class SharedKernel:
             self._broadcast_status("dead", None)
             await self._release(now=False)
             log.info("kernel shut down room=%s reason=%s", self.key, why)
+        running = [execution for execution in self._executions.values() if execution.written]
+        self._executions.clear()
+        words = f"The shared kernel of this notebook stopped: {why}. Its variables are gone; run a cell to start a new one."
+        for execution in running:  # their cells would otherwise show them running for good
+            try:
+                await self.host.observer.finished(execution, words)
+            except Exception as exc:  # noqa: BLE001 - the kernel is down either way
+                log.error("run end not written room=%s cell=%s error=%r", self.key, execution.cell_id, exc)
 
     async def _release(self, *, now: bool) -> None:
         await self._stop_process(now=now)

@@ -724,5 +724,5 @@ class KernelRelay:
             log.warning("kernel claim taken back room=%s replica=%s token=%d", key, self.replica, lease.token)
             return
         log.error("kernel claim lost to another replica, stopping this kernel room=%s replica=%s", key, self.replica)
-        await slot.shutdown("claim lost")
+        await slot.shutdown("its service replica lost contact with the others")  # words for its runs
         await self.execution.kernel_event(key, "died", CLAIM_LOST)

@@ -74,3 +74,17 @@ async def test_a_restart_whose_input_channel_never_connects_ends_the_kernel_too(
     with pytest.raises(KernelError, match="input channel did not connect"):
         await kernel.restart(EINSTEIN)
     assert kernel.state == "dead" and observer.calls[-1] == ("kernel", "died")
+
+
+async def test_a_kernel_shut_down_mid_run_ends_the_run_in_words():
+    """The service stopping (or a replica that lost its claim) shuts a kernel
+    down while a cell runs: the cell shows the run ended, saying why."""
+    kernel, observer = restarting_kernel(NeverBack())
+    running = Execution("room", "m1", "cell-1", EINSTEIN, "x")
+    running.started = running.written = True
+    kernel._executions["m1"] = running
+    await kernel.shutdown("the service is stopping")
+    finished = [call for call in observer.calls if call[0] == "finished"]
+    assert finished == [("finished", "cell-1", "The shared kernel of this notebook stopped: the service is stopping. "
+                                               "Its variables are gone; run a cell to start a new one.")]
+    assert not kernel._executions
