@@ -201,8 +201,11 @@ class LiveViewHandler(tornado.websocket.WebSocketHandler):
         if not isinstance(cell, str) or not isinstance(source, str):
             raise RequestError(400, "an edit names a cell and its source")
         live, participant = self.live, self.participant
+        n = frame.get("n")
         if not participant.can_edit or live.read_only:
+            self._acked_up_to(n)  # done with, unapplied: the page takes the room's text again
             self._tell(f"your role on this share does not allow editing ({live.read_only or participant.role})")
+            self.send(b"")
             return
         found = []
         try:
@@ -212,14 +215,16 @@ class LiveViewHandler(tornado.websocket.WebSocketHandler):
             log.warning("ocm live view edit refused share=%s user=%s site=%s error=%s", self.share_id,
                         participant.identity.label, participant.identity.idp, exc)
             raise
-        n = frame.get("n")
-        if isinstance(n, int) and not isinstance(n, bool):
-            self._acked = max(self._acked, n)
+        self._acked_up_to(n)  # after the edit is in the room: a notebook rendered from now on has it
         if found and not found[0]:
             self._tell("that cell is no longer in the notebook")
             self._send_notebook()
         else:  # its own edit is not echoed by the room: the page learns it is in, with what others typed
             self.send(b"")
+
+    def _acked_up_to(self, n: object) -> None:
+        if isinstance(n, int) and not isinstance(n, bool):
+            self._acked = max(self._acked, n)
 
     # -- what the page is told ---------------------------------------------------------
 

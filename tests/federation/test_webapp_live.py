@@ -126,9 +126,12 @@ async def test_the_live_socket_refuses_in_words(fed):
         await ws.send(json.dumps({"type": "auth", "token": await exchanged_token(fed, viewer_share.token)}))
         shown = json.loads(await asyncio.wait_for(ws.recv(), 60))
         assert shown["type"] == "notebook" and shown["writable"] is False and shown["role"] == "viewer"
-        await ws.send(json.dumps({"type": "source", "cell": shown["cells"][0]["id"], "source": "v = 666"}))
+        await ws.send(json.dumps({"type": "source", "cell": shown["cells"][0]["id"], "source": "v = 666", "n": 1}))
         told = json.loads(await asyncio.wait_for(ws.recv(), 60))
         assert told == {"type": "error", "message": "your role on this share does not allow editing (viewer)"}
+        # done with (acked), so the page shows the room's text again rather than keep its own
+        again = json.loads(await asyncio.wait_for(ws.recv(), 60))
+        assert again["type"] == "notebook" and again["acked"] == 1 and again["cells"][0]["source"] == "v = 1"
     async with connect(fed.svc_a.url, fed.einstein.token, path) as einstein:
         assert sources(einstein) == ["v = 1"]
 
