@@ -399,12 +399,16 @@ class SharedKernel:
         death does (else it would show "restarting" for as long as its new
         process lives, unreachable): its runs and the room are told, and the
         next run starts a fresh kernel."""
+        await self._stop_serving()
+        await self._died(f"it did not answer within {self.host.start_timeout:g} s of a restart")
+
+    async def _stop_serving(self) -> None:
+        """Cancel the kernel's readers and monitor (unless called from them) and wait for them."""
         task, self._task = self._task, None
         if task is not None and task is not asyncio.current_task():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self._died(f"it did not answer within {self.host.start_timeout:g} s of a restart")
 
     async def _reach_iopub(self, deadline: float) -> None:
         """After a restart: until the new process's iopub reaches the running
@@ -434,11 +438,7 @@ class SharedKernel:
     async def shutdown(self, why: str) -> None:
         """Stop the kernel (workspace written back first), telling the room why."""
         self._stopping = True
-        task, self._task = self._task, None
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._stop_serving()
         if self.manager is not None:
             await self.push()
             self._broadcast_status("dead", None)
