@@ -74,6 +74,7 @@ async def test_an_editor_joins_live_from_the_webapp_page(fed, browser):
         type_text(einstein, 0, "  # from Geneva")  # einstein's live edit arrives
         await expect(cells.nth(0)).to_have_value("x = 1  # from Geneva", timeout=TIMEOUT_MS)
 
+        logged = len(fed.svc_a.running.output)
         await cells.nth(1).click()
         await cells.nth(1).press("End")
         await cells.nth(1).press_sequentially(" + 41")  # the receiver's edit reaches einstein
@@ -81,13 +82,37 @@ async def test_an_editor_joins_live_from_the_webapp_page(fed, browser):
             await wait_for(einstein.doc, lambda: sources(einstein)[1] == "y = 2 + 41", timeout=60)
         except TimeoutError:  # what each side had (L9 and L12 lost the page's typing under load)
             raise AssertionError(f"einstein has {sources(einstein)!r}; the page shows "
-                                 f"{await cells.nth(1).input_value()!r}; page errors {errors!r}") from None
+                                 f"{await cells.nth(1).input_value()!r}, says "
+                                 f"{await page.locator('#status').inner_text()!r}; page errors {errors!r}; "
+                                 "service A logged meanwhile:\n" + "\n".join(fed.svc_a.running.output[logged:])
+                                 ) from None
         assert sources(einstein)[0] == "x = 1  # from Geneva"
 
         await fed.einstein.ocm.remove_share(share.id.opaque_id)  # revoked: the view ends, in words
         await expect(page.locator("#notebook[data-state='closed']")).to_be_attached(timeout=TIMEOUT_MS)
         assert await cells.nth(1).get_attribute("readonly") is not None
         assert "Disconnected" not in await page.locator("#status").inner_text()
+        assert errors == []
+
+
+async def test_typing_on_the_page_keeps_its_place_while_others_edit(fed, browser):
+    """A notebook from the room lands while the receiver types: the cursor
+    stays in the cell, and the keys typed after it are not lost (L9, L12:
+    each render moved every cell's row, which took the focus away)."""
+    path, _, share = await fed.share(roles.EDITOR, "x = 1", "y = 2")
+    async with connect(fed.svc_a.url, fed.einstein.token, path) as einstein:
+        page, errors = await open_webapp(browser, fed, share)
+        cells = page.locator("textarea.source")
+        await expect(cells).to_have_count(2)
+        await cells.nth(1).click()
+        await cells.nth(1).press("End")
+        await page.keyboard.type(" +")
+        type_text(einstein, 0, "  # meanwhile")  # arrives while the page types
+        await expect(cells.nth(0)).to_have_value("x = 1  # meanwhile", timeout=TIMEOUT_MS)
+        await expect(cells.nth(1)).to_be_focused()
+        await page.keyboard.type(" 41")  # where the person's cursor is
+        await wait_for(einstein.doc, lambda: sources(einstein)[1] == "y = 2 + 41", timeout=60)
+        assert await cells.nth(1).input_value() == "y = 2 + 41"
         assert errors == []
 
 

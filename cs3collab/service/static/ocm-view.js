@@ -36,6 +36,23 @@
     return box;
   }
 
+  // Put ``row`` right after ``previous`` (first when null). Only a row out of
+  // place moves: moving an element in the DOM takes the focus from it, and the
+  // keys the person types next would go nowhere. A cell that does move (cells
+  // reordered by someone else) keeps its focus and selection.
+  function place(row, previous) {
+    const here = previous ? previous.nextElementSibling : cellsBox.firstElementChild;
+    if (here === row) return;
+    const source = row.querySelector("textarea");
+    const focused = source && document.activeElement === source;
+    const start = focused ? source.selectionStart : 0, end = focused ? source.selectionEnd : 0;
+    if (previous) previous.after(row); else cellsBox.prepend(row);
+    if (focused) {
+      source.focus();
+      source.setSelectionRange(start, end);
+    }
+  }
+
   function render(socket, doc) {
     const before = document.getElementById("static");
     if (before) before.remove(); // the server-rendered copy, replaced by the live one
@@ -85,7 +102,7 @@
       }
       if (!keep) shown.set(cell.id, cell.source);
       row.replaceChild(outputsOf(cell), row.querySelector(".outputs"));
-      if (previous) previous.after(row); else cellsBox.prepend(row);
+      place(row, previous);
       previous = row;
     }
     for (const row of Array.from(cellsBox.querySelectorAll("[data-cell]"))) {
