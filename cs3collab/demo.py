@@ -43,7 +43,7 @@ import signal
 import socket
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
@@ -64,7 +64,9 @@ DEMO_USERS = {"einstein": "relativity", "marie": "radioactivity", "richard": "su
 SAMPLE_NAME = "analysis.ipynb"
 HIGGS_FOLDER = "higgs-analysis"
 HIGGS_SEED = 125  # numpy seed of the generated events: the same data in every demo
-READY_TIMEOUT = 60.0
+READY_TIMEOUT = 180.0
+"""Seconds a child process (devstack, service, hub) has to print its ready
+line. Generous: on a busy 2-core machine a JupyterHub took over 60 s."""
 
 DEVSTACK_READY = re.compile(r"cs3collab devstack ready: gateway=(?P<gateway>\S+) http=(?P<http>\S+)"
                             r" domain=\S+(?: oidc=(?P<oidc>\S+))?")
@@ -92,8 +94,43 @@ def add_demo_parser(subparsers) -> argparse.ArgumentParser:
 
 @dataclass
 class Started:
+    """A child process of the demo; ``match``: its ready line's fields, once :meth:`ready`."""
+
+    name: str
     process: asyncio.subprocess.Process
-    match: dict[str, str]
+    found: asyncio.Future
+    match: dict[str, str] = field(default_factory=dict)
+
+    async def ready(self) -> Started:
+        """Wait for the ready line (READY_TIMEOUT); raise in words when it does not come."""
+        try:
+            self.match = await asyncio.wait_for(asyncio.shield(self.found), READY_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise RuntimeError(f"{self.name} did not say it was ready within {READY_TIMEOUT:.0f} s; its output "
+                               f"is above, each line prefixed [{self.name}]") from None
+        return self
+
+
+async def _spawn(stack: contextlib.AsyncExitStack, tasks: asyncio.TaskGroup,
+                 *children: tuple[str, list[str], re.Pattern[str]] | tuple[str, list[str], re.Pattern[str], dict]
+                 ) -> list[Started]:
+    """Start ``children`` (name, argv, ready pattern[, env]) side by side,
+    without waiting for them (see :func:`_ready`): on two cores both sites
+    start in about half the time one after the other took, and seeding runs
+    while they start. ``stack`` stops them."""
+    return [await stack.enter_async_context(_child(*child[:3], tasks, *child[3:])) for child in children]
+
+
+async def _ready(*children: Started) -> None:
+    for child in children:  # started together: waiting in turn costs no time
+        await child.ready()
+
+
+async def _start(stack: contextlib.AsyncExitStack, tasks: asyncio.TaskGroup, *children) -> list[Started]:
+    """:func:`_spawn`, then :func:`_ready`."""
+    started = await _spawn(stack, tasks, *children)
+    await _ready(*started)
+    return started
 
 
 async def _relay(stream: asyncio.StreamReader, name: str, ready: re.Pattern[str], found: asyncio.Future) -> None:
@@ -117,10 +154,10 @@ async def _child(
         env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     found: asyncio.Future = asyncio.get_running_loop().create_future()
+    found.add_done_callback(lambda f: f.cancelled() or f.exception())  # read by ready(), maybe never
     tasks.create_task(_relay(process.stdout, name, ready, found))
     try:
-        match = await asyncio.wait_for(found, READY_TIMEOUT)
-        yield Started(process, match)
+        yield Started(name, process, found)
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
@@ -315,20 +352,22 @@ async def run_demo(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     python = [sys.executable, "-m", "cs3collab"]
     async with asyncio.TaskGroup() as tasks, contextlib.AsyncExitStack() as stack:
-        site = await stack.enter_async_context(_child(
+        site, = await _start(stack, tasks, (
             "devstack",
             python + ["devstack", "--data", str(base / "site"), "--port", "0", "--http-port", "0", "--domain", args.domain,
                       *(["--oidc"] if getattr(args, "oidc", False) else [])],
-            DEVSTACK_READY, tasks,
+            DEVSTACK_READY,
         ))
         gateway = site.match["gateway"]
-        sample = await seed(gateway)
-        service = await stack.enter_async_context(_child(
-            "service",
-            python + ["serve", f"--gateway={gateway}", f"--state-dir={base / 'service'}", "--port=0"],
-            SERVICE_READY, tasks,
+        service, = await _spawn(stack, tasks, (
+            "service", python + ["serve", f"--gateway={gateway}", f"--state-dir={base / 'service'}", "--port=0"],
+            SERVICE_READY,
         ))
-        hub = await _hub(stack, tasks, "hub", base / "hub", gateway, service.match["url"], site.match.get("oidc") or "")
+        sample = await seed(gateway)  # while the service starts
+        await _ready(service)
+        hub, = await _start(stack, tasks, _hub("hub", base / "hub", gateway, service.match["url"],
+                                               site.match.get("oidc") or ""))
+        hub = hub.match["url"].rstrip("/")
         print("\ncs3collab demo ready", flush=True)
         print(f"  CS3 gateway: {gateway}   collaboration service: {service.match['url']}", flush=True)
         print(f"  sample notebook: {sample} (marie: editor, richard: viewer)", flush=True)
@@ -436,17 +475,14 @@ async def _share_federated(einstein: Session, marie: Session, info, grantee, rem
             await marie.ocm.update_received(mine.id.opaque_id, state=ACCEPTED)
 
 
-async def _hub(stack, tasks, name: str, base: Path, gateway: str, service_url: str, oidc_issuer: str = "",
-               ocm_signing_key: str = "") -> str:
-    """One site's JupyterHub (cs3collab.hub.local: CS3 login, a local server per user); its URL.
-    With ``oidc_issuer`` people log in at that IdP (``--oidc``), else on the hub's form."""
+def _hub(name: str, base: Path, gateway: str, service_url: str, oidc_issuer: str = "",
+         ocm_signing_key: str = "") -> tuple[str, list[str], re.Pattern[str], dict[str, str]]:
+    """One site's JupyterHub (cs3collab.hub.local: CS3 login, a local server
+    per user), to :func:`_start`; its ready line has the ``url``. With
+    ``oidc_issuer`` people log in at that IdP (``--oidc``), else on the hub's form."""
     config = local_hub.write_config(base, gateway=gateway, service_url=service_url, oidc_issuer=oidc_issuer,
                                     ocm_signing_key=ocm_signing_key)
-    hub = await stack.enter_async_context(_child(
-        name, local_hub.hub_command(config), local_hub.HUB_READY, tasks,
-        env=local_hub.hub_env(base),
-    ))
-    return hub.match["url"].rstrip("/")
+    return name, local_hub.hub_command(config), local_hub.HUB_READY, local_hub.hub_env(base)
 
 
 def _notebook_url(hub: str, user: str, where: str) -> str:
@@ -465,17 +501,15 @@ async def run_two_sites(args: argparse.Namespace) -> None:
     providers = base / "ocm-providers.json"
     providers.parent.mkdir(parents=True, exist_ok=True)
     async with asyncio.TaskGroup() as tasks, contextlib.AsyncExitStack() as stack:
-        sites = {}
-        for key in ("a", "b"):
-            sites[key] = await stack.enter_async_context(_child(
-                f"devstack-{key}",
-                python + ["devstack", "--data", str(base / f"site-{key}"), "--port", "0", "--http-port", "0",
-                          "--domain", domains[key], "--ocm-providers", str(providers),
-                          *(["--oidc"] if getattr(args, "oidc", False) else []),
-                          # site A lets OCM guests list versions (federated history; docs/federation.md)
-                          *(["--ocm-scope-extra", "ListFileVersions"] if key == "a" else [])],
-                DEVSTACK_READY, tasks,
-            ))
+        sites = dict(zip(("a", "b"), await _start(stack, tasks, *((
+            f"devstack-{key}",
+            python + ["devstack", "--data", str(base / f"site-{key}"), "--port", "0", "--http-port", "0",
+                      "--domain", domains[key], "--ocm-providers", str(providers),
+                      *(["--oidc"] if getattr(args, "oidc", False) else []),
+                      # site A lets OCM guests list versions (federated history; docs/federation.md)
+                      *(["--ocm-scope-extra", "ListFileVersions"] if key == "a" else [])],
+            DEVSTACK_READY,
+        ) for key in ("a", "b")))))
         gateway = {key: site.match["gateway"] for key, site in sites.items()}
         port_a = _kept_port(base / "service-a.port")
         service_a_url = f"http://127.0.0.1:{port_a}"
@@ -484,24 +518,23 @@ async def run_two_sites(args: argparse.Namespace) -> None:
             PeerSite(domains["a"], sites["a"].match["http"], webapp_url=service_a_url),
             PeerSite(domains["b"], sites["b"].match["http"]),
         ])
-        service_a = await stack.enter_async_context(_child(
+        service_a, service_b = await _start(stack, tasks, (
             "service-a",
             python + ["serve", f"--gateway={gateway['a']}", f"--state-dir={base / 'service-a'}", f"--port={port_a}"],
-            SERVICE_READY, tasks,
-        ))
-        service_b = await stack.enter_async_context(_child(
+            SERVICE_READY,
+        ), (
             "service-b",
             python + ["serve", f"--gateway={gateway['b']}", f"--state-dir={base / 'service-b'}", "--port=0"],
-            SERVICE_READY, tasks,
+            SERVICE_READY,
         ))
+        # each site's users' servers sign their OCM code-flow exchanges with the site's key (OCM 1.4)
+        hub_a, hub_b = await _spawn(stack, tasks, *(
+            _hub(f"hub-{key}", base / f"hub-{key}", gateway[key], service.match["url"],
+                 sites[key].match.get("oidc") or "", str(base / f"site-{key}" / "ocm-signing-key.pem"))
+            for key, service in (("a", service_a), ("b", service_b))))
         sample = await seed_federated(gateway["a"], gateway["b"], domains["b"], service_a.match["url"], domains["a"])
-        hubs = {
-            # each site's users' servers sign their OCM code-flow exchanges with the site's key (OCM 1.4)
-            "a": await _hub(stack, tasks, "hub-a", base / "hub-a", gateway["a"], service_a.match["url"],
-                            sites["a"].match.get("oidc") or "", str(base / "site-a" / "ocm-signing-key.pem")),
-            "b": await _hub(stack, tasks, "hub-b", base / "hub-b", gateway["b"], service_b.match["url"],
-                            sites["b"].match.get("oidc") or "", str(base / "site-b" / "ocm-signing-key.pem")),
-        }
+        await _ready(hub_a, hub_b)
+        hubs = {"a": hub_a.match["url"].rstrip("/"), "b": hub_b.match["url"].rstrip("/")}
         print("\ncs3collab two-site demo ready", flush=True)
         print(f"  site A {domains['a']}: gateway {gateway['a']}   collaboration service {service_a.match['url']}",
               flush=True)
