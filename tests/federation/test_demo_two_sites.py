@@ -70,7 +70,7 @@ async def log_in(hub: str, user: str, password: str) -> AsyncIterator[httpx.Asyn
 
 
 async def test_two_site_demo(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(processes, "READY_TIMEOUT", 150.0)  # eight processes start before the ready line
+    monkeypatch.setattr(processes, "READY_TIMEOUT", 300.0)  # six processes and the seeding before the ready line
     args = [sys.executable, "-m", "cs3collab", "demo", "--two-sites", "--dir", str(tmp_path / "demo")]
     async with run_process(args, READY) as demo:
         await demo.wait_for_output("Ctrl-C stops everything", timeout=10)
