@@ -49,7 +49,7 @@ def _printed(output: list[str], prefix: str) -> str:
 async def test_einstein_at_a_and_marie_at_b_coedit_in_browsers(tmp_path: Path, monkeypatch):
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: these tests use Debian's chromium (./dev test installs it with apt)")
-    monkeypatch.setattr(processes, "READY_TIMEOUT", 150.0)
+    monkeypatch.setattr(processes, "READY_TIMEOUT", 300.0)  # the two-site demo: six processes and the seeding
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     args = [sys.executable, "-m", "cs3collab", "demo", "--two-sites", "--dir", str(tmp_path / "demo")]
     async with run_process(args, READY) as demo, async_playwright() as driver, contextlib.AsyncExitStack() as exits:
