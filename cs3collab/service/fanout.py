@@ -41,7 +41,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio
 import redis.exceptions
@@ -66,6 +66,7 @@ class _Subscription:
     on_updates: OnUpdates
     on_gap: OnGap
     on_message: OnMessage | None
+    listening: anyio.Event = field(default_factory=anyio.Event)  # its channel is subscribed
 
 
 class RoomBus:
@@ -115,6 +116,18 @@ class RoomBus:
         except _REDIS_ERRORS as e:  # the reader reports again on its next round
             log.debug("fanout position not reported room=%s replica=%s error=%s", room, self.journal.replica_id, e)
         await self._wake()
+
+    async def listening(self, room: str, timeout: float) -> bool:
+        """Wait (at most ``timeout`` seconds) until ``room``'s ephemeral
+        channel is subscribed, so that an answer to a message sent from now on
+        is heard (subscribe only asks the listener to subscribe). False when
+        it is not (Redis unreachable, or the room is not subscribed here)."""
+        sub = self.rooms.get(room)
+        if sub is None:
+            return False
+        with anyio.move_on_after(timeout):
+            await sub.listening.wait()
+        return sub.listening.is_set()
 
     async def unsubscribe(self, room: str) -> None:
         if self.rooms.pop(room, None) is not None:
@@ -234,6 +247,9 @@ class RoomBus:
         current = {c.decode() if isinstance(c, bytes) else c for c in self._pubsub.channels}
         if wanted - current:
             await self._pubsub.subscribe(*(wanted - current))
+        for room, sub in list(self.rooms.items()):
+            if self._channel(room) in wanted:
+                sub.listening.set()
         if current - wanted:
             await self._pubsub.unsubscribe(*(current - wanted))
         self._channels_changed = anyio.Event()

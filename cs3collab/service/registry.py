@@ -137,7 +137,10 @@ class LiveRoom:
 
     @property
     def save_problem(self) -> dict | None:
-        """The RAW ``cs3collab:save-failed`` notice while saves fail, else None."""
+        """The RAW ``cs3collab:save-failed`` notice while saves fail, else None
+        (on a replica without the room's lease: as the holder told it)."""
+        if self._replication is not None and not self._replication.persists_here():
+            return self._replication.save_problem
         return self._storage.save_problem
 
     async def save(self) -> str:
@@ -180,9 +183,11 @@ class LiveRoom:
         ``author``: on whose behalf (a shared kernel's run); ``named``: (user id,
         display name) of such a person connected to another replica, named in
         the save record instead."""
-        if author is None and named is not None:
-            self._storage.note_authors({named[0]: named[1]})
-        return await self.room.edit(change, quiet=quiet, author=author, named=named)
+        seq = await self.room.edit(change, quiet=quiet, author=author, named=named)
+        if author is None and named is not None and seq:
+            # no await since the change: the save it woke has not read the authors yet
+            self._storage.note_authors({named[0]: named[1]}, seq)
+        return seq
 
     async def restore(self, content, restorer: Participant) -> tuple[int, str]:
         """Make the live document ``content`` (a version's), as ``restorer``,

@@ -32,7 +32,7 @@ from cs3collab.service.access import AccessWatcher
 from cs3collab.service.logthrottle import LogThrottle
 from cs3collab.service.protocol import ProtocolError
 from cs3collab.service.room import Room
-from cs3collab.service.storage import PersistenceMoved, RoomStorage
+from cs3collab.service.storage import SAVE_FAILED, SAVED, PersistenceMoved, RoomStorage
 
 if TYPE_CHECKING:
     from cs3collab.service.replicas import ReplicaLink
@@ -63,7 +63,15 @@ BUS_NOTICE = b"n"
 #: (JSON {"id", "status"}).
 BUS_SAVE = b"s"
 BUS_SAVED = b"d"
+#: a replica that just opened the room (empty), and the lease holder's answer: its
+#: save-failed notice while saves fail (JSON, null when saving works), for tabs that join there.
+BUS_HELLO = b"h"
+BUS_SAVE_PROBLEM = b"p"
 
+HELLO_WAIT = 10.0
+"""Seconds a replica that opened a room waits for the room's channel to be
+subscribed before it says hello anyway (Redis unreachable: the answer is lost;
+the holder's next notice still arrives)."""
 SAVE_ELSEWHERE_TIMEOUT = 60.0
 """Seconds a save asked on a replica that does not hold the room's lease
 waits for the holder's answer before it is answered ``failed``."""
@@ -97,6 +105,9 @@ class RoomReplication:
         self._outbox: list[bytes] = []
         self._wakeup = asyncio.Event()
         self._saves_elsewhere: dict[str, asyncio.Future] = {}
+        # the holder's save-failed notice while its saves fail, as this replica
+        # heard it (its own storage's is None: it does not save)
+        self.save_problem: dict | None = None
         room.on_awareness(lambda payload: self.out(BUS_AWARENESS + payload))
         storage.may_persist = self.persists_here
         storage.before_upload = self.fence
@@ -180,6 +191,10 @@ class RoomReplication:
         log.info("room follows other replicas room=%s replica=%s from_seq=%d", self.key, self.link.replica,
                  self.seq)
         try:
+            # the holder says whether saves fail (its notice went out before this replica listened);
+            # asked once this replica hears the room's channel, or the answer is lost
+            await bus.listening(self.key, HELLO_WAIT)
+            self.out(BUS_HELLO)
             while True:
                 await self._wakeup.wait()
                 self._wakeup.clear()
@@ -225,7 +240,7 @@ class RoomReplication:
         self._wakeup.set()
 
     async def _remote_updates(self, updates: list[bytes], last_seq: int, authors: dict[str, str]) -> None:
-        self.storage.note_authors(authors)  # before the change listeners run: a save names them
+        self.storage.note_authors(authors, last_seq)  # before the change listeners run: a save names them
         self.room.receive_remote(updates, last_seq)
         self.seq = max(self.seq, last_seq)
 
@@ -256,7 +271,22 @@ class RoomReplication:
         elif kind == BUS_NOTICE:
             notice = json.loads(payload)
             if isinstance(notice, dict):
+                if notice.get("type") == SAVE_FAILED:
+                    self.save_problem = notice
+                elif notice.get("type") == SAVED:
+                    self.save_problem = None
                 self.room.notify(notice)  # here only: it came from the bus
+        elif kind == BUS_HELLO:
+            if self.persists_here():
+                self.out(BUS_SAVE_PROBLEM + json.dumps(self.storage.save_problem).encode())
+        elif kind == BUS_SAVE_PROBLEM:
+            problem = json.loads(payload)
+            if (problem is None or (isinstance(problem, dict) and problem.get("type") == SAVE_FAILED)) \
+                    and problem != self.save_problem and not self.persists_here():
+                told = self.save_problem
+                self.save_problem = problem
+                if problem is not None and told is None:  # nobody here heard it: tell them now
+                    self.room.notify(problem)
         elif kind == BUS_SAVE:
             request = json.loads(payload).get("id")
             if isinstance(request, str) and self.persists_here():

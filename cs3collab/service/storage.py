@@ -58,6 +58,10 @@ MERGED_META = "merged_outside"
 had unsaved edits: the stored file (``etag``) is the last saved state plus
 the updates at ``seqs``, so a restart does not merge it a second time."""
 READ_ONLY_STATE = "cs3collab:readOnly"
+SAVED = "cs3collab:saved"
+"""RAW notice type: a save wrote the file (``etag``); ends a save-failed run."""
+SAVE_FAILED = "cs3collab:save-failed"
+"""RAW notice type: saves fail (``reason``, ``message``); retried until one works."""
 """Key in the document's ``state`` map: why the room is read-only for everyone
 ("locked by <app> (<user>)"), or "" when it is not."""
 
@@ -76,6 +80,47 @@ class StorageSettings:
     retry_delay: float = 2.0
     lock_lifetime: float = 120.0
     app_name: str = "cs3collab"
+
+
+@dataclass
+class _Author:
+    name: str
+    first: int  # journal sequence of their first unsaved change
+    last: int  # and of their last change
+
+
+class UnsavedAuthors:
+    """Who has changes not saved yet, by journal sequence: what a save record names.
+
+    A save writes the changes up to a sequence; its record names everyone
+    with an unsaved change up to it, and only them: someone whose typing an
+    earlier save already wrote is not named again because others kept
+    typing meanwhile (a restore right after saved typing names the restorer).
+    """
+
+    def __init__(self) -> None:
+        self._authors: dict[str, _Author] = {}  # user id -> their unsaved changes
+
+    def note(self, uid: str, name: str, seq: int) -> None:
+        """``uid`` (display name ``name``) made the change at journal sequence ``seq``."""
+        known = self._authors.get(uid)
+        if known is None:
+            self._authors[uid] = _Author(name, seq, seq)
+        else:
+            known.name, known.last = name, max(known.last, seq)
+
+    def saved_up_to(self, seq: int) -> dict[str, str]:
+        """The changes up to ``seq`` are saved: who made them (user id → name).
+        Authors whose changes are all in it are forgotten; the others are named
+        again by the save that writes their later changes."""
+        named = {uid: author.name for uid, author in self._authors.items() if author.first <= seq}
+        for uid in list(self._authors):
+            author = self._authors[uid]
+            if author.last <= seq:
+                del self._authors[uid]
+            elif author.first <= seq:
+                author.first = seq + 1
+        return named
 
 
 class PersistenceMoved(Exception):
@@ -116,7 +161,7 @@ class RoomStorage:
         self.save_failures = 0  # saves failed in a row (told to participants on the first)
         self._failure_reason: str | None = None
         self.save_problem: dict | None = None  # the save-failed notice while saves fail (for joiners)
-        self._authors: dict[str, str] = {}
+        self._authors = UnsavedAuthors()
         self._writers: dict[str, Session] = {}
         self._save_lock = asyncio.Lock()
         self._merging = False
@@ -282,24 +327,25 @@ class RoomStorage:
             log.info("room adopts the last save room=%s path=%s etag=%s seq=%d",
                      self.room.key, self.path, self.persisted_etag, self.persisted_seq)
         self.unsaved = self.room.last_seq > self.persisted_seq
+        self._authors.saved_up_to(self.persisted_seq)  # whose changes are all in that save are named no more
         if self.unsaved:
             self._dirty.set()
-        else:  # every change so far is in that save, and so are their authors
-            self._authors.clear()
 
     # -- changes -----------------------------------------------------------------
 
-    def note_authors(self, authors: dict[str, str]) -> None:
-        """Authors (user id → display name) of changes made on another replica:
-        named in this room's next save record if this replica saves it."""
-        self._authors.update(authors)
+    def note_authors(self, authors: dict[str, str], seq: int) -> None:
+        """Authors (user id → display name) of changes up to journal sequence
+        ``seq`` made on another replica (or on its behalf): named in the
+        record of the save that first includes them, if this replica saves it."""
+        for uid, name in authors.items():
+            self._authors.note(uid, name, seq)
 
     def _changed(self, author: Participant | None) -> None:
         if author is None and self._merging:
             return  # an outside edit: that content is in CS3 already
         self.unsaved = True
         if author is not None:
-            self._authors[author.identity.uid] = author.identity.display_name
+            self._authors.note(author.identity.uid, author.identity.display_name, self.room.last_seq)
             self._writers[author.identity.uid] = author.session
         self._dirty.set()
         self.wake()  # the first edit after idleness: outside edits first
@@ -511,7 +557,7 @@ class RoomStorage:
         reason changes): RAW ``{"type": "cs3collab:save-failed", "reason",
         "message"}``; the next ``cs3collab:saved`` tells them it is over."""
         self.save_failures += 1
-        self.save_problem = {"type": "cs3collab:save-failed", "reason": reason, "message": message}
+        self.save_problem = {"type": SAVE_FAILED, "reason": reason, "message": message}
         if self.save_failures == 1 or reason != self._failure_reason:
             self.notify(self.save_problem)
             log.warning("participants told the room cannot save room=%s path=%s reason=%s failures=%d",
@@ -584,7 +630,7 @@ class RoomStorage:
     async def _saved(self, session: Session, etag: str | None, seq: int, state: bytes) -> None:
         if not etag:
             etag = (await session.files.stat(self.resource_id)).etag
-        authors = dict(self._authors)
+        authors = self._authors.saved_up_to(seq)
         # compressed on a thread (zlib lets go of the GIL): ~100 ms for a 1000-cell
         # notebook on a busy machine, which on the loop would stall every room
         persisted_z = await asyncio.to_thread(zlib.compress, state, 1)
@@ -592,7 +638,6 @@ class RoomStorage:
         self.versions_written += 1
         if self.room.last_seq == seq:
             self.unsaved = False
-            self._authors.clear()
         await self.room.journal.mark_persisted(self.room.key, seq, etag)
         await self._forget_merged()  # the stored file is our save now
         try:
@@ -602,7 +647,7 @@ class RoomStorage:
         except CS3Error as exc:  # the save itself succeeded; only its label is missing
             log.warning("could not record save metadata room=%s path=%s error=%s", self.room.key, self.path, exc)
         await self._mark_clean(etag)
-        self.notify({"type": "cs3collab:saved", "etag": etag})
+        self.notify({"type": SAVED, "etag": etag})
         log.info("saved room=%s path=%s etag=%s seq=%d authors=%s", self.room.key, self.path, etag, seq, ",".join(authors))
 
     async def _mark_clean(self, etag: str) -> None:
