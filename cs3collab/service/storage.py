@@ -58,12 +58,12 @@ MERGED_META = "merged_outside"
 had unsaved edits: the stored file (``etag``) is the last saved state plus
 the updates at ``seqs``, so a restart does not merge it a second time."""
 READ_ONLY_STATE = "cs3collab:readOnly"
+"""Key in the document's ``state`` map: why the room is read-only for everyone
+("locked by <app> (<user>)"), or "" when it is not."""
 SAVED = "cs3collab:saved"
 """RAW notice type: a save wrote the file (``etag``); ends a save-failed run."""
 SAVE_FAILED = "cs3collab:save-failed"
 """RAW notice type: saves fail (``reason``, ``message``); retried until one works."""
-"""Key in the document's ``state`` map: why the room is read-only for everyone
-("locked by <app> (<user>)"), or "" when it is not."""
 
 
 @dataclass(frozen=True)
