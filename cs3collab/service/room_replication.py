@@ -32,7 +32,7 @@ from cs3collab.service.access import AccessWatcher
 from cs3collab.service.logthrottle import LogThrottle
 from cs3collab.service.protocol import ProtocolError
 from cs3collab.service.room import Room
-from cs3collab.service.storage import SAVE_FAILED, SAVED, PersistenceMoved, RoomStorage
+from cs3collab.service.storage import READ_ONLY, SAVE_FAILED, SAVED, PersistenceMoved, RoomStorage
 
 if TYPE_CHECKING:
     from cs3collab.service.replicas import ReplicaLink
@@ -265,7 +265,7 @@ class RoomReplication:
             if reason != self.room.read_only and (reason is None or isinstance(reason, str)):
                 # as the holder told its own participants (storage._update_read_only)
                 self.room.read_only = reason
-                self.room.notify({"type": "cs3collab:read-only", "reason": reason})
+                self.room.notify({"type": READ_ONLY, "reason": reason})
                 log.info("room read-only state changed room=%s path=%s reason=%s source=replica", self.key,
                          self.storage.path, reason)
         elif kind == BUS_NOTICE:

@@ -64,6 +64,8 @@ SAVED = "cs3collab:saved"
 """RAW notice type: a save wrote the file (``etag``); ends a save-failed run."""
 SAVE_FAILED = "cs3collab:save-failed"
 """RAW notice type: saves fail (``reason``, ``message``); retried until one works."""
+READ_ONLY = "cs3collab:read-only"
+"""RAW notice type: the room's read-only ``reason`` changed (null: editable again)."""
 
 
 @dataclass(frozen=True)
@@ -451,7 +453,7 @@ class RoomStorage:
         reason = f"locked by {foreign}" if foreign else None
         if reason != self.read_only_reason:
             self.room.read_only = reason
-            self.room.notify({"type": "cs3collab:read-only", "reason": reason})
+            self.room.notify({"type": READ_ONLY, "reason": reason})
             # also in the document's state, so that a tab that joins later (or
             # missed the message while connecting) reads it with the sync
             await self._quiet_state_edit(lambda document: self._set_state(document, READ_ONLY_STATE, reason or ""))
