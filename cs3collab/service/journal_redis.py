@@ -72,6 +72,7 @@ from redis.backoff import NoBackoff
 from traitlets import Float, Int, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
+from . import metrics
 from .journal import (
     CheckedJournal,
     _Call,
@@ -407,6 +408,7 @@ class RedisJournal(CheckedJournal, Configurable):
                     call.future.set_exception(error)
             return
         self.stats.commits += 1
+        metrics.journal_committed(time.perf_counter() - started)
         appends = appended = 0
         for call, reply in zip(batch, replies):
             try:

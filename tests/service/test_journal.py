@@ -25,6 +25,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from prometheus_client import REGISTRY
 from pycrdt import Array, Doc, Map, Text
 
 from cs3collab.service.journal import (
@@ -203,6 +204,18 @@ async def test_appends_of_one_tick_share_one_commit(running):
         await asyncio.gather(*(journal.append(f"{ROOM}-{i % 7}", b"x" * 100) for i in range(300)))
         assert journal.stats.commits == before + 1
         assert journal.stats.appends == 301
+
+
+async def test_each_commit_is_timed_for_the_metrics(running):
+    """An operator's dashboard shows the journal's commit time for either
+    backend (``cs3collab_journal_commit_seconds``): one observation per commit."""
+    count = "cs3collab_journal_commit_seconds_count"
+    async with running() as journal:
+        observed, commits = REGISTRY.get_sample_value(count) or 0.0, journal.stats.commits
+        await asyncio.gather(*(journal.append(ROOM, b"x") for _ in range(5)))  # one commit
+        await journal.append(ROOM, b"y")  # and another
+        assert journal.stats.commits - commits == 2
+        assert REGISTRY.get_sample_value(count) - observed == 2
 
 
 async def test_appends_during_a_commit_share_the_next_one(running):
