@@ -31,6 +31,15 @@ The clients are BenchClient from benchmarks/service_bench.py (same latency metho
 a recipient counts a writer's update as arrived when its state vector covers it).
 All clients run in this process; its own CPU is printed beside each window.
 
+Beside each end-to-end p99, the service's own share: the p99 of its
+``cs3collab_update_fanout_seconds`` (a change entering a room, journal commit
+included, until its frame is queued for every other participant) and of
+``cs3collab_journal_commit_seconds`` (one batch of journal calls: a SQLite
+commit, or a Redis pipeline round trip), read from ``/metrics`` before
+and after the window. They are bucket bounds ("<= 10" means between 5 and 10
+ms), what the histograms can tell; the rest of the end-to-end figure is the
+network, the benchmark's clients and waiting for a core.
+
 Usage (from the repository root)::
 
     .venv/bin/python benchmarks/replica_bench.py [--quick] [--only one|two] [--json out.json]
@@ -105,6 +114,43 @@ def loadavg() -> str:
 async def saves_done(http: httpx.AsyncClient, url: str) -> float:
     match = SAVES.search((await http.get(f"{url}/metrics")).text)
     return float(match.group(1)) if match else 0.0
+
+
+BUCKET = re.compile(r'^(cs3collab_\w+)_seconds_bucket\{le="([0-9.e+inf]+)"\} ([0-9.e+]+)$', re.M)
+SERVER_HISTOGRAMS = ("cs3collab_update_fanout", "cs3collab_journal_commit")
+
+
+async def histograms(http: httpx.AsyncClient, url: str) -> dict[str, list[tuple[float, float]]]:
+    """The service's latency histograms named in SERVER_HISTOGRAMS: cumulative
+    (upper bound, count) pairs, from its /metrics."""
+    out: dict[str, list[tuple[float, float]]] = {}
+    for name, bound, count in BUCKET.findall((await http.get(f"{url}/metrics")).text):
+        if name in SERVER_HISTOGRAMS:
+            out.setdefault(name, []).append((float(bound), float(count)))
+    return out
+
+
+def bucket_quantile(before: list[tuple[float, float]], after: list[tuple[float, float]], q: float) -> float | None:
+    """The upper bound (ms) of the bucket holding quantile q of the observations
+    made between two readings of one histogram: the server's own share of the
+    latency, as coarse as the histogram's buckets."""
+    counts = [(bound, a - b) for (bound, a), (_, b) in zip(after, before)]
+    total = counts[-1][1] if counts else 0
+    if not total:
+        return None
+    for bound, count in counts:
+        if count >= q * total:
+            return bound * 1000
+    return None
+
+
+async def summed_histogram(http: httpx.AsyncClient, urls: list[str], name: str) -> list[tuple[float, float]]:
+    """One histogram of several replicas, added bucket by bucket."""
+    total: list[tuple[float, float]] = []
+    for url in urls:
+        buckets = (await histograms(http, url)).get(name, [])
+        total = buckets if not total else [(b, n + m) for (b, n), (_, m) in zip(total, buckets)]
+    return total
 
 
 async def cs3_calls(http: httpx.AsyncClient, url: str) -> dict[str, float]:
@@ -324,6 +370,7 @@ async def measure_load(target: Target, http: httpx.AsyncClient, settings: Settin
         await asyncio.sleep(max(0.0, window.start - time.perf_counter()))
         calls0 = await cs3_calls(http, target.url) if is_ours else {}
         saves0 = await saves_done(http, target.url) if is_ours else 0.0
+        hist0 = await histograms(http, target.url) if is_ours else {}
         cpu0, own0, t0, load0 = cpu_seconds(target.pid), time.process_time(), time.perf_counter(), loadavg()
         await asyncio.sleep(max(0.0, window.end - time.perf_counter()))
         cpu, own, wall = cpu_seconds(target.pid) - cpu0, time.process_time() - own0, time.perf_counter() - t0
@@ -336,6 +383,9 @@ async def measure_load(target: Target, http: httpx.AsyncClient, settings: Settin
                                     if calls1.get(m, 0) != calls0.get(m, 0)}
             out["cs3"] /= wall
             out["saves"] = await saves_done(http, target.url) - saves0
+            hist1 = await histograms(http, target.url)
+            for name, after in hist1.items():
+                out[f"{name.removeprefix('cs3collab_')}_p99_le"] = bucket_quantile(hist0.get(name, []), after, 0.99)
         return out
 
     _, figures = await asyncio.gather(load.run(started), measure())
@@ -380,6 +430,8 @@ async def one_replica(results: Results, settings: Settings, workdir: Path, site,
         saves = ours.get("saves")
         results.add(scenario, "saves in window", saves, None, "> 0 (saves running)" if check else "",
                     (saves is not None and saves > 0) if check else None)
+        results.add(scenario, "in the service: fanout p99 <= (ms)", ours.get("update_fanout_p99_le"), None)
+        results.add(scenario, "in the service: journal commit p99 <= (ms)", ours.get("journal_commit_p99_le"), None)
         for name, f in figures.items():
             results.note(f"{name} {scenario}: {f['samples']} samples, opened in {f['opened']:.1f} s, bench client "
                          f"CPU {f['client_cpu']:.2f} cores, load average {f['load0']} -> {f['load1']}"
@@ -456,7 +508,11 @@ async def two_replicas(results: Results, settings: Settings, workdir: Path, site
             cpu0 = {p: cpu_seconds(p) for p in (one.running.pid, two.running.pid, redis.running.pid)}
             own0, t0, load_before = time.process_time(), time.perf_counter(), loadavg()
             saves0 = await saves_done(http, one.url) + await saves_done(http, two.url)
+            both = [one.url, two.url]
+            server0 = {name: await summed_histogram(http, both, name) for name in SERVER_HISTOGRAMS}
             await asyncio.sleep(max(0.0, before.end - time.perf_counter()))
+            server_before = {name: bucket_quantile(server0[name], await summed_histogram(http, both, name), 0.99)
+                             for name in SERVER_HISTOGRAMS}
             wall = time.perf_counter() - t0
             cpu_before = {p: (cpu_seconds(p) - c) / wall for p, c in cpu0.items()}
             own_before = (time.process_time() - own0) / wall
@@ -517,7 +573,10 @@ async def two_replicas(results: Results, settings: Settings, workdir: Path, site
             await asyncio.sleep(max(0.0, after.start - time.perf_counter()))
             cpu0 = {p: cpu_seconds(p) for p in (two.running.pid, redis.running.pid)}
             own0, t0, load_after = time.process_time(), time.perf_counter(), loadavg()
+            server0 = {name: await summed_histogram(http, [two.url], name) for name in SERVER_HISTOGRAMS}
             await writing
+            server_after = {name: bucket_quantile(server0[name], await summed_histogram(http, [two.url], name), 0.99)
+                            for name in SERVER_HISTOGRAMS}
             wall = time.perf_counter() - t0
             cpu_after = {p: (cpu_seconds(p) - c) / wall for p, c in cpu0.items()}
             own_after = (time.process_time() - own0) / wall
@@ -564,6 +623,9 @@ async def two_replicas(results: Results, settings: Settings, workdir: Path, site
     p99_after = percentile(samples_after, 0.99) * 1000
     results.add(scenario, "latency p50 before kill (ms)", percentile(samples_before, 0.5) * 1000)
     results.add(scenario, "latency p99 before kill (ms)", p99_before, None, "<= 25", p99_before <= 25)
+    results.add(scenario, "in the replicas: fanout p99 before kill <= (ms)", server_before["cs3collab_update_fanout"])
+    results.add(scenario, "in the replicas: journal commit p99 before kill <= (ms)",
+                server_before["cs3collab_journal_commit"])
     results.add(scenario, "delivered before kill (%)", 100 * len(samples_before) / expected_before)
     results.add(scenario, "saves before kill (both replicas)", saves_before, None, "> 0 (saves running)",
                 saves_before > 0)
@@ -571,6 +633,9 @@ async def two_replicas(results: Results, settings: Settings, workdir: Path, site
     results.add(scenario, "clients not reconnected at the end", not_reconnected, None, "0", not_reconnected == 0)
     results.add(scenario, "latency p50 after reconnect (ms)", percentile(samples_after, 0.5) * 1000)
     results.add(scenario, "latency p99 after reconnect (ms)", p99_after, None, "<= 25", p99_after <= 25)
+    results.add(scenario, "in replica 2: fanout p99 after reconnect <= (ms)", server_after["cs3collab_update_fanout"])
+    results.add(scenario, "in replica 2: journal commit p99 after reconnect <= (ms)",
+                server_after["cs3collab_journal_commit"])
     results.add(scenario, "delivered after reconnect (%)", 100 * len(samples_after) / expected_after)
     results.add(scenario, "resyncs refused by replica 2 (reconnected again)", len(refused), None, "0", not refused)
     results.add(scenario, "lost acknowledged edits", lost_acknowledged, None, "0", lost_acknowledged == 0)
