@@ -124,6 +124,7 @@ async def test_startup_objects_are_frozen_out_of_the_collectors_reach(ops):
     time it takes to walk them again (160-200 ms under load, docs/performance.md)."""
     line = next(line for line in ops.running.output if "startup objects frozen" in line)
     assert int(re.search(r"objects=(\d+)", line).group(1)) > 100_000
+    assert "full_collection_every=100" in line  # and full collections spaced out again
 
 
 async def test_healthz_and_readyz_follow_the_gateway(tmp_path):
