@@ -160,6 +160,7 @@ class CollabService(Application):
     ).tag(config=True)
     gc_full_every = Int(
         100,
+        min=1,
         help="With gc_freeze: young-generation collections between two full collections at least (the "
         "third value of gc.set_threshold; Python's default is 10). Frozen, the startup objects no longer "
         "count towards when a full collection is due, so with Python's default they come about five times "

@@ -1,4 +1,6 @@
-"""Giving freed memory back to the operating system after a room releases its documents.
+"""Giving freed memory back to the operating system after a room releases its
+documents, and keeping the garbage collector's full collections short
+(``freeze_startup_objects``).
 
 A released room's documents are freed (yrs frees them when Python drops
 them), but glibc keeps freed heap pages mapped for reuse: without a trim
@@ -72,9 +74,8 @@ def freeze_startup_objects(full_every: int) -> int:
     the objects it tracks), so full collections, each shorter, would come
     several times as often (about 5 times here: 430 000 objects tracked
     before, 80 000 after), which in the one-replica benchmark put them inside
-    the measured window
-    (p99 median 18 ms, against 16 unfrozen and 13.5 with ``full_every`` at
-    100). Raising the third threshold spaces them out again.
+    the measured window (p99 median 18 ms, against 16 unfrozen and 13.5 with
+    ``full_every`` at 100). Raising the third threshold spaces them out again.
     """
     gc.collect()
     gc.freeze()
