@@ -70,6 +70,7 @@ from pathlib import Path
 
 import httpx
 import websockets
+from prometheus_client.parser import text_string_to_metric_families
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -116,17 +117,21 @@ async def saves_done(http: httpx.AsyncClient, url: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-BUCKET = re.compile(r'^(cs3collab_\w+)_seconds_bucket\{le="([0-9.e+inf]+)"\} ([0-9.e+]+)$', re.M)
-SERVER_HISTOGRAMS = ("cs3collab_update_fanout", "cs3collab_journal_commit")
+SERVER_HISTOGRAMS = ("cs3collab_update_fanout_seconds", "cs3collab_journal_commit_seconds")
 
 
-async def histograms(http: httpx.AsyncClient, url: str) -> dict[str, list[tuple[float, float]]]:
-    """The service's latency histograms named in SERVER_HISTOGRAMS: cumulative
-    (upper bound, count) pairs, from its /metrics."""
+async def histograms(http: httpx.AsyncClient, urls: list[str]) -> dict[str, list[tuple[float, float]]]:
+    """The histograms named in SERVER_HISTOGRAMS, from the /metrics of one or
+    several replicas added bucket by bucket: cumulative (upper bound, count)
+    pairs per histogram."""
     out: dict[str, list[tuple[float, float]]] = {}
-    for name, bound, count in BUCKET.findall((await http.get(f"{url}/metrics")).text):
-        if name in SERVER_HISTOGRAMS:
-            out.setdefault(name, []).append((float(bound), float(count)))
+    for url in urls:
+        for family in text_string_to_metric_families((await http.get(f"{url}/metrics")).text):
+            if family.name not in SERVER_HISTOGRAMS:
+                continue
+            buckets = [(float(s.labels["le"]), s.value) for s in family.samples if s.name.endswith("_bucket")]
+            total = out.get(family.name)
+            out[family.name] = buckets if total is None else [(b, n + m) for (b, n), (_, m) in zip(total, buckets)]
     return out
 
 
@@ -144,13 +149,9 @@ def bucket_quantile(before: list[tuple[float, float]], after: list[tuple[float, 
     return None
 
 
-async def summed_histogram(http: httpx.AsyncClient, urls: list[str], name: str) -> list[tuple[float, float]]:
-    """One histogram of several replicas, added bucket by bucket."""
-    total: list[tuple[float, float]] = []
-    for url in urls:
-        buckets = (await histograms(http, url)).get(name, [])
-        total = buckets if not total else [(b, n + m) for (b, n), (_, m) in zip(total, buckets)]
-    return total
+def p99_between(before: dict[str, list[tuple[float, float]]], after: dict[str, list[tuple[float, float]]]) -> dict[str, float | None]:
+    """bucket_quantile(0.99) of every histogram of two readings."""
+    return {name: bucket_quantile(before.get(name, []), after.get(name, []), 0.99) for name in SERVER_HISTOGRAMS}
 
 
 async def cs3_calls(http: httpx.AsyncClient, url: str) -> dict[str, float]:
@@ -370,7 +371,7 @@ async def measure_load(target: Target, http: httpx.AsyncClient, settings: Settin
         await asyncio.sleep(max(0.0, window.start - time.perf_counter()))
         calls0 = await cs3_calls(http, target.url) if is_ours else {}
         saves0 = await saves_done(http, target.url) if is_ours else 0.0
-        hist0 = await histograms(http, target.url) if is_ours else {}
+        hist0 = await histograms(http, [target.url]) if is_ours else {}
         cpu0, own0, t0, load0 = cpu_seconds(target.pid), time.process_time(), time.perf_counter(), loadavg()
         await asyncio.sleep(max(0.0, window.end - time.perf_counter()))
         cpu, own, wall = cpu_seconds(target.pid) - cpu0, time.process_time() - own0, time.perf_counter() - t0
@@ -383,9 +384,7 @@ async def measure_load(target: Target, http: httpx.AsyncClient, settings: Settin
                                     if calls1.get(m, 0) != calls0.get(m, 0)}
             out["cs3"] /= wall
             out["saves"] = await saves_done(http, target.url) - saves0
-            hist1 = await histograms(http, target.url)
-            for name, after in hist1.items():
-                out[f"{name.removeprefix('cs3collab_')}_p99_le"] = bucket_quantile(hist0.get(name, []), after, 0.99)
+            out["server_p99_le"] = p99_between(hist0, await histograms(http, [target.url]))
         return out
 
     _, figures = await asyncio.gather(load.run(started), measure())
@@ -430,8 +429,10 @@ async def one_replica(results: Results, settings: Settings, workdir: Path, site,
         saves = ours.get("saves")
         results.add(scenario, "saves in window", saves, None, "> 0 (saves running)" if check else "",
                     (saves is not None and saves > 0) if check else None)
-        results.add(scenario, "in the service: fanout p99 <= (ms)", ours.get("update_fanout_p99_le"), None)
-        results.add(scenario, "in the service: journal commit p99 <= (ms)", ours.get("journal_commit_p99_le"), None)
+        server = ours.get("server_p99_le", {})
+        results.add(scenario, "in the service: fanout p99 <= (ms)", server.get("cs3collab_update_fanout_seconds"), None)
+        results.add(scenario, "in the service: journal commit p99 <= (ms)",
+                    server.get("cs3collab_journal_commit_seconds"), None)
         for name, f in figures.items():
             results.note(f"{name} {scenario}: {f['samples']} samples, opened in {f['opened']:.1f} s, bench client "
                          f"CPU {f['client_cpu']:.2f} cores, load average {f['load0']} -> {f['load1']}"
@@ -508,11 +509,9 @@ async def two_replicas(results: Results, settings: Settings, workdir: Path, site
             cpu0 = {p: cpu_seconds(p) for p in (one.running.pid, two.running.pid, redis.running.pid)}
             own0, t0, load_before = time.process_time(), time.perf_counter(), loadavg()
             saves0 = await saves_done(http, one.url) + await saves_done(http, two.url)
-            both = [one.url, two.url]
-            server0 = {name: await summed_histogram(http, both, name) for name in SERVER_HISTOGRAMS}
+            server0 = await histograms(http, [one.url, two.url])
             await asyncio.sleep(max(0.0, before.end - time.perf_counter()))
-            server_before = {name: bucket_quantile(server0[name], await summed_histogram(http, both, name), 0.99)
-                             for name in SERVER_HISTOGRAMS}
+            server_before = p99_between(server0, await histograms(http, [one.url, two.url]))
             wall = time.perf_counter() - t0
             cpu_before = {p: (cpu_seconds(p) - c) / wall for p, c in cpu0.items()}
             own_before = (time.process_time() - own0) / wall
@@ -573,10 +572,9 @@ async def two_replicas(results: Results, settings: Settings, workdir: Path, site
             await asyncio.sleep(max(0.0, after.start - time.perf_counter()))
             cpu0 = {p: cpu_seconds(p) for p in (two.running.pid, redis.running.pid)}
             own0, t0, load_after = time.process_time(), time.perf_counter(), loadavg()
-            server0 = {name: await summed_histogram(http, [two.url], name) for name in SERVER_HISTOGRAMS}
+            server0 = await histograms(http, [two.url])
             await writing
-            server_after = {name: bucket_quantile(server0[name], await summed_histogram(http, [two.url], name), 0.99)
-                            for name in SERVER_HISTOGRAMS}
+            server_after = p99_between(server0, await histograms(http, [two.url]))
             wall = time.perf_counter() - t0
             cpu_after = {p: (cpu_seconds(p) - c) / wall for p, c in cpu0.items()}
             own_after = (time.process_time() - own0) / wall
@@ -623,9 +621,9 @@ async def two_replicas(results: Results, settings: Settings, workdir: Path, site
     p99_after = percentile(samples_after, 0.99) * 1000
     results.add(scenario, "latency p50 before kill (ms)", percentile(samples_before, 0.5) * 1000)
     results.add(scenario, "latency p99 before kill (ms)", p99_before, None, "<= 25", p99_before <= 25)
-    results.add(scenario, "in the replicas: fanout p99 before kill <= (ms)", server_before["cs3collab_update_fanout"])
+    results.add(scenario, "in the replicas: fanout p99 before kill <= (ms)", server_before["cs3collab_update_fanout_seconds"])
     results.add(scenario, "in the replicas: journal commit p99 before kill <= (ms)",
-                server_before["cs3collab_journal_commit"])
+                server_before["cs3collab_journal_commit_seconds"])
     results.add(scenario, "delivered before kill (%)", 100 * len(samples_before) / expected_before)
     results.add(scenario, "saves before kill (both replicas)", saves_before, None, "> 0 (saves running)",
                 saves_before > 0)
@@ -633,9 +631,9 @@ async def two_replicas(results: Results, settings: Settings, workdir: Path, site
     results.add(scenario, "clients not reconnected at the end", not_reconnected, None, "0", not_reconnected == 0)
     results.add(scenario, "latency p50 after reconnect (ms)", percentile(samples_after, 0.5) * 1000)
     results.add(scenario, "latency p99 after reconnect (ms)", p99_after, None, "<= 25", p99_after <= 25)
-    results.add(scenario, "in replica 2: fanout p99 after reconnect <= (ms)", server_after["cs3collab_update_fanout"])
+    results.add(scenario, "in replica 2: fanout p99 after reconnect <= (ms)", server_after["cs3collab_update_fanout_seconds"])
     results.add(scenario, "in replica 2: journal commit p99 after reconnect <= (ms)",
-                server_after["cs3collab_journal_commit"])
+                server_after["cs3collab_journal_commit_seconds"])
     results.add(scenario, "delivered after reconnect (%)", 100 * len(samples_after) / expected_after)
     results.add(scenario, "resyncs refused by replica 2 (reconnected again)", len(refused), None, "0", not refused)
     results.add(scenario, "lost acknowledged edits", lost_acknowledged, None, "0", lost_acknowledged == 0)
