@@ -60,7 +60,8 @@ def set_mmap_threshold(size: int) -> bool:
 def freeze_startup_objects(full_every: int) -> int:
     """Collect once, then put every object the garbage collector tracks out
     of its reach for good (``gc.freeze``); returns how many. ``full_every``:
-    young-generation collections between two full ones at least.
+    young-generation collections between two full ones at least (1 or more:
+    the trait CollabService.gc_full_every checks it).
 
     Called once the service runs: what exists then is nearly all import-time
     objects (modules, classes, functions, grammars), which live as long as
@@ -80,7 +81,7 @@ def freeze_startup_objects(full_every: int) -> int:
     gc.collect()
     gc.freeze()
     young, middle, _ = gc.get_threshold()
-    gc.set_threshold(young, middle, max(1, full_every))
+    gc.set_threshold(young, middle, full_every)
     return gc.get_freeze_count()
 
 
