@@ -27,17 +27,29 @@ def a_manager(context: zmq.asyncio.Context, where: Path) -> SimpleNamespace:
 
 
 class Kernel:
-    """The kernel's side: a stdin ROUTER bound at the manager's address."""
+    """The kernel's side: a stdin ROUTER bound at the manager's address.
+
+    It asks only once its own end of the connection is up, as a real kernel
+    does: ipykernel sends an input request only while it runs a request it
+    received from that client on another socket. The DEALER's handshake (what
+    :meth:`StdinLink.ready` waits for) can complete a moment before the
+    ROUTER's I/O thread has registered the peer; a send in that moment is
+    unroutable (seen once, on a busy machine)."""
 
     def __init__(self, context: zmq.asyncio.Context, where: Path) -> None:
         self.router = context.socket(zmq.ROUTER)
         self.router.router_mandatory = True  # an unroutable send raises instead of vanishing
+        self.monitor = self.router.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
         self.router.bind(f"ipc://{where}/ipc-3")
 
     async def ask(self, identity: bytes, words: bytes) -> None:
+        event = await asyncio.wait_for(zmq.utils.monitor.recv_monitor_message(self.monitor), 30)
+        assert event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED
         await self.router.send_multipart([identity, words])
 
     def exit(self) -> None:
+        self.router.disable_monitor()
+        self.monitor.close(0)
         self.router.close(0)
 
 
