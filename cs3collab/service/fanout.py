@@ -5,18 +5,29 @@ replica appends its participants' updates to the room's stream
 (``journal_redis.py``) and broadcasts them locally; :class:`RoomBus` brings
 the *other* replicas' updates in:
 
-- **Updates** (durable): ONE reader task per replica, not one per room,
-  runs ``XREAD BLOCK`` over the streams of every room live here, each from
-  the last sequence number this replica has seen, and hands new entries to
-  the room's ``on_updates`` callback (which applies them to the local doc and
-  broadcasts them to the local participants), with their authors (field
-  ``a``: user id → display name). Entries this replica appended
-  itself (field ``r``) only advance the position. Stream entry ids are
-  ``<seq>-0`` and consecutive, so a jump means a compaction trimmed entries
-  this replica had not read: the room's ``on_gap`` callback reloads the room
-  from the journal (Y updates are idempotent, so re-applying is harmless).
-  A new subscription wakes the blocked reader through a per-replica wake-up
-  stream, so it takes effect at once.
+- **Updates** (durable): ONE reader task per replica, not one per room.
+  Every append tells each replica that follows the room (its position is
+  in the room's ``readers`` hash, below) in that replica's *inbox* stream
+  (``journal_redis.py``): the room, the sequence number and, for the other
+  replicas, the entry itself (the Y update, field ``r`` the appending
+  replica, field ``a`` the author: user id → display name). The reader
+  waits with ``XREAD BLOCK`` on its inbox alone, so a round costs the same
+  with 10 rooms live as with 1000, and hands each room's new entries to
+  its ``on_updates`` callback (which applies them to the local doc and
+  broadcasts them to the local participants). The inbox also lists this
+  replica's own appends (room and sequence number only), so it holds
+  every sequence number of a followed room in order, and a jump means
+  entries this replica was not told about (its position had expired,
+  the inbox was trimmed, it had just subscribed): the reader then reads
+  the room's stream from its position, the one place that holds them.
+  It does so too for every room every :attr:`RoomBus.sweep_every`
+  seconds and whenever the inbox stays quiet for a block, so that
+  nothing it was not told about stays unread. Stream entry ids are
+  ``<seq>-0`` and consecutive, so a jump in the *stream* means a
+  compaction trimmed entries this replica had not read: the room's
+  ``on_gap`` callback reloads the room from the journal (Y updates are
+  idempotent, so re-applying is harmless). A new subscription wakes the
+  blocked reader through the inbox, so it takes effect at once.
 - **Ephemeral messages** (awareness, revocations, read-only states): Redis
   pub/sub on ``P:bus:R`` per room, one listener task per replica; never
   stored, a replica that is down misses them, as a disconnected client
@@ -27,9 +38,12 @@ the *other* replicas' updates in:
   sequence number its reader has read up to (the highest unbroken one:
   every entry up to it is applied here or was this replica's own) in the
   hash ``P:room:R:readers``, with an expiry of ``position_ttl`` seconds,
-  refreshed at least every ``report_every``; the journal's compaction trims
-  nothing beyond the lowest unexpired position of another replica. A dead
-  replica's position expires, so it stops holding entries back.
+  refreshed at least every ``report_every`` (a position that moved is
+  written at most once a second: a stale position only keeps more entries);
+  the journal's compaction trims nothing beyond the lowest unexpired
+  position of another replica, and appends notify only replicas with an
+  unexpired position. A dead replica's position expires, so it stops
+  holding entries back and being told.
 
 A Redis error makes a task log, wait a back-off (0.1 s doubling to 5 s) and
 resume from the same positions: nothing is skipped once Redis is back.
@@ -48,7 +62,7 @@ import redis.exceptions
 from anyio.abc import TaskStatus
 
 from .journal import parse_author
-from .journal_redis import RedisJournal
+from .journal_redis import INBOX_LENGTH, RedisJournal
 
 log = logging.getLogger("cs3collab.service.fanout")
 
@@ -81,21 +95,27 @@ class RoomBus:
         report_every: seconds between reports of an unchanged position.
         position_ttl: seconds a reported position holds compaction back
             (a replica that stops reporting, a dead one, stops holding it).
+        sweep_every: seconds between reads of every followed room's stream
+            while the inbox is busy (entries this replica was not told
+            about are read then at the latest).
 
     Lifecycle: ``await tg.start(bus.run)``, cancelled with its task group.
     """
 
     def __init__(self, journal: RedisJournal, *, block: float = 1.0, count: int = 500,
-                 report_every: float = 10.0, position_ttl: float = 60.0) -> None:
+                 report_every: float = 10.0, position_ttl: float = 60.0, sweep_every: float = 5.0) -> None:
         self.journal = journal
         self.block_ms = max(1, int(block * 1000))
         self.count = count
         self.report_every = report_every
         self.position_ttl = position_ttl
+        self.sweep_every = sweep_every
         self.rooms: dict[str, _Subscription] = {}
         self._reported: dict[str, tuple[int, float]] = {}  # room -> (seq, monotonic time) last reported
-        self._wake_key = f"{journal.key_prefix}:wake:{journal.replica_id}"
-        self._wake_id = "$"
+        self._inbox_key = journal.inbox_key(journal.replica_id)
+        self._inbox_id = "0-0"
+        self._unread: set[str] = set()  # rooms whose stream must be read: told of a jump, or just subscribed
+        self._swept = time.monotonic()
         self._pubsub = None
         self._channels_changed = anyio.Event()
 
@@ -110,8 +130,9 @@ class RoomBus:
         replicas to ``on_updates(updates, last_seq, authors)``, and their ephemeral
         messages to ``on_message``."""
         self.rooms[room] = _Subscription(room, last_seq, on_updates, on_gap, on_message)
+        self._unread.add(room)  # what was appended before the appends tell this replica
         self._channels_changed.set()
-        try:  # from now on, compaction keeps what this replica has not read
+        try:  # from now on, compaction keeps what this replica has not read, and appends tell it
             await self.report_positions()
         except _REDIS_ERRORS as e:  # the reader reports again on its next round
             log.debug("fanout position not reported room=%s replica=%s error=%s", room, self.journal.replica_id, e)
@@ -132,6 +153,7 @@ class RoomBus:
     async def unsubscribe(self, room: str) -> None:
         if self.rooms.pop(room, None) is not None:
             self._channels_changed.set()
+        self._unread.discard(room)
         if self._reported.pop(room, None) is not None and self.journal.client is not None:
             try:
                 await self.journal.client.hdel(self.journal.readers_key(room), self.journal.replica_id)
@@ -139,13 +161,15 @@ class RoomBus:
                 log.debug("fanout position not withdrawn room=%s replica=%s error=%s", room,
                           self.journal.replica_id, e)
 
-    async def report_positions(self) -> None:
-        """Write the positions (the reader does after each round) that changed, or were last written more than
-        ``report_every`` ago, in one round trip."""
+    async def report_positions(self, moved_every: float = 0.0) -> None:
+        """Write the positions that moved (at most every ``moved_every``
+        seconds each), or were last written more than ``report_every`` ago,
+        in one round trip."""
         assert self.journal.client is not None
         now = time.monotonic()
         due = [sub for sub in self.rooms.values()
-               if (seen := self._reported.get(sub.room)) is None or seen[0] != sub.last_seq
+               if (seen := self._reported.get(sub.room)) is None
+               or (seen[0] != sub.last_seq and now - seen[1] >= moved_every)
                or now - seen[1] >= self.report_every]
         if not due:
             return
@@ -166,7 +190,7 @@ class RoomBus:
     async def _wake(self) -> None:
         assert self.journal.client is not None
         try:
-            await self.journal.client.xadd(self._wake_key, {"w": "1"}, maxlen=1, approximate=False)
+            await self.journal.client.xadd(self._inbox_key, {"w": "1"}, maxlen=INBOX_LENGTH, approximate=True)
         except _REDIS_ERRORS as e:  # the reader is retrying anyway; it will see the room then
             log.debug("fanout wake failed replica=%s error=%s", self.journal.replica_id, e)
 
@@ -198,42 +222,82 @@ class RoomBus:
                 backoff = min(backoff * 2, 5.0)
 
     async def _read_once(self) -> None:
+        """One round: what the inbox says (waiting for it unless a room's stream
+        is to be read), then the streams of the rooms it cannot vouch for."""
         assert self.journal.client is not None
-        streams = {self._wake_key: self._wake_id}
-        for sub in self.rooms.values():
-            streams[self.journal.stream_key(sub.room)] = f"{sub.last_seq}-0"
-        replies = await self.journal.client.xread(streams, count=self.count, block=self.block_ms)
-        for key, entries in replies or []:
-            key = key.decode()
-            if key == self._wake_key:
-                self._wake_id = entries[-1][0].decode()
-                continue
-            room = key[len(self.journal.key_prefix) + len(":room:"):-len(":stream")]
+        replies = await self.journal.client.xread({self._inbox_key: self._inbox_id}, count=self.count,
+                                                  block=None if self._unread else self.block_ms)
+        told: dict[str, list[tuple[int, dict]]] = {}
+        for _key, entries in replies or []:
+            for entry_id, fields in entries:
+                self._inbox_id = entry_id.decode()
+                values = _fields(fields)
+                room = values.get(b"m")
+                sub = self.rooms.get(room.decode()) if room is not None else None
+                if sub is None or sub.room in self._unread:
+                    continue  # a wake-up, a room no longer here, or one whose stream is read below
+                seq = int(values[b"s"])
+                last = told[sub.room][-1][0] if sub.room in told else sub.last_seq
+                if seq <= last:
+                    continue  # read from the stream already
+                if seq != last + 1:
+                    self._unread.add(sub.room)  # entries this replica was not told about: the stream has them
+                    continue
+                told.setdefault(sub.room, []).append((seq, values))
+        for room, items in told.items():
             sub = self.rooms.get(room)
             if sub is not None:
-                await self._deliver(sub, entries)
-        await self.report_positions()  # after delivery: what is reported is applied here
+                await self._deliver(sub, items, from_stream=False)
+        now = time.monotonic()
+        if not replies or now - self._swept >= self.sweep_every:
+            self._unread.update(self.rooms)  # the inbox was quiet for a block, or a sweep is due
+            self._swept = now
+        if self._unread:
+            await self._read_streams()
+        await self.report_positions(moved_every=1.0)  # after delivery: what is reported is applied here
 
-    async def _deliver(self, sub: _Subscription, entries: list) -> None:
+    async def _read_streams(self) -> None:
+        """Read the streams of the rooms in ``_unread`` from their positions;
+        a room with more than ``count`` new entries stays in it."""
+        assert self.journal.client is not None
+        rooms = [room for room in self._unread if room in self.rooms]
+        self._unread.clear()
+        if not rooms:
+            return
+        streams = {self.journal.stream_key(room): f"{self.rooms[room].last_seq}-0" for room in rooms}
+        replies = await self.journal.client.xread(streams, count=self.count)
+        for key, entries in replies or []:
+            key = key.decode()
+            sub = self.rooms.get(key[len(self.journal.key_prefix) + len(":room:"):-len(":stream")])
+            if sub is not None:
+                if len(entries) >= self.count:
+                    self._unread.add(sub.room)
+                await self._deliver(sub, [(int(entry_id.split(b"-")[0]), _fields(fields))
+                                          for entry_id, fields in entries], from_stream=True)
+
+    async def _deliver(self, sub: _Subscription, entries: list[tuple[int, dict]], *, from_stream: bool) -> None:
+        """Hand ``entries`` ((seq, fields), in order) to the room, skipping this
+        replica's own; a jump in a stream read is a compaction (``on_gap``)."""
         me = self.journal.replica_id.encode()
         updates: list[bytes] = []
         authors: dict[str, str] = {}
         gap = False
         seq = sub.last_seq
-        for entry_id, fields in entries:
-            entry_seq = int(entry_id.split(b"-")[0])
+        for entry_seq, values in entries:
+            if entry_seq <= seq:
+                continue  # delivered meanwhile (a stream read and the inbox overlap)
             if entry_seq != seq + 1:
                 gap = True
             seq = entry_seq
-            values = dict(zip(fields[::2], fields[1::2])) if isinstance(fields, list) else fields
-            if values.get(b"r") != me:
-                updates.append(bytes(values[b"u"]))
+            update = values.get(b"u")
+            if update is not None and values.get(b"r") != me:
+                updates.append(bytes(update))
                 author = parse_author(values.get(b"a") or b"")
                 if author is not None:
                     authors[author[0]] = author[1]
         sub.last_seq = seq
         try:
-            if gap:
+            if gap and from_stream:
                 log.info("fanout gap room=%s replica=%s reason=compacted-unread", sub.room, self.journal.replica_id)
                 await sub.on_gap()
             elif updates:
@@ -272,3 +336,8 @@ class RoomBus:
                     except Exception:  # noqa: BLE001
                         log.exception("fanout message delivery failed room=%s replica=%s",
                                       sub.room, self.journal.replica_id)
+
+
+def _fields(fields: list | dict) -> dict:
+    """A stream entry's fields as a dict (redis-py gives a flat list or a dict)."""
+    return dict(zip(fields[::2], fields[1::2])) if isinstance(fields, list) else fields

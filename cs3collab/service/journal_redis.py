@@ -25,6 +25,13 @@ so two rooms never share a key):
   (``fanout.py``) and the sequence number its reader has read up to, with
   an expiry; a compaction trims nothing beyond the lowest unexpired one of
   another replica, so no live replica loses entries it has not read;
+- ``P:inbox:I`` -- replica I's inbox: a stream to which every append adds,
+  for each replica with an unexpired position in the room's ``readers``,
+  the room and the sequence number (and, for a replica other than the
+  appending one, the entry itself), so that a replica waits on one stream
+  whatever the number of rooms it has live (``fanout.py``); capped at about
+  :data:`INBOX_LENGTH` entries, expiring :data:`INBOX_EXPIRY_MS` after its
+  last entry;
 - ``P:rooms`` -- the set of known room keys, ``P:dirty`` the set of rooms
   whose ``last_seq > persisted_seq`` (what :meth:`rooms_needing_flush` lists);
 - ``P:journal`` -- a hash marking the prefix as a cs3collab journal with its
@@ -89,7 +96,20 @@ log = logging.getLogger("cs3collab.service.journal")
 
 SCHEMA_VERSION = 1
 
-# KEYS: state, stream, rooms, dirty. ARGV: room, update, replica, author. Returns the seq.
+INBOX_LENGTH = 10_000
+"""About the most entries a replica's inbox keeps (``XADD MAXLEN ~``): a
+replica this far behind reads the rooms' streams instead (fanout.py)."""
+INBOX_EXPIRY_MS = 300_000
+"""A replica's inbox expires this long after the last append told it anything
+(a dead replica's inbox does not stay behind)."""
+
+# KEYS: state, stream, rooms, dirty, readers. ARGV: room, update, replica, author,
+# inbox key prefix, inbox length, inbox expiry (ms). Returns the seq.
+# Then tells every replica following the room (readers: field replica ->
+# "<seq>:<expiry ms>", unexpired) in its inbox stream: the entry itself for
+# the others, and only the room and seq for the appending replica, so that
+# each replica's inbox lists every seq of the rooms it follows, in order
+# (fanout.py reads the inbox, and reads the room's stream only for a gap).
 _APPEND = """
 local seq = redis.call('HINCRBY', KEYS[1], 'last_seq', 1)
 if ARGV[4] == '' then
@@ -99,6 +119,26 @@ else
 end
 redis.call('SADD', KEYS[3], ARGV[1])
 redis.call('SADD', KEYS[4], ARGV[1])
+local readers = redis.call('HGETALL', KEYS[5])
+if #readers > 0 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  for i = 1, #readers, 2 do
+    local expiry = string.match(readers[i + 1], '^%d+:(%d+)$')
+    if expiry and tonumber(expiry) > now then
+      local inbox = ARGV[5] .. readers[i]
+      if readers[i] == ARGV[3] then
+        redis.call('XADD', inbox, 'MAXLEN', '~', ARGV[6], '*', 'm', ARGV[1], 's', seq)
+      elseif ARGV[4] == '' then
+        redis.call('XADD', inbox, 'MAXLEN', '~', ARGV[6], '*', 'm', ARGV[1], 's', seq, 'u', ARGV[2], 'r', ARGV[3])
+      else
+        redis.call('XADD', inbox, 'MAXLEN', '~', ARGV[6], '*', 'm', ARGV[1], 's', seq, 'u', ARGV[2], 'r', ARGV[3],
+                   'a', ARGV[4])
+      end
+      redis.call('PEXPIRE', inbox, ARGV[7])
+    end
+  end
+end
 return seq
 """
 
@@ -284,6 +324,10 @@ class RedisJournal(CheckedJournal, Configurable):
         """The hash of the replicas' reader positions in ``room``'s stream (fanout.py writes it)."""
         return f"{self.key_prefix}:room:{room}:readers"
 
+    def inbox_key(self, replica: str) -> str:
+        """The stream in which every append tells ``replica`` about the rooms it follows (fanout.py reads it)."""
+        return f"{self.key_prefix}:inbox:{replica}"
+
     def _state_key(self, room: str) -> str:
         return f"{self.key_prefix}:room:{room}:state"
 
@@ -360,8 +404,10 @@ class RedisJournal(CheckedJournal, Configurable):
         room = args[0] if args else ""
         script = self._scripts.get(op)
         if op == "append":
-            await script(keys=[self._state_key(room), self.stream_key(room), self._rooms_key, self._dirty_key],
-                   args=[room, args[1], self.replica_id, args[2] if len(args) > 2 else ""], client=pipe)
+            await script(keys=[self._state_key(room), self.stream_key(room), self._rooms_key, self._dirty_key,
+                               self.readers_key(room)],
+                         args=[room, args[1], self.replica_id, args[2] if len(args) > 2 else "",
+                               self.inbox_key(""), INBOX_LENGTH, INBOX_EXPIRY_MS], client=pipe)
         elif op == "load":
             await script(keys=[self._state_key(room), self.stream_key(room), self._meta_key(room), self._rooms_key],
                    args=[room], client=pipe)

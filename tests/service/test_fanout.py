@@ -193,3 +193,78 @@ async def test_reader_resumes_after_redis_restart(tmp_path, prefix):
                 await inbox.until(lambda: len(set(inbox.updates)) == 4, timeout=30)
                 assert list(dict.fromkeys(inbox.updates)) == edits and inbox.gaps == 0
                 tg.cancel_scope.cancel()
+
+
+async def test_appends_tell_only_the_replicas_that_follow_the_room(redis, prefix):
+    """Each append adds to the inbox of every replica following the room:
+    the entry itself for the others, the sequence number alone for the
+    appending replica; a replica that does not follow the room is not told."""
+    async with RedisJournal(redis.url, key_prefix=prefix) as one, \
+            RedisJournal(redis.url, key_prefix=prefix) as two, \
+            RedisJournal(redis.url, key_prefix=prefix) as three, anyio.create_task_group() as tg:
+        buses = [RoomBus(journal) for journal in (one, two, three)]
+        for bus in buses:
+            await tg.start(bus.run)
+        inbox = Inbox()
+        await buses[0].subscribe(ROOM, 0, Inbox().on_updates, Inbox().on_gap)
+        await buses[1].subscribe(ROOM, 0, inbox.on_updates, inbox.on_gap)
+        edit = _edits(1, 1)[0]
+        await one.append(ROOM, edit)
+        await inbox.until(lambda: inbox.updates == [edit])
+
+        async def told(journal):
+            entries = await one.client.xrange(one.inbox_key(journal.replica_id))
+            return [{k: v for k, v in fields.items()} for _id, fields in entries if b"w" not in fields]
+
+        mine, theirs, none = await told(one), await told(two), await told(three)
+        assert mine == [{b"m": ROOM.encode(), b"s": b"1"}]
+        assert theirs == [{b"m": ROOM.encode(), b"s": b"1", b"u": edit, b"r": one.replica_id.encode()}]
+        assert none == []
+        tg.cancel_scope.cancel()
+
+
+async def test_entries_a_replica_was_not_told_about_are_read_from_the_stream(redis, prefix):
+    """Replica two's position vanished from the room (as when it expires while
+    Redis was unreachable): appends do not tell it. The next append that does
+    shows it a jump in the sequence numbers, and it reads the missing entries
+    from the room's stream at once: all arrive in order, long before its
+    periodic sweep or the end of its blocking read (both 30 s and more here)."""
+    async with RedisJournal(redis.url, key_prefix=prefix) as one, \
+            RedisJournal(redis.url, key_prefix=prefix, timeout=60) as two, anyio.create_task_group() as tg:
+        bus = RoomBus(two, block=30, sweep_every=3600)
+        await tg.start(bus.run)
+        inbox = Inbox()
+        await bus.subscribe(ROOM, 0, inbox.on_updates, inbox.on_gap)
+        edits = _edits(1, 4)
+        await one.append(ROOM, edits[0])
+        await inbox.until(lambda: len(inbox.updates) == 1)
+        position = await one.client.hget(one.readers_key(ROOM), two.replica_id)
+        await one.client.hdel(one.readers_key(ROOM), two.replica_id)
+        await one.append(ROOM, edits[1])
+        await one.append(ROOM, edits[2])
+        await one.client.hset(one.readers_key(ROOM), two.replica_id, position)
+        await one.append(ROOM, edits[3])
+        await inbox.until(lambda: len(inbox.updates) == 4, timeout=10)
+        assert inbox.updates == edits and inbox.gaps == 0
+        tg.cancel_scope.cancel()
+
+
+async def test_a_replica_told_nothing_reads_the_streams_when_it_sweeps(redis, prefix):
+    """No append tells replica two anything (its position is gone and nothing
+    re-registers it before its next report): its sweep reads the room's
+    stream, so the entries still arrive."""
+    async with RedisJournal(redis.url, key_prefix=prefix) as one, \
+            RedisJournal(redis.url, key_prefix=prefix) as two, anyio.create_task_group() as tg:
+        bus = RoomBus(two, block=5, sweep_every=0.5, report_every=3600)
+        await tg.start(bus.run)
+        inbox = Inbox()
+        await bus.subscribe(ROOM, 0, inbox.on_updates, inbox.on_gap)
+        await one.client.hdel(one.readers_key(ROOM), two.replica_id)
+        edits = _edits(1, 3)
+        for update in edits:
+            await one.append(ROOM, update)
+        told = [fields for _id, fields in await one.client.xrange(one.inbox_key(two.replica_id)) if b"w" not in fields]
+        assert told == []  # and no later append shows it a jump: only its sweep finds them
+        await inbox.until(lambda: len(inbox.updates) == 3, timeout=20)
+        assert inbox.updates == edits and inbox.gaps == 0
+        tg.cancel_scope.cancel()
