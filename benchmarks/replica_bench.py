@@ -178,6 +178,7 @@ class ReplicaClient(BenchClient):
 
     async def connect(self, target: Target, http: httpx.AsyncClient, timeout: float = 60.0) -> float:
         self.target = target
+        self.room.places[self.cid] = target
         self.synced = asyncio.Event()
         return await self.open(target, http, self.path, timeout)
 
@@ -225,6 +226,7 @@ class Load:
         self.windows: list[Window] = []
         self.stop_at = float("inf")
         self.failed_sends = 0
+        self.crossing: list[bool] = []  # of the samples close_window last took: crossed replicas?
 
     def window_at(self, t: float) -> Window | None:
         for window in self.windows:
@@ -264,9 +266,11 @@ class Load:
         """Take the samples so far and stop counting the sends logged so far: a
         late arrival of one of them is not counted in the next window."""
         samples = []
+        self.crossing = []
         for room in self.rooms:
             samples += room.stats.samples
-            room.stats.samples = []
+            self.crossing += room.stats.crossing
+            room.stats.samples, room.stats.crossing = [], []
             for log in room.stats.sends.values():
                 log[:] = [(clock, t, False) for clock, t, _ in log]
         return samples
@@ -518,6 +522,7 @@ async def two_replicas(results: Results, settings: Settings, workdir: Path, site
             saves_before = await saves_done(http, one.url) + await saves_done(http, two.url) - saves0
             await asyncio.sleep(1.0)  # the window's last updates arrive
             samples_before = load.close_window()
+            crossing_before = load.crossing
             expected_before = load.expected("before")
             # acknowledged at the kill: the highest clock of each writer that another client has
             acknowledged = {}
@@ -621,6 +626,10 @@ async def two_replicas(results: Results, settings: Settings, workdir: Path, site
     p99_after = percentile(samples_after, 0.99) * 1000
     results.add(scenario, "latency p50 before kill (ms)", percentile(samples_before, 0.5) * 1000)
     results.add(scenario, "latency p99 before kill (ms)", p99_before, None, "<= 25", p99_before <= 25)
+    for crossed, label in ((False, "on the writer's replica"), (True, "on the other replica")):
+        part = [x for x, c in zip(samples_before, crossing_before) if c is crossed]
+        if part:
+            results.add(scenario, f"latency p99 before kill, recipients {label} (ms)", percentile(part, 0.99) * 1000)
     results.add(scenario, "in the replicas: fanout p99 before kill <= (ms)", server_before["cs3collab_update_fanout_seconds"])
     results.add(scenario, "in the replicas: journal commit p99 before kill <= (ms)",
                 server_before["cs3collab_journal_commit_seconds"])

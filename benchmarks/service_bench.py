@@ -234,6 +234,10 @@ class RoomLatency:
     sends: dict[int, list[tuple[int, float, bool]]] = field(default_factory=dict)  # cid -> (end clock, t, recorded)
     samples: list[float] = field(default_factory=list)
     expected: int = 0
+    # where each client is connected (cid -> its server), when a benchmark spreads a room over
+    # servers; then crossing[i] says whether samples[i] went from one server to another
+    places: dict[int, object] = field(default_factory=dict)
+    crossing: list[bool] = field(default_factory=list)
     frames: dict[tuple[int, int], set[int]] = field(default_factory=dict)  # (cid, clock) -> hashes of frames seen
 
 
@@ -315,6 +319,8 @@ class BenchClient:
             while pos < len(log) and log[pos][0] <= clock:
                 if log[pos][2]:
                     room.samples.append(arrived - log[pos][1])
+                    if room.places:
+                        room.crossing.append(room.places.get(cid) is not room.places.get(self.cid))
                 pos += 1
             if pos != start:
                 self.positions[cid] = pos

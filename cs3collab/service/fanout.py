@@ -38,7 +38,7 @@ the *other* replicas' updates in:
   sequence number its reader has read up to (the highest unbroken one:
   every entry up to it is applied here or was this replica's own) in the
   hash ``P:room:R:readers``, with an expiry of ``position_ttl`` seconds,
-  refreshed at least every ``report_every`` (a position that moved is
+  refreshed at least every ``report_every`` (the positions that moved are
   written at most once a second: a stale position only keeps more entries);
   the journal's compaction trims nothing beyond the lowest unexpired
   position of another replica, and appends notify only replicas with an
@@ -69,6 +69,10 @@ log = logging.getLogger("cs3collab.service.fanout")
 OnUpdates = Callable[[list[bytes], int, dict[str, str]], Awaitable[None]]
 OnGap = Callable[[], Awaitable[None]]
 OnMessage = Callable[[bytes], Awaitable[None]]
+
+REPORT_MOVED_EVERY = 1.0
+"""Seconds between the reader's reports of the positions that moved (a
+stale position only makes compaction keep more)."""
 
 _REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 
@@ -115,7 +119,7 @@ class RoomBus:
         self._inbox_key = journal.inbox_key(journal.replica_id)
         self._inbox_id = "0-0"
         self._unread: set[str] = set()  # rooms whose stream must be read: told of a jump, or just subscribed
-        self._swept = time.monotonic()
+        self._swept = self._reported_at = time.monotonic()
         self._pubsub = None
         self._channels_changed = anyio.Event()
 
@@ -161,15 +165,14 @@ class RoomBus:
                 log.debug("fanout position not withdrawn room=%s replica=%s error=%s", room,
                           self.journal.replica_id, e)
 
-    async def report_positions(self, moved_every: float = 0.0) -> None:
-        """Write the positions that moved (at most every ``moved_every``
-        seconds each), or were last written more than ``report_every`` ago,
-        in one round trip."""
+    async def report_positions(self) -> None:
+        """Write the positions that moved, or were last written more than
+        ``report_every`` ago, in one round trip (the reader does at most once
+        a second)."""
         assert self.journal.client is not None
-        now = time.monotonic()
+        now = self._reported_at = time.monotonic()
         due = [sub for sub in self.rooms.values()
-               if (seen := self._reported.get(sub.room)) is None
-               or (seen[0] != sub.last_seq and now - seen[1] >= moved_every)
+               if (seen := self._reported.get(sub.room)) is None or seen[0] != sub.last_seq
                or now - seen[1] >= self.report_every]
         if not due:
             return
@@ -254,7 +257,8 @@ class RoomBus:
             self._swept = now
         if self._unread:
             await self._read_streams()
-        await self.report_positions(moved_every=1.0)  # after delivery: what is reported is applied here
+        if now - self._reported_at >= REPORT_MOVED_EVERY:
+            await self.report_positions()  # after delivery: what is reported is applied here
 
     async def _read_streams(self) -> None:
         """Read the streams of the rooms in ``_unread`` from their positions;

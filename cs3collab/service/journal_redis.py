@@ -355,6 +355,10 @@ class RedisJournal(CheckedJournal, Configurable):
                              ("compact", _COMPACT), ("set_meta", _SET_META), ("forget", _FORGET)):
             self._scripts[name] = self.client.register_script(source)
         rooms = await self._check_store()
+        try:
+            await self._load_scripts()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as e:
+            raise JournalUnavailableError(self.where, str(e)) from e
         log.info("journal opened redis=%s rooms=%d replica=%s", self.where, rooms, self.replica_id)
 
     async def _check_store(self) -> int:
@@ -398,36 +402,49 @@ class RedisJournal(CheckedJournal, Configurable):
 
     # -- the writer's round trip ------------------------------------------------------
 
-    async def _queue_call(self, pipe: Any, op: str, args: tuple) -> None:
-        """Add one call's script to ``pipe`` (no I/O: the pipeline sends
-        everything, loading scripts Redis lost to a restart, in execute)."""
+    def _queue_call(self, pipe: Any, op: str, args: tuple) -> None:
+        """Add one call to ``pipe`` (no I/O). Scripts go by their SHA1 alone:
+        redis-py's own script calls would ask Redis, before every pipeline,
+        whether it has them (SCRIPT EXISTS, one more round trip per commit);
+        a call Redis answers NOSCRIPT did not run, and :meth:`_commit` loads
+        the scripts and sends it again."""
         room = args[0] if args else ""
-        script = self._scripts.get(op)
         if op == "append":
-            await script(keys=[self._state_key(room), self.stream_key(room), self._rooms_key, self._dirty_key,
-                               self.readers_key(room)],
-                         args=[room, args[1], self.replica_id, args[2] if len(args) > 2 else "",
-                               self.inbox_key(""), INBOX_LENGTH, INBOX_EXPIRY_MS], client=pipe)
+            keys = [self._state_key(room), self.stream_key(room), self._rooms_key, self._dirty_key,
+                    self.readers_key(room)]
+            argv = [room, args[1], self.replica_id, args[2] if len(args) > 2 else "", self.inbox_key(""),
+                    INBOX_LENGTH, INBOX_EXPIRY_MS]
         elif op == "load":
-            await script(keys=[self._state_key(room), self.stream_key(room), self._meta_key(room), self._rooms_key],
-                   args=[room], client=pipe)
+            keys = [self._state_key(room), self.stream_key(room), self._meta_key(room), self._rooms_key]
+            argv = [room]
         elif op == "mark_persisted":
-            await script(keys=[self._state_key(room), self._rooms_key, self._dirty_key], args=[room, args[1], args[2]],
-                   client=pipe)
+            keys, argv = [self._state_key(room), self._rooms_key, self._dirty_key], [room, args[1], args[2]]
         elif op == "compact":
-            await script(keys=[self._state_key(room), self.stream_key(room), self.readers_key(room)],
-                         args=[args[2], args[1], self.replica_id], client=pipe)
+            keys = [self._state_key(room), self.stream_key(room), self.readers_key(room)]
+            argv = [args[2], args[1], self.replica_id]
         elif op == "set_meta":
-            await script(keys=[self._meta_key(room), self._rooms_key], args=[room, args[1], args[2]], client=pipe)
+            keys, argv = [self._meta_key(room), self._rooms_key], [room, args[1], args[2]]
         elif op == "forget":
-            await script(keys=[self._state_key(room), self.stream_key(room), self._meta_key(room), self._rooms_key,
-                         self._dirty_key, self.readers_key(room)], args=[room], client=pipe)
+            keys = [self._state_key(room), self.stream_key(room), self._meta_key(room), self._rooms_key,
+                    self._dirty_key, self.readers_key(room)]
+            argv = [room]
         elif op == "rooms_needing_flush":
             pipe.smembers(self._dirty_key)
+            return
         elif op == "ready":  # a real write: fails on a read-only replica, a full Redis (OOM), a lost AOF disk
             pipe.set(f"{self.key_prefix}:ready:{self.replica_id}", "1", px=60_000)
+            return
         else:  # pragma: no cover - a bug in this module
             raise AssertionError(op)
+        pipe.evalsha(self._scripts[op].sha, len(keys), *keys, *argv)
+
+    async def _load_scripts(self) -> None:
+        """Give Redis every script (one round trip)."""
+        assert self.client is not None
+        async with self.client.pipeline(transaction=False) as pipe:
+            for script in self._scripts.values():
+                pipe.script_load(script.script)
+            await pipe.execute()
 
     async def _commit(self, batch: list[_Call]) -> None:
         assert self.client is not None
@@ -441,8 +458,17 @@ class RedisJournal(CheckedJournal, Configurable):
             self._last_round_trip = time.monotonic()
             async with self.client.pipeline(transaction=False) as pipe:
                 for call in batch:
-                    await self._queue_call(pipe, call.op, call.args)
+                    self._queue_call(pipe, call.op, call.args)
                 replies = await pipe.execute(raise_on_error=False)
+            unknown = [i for i, reply in enumerate(replies) if isinstance(reply, redis.exceptions.NoScriptError)]
+            if unknown:  # Redis lost the scripts (restarted, SCRIPT FLUSH): those calls did not run
+                log.info("journal redis lacks its scripts redis=%s calls=%d: loading them", self.where, len(unknown))
+                await self._load_scripts()
+                async with self.client.pipeline(transaction=False) as pipe:
+                    for i in unknown:
+                        self._queue_call(pipe, batch[i].op, batch[i].args)
+                    for i, reply in zip(unknown, await pipe.execute(raise_on_error=False)):
+                        replies[i] = reply
         except Exception as e:  # connection refused/lost, timeout: nothing in this round trip is acknowledged
             self._fresh_needed = True
             log.warning("journal redis unavailable redis=%s calls=%d error=%s", self.where, len(batch),

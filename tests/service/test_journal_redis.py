@@ -91,6 +91,30 @@ async def test_unreachable_redis_fails_calls_then_recovers(tmp_path):
                 assert record.updates == [b"one", b"two"]
 
 
+async def test_scripts_lost_by_redis_are_loaded_again_and_nothing_runs_twice(redis):
+    """Redis forgets the journal's scripts (SCRIPT FLUSH, as a restart does):
+    the calls of the next round trip are answered NOSCRIPT, which means they
+    did not run; the journal loads the scripts and sends them again, so each
+    append is journaled exactly once. And a round trip is one: the journal
+    does not ask Redis whether it has its scripts before each pipeline."""
+    import redis.asyncio as aioredis
+
+    async with RedisJournal(redis.url, key_prefix="flushed") as journal:
+        assert await journal.append(ROOM, b"one") == 1
+        await journal.client.script_flush()
+        seqs = await asyncio.gather(*(journal.append(ROOM, b"%d" % i) for i in range(2, 6)),
+                                    journal.append(f"{ROOM}-2", b"other"))
+        assert sorted(seqs[:4]) == [2, 3, 4, 5] and seqs[4] == 1
+        record = await journal.load(ROOM)
+        assert record.seqs == [1, 2, 3, 4, 5] and sorted(record.updates) == [b"2", b"3", b"4", b"5", b"one"]
+    client = aioredis.Redis.from_url(redis.url)
+    try:
+        stats = await client.info("commandstats")
+    finally:
+        await client.aclose()
+    assert "cmdstat_script|exists" not in stats and stats["cmdstat_evalsha"]["calls"] >= 7
+
+
 async def test_redis_down_at_start_is_a_clear_error(tmp_path):
     from tests.support.redis import free_port
 
