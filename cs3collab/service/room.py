@@ -150,6 +150,9 @@ class Room:
         self._released_deleted: deletesets.Ranges | None = None  # read on the first echo
         self.last_activity = time.monotonic()  # the last change, or the last rebuild
         self._warming: asyncio.Task | None = None  # a rebuild started ahead of an edit (see warm)
+        # after a released room's first change came with no warning: the live document is
+        # built after that change's broadcast, from these parts in order (see _revive_candidate)
+        self._live_parts: list[bytes] | None = None
 
     # -- the documents' lifetime, and releasing them when idle ---------------------
     #
@@ -198,6 +201,8 @@ class Room:
         """The live document (rebuilt first if the room released it)."""
         if self._released is not None:
             self.revive("doc")
+        elif self._live_parts is not None:
+            self._build_live()
         return self._doc
 
     @property
@@ -205,6 +210,8 @@ class Room:
         """The live jupyter_ydoc document (rebuilt first if released); read it, never write it."""
         if self._released is not None:
             self.revive("document")
+        elif self._live_parts is not None:
+            self._build_live()
         return self._document
 
     @property
@@ -223,7 +230,7 @@ class Room:
         """The live document's state vector (what a SyncStep1 sends), without rebuilding it."""
         if self._released is not None:
             return self._released_vector
-        return self._doc.get_state()
+        return self.doc.get_state()
 
     @staticmethod
     def _whole(compressed: bytes, tail: bytes) -> bytes:
@@ -236,13 +243,13 @@ class Room:
         """The live document as one Y update, without rebuilding it."""
         if self._released is not None:
             return self._whole(self._released, self._released_tail)
-        return self._doc.get_update()
+        return self.doc.get_update()
 
     def missing(self, state_vector: bytes) -> bytes:
         """What a peer with ``state_vector`` lacks (a SyncStep2), without rebuilding the document."""
         if self._released is not None:
             return update_from_state(self.encoded_state(), state_vector)
-        return self._doc.get_update(state_vector)
+        return self.doc.get_update(state_vector)
 
     async def missing_soon(self, state_vector: bytes) -> list[bytes]:
         """:meth:`missing`, with a released room's state decompressed on a
@@ -254,7 +261,7 @@ class Room:
         the peer as a broadcast, as for any sync."""
         compressed, tail = self._released, self._released_tail
         if compressed is None:
-            return [self._doc.get_update(state_vector)]
+            return [self.doc.get_update(state_vector)]
         state = await asyncio.to_thread(zlib.decompress, compressed)
         updates = [update_from_state(state, state_vector)]
         if tail:
@@ -270,7 +277,7 @@ class Room:
     def may_release(self) -> bool:
         """Whether nothing is under way that needs the documents (no change in
         flight, no participant's update held until its sync reply)."""
-        return self._released is None and not self._in_flight and not self._pending \
+        return self._released is None and self._live_parts is None and not self._in_flight and not self._pending \
             and not any(p.held for p in self.participants)
 
     async def release_soon(self, base: bytes | None = None) -> int | None:
@@ -356,6 +363,42 @@ class Room:
         metrics.room_revived(seconds)
         log.info("room rebuilt its document room=%s why=%s state_bytes=%d ms=%.1f",
                  self.key, why, len(state), seconds * 1000)
+
+    # The first change of a released room, with no warning ahead (no cursor
+    # move: see warm below), must wait for the candidate, which checks it;
+    # not for the live document, which only receives a change once the
+    # journal holds it and is read by nobody on the way to the broadcast.
+    # So only the candidate is rebuilt before the change; the live document
+    # is built from the same parts plus the change right after its frames
+    # went out (in _commit), or at once by anything that reads it sooner
+    # (the ``doc`` accessor). Until then the room is not released, nor
+    # releasable: nothing in it is lost, and the live document still only
+    # ever holds durable changes.
+
+    def _revive_candidate(self, why: str) -> None:
+        """Rebuild the candidate of a released room now and leave the live
+        document to be built after the coming change (see above)."""
+        started = time.perf_counter()
+        state, tail = zlib.decompress(self._released), self._released_tail
+        self._candidate.rebuild(state, [*([tail] if tail else []), *self._pending])
+        self._live_parts = [state, tail] if tail else [state]
+        self._released, self._released_vector, self._released_deleted = None, b"", None
+        self._released_tail = b""
+        self.last_activity = time.monotonic()
+        seconds = time.perf_counter() - started
+        metrics.room_revived(seconds)
+        log.info("room rebuilt its candidate document room=%s why=%s state_bytes=%d ms=%.1f "
+                 "(the live document follows the change)", self.key, why, len(state), seconds * 1000)
+
+    def _build_live(self) -> None:
+        """Build the live document from the parts :meth:`_revive_candidate` left."""
+        parts, self._live_parts = self._live_parts, None
+        if parts is None:
+            return
+        started = time.perf_counter()
+        self._new_live_doc(*parts)
+        log.debug("room rebuilt its live document room=%s parts=%d ms=%.1f", self.key, len(parts),
+                  (time.perf_counter() - started) * 1000)
 
     def _adds_nothing(self, update: bytes) -> bool:
         """Whether an update to the released room changes nothing (a tab
@@ -454,7 +497,7 @@ class Room:
 
     def _rebuild_candidate(self) -> None:
         self.revive("rebuild")
-        self._candidate.rebuild(self._doc, self._pending)
+        self._candidate.rebuild(self.doc, self._pending)
 
     def restore(self, updates: list[bytes], last_seq: int) -> None:
         """Rebuild the document from journal entries (no broadcast: nobody is connected)."""
@@ -505,7 +548,8 @@ class Room:
         if self._released is not None and self._adds_nothing(update):
             return 0  # an echo: nothing to show, journal or rebuild for
         await self._warmed()
-        self.revive("update")
+        if self._released is not None:
+            self._revive_candidate("update")
         try:
             changes = self.candidate.apply(update, check=author is not None)
         except UpdateRefused:
@@ -567,15 +611,19 @@ class Room:
                     log.error("journal append failed, change dropped room=%s error=%r", self.key, exc)
                     raise JournalUnavailable(f"the journal could not store a change: {exc}") from exc
                 self._forget_pending(change)
-                self._committing = True
-                try:
-                    self.doc.apply_update(change)
-                finally:
-                    self._committing = False
+                if self._live_parts is not None:
+                    self._live_parts.append(change)  # the live document is built just below
+                else:
+                    self._committing = True
+                    try:
+                        self.doc.apply_update(change)
+                    finally:
+                        self._committing = False
                 self.last_seq = max(self.last_seq, seq)
                 self.last_activity = time.monotonic()
                 self.broadcast(protocol.update_message(change), exclude=author)
                 metrics.update_broadcast(started)
+            self._build_live()  # after a released room's first change: now that the others have it
         finally:
             self._in_flight -= 1
             if not self._in_flight:

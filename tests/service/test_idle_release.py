@@ -8,7 +8,9 @@ and the service's RSS drops by what its two documents cost (at least
 while it is released gets the whole notebook; a tab moving its cursor (as
 before a first keystroke) makes the room rebuild; typing after the release is
 relayed to the other tab and saved, and a fresh tab then shows exactly what
-the typing tabs show; the room releases again once idle.
+the typing tabs show; the room releases again once idle; a keystroke with no
+cursor move first is relayed too (the room rebuilds the checking document
+before it, the live one after it), and the room releases again.
 """
 
 from __future__ import annotations
@@ -101,3 +103,11 @@ async def test_idle_room_releases_and_typing_resumes(site, einstein, workdir, tm
             # idle again: released again
             await running.wait_for_output(released, count=2, timeout=30)
             assert await released_rooms(svc.url) == 1
+            # bob types with no cursor move first (his focus never left the cell): the room
+            # rebuilds the candidate, which checks the keystroke, and the live document after it
+            type_text(bob, 5, "  # no warning")
+            await wait_for(alice.doc, lambda: sources(alice)[5].endswith("  # no warning"), timeout=20)
+            await running.wait_for_output(f"room rebuilt its candidate document room={key} why=update", timeout=20)
+            async with connect(svc.url, einstein.token, path) as fresh:
+                assert sources(fresh) == sources(alice) == sources(bob)
+            await running.wait_for_output(released, count=3, timeout=30)

@@ -222,3 +222,82 @@ async def test_a_keystroke_during_a_rebuild_waits_for_it_rather_than_rebuilding_
     assert len(rebuilds) == 1 and "why=awareness" in rebuilds[0], rebuilds
     assert str(room.document.ycells[0]["source"]) == "a = 1!"
     assert room._warming is None
+
+
+async def test_while_a_first_keystroke_is_appended_joiners_get_the_durable_state():
+    """No cursor move came first: the keystroke waits only for the candidate
+    (which checks it) to be rebuilt. Its frame goes out before the live
+    document is built; a joiner syncing while the append is in flight gets
+    the durable state only; the live document then holds the change, once."""
+    import asyncio
+
+    room, journal, editor = await room_with("a = 1")
+    room.release()
+    appended = asyncio.Event()
+    proceed = asyncio.Event()
+    append = journal.append
+
+    async def slow_append(*args):
+        appended.set()
+        await proceed.wait()
+        return await append(*args)
+
+    journal.append = slow_append
+    other = participant()
+    room.participants.add(other)
+    typing = asyncio.create_task(room.apply(typed(editor, "\nb = 2"), participant()))
+    await appended.wait()
+    assert not room.released and room._doc is None  # the candidate only, so far
+    assert not room.may_release()
+    # a joiner now: the durable state, without the change still in flight
+    joiner = Doc()
+    joiner.apply_update(await ask(room, joiner.get_state()))
+    assert str(YNotebook(joiner).ycells[0]["source"]) == "a = 1"
+    proceed.set()
+    assert await typing == 1
+    frames = [protocol.parse_frame(m) for m in other.connection.sent]
+    assert any(f.type == MessageType.SYNC and f.sync == SyncType.UPDATE for f in frames)
+    assert str(room.document.ycells[0]["source"]) == "a = 1\nb = 2"
+    joiner.apply_update(await ask(room, joiner.get_state()))
+    assert joiner.get_state() == editor.get_state()
+
+
+async def test_the_frame_of_a_first_keystroke_leaves_before_the_live_document_exists():
+    room, journal, editor = await room_with("a = 1")
+    room.release()
+    built_at_send: list[bool] = []
+
+    class Watching:
+        def __init__(self) -> None:
+            self.sent: list[bytes] = []
+
+        def send(self, message: bytes) -> None:
+            built_at_send.append(room._doc is not None)
+            self.sent.append(message)
+
+        def close(self, code: int, reason: str) -> None:
+            pass
+
+    other = participant()
+    other.connection = Watching()
+    room.participants.add(other)
+    assert await room.apply(typed(editor, "!"), participant()) == 1
+    assert built_at_send == [False]
+    assert room._doc is not None and str(room.document.ycells[0]["source"]) == "a = 1!"
+    room.release()  # releasable again once settled
+    assert room.released
+
+
+async def test_a_failed_append_after_a_release_is_in_no_document():
+    room, journal, editor = await room_with("a = 1")
+    room.release()
+    other = participant()
+    room.participants.add(other)
+    journal.fail_next = True
+    with pytest.raises(Exception, match="journal"):
+        await room.apply(typed(editor, "lost"), participant())
+    assert not other.connection.sent and not journal.entries
+    assert str(room.document.ycells[0]["source"]) == "a = 1"
+    fresh = Doc()
+    fresh.apply_update(room.encoded_state())
+    assert str(YNotebook(fresh).ycells[0]["source"]) == "a = 1"
