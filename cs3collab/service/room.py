@@ -477,7 +477,7 @@ class Room:
         """The live jupyter_ydoc document, rebuilt first if the room released it:
         the one accessor for code outside the room that must read its content."""
         self.revive(why)
-        return self._document
+        return self.document
 
     # -- content -------------------------------------------------------------
     #

@@ -249,7 +249,9 @@ async def test_while_a_first_keystroke_is_appended_joiners_get_the_durable_state
     await appended.wait()
     assert not room.released and room._doc is None  # the candidate only, so far
     assert not room.may_release()
-    # a joiner now: the durable state, without the change still in flight
+    # a reader of the content now (a save, the webapp's view) gets the durable state,
+    # without the change still in flight; so does a joiner
+    assert str((await room.live()).ycells[0]["source"]) == "a = 1"
     joiner = Doc()
     joiner.apply_update(await ask(room, joiner.get_state()))
     assert str(YNotebook(joiner).ycells[0]["source"]) == "a = 1"
