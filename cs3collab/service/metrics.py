@@ -150,7 +150,8 @@ KERNEL_EXECUTIONS = Counter(
 ROOM_RELEASES = Counter(f"{PREFIX}_room_releases", "Idle rooms that dropped their documents, keeping their encoded state.")
 ROOM_REBUILDS = Counter(f"{PREFIX}_room_rebuilds", "Released rooms whose documents were rebuilt (an edit or a read).")
 ROOM_REBUILD_SECONDS = Histogram(
-    f"{PREFIX}_room_rebuild_seconds", "Time to rebuild a released room's documents from its encoded state.",
+    f"{PREFIX}_room_rebuild_seconds", "Time to rebuild a released room from its encoded state before anything can use it "
+    "(both documents, or the checking one alone for a change that came unannounced).",
     buckets=FAST_BUCKETS,
 )
 
