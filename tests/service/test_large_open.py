@@ -32,11 +32,17 @@ the notebook (what the slicing removes) stands out of a busy machine's noise."""
 
 PAUSE_BOUND = 0.3
 """Seconds a keystroke may take to reach the other tab while the large notebook
-opens: a pause a typist notices. The service's own slices take about a
-millisecond each; what is left is the joiner's step 2 (one encoding of the
-10 MB state and its send, as in any y-websocket server) and a busy machine's
-scheduling (several test suites on 2 cores: up to ~220 ms measured). Before
-the slicing, this open held every room for 460 to 760 ms on that machine."""
+opens, beyond twice the time one encoding of its state takes on the machine
+at that moment (timed in the test): a pause a typist notices. The service's
+own slices take about a millisecond each; what is left is the joiner's step 2
+(one encoding of the 10 MB state and its send, as in any y-websocket server;
+this test's process receives it too, on the loop that times the other room)
+and a busy machine's scheduling (several test suites on 2 cores: up to
+~220 ms measured). Before the slicing, this open held every room for 460 to
+760 ms on that machine, where one encoding took about 40 ms. A fixed 300 ms
+failed 2 runs of 4 on a slower host beside stress-ng --cpu 4 (339, 306 ms),
+as the code before this bound did (396, 351 ms): the encoding, not the open,
+had grown with the load."""
 
 
 def large_notebook(cells: int = 1000) -> bytes:
@@ -117,14 +123,21 @@ async def test_other_room_keeps_flowing_while_a_large_notebook_opens(svc, einste
     delays = [shown - typed for typed, shown in zip(sent, seen)]
     during = delays[open_start:]
     assert len(during) > 10, "the open was too quick to tell anything"
-    assert max(during) < PAUSE_BOUND, (
+    # the machine's pace now: one encoding of this state, as the service makes for the
+    # joiner's step 2 (what is left of the open on its loop), timed here under the same load
+    doc = Doc()
+    doc.apply_update(state)
+    started = time.perf_counter()
+    doc.get_update()
+    encoding = time.perf_counter() - started
+    bound = PAUSE_BOUND + 2 * encoding
+    assert max(during) < bound, (
         f"a keystroke took {max(during) * 1000:.0f} ms to reach the other tab while the large notebook opened "
-        f"(usual: up to {max(delays[:open_start]) * 1000:.0f} ms)")
+        f"(usual: up to {max(delays[:open_start]) * 1000:.0f} ms; bound {bound * 1000:.0f} ms, one encoding of "
+        f"the state taking {encoding * 1000:.0f} ms now)")
     assert sources(reader)[0] == "typing here: " + "k" * len(sent)
 
     # the large notebook arrived whole: what a fresh joiner got is the file
-    doc = Doc()
-    doc.apply_update(state)
     shown = YNotebook(doc).get()
     expected = nbformat.reads(data.decode(), as_version=4)
     assert len(shown["cells"]) == len(expected.cells) == CELLS
