@@ -250,7 +250,7 @@ class RoomBus:
         for room, items in told.items():
             sub = self.rooms.get(room)
             if sub is not None:
-                await self._deliver(sub, items, from_stream=False)
+                await self._deliver(sub, items)
         now = time.monotonic()
         if not replies or now - self._swept >= self.sweep_every:
             self._unread.update(self.rooms)  # the inbox was quiet for a block, or a sweep is due
@@ -277,11 +277,12 @@ class RoomBus:
                 if len(entries) >= self.count:
                     self._unread.add(sub.room)
                 await self._deliver(sub, [(int(entry_id.split(b"-")[0]), _fields(fields))
-                                          for entry_id, fields in entries], from_stream=True)
+                                          for entry_id, fields in entries])
 
-    async def _deliver(self, sub: _Subscription, entries: list[tuple[int, dict]], *, from_stream: bool) -> None:
+    async def _deliver(self, sub: _Subscription, entries: list[tuple[int, dict]]) -> None:
         """Hand ``entries`` ((seq, fields), in order) to the room, skipping this
-        replica's own; a jump in a stream read is a compaction (``on_gap``)."""
+        replica's own; a jump is a compaction (``on_gap``): only a stream read
+        can show one, the inbox's entries come here unbroken."""
         me = self.journal.replica_id.encode()
         updates: list[bytes] = []
         authors: dict[str, str] = {}
@@ -301,7 +302,7 @@ class RoomBus:
                     authors[author[0]] = author[1]
         sub.last_seq = seq
         try:
-            if gap and from_stream:
+            if gap:
                 log.info("fanout gap room=%s replica=%s reason=compacted-unread", sub.room, self.journal.replica_id)
                 await sub.on_gap()
             elif updates:

@@ -123,18 +123,14 @@ local readers = redis.call('HGETALL', KEYS[5])
 if #readers > 0 then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local told = {'m', ARGV[1], 's', seq}
+  local entry = {'m', ARGV[1], 's', seq, 'u', ARGV[2], 'r', ARGV[3]}
+  if ARGV[4] ~= '' then entry[#entry + 1] = 'a'; entry[#entry + 1] = ARGV[4] end
   for i = 1, #readers, 2 do
     local expiry = string.match(readers[i + 1], '^%d+:(%d+)$')
     if expiry and tonumber(expiry) > now then
       local inbox = ARGV[5] .. readers[i]
-      if readers[i] == ARGV[3] then
-        redis.call('XADD', inbox, 'MAXLEN', '~', ARGV[6], '*', 'm', ARGV[1], 's', seq)
-      elseif ARGV[4] == '' then
-        redis.call('XADD', inbox, 'MAXLEN', '~', ARGV[6], '*', 'm', ARGV[1], 's', seq, 'u', ARGV[2], 'r', ARGV[3])
-      else
-        redis.call('XADD', inbox, 'MAXLEN', '~', ARGV[6], '*', 'm', ARGV[1], 's', seq, 'u', ARGV[2], 'r', ARGV[3],
-                   'a', ARGV[4])
-      end
+      redis.call('XADD', inbox, 'MAXLEN', '~', ARGV[6], '*', unpack(readers[i] == ARGV[3] and told or entry))
       redis.call('PEXPIRE', inbox, ARGV[7])
     end
   end

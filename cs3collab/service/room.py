@@ -199,19 +199,13 @@ class Room:
     @property
     def doc(self) -> Doc:
         """The live document (rebuilt first if the room released it)."""
-        if self._released is not None:
-            self.revive("doc")
-        elif self._live_parts is not None:
-            self._build_live()
+        self._ensure_live("doc")
         return self._doc
 
     @property
     def document(self) -> Any:
         """The live jupyter_ydoc document (rebuilt first if released); read it, never write it."""
-        if self._released is not None:
-            self.revive("document")
-        elif self._live_parts is not None:
-            self._build_live()
+        self._ensure_live("document")
         return self._document
 
     @property
@@ -351,18 +345,25 @@ class Room:
         if self._released is not None:
             self._revive_from(zlib.decompress(self._released), self._released_tail, why)
 
-    def _revive_from(self, state: bytes, tail: bytes, why: str, started: float | None = None) -> None:
+    def _revive_from(self, state: bytes, tail: bytes, why: str, started: float | None = None, *,
+                     live_later: bool = False) -> None:
+        """Rebuild both documents from the released state, or with
+        ``live_later`` only the candidate (see below)."""
         started = time.perf_counter() if started is None else started
-        parts = (state, tail) if tail else (state,)
-        self._new_live_doc(*parts)
+        parts = [state, tail] if tail else [state]
+        if live_later:
+            self._live_parts = parts
+        else:
+            self._new_live_doc(*parts)
         self._candidate.rebuild(state, [*parts[1:], *self._pending])
         self._released, self._released_vector, self._released_deleted = None, b"", None
         self._released_tail = b""
         self.last_activity = time.monotonic()
         seconds = time.perf_counter() - started
         metrics.room_revived(seconds)
-        log.info("room rebuilt its document room=%s why=%s state_bytes=%d ms=%.1f",
-                 self.key, why, len(state), seconds * 1000)
+        log.info("room rebuilt its %s room=%s why=%s state_bytes=%d ms=%.1f%s",
+                 "candidate document" if live_later else "document", self.key, why, len(state), seconds * 1000,
+                 " (the live document follows the change)" if live_later else "")
 
     # The first change of a released room, with no warning ahead (no cursor
     # move: see warm below), must wait for the candidate, which checks it;
@@ -379,16 +380,14 @@ class Room:
         """Rebuild the candidate of a released room now and leave the live
         document to be built after the coming change (see above)."""
         started = time.perf_counter()
-        state, tail = zlib.decompress(self._released), self._released_tail
-        self._candidate.rebuild(state, [*([tail] if tail else []), *self._pending])
-        self._live_parts = [state, tail] if tail else [state]
-        self._released, self._released_vector, self._released_deleted = None, b"", None
-        self._released_tail = b""
-        self.last_activity = time.monotonic()
-        seconds = time.perf_counter() - started
-        metrics.room_revived(seconds)
-        log.info("room rebuilt its candidate document room=%s why=%s state_bytes=%d ms=%.1f "
-                 "(the live document follows the change)", self.key, why, len(state), seconds * 1000)
+        self._revive_from(zlib.decompress(self._released), self._released_tail, why, started, live_later=True)
+
+    def _ensure_live(self, why: str) -> None:
+        """The live document exists after this: rebuilt if released, built if pending."""
+        if self._released is not None:
+            self.revive(why)
+        else:
+            self._build_live()
 
     def _build_live(self) -> None:
         """Build the live document from the parts :meth:`_revive_candidate` left."""

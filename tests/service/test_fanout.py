@@ -58,6 +58,15 @@ class Inbox:
                 await self.changed.wait()
 
 
+async def following(tg, journal: RedisJournal, since: int = 0, **settings) -> tuple[RoomBus, Inbox]:
+    """A replica's bus, running in ``tg``, following ROOM from ``since``, and what it receives."""
+    bus = RoomBus(journal, **settings)
+    await tg.start(bus.run)
+    inbox = Inbox()
+    await bus.subscribe(ROOM, since, inbox.on_updates, inbox.on_gap)
+    return bus, inbox
+
+
 def _edits(client_id: int, n: int) -> list[bytes]:
     doc = Doc(client_id=client_id)
     text = doc.get("t", type=Text)
@@ -114,10 +123,7 @@ async def test_unread_compaction_is_a_gap(redis, prefix):
         for update in _edits(1, 10):
             await one.append(ROOM, update)
         await one.compact(ROOM, b"snapshot", 8)
-        bus = RoomBus(two)
-        await tg.start(bus.run)
-        inbox = Inbox()
-        await bus.subscribe(ROOM, 3, inbox.on_updates, inbox.on_gap)  # replica two had seen up to 3
+        bus, inbox = await following(tg, two, since=3)  # replica two had seen up to 3
         await inbox.until(lambda: inbox.gaps == 1)
         assert bus.rooms[ROOM].last_seq == 10
         tg.cancel_scope.cancel()
@@ -170,10 +176,7 @@ async def test_reader_resumes_after_redis_restart(tmp_path, prefix):
         one = RedisJournal(server.url, key_prefix=prefix, timeout=2)
         two = RedisJournal(server.url, key_prefix=prefix, timeout=2)
         async with one, two, anyio.create_task_group() as tg:
-            bus = RoomBus(two)
-            await tg.start(bus.run)
-            inbox = Inbox()
-            await bus.subscribe(ROOM, 0, inbox.on_updates, inbox.on_gap)
+            bus, inbox = await following(tg, two)
             edits = _edits(1, 4)
             await one.append(ROOM, edits[0])
             await inbox.until(lambda: len(inbox.updates) == 1)
@@ -231,10 +234,7 @@ async def test_entries_a_replica_was_not_told_about_are_read_from_the_stream(red
     periodic sweep or the end of its blocking read (both 30 s and more here)."""
     async with RedisJournal(redis.url, key_prefix=prefix) as one, \
             RedisJournal(redis.url, key_prefix=prefix, timeout=60) as two, anyio.create_task_group() as tg:
-        bus = RoomBus(two, block=30, sweep_every=3600)
-        await tg.start(bus.run)
-        inbox = Inbox()
-        await bus.subscribe(ROOM, 0, inbox.on_updates, inbox.on_gap)
+        bus, inbox = await following(tg, two, block=30, sweep_every=3600)
         edits = _edits(1, 4)
         await one.append(ROOM, edits[0])
         await inbox.until(lambda: len(inbox.updates) == 1)
@@ -255,10 +255,7 @@ async def test_a_replica_told_nothing_reads_the_streams_when_it_sweeps(redis, pr
     stream, so the entries still arrive."""
     async with RedisJournal(redis.url, key_prefix=prefix) as one, \
             RedisJournal(redis.url, key_prefix=prefix) as two, anyio.create_task_group() as tg:
-        bus = RoomBus(two, block=5, sweep_every=0.5, report_every=3600)
-        await tg.start(bus.run)
-        inbox = Inbox()
-        await bus.subscribe(ROOM, 0, inbox.on_updates, inbox.on_gap)
+        bus, inbox = await following(tg, two, block=5, sweep_every=0.5, report_every=3600)
         await one.client.hdel(one.readers_key(ROOM), two.replica_id)
         edits = _edits(1, 3)
         for update in edits:

@@ -18,7 +18,7 @@ from pycrdt import Doc, Map, merge_updates
 from cs3collab.service import protocol
 from cs3collab.service.guard import UpdateRefused
 from cs3collab.service.protocol import MessageType, SyncType
-from tests.unit.test_room_durable import participant, room_with, typed
+from tests.unit.test_room_durable import Socket, participant, room_with, typed
 
 
 async def ask(room, state_vector: bytes) -> bytes:
@@ -269,16 +269,10 @@ async def test_the_frame_of_a_first_keystroke_leaves_before_the_live_document_ex
     room.release()
     built_at_send: list[bool] = []
 
-    class Watching:
-        def __init__(self) -> None:
-            self.sent: list[bytes] = []
-
+    class Watching(Socket):
         def send(self, message: bytes) -> None:
             built_at_send.append(room._doc is not None)
-            self.sent.append(message)
-
-        def close(self, code: int, reason: str) -> None:
-            pass
+            super().send(message)
 
     other = participant()
     other.connection = Watching()
