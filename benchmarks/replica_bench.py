@@ -80,6 +80,7 @@ REPO = BENCH_DIR.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(BENCH_DIR))
 
+from profiling import sampling  # noqa: E402
 from service_bench import (  # noqa: E402
     OURS,
     THEIRS,
@@ -373,6 +374,7 @@ class Settings:
     after: float  # ... and after the reconnects
     takeover_wait: float  # longest wait for the killed replica's rooms to be saved again
     run_limit: float = 100  # longest wait for one server's clients to open (one replica)
+    profile: Path | None = None  # py-spy the service processes during each window into this folder
 
 
 FULL = Settings(sizes=(10, 100, 300), window=20, warmup=3, two_rooms=100, before=20, after=30, takeover_wait=45)
@@ -440,7 +442,9 @@ async def measure_open_load(target: Target, http: httpx.AsyncClient, settings: S
         hist0 = await histograms(http, [target.url]) if is_ours else {}
         cpu0, own0, t0, load0 = cpu_seconds(target.pid), time.process_time(), time.perf_counter(), loadavg()
         waiting0 = cpu_waiting()
-        await asyncio.sleep(max(0.0, window.end - time.perf_counter()))
+        spied = {f"one-{len(load.rooms)}": target.pid} if is_ours else {}
+        async with sampling(spied, window.end - time.perf_counter(), settings.profile):
+            await asyncio.sleep(max(0.0, window.end - time.perf_counter()))
         cpu, own, wall = cpu_seconds(target.pid) - cpu0, time.process_time() - own0, time.perf_counter() - t0
         out = {"cpu": cpu / wall, "client_cpu": own / wall, "rss": rss_bytes(target.pid) / 1e6, "load0": load0,
                "load1": loadavg(), "waiting": waiting_share(waiting0, wall)}
@@ -580,7 +584,9 @@ async def two_replicas(results: Results, settings: Settings, workdir: Path, site
             waiting0 = cpu_waiting()
             saves0 = await saves_done(http, one.url) + await saves_done(http, two.url)
             server0 = await histograms(http, [one.url, two.url])
-            await asyncio.sleep(max(0.0, before.end - time.perf_counter()))
+            spied = {"two-before-1": one.running.pid, "two-before-2": two.running.pid}
+            async with sampling(spied, before.end - time.perf_counter(), settings.profile):
+                await asyncio.sleep(max(0.0, before.end - time.perf_counter()))
             server_before = p99_between(server0, await histograms(http, [one.url, two.url]))
             wall = time.perf_counter() - t0
             cpu_before = {p: (cpu_seconds(p) - c) / wall for p, c in cpu0.items()}
@@ -806,6 +812,10 @@ def main() -> None:
     parser.add_argument("--sizes", help="one replica: comma-separated room counts (default 10,100,300)")
     parser.add_argument("--two-rooms", type=int, help="two replicas: rooms (default 100)")
     parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="py-spy each of our service processes during the measured windows (before the kill, "
+                             "for two replicas) into DIR; summarise with benchmarks/profiling.py. Sampling costs "
+                             "CPU on this machine too: figures of a profiled run are not comparable")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (site, state, logs)")
     parser.add_argument("--median", nargs="+", metavar="JSON",
                         help="run nothing: print the medians of earlier runs' --json files (per figure, over the "
@@ -819,6 +829,7 @@ def main() -> None:
         settings.sizes = tuple(int(s) for s in args.sizes.split(","))
     if args.two_rooms:
         settings.two_rooms = args.two_rooms
+    settings.profile = args.profile
     print(machine(), f"(/proc/loadavg: {loadavg()})", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="cs3collab-replica-bench-"))
     started = time.perf_counter()
