@@ -371,9 +371,12 @@ class Candidate:
             check_nesting(update, self.limits.max_depth)
         changes = self._run(lambda: self.doc.apply_update(update))
         if check:
-            if _has_structs(get_update(update, self.doc.get_state())):
-                raise UpdateIncomplete("the update depends on changes the server does not have")
-            self._check(sum(len(change) for change in changes))
+            # the reads below in one transaction: each read of its own would
+            # commit one, and every commit runs the document's observers
+            with self.doc.transaction():
+                if _has_structs(get_update(update, self.doc.get_state())):
+                    raise UpdateIncomplete("the update depends on changes the server does not have")
+                self._check(sum(len(change) for change in changes))
         self.size += sum(len(change) for change in changes)
         return changes
 
