@@ -5,7 +5,10 @@ the project's dependencies) against each process for the window, without
 pausing it (``--nonblocking``), and writes py-spy's raw (collapsed) stacks to
 ``out/<label>-<pid>.txt``. ``summary(path)`` turns one such file into the two
 tables one reads first: the functions that were on the CPU (self) and the ones
-under which the time went (inclusive), as shares of the samples.
+under which the time went (inclusive), as shares of the busy samples: py-spy
+cannot tell a thread blocked in a system call without pausing the process, so
+stacks that end in a known wait (the event loop's select, an idle pool thread)
+are counted apart as idle.
 
 Usage beside a benchmark: ``replica_bench.py --profile DIR``; by hand::
 
@@ -59,10 +62,15 @@ def _frame_name(frame: str) -> str:
     return f"{name} ({'/'.join(path.split('/')[-2:])})" if path else name
 
 
+# leaves of stacks that wait rather than run (the frame's function name)
+IDLE = frozenset({"EpollSelector.select", "_PollLikeSelector.select", "select", "_worker", "wait",
+                  "Condition.wait", "Thread._wait_for_tstate_lock", "Queue.get", "SimpleQueue.get"})
+
+
 def summary(path: Path, top: int = 20) -> str:
     own: Counter[str] = Counter()
     under: Counter[str] = Counter()
-    total = 0
+    total = idle = 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
@@ -71,13 +79,17 @@ def summary(path: Path, top: int = 20) -> str:
         frames = [_frame_name(f) for f in stack.split(";") if f]
         if not frames:
             continue
+        if frames[-1].partition(" (")[0] in IDLE:
+            idle += n
+            continue
         total += n
         own[frames[-1]] += n
         for name in set(frames):
             under[name] += n
     if not total:
         return f"{path.name}: no samples"
-    lines = [f"{path.name}: {total} samples", "  on the CPU (self):"]
+    lines = [f"{path.name}: {total} busy samples ({idle} more waiting); shares of the busy ones",
+             "  on the CPU (self):"]
     lines += [f"    {100 * n / total:5.1f} %  {name}" for name, n in own.most_common(top)]
     lines.append("  under (inclusive):")
     lines += [f"    {100 * n / total:5.1f} %  {name}" for name, n in under.most_common(top)]
