@@ -14,10 +14,12 @@ the *other* replicas' updates in:
   waits with ``XREAD BLOCK`` on its inbox alone, so a round costs the same
   with 10 rooms live as with 1000, and hands each room's new entries to
   its ``on_updates`` callback (which applies them to the local doc and
-  broadcasts them to the local participants). The inbox also lists this
-  replica's own appends (room and sequence number only), so it holds
-  every sequence number of a followed room in order, and a jump means
-  entries this replica was not told about (its position had expired,
+  broadcasts them to the local participants). This replica's own appends
+  are not in its inbox (they would wake the reader for nothing): the
+  journal hands their sequence numbers over as Redis confirms them
+  (``RedisJournal.on_appended``). Together the two give every sequence
+  number of a followed room, and a jump that is not this replica's own
+  appends means entries it was not told about (its position had expired,
   the inbox was trimmed, it had just subscribed): the reader then reads
   the room's stream from its position, the one place that holds them.
   It does so too for every room every :attr:`RoomBus.sweep_every`
@@ -85,6 +87,19 @@ class _Subscription:
     on_gap: OnGap
     on_message: OnMessage | None
     listening: anyio.Event = field(default_factory=anyio.Event)  # its channel is subscribed
+    own: set[int] = field(default_factory=set)  # this replica's appends beyond last_seq
+
+    def advance(self) -> None:
+        """Move ``last_seq`` over this replica's own appends right after it."""
+        while self.last_seq + 1 in self.own:
+            self.last_seq += 1
+            self.own.discard(self.last_seq)
+        if self.own and min(self.own) <= self.last_seq:
+            self.own = {seq for seq in self.own if seq > self.last_seq}
+
+    def own_between(self, low: int, high: int) -> bool:
+        """Whether every seq strictly between ``low`` and ``high`` is this replica's own."""
+        return high - low - 1 <= len(self.own) and all(seq in self.own for seq in range(low + 1, high))
 
 
 class RoomBus:
@@ -122,6 +137,13 @@ class RoomBus:
         self._swept = self._reported_at = time.monotonic()
         self._pubsub = None
         self._channels_changed = anyio.Event()
+        journal.on_appended = self._appended
+
+    def _appended(self, room: str, seq: int) -> None:
+        sub = self.rooms.get(room)
+        if sub is not None and seq > sub.last_seq:
+            sub.own.add(seq)
+            sub.advance()
 
     def _channel(self, room: str) -> str:
         return f"{self.journal.key_prefix}:bus:{room}"
@@ -209,6 +231,8 @@ class RoomBus:
                 tg.start_soon(self._supervised, "listener", self._listen_once)
                 task_status.started()
         finally:
+            if self.journal.on_appended == self._appended:
+                self.journal.on_appended = None
             with anyio.CancelScope(shield=True):
                 await self._pubsub.aclose()
 
@@ -243,7 +267,7 @@ class RoomBus:
                 last = told[sub.room][-1][0] if sub.room in told else sub.last_seq
                 if seq <= last:
                     continue  # read from the stream already
-                if seq != last + 1:
+                if seq != last + 1 and not sub.own_between(last, seq):
                     self._unread.add(sub.room)  # entries this replica was not told about: the stream has them
                     continue
                 told.setdefault(sub.room, []).append((seq, values))
@@ -282,7 +306,8 @@ class RoomBus:
     async def _deliver(self, sub: _Subscription, entries: list[tuple[int, dict]]) -> None:
         """Hand ``entries`` ((seq, fields), in order) to the room, skipping this
         replica's own; a jump is a compaction (``on_gap``): only a stream read
-        can show one, the inbox's entries come here unbroken."""
+        can show one, the inbox's entries come here unbroken but for this
+        replica's own appends."""
         me = self.journal.replica_id.encode()
         updates: list[bytes] = []
         authors: dict[str, str] = {}
@@ -291,7 +316,7 @@ class RoomBus:
         for entry_seq, values in entries:
             if entry_seq <= seq:
                 continue  # delivered meanwhile (a stream read and the inbox overlap)
-            if entry_seq != seq + 1:
+            if entry_seq != seq + 1 and not sub.own_between(seq, entry_seq):
                 gap = True
             seq = entry_seq
             update = values.get(b"u")
@@ -301,6 +326,7 @@ class RoomBus:
                 if author is not None:
                     authors[author[0]] = author[1]
         sub.last_seq = seq
+        sub.advance()
         try:
             if gap:
                 log.info("fanout gap room=%s replica=%s reason=compacted-unread", sub.room, self.journal.replica_id)

@@ -69,6 +69,7 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,11 +106,11 @@ INBOX_EXPIRY_MS = 300_000
 
 # KEYS: state, stream, rooms, dirty, readers. ARGV: room, update, replica, author,
 # inbox key prefix, inbox length, inbox expiry (ms). Returns the seq.
-# Then tells every replica following the room (readers: field replica ->
-# "<seq>:<expiry ms>", unexpired) in its inbox stream: the entry itself for
-# the others, and only the room and seq for the appending replica, so that
-# each replica's inbox lists every seq of the rooms it follows, in order
-# (fanout.py reads the inbox, and reads the room's stream only for a gap).
+# Then tells every other replica following the room (readers: field replica
+# -> "<seq>:<expiry ms>", unexpired) in its inbox stream: the entry itself,
+# with the room and seq. The appending replica is not told: it learns its own
+# seqs from the reply (RedisJournal.on_appended), and an entry in its own
+# inbox would only wake its reader for nothing (fanout.py).
 _APPEND = """
 local seq = redis.call('HINCRBY', KEYS[1], 'last_seq', 1)
 if ARGV[4] == '' then
@@ -123,14 +124,13 @@ local readers = redis.call('HGETALL', KEYS[5])
 if #readers > 0 then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local told = {'m', ARGV[1], 's', seq}
   local entry = {'m', ARGV[1], 's', seq, 'u', ARGV[2], 'r', ARGV[3]}
   if ARGV[4] ~= '' then entry[#entry + 1] = 'a'; entry[#entry + 1] = ARGV[4] end
   for i = 1, #readers, 2 do
     local expiry = string.match(readers[i + 1], '^%d+:(%d+)$')
-    if expiry and tonumber(expiry) > now then
+    if readers[i] ~= ARGV[3] and expiry and tonumber(expiry) > now then
       local inbox = ARGV[5] .. readers[i]
-      redis.call('XADD', inbox, 'MAXLEN', '~', ARGV[6], '*', unpack(readers[i] == ARGV[3] and told or entry))
+      redis.call('XADD', inbox, 'MAXLEN', '~', ARGV[6], '*', unpack(entry))
       redis.call('PEXPIRE', inbox, ARGV[7])
     end
   end
@@ -302,6 +302,10 @@ class RedisJournal(CheckedJournal, Configurable):
         self._scripts: dict[str, Any] = {}
         self._fresh_needed = False  # drop the idle pooled connections before the next round trip
         self._last_round_trip = time.monotonic()
+        self.on_appended: Callable[[str, int], None] | None = None
+        """Called with (room, seq) for each append Redis confirmed, before its
+        caller hears of it: the fan-out's reader counts these seqs as read
+        (nothing tells it of its own appends otherwise)."""
 
     def __repr__(self) -> str:
         return f"<RedisJournal url={_redacted(self.url)!r} prefix={self.key_prefix!r} state={self._state}>"
@@ -492,6 +496,11 @@ class RedisJournal(CheckedJournal, Configurable):
             if call.op == "append":
                 appends += 1
                 appended += len(call.args[1])
+                if self.on_appended is not None:
+                    try:
+                        self.on_appended(call.args[0], result)
+                    except Exception:  # noqa: BLE001 - the append is durable whatever a listener does
+                        log.exception("journal append listener failed room=%s seq=%d", call.args[0], result)
             if not call.future.done():
                 call.future.set_result(result)
         for call in batch[len(replies):]:  # never leave a caller hanging
