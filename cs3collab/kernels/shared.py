@@ -520,7 +520,10 @@ class SharedKernel:
                         self.key, channel.runner.user, channel.runner.site, channel.role, msg_type)
             self._refuse(channel, message, "You can view this notebook but not run it: only editors run code.")
             return
-        if not self.alive:
+        if not self.alive or self._starting is not None:
+            # starting: its sockets exist, but until the start ends it drains
+            # what the shell socket receives (replies to its nudges), a reply
+            # to this request included; so wait for the start, like its starter
             if not channel.can_run:
                 # a viewer's question waits for the kernel an editor starts (then it is asked)
                 self._deferred = [(c, m) for c, m in self._deferred if c in self.channels][-20:] + [(channel, message)]

@@ -5,6 +5,7 @@ way a frontend can show it (reply with status error, error output, idle)."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import uuid
 
@@ -67,3 +68,45 @@ def test_a_kernel_death_is_told_in_words():
     assert "limit" in describe_exit(-signal.SIGKILL)
     assert describe_exit(1) == "it exited with code 1"
     assert describe_exit(None) == "it stopped responding"
+
+
+async def test_a_request_that_comes_while_the_kernel_starts_waits_for_the_start():
+    """Einstein's run starts the kernel; Marie's (relayed from another
+    replica) comes while the start is still draining the replies to its
+    kernel_info nudges from the shell socket. Sent then, the reply to her
+    request would be drained too and her cell would wait for ever: it is
+    sent once the start is over, as is the reply a viewer waits for."""
+    kernel = KernelHost().kernel("room")
+    drained = asyncio.Event()
+    sent: list[tuple[str, str]] = []
+
+    class Session:
+        def send(self, socket, wire):
+            sent.append((wire["header"]["msg_id"], kernel.state))
+
+    async def start(starter, factory):  # as SharedKernel._start: sockets before the kernel is heard from
+        kernel.state = "starting"
+        kernel.manager, kernel.session, kernel.sockets = object(), Session(), {"shell": object()}
+        await drained.wait()
+        kernel.state = "idle"
+        for waiting, message in kernel.take_deferred():
+            kernel._pending[message["header"]["msg_id"]] = waiting
+            kernel.session.send(kernel.sockets["shell"], message)
+
+    kernel._start = start
+    einstein, marie, viewer = Channel("editor"), Channel("editor"), Channel("viewer")
+    for channel in (einstein, marie, viewer):
+        kernel.attach(channel)
+    first, second, asked = request("execute_request"), request("execute_request"), request("kernel_info_request")
+    starting = asyncio.create_task(kernel.send(einstein, first, never_started))
+    while kernel.manager is None:
+        await asyncio.sleep(0)  # until the start has its sockets
+    relayed = asyncio.create_task(kernel.send(marie, second, never_started))
+    await kernel.send(viewer, asked, never_started)
+    for _ in range(5):
+        await asyncio.sleep(0)  # let the relayed request run as far as it goes
+    assert sent == [] and not relayed.done()
+    drained.set()
+    await asyncio.gather(starting, relayed)
+    assert sorted(sent) == sorted((m["header"]["msg_id"], "idle") for m in (first, second, asked))
+    assert not marie.sent and not einstein.sent and not viewer.sent  # nothing refused
