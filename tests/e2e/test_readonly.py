@@ -42,7 +42,17 @@ def inputs(tab: Tab):
     return tab.notebook.locator(".jp-Notebook .jp-Cell .jp-InputArea")
 
 
+LAID_OUT = """nb => {
+    const areas = [...nb.querySelectorAll('.jp-Notebook .jp-Cell .jp-InputArea')];
+    return areas.length > 0 && areas.every(a => a.innerText.trim() !== '');
+}"""
+
+
 async def cell_texts(tab: Tab) -> list[str]:
+    """What each cell shows, once every cell shows something: innerText is empty
+    while the notebook is not laid out (once seen in both tabs at the same moment),
+    and every cell of the sample notebook has text."""
+    await tab.page.wait_for_function(LAID_OUT, arg=await tab.notebook.element_handle(), timeout=ROLE_TIMEOUT_MS)
     return await inputs(tab).evaluate_all("areas => areas.map(a => a.innerText)")
 
 
