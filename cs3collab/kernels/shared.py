@@ -596,6 +596,11 @@ class SharedKernel:
             target = self._pending.pop(parent_id, None)
             if target is not None:
                 target.deliver(wire)
+            elif parent_id not in self._nudges:
+                # its asker left, or a request this kernel was never sent: kept in the log,
+                # since a reply nobody receives leaves a cell waiting
+                log.info("kernel reply with nobody waiting room=%s channel=%s msg_type=%s",
+                         self.key, name, msg.get("msg_type", "?"))
 
     async def _read_iopub(self) -> None:
         socket = self.sockets["iopub"]
