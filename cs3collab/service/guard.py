@@ -370,14 +370,15 @@ class Candidate:
         if check:
             check_nesting(update, self.limits.max_depth)
         changes = self._run(lambda: self.doc.apply_update(update))
+        added = sum(len(change) for change in changes)
         if check:
             # the reads below in one transaction: each read of its own would
             # commit one, and every commit runs the document's observers
             with self.doc.transaction():
                 if _has_structs(get_update(update, self.doc.get_state())):
                     raise UpdateIncomplete("the update depends on changes the server does not have")
-                self._check(sum(len(change) for change in changes))
-        self.size += sum(len(change) for change in changes)
+                self._check(added)
+        self.size += added
         return changes
 
     def edit(self, change) -> list[bytes]:
