@@ -23,7 +23,9 @@ a. propagation latency (p50/p99) from a writer's update to every other client, a
    send time; a recipient stamps each frame on arrival, applies it, and counts
    every writer update its state vector now covers as arrived at that stamp.
    A fourth run repeats 1 room x 20 clients while another client opens a fresh
-   1000-cell notebook every 5 s (how long one big open stalls everyone else).
+   1000-cell notebook every 5 s (how long one big open stalls everyone else). That
+   client runs in a process of its own, as another user's browser would: applying
+   the big step 2 in this process would stall the stamping of the others' frames.
 b. cold open of a 100-cell and a 1000-cell notebook (~5 MB with outputs): from the
    session PUT to sync step 2 received and applied (ours includes the CS3 download); then the
    warm open of a second client joining that room while it is in memory.
@@ -241,6 +243,11 @@ class RoomLatency:
     frames: dict[tuple[int, int], set[int]] = field(default_factory=dict)  # (cid, clock) -> hashes of frames seen
 
 
+def room_url(target: Target, session: dict) -> str:
+    room = f"{session['format']}:{session['type']}:{session['fileId']}"
+    return target.url.replace("http://", "ws://") + f"/api/collaboration/room/{room}?sessionId={session['sessionId']}"
+
+
 class BenchClient:
     """A y-websocket client: pycrdt Doc + the protocol over a ``websockets`` connection."""
 
@@ -268,8 +275,7 @@ class BenchClient:
         started = time.perf_counter()
         session = await target.session(http, path)
         put_done = time.perf_counter()
-        room = f"{session['format']}:{session['type']}:{session['fileId']}"
-        url = target.url.replace("http://", "ws://") + f"/api/collaboration/room/{room}?sessionId={session['sessionId']}"
+        url = room_url(target, session)
         self.ws = await websockets.connect(
             url, additional_headers={"Authorization": f"token {target.token}"}, max_size=None, open_timeout=timeout
         )
@@ -349,6 +355,62 @@ class BenchClient:
         if self._reader is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._reader, 5)
+
+
+class Opener:
+    """Another user's browser: opens rooms from its own process. A 1000-cell
+    notebook's step 2 takes a client ~20 ms to apply; applied by a client in
+    this process, it would stall this process's loop, and with it the arrival
+    stamps of every other client's frames, which would then count as the
+    server's latency. Started once (its imports take a while); each open is
+    one line in (the room's URL and token) and one line out (the seconds from
+    the WebSocket upgrade request to step 2 applied)."""
+
+    def __init__(self) -> None:
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def __aenter__(self) -> Opener:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--opener", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.process.stdin.close()
+        try:
+            await asyncio.wait_for(self.process.wait(), 10)
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+
+    async def open(self, target: Target, http: httpx.AsyncClient, path: str) -> float:
+        session = await target.session(http, path)
+        self.process.stdin.write(json.dumps({"url": room_url(target, session), "token": target.token}).encode() + b"\n")
+        await self.process.stdin.drain()
+        line = await asyncio.wait_for(self.process.stdout.readline(), 60)
+        if not line:
+            raise RuntimeError("the opener process ended")
+        return json.loads(line)["seconds"]
+
+
+async def _open_once(url: str, token: str) -> float:
+    started = time.perf_counter()
+    doc = Doc()
+    async with websockets.connect(url, additional_headers={"Authorization": f"token {token}"}, max_size=None,
+                                  open_timeout=60) as ws:
+        await ws.send(b"\x00\x00" + write_message(doc.get_state()))
+        async for message in ws:
+            if isinstance(message, bytes) and len(message) > 2 and message[:2] == b"\x00\x01":
+                doc.apply_update(read_message(message[2:]))
+                return time.perf_counter() - started
+    raise RuntimeError("the room closed before sync step 2")
+
+
+def opener_main() -> None:
+    """The child side of :class:`Opener`."""
+    for line in sys.stdin:
+        request = json.loads(line)
+        seconds = asyncio.run(_open_once(request["url"], request["token"]))
+        print(json.dumps({"seconds": seconds}), flush=True)
 
 
 async def gather_limited(coros, limit: int = 10):
@@ -480,17 +542,19 @@ class Bench:
             await asyncio.sleep(max(0.0, stop_at - time.perf_counter()))
             return cpu_seconds(target.pid) - cpu0, time.process_time() - own0, time.perf_counter() - t0, 0.0
 
-        async def open_big() -> None:
+        async def open_big(opener: Opener) -> None:
             for i, path in enumerate(big):
                 await asyncio.sleep(max(0.0, record_from + 1 + 5 * i - time.perf_counter()))
-                client = BenchClient()
-                await client.open(target, self.http, path)
-                await client.close()
+                await opener.open(target, self.http, path)
 
         tasks = [write(members[w], 1 + w) for members in room_clients for w in range(writers)]
-        disturber = asyncio.ensure_future(open_big())
-        *sent, (cpu, own_cpu, wall, _) = await asyncio.gather(*tasks, measure_cpu())
-        await disturber
+        async with contextlib.AsyncExitStack() as stack:
+            if big:
+                opener = await stack.enter_async_context(Opener())
+                disturber = asyncio.ensure_future(open_big(opener))
+            *sent, (cpu, own_cpu, wall, _) = await asyncio.gather(*tasks, measure_cpu())
+            if big:
+                await disturber
         for r in range(rooms):
             stats[r].expected = sum(sent[r * writers:(r + 1) * writers]) * (clients - 1)
         expected = sum(st.expected for st in stats)
@@ -733,7 +797,11 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(sorted(SCENARIOS)),
                         help="comma-separated scenarios to run: a, a-stall (1 x 20 without and with 1000-cell "
                              "opens), b, c, d (default: all)")
+    parser.add_argument("--opener", action="store_true", help=argparse.SUPPRESS)  # the child of Opener
     args = parser.parse_args()
+    if args.opener:
+        opener_main()
+        return
     only = frozenset(args.only.split(","))
     if not only <= SCENARIOS:
         parser.error(f"--only: unknown {sorted(only - SCENARIOS)}")
