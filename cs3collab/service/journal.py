@@ -24,6 +24,7 @@ number, so later numbers never move.
 from __future__ import annotations
 
 import asyncio
+import zlib
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -130,6 +131,31 @@ class JournalRecord:
         return self.last_seq > self.persisted_seq
 
 
+@dataclass(frozen=True, eq=False)
+class Compressed:
+    """A Y update as zlib compressed it, for :meth:`Journal.append` and
+    :meth:`Journal.compact`: what a room already holds of a large update (a
+    fresh open's first state, the saved state a compaction folds in), so that
+    nobody compresses or decompresses it again on the event loop.
+
+    A backend that declares ``stores_compressed`` keeps ``data`` as it is (the
+    SQLite journal: a quarter of the bytes to write, and of the WAL to
+    checkpoint, for a notebook's state); for any other, the journal uses
+    ``raw`` or decompresses ``data`` on a thread. :meth:`Journal.load` always
+    gives the updates uncompressed.
+
+    Attributes:
+        data: the update, zlib-compressed.
+        size: the update's size uncompressed, what the size limit counts (0:
+            unknown, accepted only by compact, which has no limit).
+        raw: the update itself, if the caller still holds it.
+    """
+
+    data: bytes
+    size: int = 0
+    raw: bytes | None = None
+
+
 @runtime_checkable
 class Journal(Protocol):
     """Durable, per-room, append-only log of Y updates.
@@ -157,7 +183,7 @@ class Journal(Protocol):
     async def stop(self) -> None:
         """Commit the calls already made, close the store; idempotent."""
 
-    async def append(self, room: str, update: bytes, author: str = "") -> int:
+    async def append(self, room: str, update: bytes | Compressed, author: str = "") -> int:
         """Append one Y update to ``room`` (created on first use); return its
         sequence number once the update is durable. ``author``: who made it
         (:func:`author_tag`), for a journal shared by replicas, so that the
@@ -174,7 +200,7 @@ class Journal(Protocol):
         late); one above ``last_seq`` raises ValueError. ``seq`` 0 records
         the etag of a room with no updates."""
 
-    async def compact(self, room: str, snapshot: bytes, upto_seq: int) -> None:
+    async def compact(self, room: str, snapshot: bytes | Compressed, upto_seq: int) -> None:
         """Atomically replace the updates with ``seq <= upto_seq`` by
         ``snapshot``, kept as the first update under ``upto_seq``; later
         updates are untouched. ``snapshot`` must hold at least everything
@@ -309,6 +335,8 @@ class CheckedJournal:
 
     max_update_size: int
     where: str
+    stores_compressed = False
+    """Whether the backend's store takes a :class:`Compressed` update as it is."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -441,13 +469,31 @@ class CheckedJournal:
 
     # -- the Journal calls, checked -------------------------------------------------
 
-    async def append(self, room: str, update: bytes, author: str = "") -> int:
+    async def append(self, room: str, update: bytes | Compressed, author: str = "") -> int:
         """Append ``update`` to ``room``; return its seq once the backend made it durable."""
         check_room_key(room)
-        data = check_update(update, self.max_update_size or None)
+        limit = self.max_update_size or None
+        if isinstance(update, Compressed):
+            if not isinstance(update.size, int) or update.size <= 0:
+                raise InvalidUpdateError("a compressed update to append must say its size")
+            if limit is not None and update.size > limit:
+                raise InvalidUpdateError(f"update is {update.size} bytes, more than {limit}")
         if not isinstance(author, str) or len(author) > AUTHOR_MAX:
             raise InvalidUpdateError(f"an update's author must be a string of at most {AUTHOR_MAX} characters")
+        data = await self._stored(update, limit)
         return await self._call("append", room, data, author)
+
+    async def _stored(self, update: object, limit: int | None) -> bytes | Compressed:
+        """``update`` checked, as the backend stores it: bytes, or a
+        :class:`Compressed` for a backend that ``stores_compressed``."""
+        if not isinstance(update, Compressed):
+            return check_update(update, limit)
+        check_update(update.data, None)
+        if self.stores_compressed:
+            return update
+        if update.raw is not None:
+            return check_update(update.raw, limit)
+        return check_update(await asyncio.to_thread(zlib.decompress, update.data), limit)
 
     async def load(self, room: str) -> JournalRecord | None:
         return await self._call("load", check_room_key(room))
@@ -458,10 +504,10 @@ class CheckedJournal:
         check_text("etag", etag, MAX_ETAG_BYTES)
         await self._call("mark_persisted", room, seq, etag)
 
-    async def compact(self, room: str, snapshot: bytes, upto_seq: int) -> None:
+    async def compact(self, room: str, snapshot: bytes | Compressed, upto_seq: int) -> None:
         check_room_key(room)
-        data = check_update(snapshot, None)
         check_seq(upto_seq, minimum=1)
+        data = await self._stored(snapshot, None)
         await self._call("compact", room, data, upto_seq)
 
     async def set_meta(self, room: str, key: str, value: str) -> None:

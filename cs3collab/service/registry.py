@@ -326,7 +326,7 @@ class LiveRoom:
         if self._replication is not None and not self._replication.persists_here():
             return  # its persisted state may be older than the holder's: the holder compacts
         if self._storage.persisted_seq:
-            await self.room.journal.compact(self.key, self._storage.persisted_state, self._storage.persisted_seq)
+            await self.room.journal.compact(self.key, self._storage.persisted_snapshot, self._storage.persisted_seq)
 
 
 class RoomRegistry:

@@ -37,6 +37,7 @@ from cs3collab.cs3 import CS3Error, FailedPrecondition, NotFound, PermissionDeni
 from cs3collab.cs3.refs import format_resource_id
 from cs3collab.service import metrics, save_records, worker
 from cs3collab.service.documents import InvalidDocument
+from cs3collab.service.journal import Compressed
 from cs3collab.service.locking import LockKeeper
 from cs3collab.service.logthrottle import LogThrottle
 from cs3collab.service.room import Participant, Room
@@ -197,6 +198,11 @@ class RoomStorage:
         self._persisted_z = zlib.compress(state, 1)
 
     @property
+    def persisted_snapshot(self) -> Compressed:
+        """:attr:`persisted_state` as a compaction takes it (compressed, as kept)."""
+        return Compressed(self._persisted_z)
+
+    @property
     def persisted_compressed(self) -> bytes | None:
         """:attr:`persisted_state` as kept (zlib), None before the first open or
         save: a released room shares these bytes (Room.release_soon)."""
@@ -235,7 +241,9 @@ class RoomStorage:
             name = self.path.rsplit("/", 1)[-1] if self.path else self.where
             update, parts, persisted_z = await self.documents_worker.run(
                 worker.open_file, self.room.kind.doc_type, data, self.room.key, name)
-            seq = await self.room.journal.append(self.room.key, update)
+            # the journal may keep the compressed copy made for the persisted state:
+            # a quarter of the bytes on its one writer, ahead of every room's keystrokes
+            seq = await self.room.journal.append(self.room.key, Compressed(persisted_z, len(update), update))
             await self.room.restore_in_slices(parts, seq)
             await self.room.journal.mark_persisted(self.room.key, seq, info.etag)
             self._persisted_z, self.persisted_seq, self.persisted_etag = persisted_z, seq, info.etag

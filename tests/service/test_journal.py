@@ -21,6 +21,7 @@ import signal
 import sqlite3
 import sys
 import uuid
+import zlib
 from pathlib import Path
 
 import anyio
@@ -30,6 +31,7 @@ from pycrdt import Array, Doc, Map, Text
 
 from cs3collab.service.journal import (
     MAX_ROOM_KEY_BYTES,
+    Compressed,
     InvalidRoomKeyError,
     InvalidUpdateError,
     Journal,
@@ -305,6 +307,83 @@ async def test_compact_replaces_prefix_only(running):
             await journal.compact("no-such-room", b"bad", 1)
         assert (await journal.load(ROOM)).updates == [b"snap8", b"u9", b"u10"]
         assert await journal.append(ROOM, b"u11") == 11
+
+
+async def test_compressed_updates_load_as_the_updates(running):
+    """A fresh open's first state and a compaction's snapshot come compressed
+    (what the room already holds): whatever the backend keeps, a reload gives
+    the updates themselves, and a compressed update over the limit is refused
+    by the size it says."""
+    big = os.urandom(3000) * 40  # 120 kB that compress well, as a notebook's state does
+    async with running(max_update_size=200_000) as journal:
+        assert await journal.append(ROOM, Compressed(zlib.compress(big, 1), len(big), big)) == 1
+        assert await journal.append(ROOM, Compressed(zlib.compress(b"u2", 1), 2)) == 2
+        await journal.append(ROOM, b"u3")
+        record = await journal.load(ROOM)
+        assert record.updates == [big, b"u2", b"u3"] and record.seqs == [1, 2, 3]
+        await journal.compact(ROOM, Compressed(zlib.compress(b"snap2", 1)), 2)
+        assert (await journal.load(ROOM)).updates == [b"snap2", b"u3"]
+        with pytest.raises(InvalidUpdateError):
+            await journal.append(ROOM, Compressed(zlib.compress(b"x", 1), 200_001))
+        with pytest.raises(InvalidUpdateError):
+            await journal.append(ROOM, Compressed(zlib.compress(b"x", 1)))  # an append must say its size
+        assert (await journal.load(ROOM)).last_seq == 3
+
+
+async def test_sqlite_keeps_compressed_updates_compressed(tmp_path):
+    """The SQLite journal writes the compressed bytes (a quarter of a
+    notebook state's pages on its one writer thread) and reads them back."""
+    path = tmp_path / "journal.sqlite3"
+    big = os.urandom(3000) * 40
+    packed = zlib.compress(big, 1)
+    async with SQLiteJournal(path) as journal:
+        await journal.append(ROOM, Compressed(packed, len(big), big))
+        assert journal.stats.appended_bytes == len(big)
+    with sqlite3.connect(path) as conn:
+        stored = conn.execute("SELECT length(data), codec FROM updates").fetchall()
+    conn.close()
+    assert stored == [(len(packed), 1)] and len(packed) < len(big) / 10
+    async with SQLiteJournal(path) as journal:
+        assert (await journal.load(ROOM)).updates == [big]
+
+
+async def test_a_version_1_journal_is_upgraded_in_place(tmp_path):
+    """A journal written before compressed updates (schema version 1) opens
+    with everything in it, then takes compressed updates."""
+    path = tmp_path / "journal.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript("""
+        CREATE TABLE rooms (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, last_seq INTEGER NOT NULL DEFAULT 0,
+            persisted_seq INTEGER NOT NULL DEFAULT 0, persisted_etag TEXT NOT NULL DEFAULT '');
+        CREATE TABLE updates (room_id INTEGER NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL,
+            PRIMARY KEY (room_id, seq));
+        CREATE TABLE meta (room_id INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+            PRIMARY KEY (room_id, key));
+    """)
+    conn.execute("INSERT INTO rooms (key, last_seq, persisted_seq, persisted_etag) VALUES (?, 2, 1, 'e1')", (ROOM,))
+    conn.executemany("INSERT INTO updates (room_id, seq, data) VALUES (1, ?, ?)", [(1, b"u1"), (2, b"u2")])
+    conn.execute(f"PRAGMA application_id={int.from_bytes(b'cs3j', 'big')}")
+    conn.execute("PRAGMA user_version=1")
+    conn.close()
+    async with SQLiteJournal(path) as journal:
+        record = await journal.load(ROOM)
+        assert (record.updates, record.last_seq, record.persisted_seq, record.persisted_etag) == \
+            ([b"u1", b"u2"], 2, 1, "e1")
+        await journal.append(ROOM, Compressed(zlib.compress(b"u3", 1), 2))
+    async with SQLiteJournal(path) as journal:
+        assert (await journal.load(ROOM)).updates == [b"u1", b"u2", b"u3"]
+
+
+async def test_a_newer_journal_is_refused_by_its_version(tmp_path):
+    path = tmp_path / "journal.sqlite3"
+    async with SQLiteJournal(path):
+        pass
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version=3")
+    conn.close()
+    with pytest.raises(JournalCorruptError, match="schema version 3"):
+        async with SQLiteJournal(path):
+            pass
 
 
 def _roots(doc: Doc) -> tuple[Text, Map, Array, Map]:
