@@ -51,6 +51,7 @@ from cs3collab.service.slices import SLICE_BYTES
 log = logging.getLogger("cs3collab.service.room")
 
 EMPTY_UPDATE = b"\x00\x00"
+EMPTY_STATE_VECTOR = b"\x00"  # a fresh Doc's: no client, no clock
 
 
 class JournalUnavailable(RuntimeError):
@@ -153,6 +154,9 @@ class Room:
         # after a released room's first change came with no warning: the live document is
         # built after that change's broadcast, from these parts in order (see _revive_candidate)
         self._live_parts: list[bytes] | None = None
+        # a SyncStep2 of the whole live document, the answer to a fresh tab's SyncStep1 (an empty
+        # state vector): made once and reused until the document changes (see sync_answer)
+        self._whole_step2: bytes | None = None
 
     # -- the documents' lifetime, and releasing them when idle ---------------------
     #
@@ -176,6 +180,7 @@ class Room:
         # second time in its undo stack (10 MB for a 1000-cell notebook)
         document._undo_manager = UndoManager(capture_timeout_millis=0)
         self._doc, self._document = doc, document
+        self._whole_step2 = None
         self._live_subscription = doc.observe(self._on_live_transaction)
         return doc
 
@@ -264,6 +269,23 @@ class Room:
                 updates.append(extra)
         return updates
 
+    async def sync_answer(self, state_vector: bytes) -> list[bytes]:
+        """The frames that answer a SyncStep1 with ``state_vector``: its
+        SyncStep2 and, for a released room, the state's tail as an update.
+
+        A fresh tab (an empty state vector) gets the whole document. Encoding
+        a 1000-cell notebook takes ~8 ms of the event loop, and a class of
+        thirty opening one notebook would ask thirty times: the encoding is
+        made once (or, on a fresh open, taken from the worker's) and reused
+        until the document changes; it holds the encoded state once more in
+        memory meanwhile, at most until the room is released."""
+        if state_vector == EMPTY_STATE_VECTOR and self._released is None and self._live_parts is None:
+            if self._whole_step2 is None:
+                self._whole_step2 = protocol.step2_message(self._doc.get_update())
+            return [self._whole_step2]
+        missing, *after = await self.missing_soon(state_vector)
+        return [protocol.step2_message(missing), *(protocol.update_message(update) for update in after)]
+
     def set_size(self, size: int) -> None:
         """What the document limit counts as the document's size now (a save measured it)."""
         self._candidate.size = size
@@ -333,6 +355,7 @@ class Room:
         self._released, self._released_tail, self._released_bytes = compressed, tail, size
         self._unobserve_live_doc()
         self._doc = self._document = None
+        self._whole_step2 = None
         self._candidate.release()
         metrics.room_released()
         log.info("room released its document room=%s state_bytes=%d compressed_bytes=%d tail_bytes=%d "
@@ -487,8 +510,12 @@ class Room:
     # reaches the live document; the candidate is rebuilt from it.
 
     def _on_live_transaction(self, event: TransactionEvent) -> None:
-        if self._committing or event.update == EMPTY_UPDATE:
+        if self._committing:  # every sanctioned change of the live document
+            self._whole_step2 = None
             return
+        if event.update == EMPTY_UPDATE:  # a read (pycrdt commits a transaction for each)
+            return
+        self._whole_step2 = None
         # someone changed the live document directly (bypassing edit()): keep
         # the candidate in step, and say so, since that change is not journaled
         log.warning("live document changed outside the room's commit path room=%s bytes=%d", self.key, len(event.update))
@@ -510,13 +537,17 @@ class Room:
         self.last_seq = last_seq
         self._rebuild_candidate()
 
-    async def restore_in_slices(self, slices: list[bytes], last_seq: int, slice_bytes: int = SLICE_BYTES) -> None:
+    async def restore_in_slices(self, slices: list[bytes], last_seq: int, slice_bytes: int = SLICE_BYTES, *,
+                                whole: bytes | None = None) -> None:
         """restore() for an open, without stalling the other rooms: ``slices``
         (slices.split_update of the journal's updates, made in the worker) go
         into the live document and the candidate together, about
         ``slice_bytes`` at a time, with the event loop free in between; the
         candidate is not rebuilt from a multi-MB encoding of the live one.
-        Nobody is connected yet; the room is not used until it returns."""
+        Nobody is connected yet; the room is not used until it returns.
+        ``whole``: the one update the slices were cut from, if there is one
+        (a fresh open): the first tabs are sent it rather than an encoding of
+        the document made on the event loop (see sync_answer)."""
         self.revive("restore")
         self.candidate.begin_restore()
         batch = 0
@@ -533,6 +564,8 @@ class Room:
             batch += len(update)
         self.last_seq = last_seq
         self.candidate.end_restore()
+        if whole is not None:
+            self._whole_step2 = protocol.step2_message(whole)
 
     async def apply(self, update: bytes, author: Participant | None) -> int:
         """Try an update on the candidate, make its effect durable, then show it.
@@ -844,12 +877,11 @@ class Room:
                 # the live document holds durable changes only: no need to wait;
                 # a released room answers from its encoded state
                 try:
-                    missing, *after = await self.missing_soon(frame.payload)
+                    answer = await self.sync_answer(frame.payload)
                 except Exception as exc:
                     raise ProtocolError(f"invalid state vector: {exc}") from None
-                participant.connection.send(protocol.step2_message(missing))
-                for update in after:  # a released room's tail
-                    participant.connection.send(protocol.update_message(update))
+                for message in answer:
+                    participant.connection.send(message)
                 return
             reply = frame.sync == SyncType.STEP2
             if frame.payload != EMPTY_UPDATE:  # a step 2 with nothing in it: nothing to drop or apply

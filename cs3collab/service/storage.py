@@ -244,7 +244,7 @@ class RoomStorage:
             # the journal may keep the compressed copy made for the persisted state:
             # a quarter of the bytes on its one writer, ahead of every room's keystrokes
             seq = await self.room.journal.append(self.room.key, Compressed(persisted_z, len(update), update))
-            await self.room.restore_in_slices(parts, seq)
+            await self.room.restore_in_slices(parts, seq, whole=update)
             await self.room.journal.mark_persisted(self.room.key, seq, info.etag)
             self._persisted_z, self.persisted_seq, self.persisted_etag = persisted_z, seq, info.etag
             log.info("room opened from CS3 room=%s path=%s etag=%s", self.room.key, self.path, info.etag)

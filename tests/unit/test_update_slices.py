@@ -13,7 +13,7 @@ import asyncio
 from jupyter_ydoc import YNotebook
 from pycrdt import Array, Doc, Map, Text
 
-from cs3collab.service import documents, slices, worker
+from cs3collab.service import documents, protocol, slices, worker
 from cs3collab.service.identity import EDITOR
 from cs3collab.service.room import Participant, Room
 from tests.service.test_large_open import large_notebook
@@ -113,3 +113,44 @@ async def test_restoring_in_slices_lets_the_loop_run():
     await room.restore_in_slices(parts, 1, slice_bytes=32 * 1024)
     other.cancel()
     assert ticks >= len(parts) - 1
+
+
+def synced(messages: list[bytes]) -> Doc:
+    """What a fresh tab holds after applying a room's answer to its SyncStep1."""
+    from pycrdt import read_message
+
+    tab = Doc()
+    for message in messages:  # a SyncStep2, then maybe updates: both carry one Y update after two bytes
+        assert message[:2] in (b"\x00\x01", b"\x00\x02")
+        tab.apply_update(read_message(message[2:]))
+    return tab
+
+
+async def test_a_fresh_tab_gets_the_opened_notebook_and_then_every_edit():
+    """A fresh open hands the worker's update to the first tabs, without an
+    encoding on the event loop; a tab that opens after an edit (or several)
+    must see that edit, never the state of the open."""
+    update = worker.build_initial("notebook", large_notebook(200), "room-1", "large.ipynb")
+    room = Room("room-1", documents.NOTEBOOK, "file-1", FlakyJournal())
+    await room.restore_in_slices(slices.split_update(update, 32 * 1024), 1, slice_bytes=32 * 1024, whole=update)
+    first = await room.sync_answer(b"\x00")
+    assert first == [protocol.step2_message(update)]  # the worker's encoding, not one made here
+    assert (await room.sync_answer(b"\x00"))[0] is first[0]  # one message for every fresh tab
+    assert YNotebook(synced(first)).get() == YNotebook(room.doc).get()
+
+    editor = Participant(Socket(), Someone(), EDITOR, session=None)
+    expected = Doc()
+    expected.apply_update(update)
+    for n in range(3):
+        await room.apply(typed(expected, f" # edit {n}"), editor)
+        tab = synced(await room.sync_answer(b"\x00"))
+        assert str(YNotebook(tab).ycells[0]["source"]).endswith(f" # edit {n}")
+        assert tab.get_state() == room.doc.get_state()
+
+    # a tab with some state gets only what it lacks
+    behind = synced(first)
+    missing = await room.sync_answer(behind.get_state())
+    for message in missing:
+        assert message is not first[0]
+    behind_after = synced([*first, *missing])
+    assert YNotebook(behind_after).get() == YNotebook(room.doc).get()
