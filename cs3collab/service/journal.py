@@ -227,6 +227,14 @@ class Journal(Protocol):
         :class:`JournalError` (or :class:`JournalClosedError`) saying why not.
         Answers the service's readiness probe (``/readyz``)."""
 
+    async def settled(self) -> None:
+        """Return once no call is queued or being committed (at once if
+        none). Long work on the event loop waits for this between its steps
+        (a large open's restore): a commit of the SQLite journal needs the
+        GIL on its thread, which a loop busy with Python work lends it only
+        every few milliseconds, and every room's keystrokes wait for
+        commits."""
+
 
 def check_room_key(room: object) -> str:
     """Return ``room`` if it is a valid room key, else raise
@@ -344,6 +352,7 @@ class CheckedJournal:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: list[_Call] = []
         self._wakeup: asyncio.Event | None = None
+        self._settled: asyncio.Event | None = None  # set while nothing is queued or being committed
         self._stopped: asyncio.Event | None = None
         self._exit_stack: AsyncExitStack | None = None
 
@@ -403,6 +412,8 @@ class CheckedJournal:
         self._state = _STARTING
         self._loop = asyncio.get_running_loop()
         self._wakeup = asyncio.Event()
+        self._settled = asyncio.Event()
+        self._settled.set()
         self._stopped = asyncio.Event()
         try:
             await self._open_store()
@@ -428,6 +439,8 @@ class CheckedJournal:
         if self._state == _STOPPED:
             return
         self._state = _STOPPED
+        if self._settled is not None:
+            self._settled.set()  # nothing will be committed any more
         queued, self._queue = self._queue, []
         for call in queued:
             if not call.future.done():
@@ -457,6 +470,8 @@ class CheckedJournal:
                 # even if the journal is being cancelled.
                 with anyio.CancelScope(shield=True):
                     await self._commit(batch)
+            if not self._queue:
+                self._settled.set()
 
     async def _call(self, op: str, *args: object) -> Any:
         if self._state != _RUNNING:
@@ -464,6 +479,7 @@ class CheckedJournal:
         assert self._loop is not None and self._wakeup is not None
         future = self._loop.create_future()
         self._queue.append(_Call(op, args, future))
+        self._settled.clear()
         self._wakeup.set()
         return await future
 
@@ -525,3 +541,7 @@ class CheckedJournal:
     async def ready(self) -> None:
         """Return once the backend accepted a write now (the readiness probe)."""
         await self._call("ready")
+
+    async def settled(self) -> None:
+        if self._settled is not None and self._state == _RUNNING:
+            await self._settled.wait()

@@ -553,7 +553,9 @@ class Room:
         batch = 0
         for update in slices:
             if batch >= slice_bytes:
-                await asyncio.sleep(0)  # the other rooms' turn
+                # the other rooms' turn, their journal commits first (see Journal.settled)
+                await self.journal.settled()
+                await asyncio.sleep(0)
                 batch = 0
             self._committing = True
             try:

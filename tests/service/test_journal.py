@@ -330,6 +330,22 @@ async def test_compressed_updates_load_as_the_updates(running):
         assert (await journal.load(ROOM)).last_seq == 3
 
 
+async def test_settled_waits_for_the_commits_under_way(running):
+    """A large open's restore waits between its steps until the journal has
+    committed what other rooms' keystrokes queued (Journal.settled)."""
+    async with running() as journal:
+        await asyncio.wait_for(journal.settled(), 5)  # nothing queued: at once
+        appends = [asyncio.ensure_future(journal.append(f"{ROOM}-{i}", payload(ROOM, i + 1))) for i in range(20)]
+        await asyncio.sleep(0)  # queued, the writer woken
+        await asyncio.wait_for(journal.settled(), 10)
+        assert all(append.done() for append in appends)  # every commit made before settled returned
+        await asyncio.gather(*appends)
+        waiting = asyncio.ensure_future(journal.settled())
+        await asyncio.sleep(0)
+        assert waiting.done()
+    await asyncio.wait_for(journal.settled(), 5)  # a stopped journal has nothing under way
+
+
 async def test_sqlite_keeps_compressed_updates_compressed(tmp_path):
     """The SQLite journal writes the compressed bytes (a quarter of a
     notebook state's pages on its one writer thread) and reads them back."""

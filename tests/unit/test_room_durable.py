@@ -33,6 +33,9 @@ class FlakyJournal:
         self.entries.append(update)
         return len(self.entries)
 
+    async def settled(self) -> None:
+        """Appends complete at once: nothing is ever left in flight."""
+
 
 class Socket:
     def __init__(self) -> None:
