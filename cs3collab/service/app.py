@@ -35,7 +35,7 @@ from cs3collab.service import memory, metrics
 from cs3collab.service.health import HealthHandler, MetricsHandler, ReadyHandler
 from cs3collab.service.federation_handlers import OCMContentHandler, OCMWebappHandler
 from cs3collab.service.webapp_live import LiveViewHandler, ViewScriptHandler
-from cs3collab.service.identity import Authenticator
+from cs3collab.service.identity import Authenticator, RecentAccess
 from cs3collab.service.kernel_handlers import kernel_routes
 from cs3collab.service.journal import Journal, JournalError
 from cs3collab.service.journal_redis import RedisJournal
@@ -170,7 +170,9 @@ class CollabService(Application):
     access_recheck = Float(
         5.0,
         help="Seconds between re-checks of every participant's access with CS3 (and before each save): "
-        "a removed share disconnects, a changed role applies (default 5; 0 checks only on join and save).",
+        "a removed share disconnects, a changed role applies (default 5; 0 checks only on join and save). "
+        "A room join within min(2, this) seconds of the same user's session request for the file uses that "
+        "request's answer instead of asking CS3 again (0: every join asks).",
     ).tag(config=True)
     lock_lifetime = Float(
         120.0, help="Lifetime in seconds of the CS3 lock a room holds; refreshed every third of it (default 120)."
@@ -425,6 +427,8 @@ class CollabService(Application):
                 max_pending=self.max_pending_bytes,
                 limits=ConnectionLimits(self.max_connections_per_user, self.max_connections_per_site),
                 execution=execution,
+                # a join within 2 s of its session PUT uses the PUT's Stat (the re-checks bound revocation)
+                recent_access=RecentAccess(min(2.0, self.access_recheck)),
             )
             checks = {"gateway": cs3.ping, "journal": journal.ready}
             try:

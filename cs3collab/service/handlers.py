@@ -33,7 +33,7 @@ from cs3collab.service import documents, ids, metrics
 from cs3collab.service.errors import RequestError, close_for, message_for, refusal_for
 from cs3collab.service.federation import (PATH_PREFIX, SCHEME, FederatedCaller, OCMCredentials,
                                           may_be_code_flow_token, share_reference)
-from cs3collab.service.identity import Identity, resolve_access
+from cs3collab.service.identity import Identity, RecentAccess, resolve_access
 from cs3collab.service.guard import UpdateRefused
 from cs3collab.service.limits import Admission, ConnectionLimits
 from cs3collab.service.protocol import CloseCode, ProtocolError, raw_json_message, save_reply, session_close_reason
@@ -64,7 +64,8 @@ class ServiceContext:
     """What the handlers share: set up by the app, passed to every handler."""
 
     def __init__(self, *, authenticator, registry, session_id: str, global_room: Room, max_pending: int,
-                 federation=None, limits: ConnectionLimits | None = None, execution=None) -> None:
+                 federation=None, limits: ConnectionLimits | None = None, execution=None,
+                 recent_access: RecentAccess | None = None) -> None:
         self.authenticator = authenticator
         self.federation = federation
         self.registry = registry
@@ -73,6 +74,7 @@ class ServiceContext:
         self.max_pending = max_pending
         self.limits = limits if limits is not None else ConnectionLimits()
         self.execution = execution  # shared kernels (cs3collab.service.execution.SharedExecution)
+        self.recent_access = recent_access if recent_access is not None else RecentAccess(0)
 
 
 def _credentials_from(handler: tornado.web.RequestHandler, allow_query: bool) -> str | OCMCredentials:
@@ -179,6 +181,7 @@ class SessionHandler(APIHandler):
             if access.info.type != storage.RESOURCE_TYPE_FILE:
                 raise RequestError(400, f"{access.info.path or path} is not a file")
             file_id = ids.file_id_for(access.info.id)
+            self.context.recent_access.lend(session.token, file_id, access)
             log.info("session user=%s path=%s room=%s role=%s", session.username, access.info.path, file_id, access.role)
             self.write_json(
                 {"format": kind.fmt, "type": kind.doc_type, "fileId": file_id, "sessionId": self.context.session_id}
@@ -241,7 +244,7 @@ class RoomHandler(tornado.websocket.WebSocketHandler):
         if session_id and session_id != self.context.session_id:
             self.close(CloseCode.SESSION, session_close_reason("unknown_session", "", reloadable=True))
             return
-        access = await resolve_access(session, resource_id)
+        access = self.context.recent_access.take(session.token, file_id) or await resolve_access(session, resource_id)
         live = await self.context.registry.open(format_resource_id(access.info.id), kind, file_id, access.info.id, session)
         self.live = live
         self.room = live.room

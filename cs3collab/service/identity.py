@@ -85,6 +85,41 @@ class Access:
         return self.role == EDITOR
 
 
+class RecentAccess:
+    """A session PUT's access answer, lent to the WebSocket join that follows it.
+
+    The stock frontend asks for a session (PUT) and connects the room's
+    WebSocket a few milliseconds later; both checked the user's access with
+    a CS3 Stat. The join now takes the PUT's answer if it is at most ``ttl``
+    seconds old (once: a reconnect Stats again). A revocation is still
+    applied within the re-check interval: a room's participants are re-checked
+    on its own timer, whenever they joined; what changes is only that a join
+    within ``ttl`` of a PUT made before the revocation is let in, then removed
+    at that re-check, as a participant already connected would be. ``ttl`` 0
+    (the service's re-checks off) lends nothing.
+    """
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._lent: dict[tuple[str, str], tuple[float, Access]] = {}  # in the order lent: oldest first
+
+    def lend(self, token: str, file_id: str, access: Access) -> None:
+        if self.ttl <= 0:
+            return
+        now = time.monotonic()
+        while self._lent:  # expired ones first (they are the oldest)
+            key, (until, _) = next(iter(self._lent.items()))
+            if until > now:
+                break
+            del self._lent[key]
+        self._lent.pop((token, file_id), None)
+        self._lent[(token, file_id)] = (now + self.ttl, access)
+
+    def take(self, token: str, file_id: str) -> Access | None:
+        until, access = self._lent.pop((token, file_id), (0.0, None))
+        return access if until > time.monotonic() else None
+
+
 class Authenticator:
     """Turns bearer tokens into CS3 sessions, asking the gateway (WhoAmI).
 

@@ -19,8 +19,9 @@ from cs3collab.cs3.shares import user_grantee
 from tests.service.conftest import start_service
 from tests.service.rtc import put_notebook, save_frame, sources, type_text, update_frame
 from tests.support.ocm_signing import exchange, site_key
+from tests.support.metrics import cs3_calls
 from tests.support.processes import devstack
-from tests.support.yclient import connect, send_awareness, wait_for
+from tests.support.yclient import connect, connect_room, open_session, send_awareness, wait_for
 
 RECHECK = "--access-recheck=0.5"
 
@@ -60,6 +61,41 @@ async def test_removed_share_disconnects_with_a_reason(watched, einstein, marie,
         type_text(owner, 0, "  # owner")
         await echo(owner, "after-revocation")
         assert sources(owner) == ["shared = 1  # marie  # owner"]
+
+
+async def test_a_tab_opening_a_room_asks_cs3_once(site, einstein, notebook, tmp_path_factory):
+    """The stock frontend asks for a session, then joins the room's WebSocket:
+    the join takes the session's access answer (a few ms old) instead of a
+    second Stat. Polls and re-checks are slowed so that only the open asks."""
+    async with start_service(site, tmp_path_factory.mktemp("svc-lend"), "--access-recheck=30",
+                             "--poll-interval=60") as svc:
+        path = await notebook("x = 1")
+        async with connect(svc.url, einstein.token, path) as first:
+            await echo(first, "first joined")
+            before = await cs3_calls(svc.url)
+            async with connect(svc.url, einstein.token, path) as second:
+                await echo(second, "second joined")
+                after = await cs3_calls(svc.url)
+    assert after.get("Stat", 0) - before.get("Stat", 0) == 1
+
+
+async def test_a_share_removed_between_session_and_join_still_ends_access(site, einstein, marie, notebook,
+                                                                          tmp_path_factory):
+    """A join within 2 s of its session uses the session's answer: a share
+    removed in between lets the tab in, and the next re-check (every 2 s
+    here) takes it out again, as it would a tab that joined a moment earlier."""
+    async with start_service(site, tmp_path_factory.mktemp("svc-lend-revoked"), "--access-recheck=2") as svc:
+        path = await notebook("y = 1")
+        share = await einstein.shares.create(path, user_grantee(marie.user.id), roles.EDITOR)
+        async with connect(svc.url, einstein.token, path) as owner:
+            session = await open_session(svc.url, marie.token, path)
+            await einstein.shares.remove(share.id.opaque_id)
+            async with connect_room(svc.url, marie.token, session.room, f"sessionId={session.sessionId}") as guest:
+                code, reason = await closed(guest, timeout=8)
+            assert code == 1003 and json.loads(reason)["reason"] == "access_revoked"
+            await echo(owner, "owner still here")
+        with pytest.raises(Exception):  # and a new session is refused outright
+            await open_session(svc.url, marie.token, path)
 
 
 async def test_downgrade_to_viewer_applies_at_once_and_back(watched, einstein, marie, notebook):
