@@ -228,12 +228,12 @@ class Journal(Protocol):
         Answers the service's readiness probe (``/readyz``)."""
 
     async def settled(self) -> None:
-        """Return once no call is queued or being committed (at once if
-        none). Long work on the event loop waits for this between its steps
-        (a large open's restore): a commit of the SQLite journal needs the
-        GIL on its thread, which a loop busy with Python work lends it only
-        every few milliseconds, and every room's keystrokes wait for
-        commits."""
+        """Return once every call made before it has been committed (at
+        once if none is under way; calls made later do not extend the wait).
+        Long work on the event loop waits for this between its steps (a large
+        open's restore): a commit of the SQLite journal needs the GIL on its
+        thread, which a loop busy with Python work lends it only every few
+        milliseconds, and every room's keystrokes wait for commits."""
 
 
 def check_room_key(room: object) -> str:
@@ -352,7 +352,9 @@ class CheckedJournal:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: list[_Call] = []
         self._wakeup: asyncio.Event | None = None
-        self._settled: asyncio.Event | None = None  # set while nothing is queued or being committed
+        # calls queued so far, calls whose batch has run, and settled()'s waiters: (calls to wait for, future)
+        self._calls_made = self._calls_run = 0
+        self._settle_waiters: list[tuple[int, asyncio.Future]] = []
         self._stopped: asyncio.Event | None = None
         self._exit_stack: AsyncExitStack | None = None
 
@@ -412,8 +414,6 @@ class CheckedJournal:
         self._state = _STARTING
         self._loop = asyncio.get_running_loop()
         self._wakeup = asyncio.Event()
-        self._settled = asyncio.Event()
-        self._settled.set()
         self._stopped = asyncio.Event()
         try:
             await self._open_store()
@@ -439,8 +439,8 @@ class CheckedJournal:
         if self._state == _STOPPED:
             return
         self._state = _STOPPED
-        if self._settled is not None:
-            self._settled.set()  # nothing will be committed any more
+        self._calls_run = self._calls_made  # nothing will be committed any more
+        self._wake_settled()
         queued, self._queue = self._queue, []
         for call in queued:
             if not call.future.done():
@@ -464,14 +464,15 @@ class CheckedJournal:
                 await anyio.lowlevel.checkpoint()
                 continue
             batch, self._queue = self._queue, []
+            taken = len(batch)
             batch = [call for call in batch if not call.future.done()]  # cancelled callers
             if batch:
                 # A batch always runs to its end: its callers learn its outcome
                 # even if the journal is being cancelled.
                 with anyio.CancelScope(shield=True):
                     await self._commit(batch)
-            if not self._queue:
-                self._settled.set()
+            self._calls_run += taken
+            self._wake_settled()
 
     async def _call(self, op: str, *args: object) -> Any:
         if self._state != _RUNNING:
@@ -479,7 +480,7 @@ class CheckedJournal:
         assert self._loop is not None and self._wakeup is not None
         future = self._loop.create_future()
         self._queue.append(_Call(op, args, future))
-        self._settled.clear()
+        self._calls_made += 1
         self._wakeup.set()
         return await future
 
@@ -543,5 +544,21 @@ class CheckedJournal:
         await self._call("ready")
 
     async def settled(self) -> None:
-        if self._settled is not None and self._state == _RUNNING:
-            await self._settled.wait()
+        # the calls made so far, not "until nothing is queued": under a steady
+        # stream of appends that moment might never come
+        target = self._calls_made
+        if self._calls_run >= target or self._loop is None:
+            return
+        waiter = self._loop.create_future()
+        self._settle_waiters.append((target, waiter))
+        await waiter
+
+    def _wake_settled(self) -> None:
+        waiting = []
+        for target, waiter in self._settle_waiters:
+            if self._calls_run >= target:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                waiting.append((target, waiter))
+        self._settle_waiters = waiting

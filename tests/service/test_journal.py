@@ -343,6 +343,23 @@ async def test_settled_waits_for_the_commits_under_way(running):
         waiting = asyncio.ensure_future(journal.settled())
         await asyncio.sleep(0)
         assert waiting.done()
+
+        # a steady stream of appends (some always queued when a commit ends) does not keep it waiting
+        stop = asyncio.Event()
+        streamed: list[asyncio.Future] = []
+
+        async def stream() -> None:
+            while not stop.is_set():
+                streamed.append(asyncio.ensure_future(journal.append(f"{ROOM}-s", payload(ROOM, len(streamed) + 1))))
+                await asyncio.sleep(0)
+
+        streaming = asyncio.ensure_future(stream())
+        await asyncio.sleep(0)
+        for _ in range(5):
+            await asyncio.wait_for(journal.settled(), 10)
+        stop.set()
+        await streaming
+        await asyncio.gather(*streamed)
     await asyncio.wait_for(journal.settled(), 5)  # a stopped journal has nothing under way
 
 
