@@ -117,9 +117,11 @@ export class HistoryPanel extends Widget {
     }
     const generation = ++this._generation;
     this._loading = true;
+    let superseded = false;
     try {
       const page = await target.client.list(this._shown.length, PAGE_SIZE);
       if (generation !== this._generation) {
+        superseded = true;
         return;
       }
       this._shown = mergePages(this._shown, page.versions);
@@ -129,6 +131,11 @@ export class HistoryPanel extends Widget {
       void showErrorMessage('Version history', (error as Error).message);
     } finally {
       this._loading = false;
+      if (superseded) {
+        // a refresh replaced the list meanwhile; if it rendered while this load was under way,
+        // its own check found us loading and "Load more", still in view, fires no new intersection
+        window.setTimeout(() => this._loadMoreIfInView(), 0);
+      }
     }
   }
 
