@@ -594,6 +594,7 @@ class Bench:
             phases = []
             size = 0
             warm = []
+            warm_phases = []
             for rep in range(self.settings.open_repeats):
                 path = await target.add_file(f"open-{cells}-{uuid.uuid4().hex[:6]}.ipynb", data)
                 client = BenchClient()
@@ -603,6 +604,7 @@ class Bench:
                 await asyncio.sleep(0.5)  # the room settles (its first save record, the lock)
                 joiner = BenchClient()  # a second user joins the room while it is in memory
                 warm.append(await joiner.open(target, self.http, path))
+                warm_phases.append(joiner.phases)
                 await joiner.close()
                 await client.close()
             self.record(f"b open {cells} cells ({len(data) / 1e6:.1f} MB)", "cold open, median (ms)", target,
@@ -610,9 +612,11 @@ class Bench:
             self.record(f"b open {cells} cells ({len(data) / 1e6:.1f} MB)", "warm open, median (ms)", target,
                         statistics.median(warm) * 1000)
             split = " / ".join(f"{statistics.median(p[i] for p in phases) * 1000:.0f}" for i in range(3))
+            warm_split = " / ".join(f"{statistics.median(p[i] for p in warm_phases) * 1000:.1f}" for i in range(3))
             self.notes.append(f"{target.name} open {cells} cells: runs {[round(t * 1000) for t in times]} ms; "
                               f"median session PUT / WebSocket upgrade / until step 2 applied: {split} ms; "
-                              f"warm opens (a second client, room in memory) {[round(t * 1000) for t in warm]} ms; "
+                              f"warm opens (a second client, room in memory) {[round(t * 1000) for t in warm]} ms, "
+                              f"split {warm_split} ms; "
                               f"Y state {size / 1e6:.2f} MB")
             print(f"  {self.notes[-1]}", flush=True)
 
