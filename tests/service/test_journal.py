@@ -344,13 +344,19 @@ async def test_settled_waits_for_the_commits_under_way(running):
         await asyncio.sleep(0)
         assert waiting.done()
 
-        # a steady stream of appends (some always queued when a commit ends) does not keep it waiting
+        # a steady stream of appends (some always queued when a commit ends) does not keep it waiting;
+        # at most 100 under way, which a commit takes only part of: the rest stay queued meanwhile
         stop = asyncio.Event()
         streamed: list[asyncio.Future] = []
+        under_way: set[asyncio.Future] = set()
 
         async def stream() -> None:
             while not stop.is_set():
-                streamed.append(asyncio.ensure_future(journal.append(f"{ROOM}-s", payload(ROOM, len(streamed) + 1))))
+                if len(under_way) < 100:
+                    append = asyncio.ensure_future(journal.append(f"{ROOM}-s", payload(ROOM, len(streamed) + 1)))
+                    streamed.append(append)
+                    under_way.add(append)
+                    append.add_done_callback(under_way.discard)
                 await asyncio.sleep(0)
 
         streaming = asyncio.ensure_future(stream())
