@@ -348,6 +348,8 @@ class SQLiteJournal(CheckedJournal, Configurable):
             Configurable.
     """
 
+    stores_compressed = True  # a Compressed update is written as it is (codec 1)
+
     path = Unicode(
         "", help="Journal file (SQLite, WAL mode). Created with its folder if missing. Required."
     ).tag(config=True)
@@ -396,8 +398,6 @@ class SQLiteJournal(CheckedJournal, Configurable):
         self.stats = JournalStats()
         self._store: _Store | None = None
         self._executor: ThreadPoolExecutor | None = None
-
-    stores_compressed = True
 
     def __repr__(self) -> str:
         return f"<SQLiteJournal path={self.path!r} state={self._state}>"

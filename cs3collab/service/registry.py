@@ -28,7 +28,7 @@ from cs3collab.service.access import AccessWatcher, TokenChecks
 from cs3collab.service.awareness import AwarenessSettings
 from cs3collab.service.documents import DocumentKind
 from cs3collab.service.guard import DocumentLimits
-from cs3collab.service.journal import Journal
+from cs3collab.service.journal import Compressed, Journal
 from cs3collab.service.room import Participant, Room
 from cs3collab.service.room_replication import RoomReplication
 from cs3collab.service.storage import RoomStorage, StorageSettings
@@ -325,8 +325,9 @@ class LiveRoom:
         """Fold the journal into the last saved state (the room is being freed)."""
         if self._replication is not None and not self._replication.persists_here():
             return  # its persisted state may be older than the holder's: the holder compacts
-        if self._storage.persisted_seq:
-            await self.room.journal.compact(self.key, self._storage.persisted_snapshot, self._storage.persisted_seq)
+        saved = self._storage.persisted_compressed  # None before the first open or save
+        if saved is not None:
+            await self.room.journal.compact(self.key, Compressed(saved), self._storage.persisted_seq)
 
 
 class RoomRegistry:

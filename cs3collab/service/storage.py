@@ -198,11 +198,6 @@ class RoomStorage:
         self._persisted_z = zlib.compress(state, 1)
 
     @property
-    def persisted_snapshot(self) -> Compressed:
-        """:attr:`persisted_state` as a compaction takes it (compressed, as kept)."""
-        return Compressed(self._persisted_z)
-
-    @property
     def persisted_compressed(self) -> bytes | None:
         """:attr:`persisted_state` as kept (zlib), None before the first open or
         save: a released room shares these bytes (Room.release_soon)."""
