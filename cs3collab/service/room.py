@@ -538,16 +538,17 @@ class Room:
         self._rebuild_candidate()
 
     async def restore_in_slices(self, slices: list[bytes], last_seq: int, slice_bytes: int = SLICE_BYTES, *,
-                                whole: bytes | None = None) -> None:
+                                whole_step2: bytes | None = None) -> None:
         """restore() for an open, without stalling the other rooms: ``slices``
         (slices.split_update of the journal's updates, made in the worker) go
         into the live document and the candidate together, about
         ``slice_bytes`` at a time, with the event loop free in between; the
         candidate is not rebuilt from a multi-MB encoding of the live one.
         Nobody is connected yet; the room is not used until it returns.
-        ``whole``: the one update the slices were cut from, if there is one
-        (a fresh open): the first tabs are sent it rather than an encoding of
-        the document made on the event loop (see sync_answer)."""
+        ``whole_step2``: the one update the slices were cut from, framed as
+        a SyncStep2 message, if there is one (a fresh open; the worker frames
+        it): the first tabs are sent it rather than an encoding of the
+        document made on the event loop (see sync_answer)."""
         self.revive("restore")
         self.candidate.begin_restore()
         batch = 0
@@ -566,8 +567,8 @@ class Room:
             batch += len(update)
         self.last_seq = last_seq
         self.candidate.end_restore()
-        if whole is not None:
-            self._whole_step2 = protocol.step2_message(whole)
+        if whole_step2 is not None:
+            self._whole_step2 = whole_step2
 
     async def apply(self, update: bytes, author: Participant | None) -> int:
         """Try an update on the candidate, make its effect durable, then show it.

@@ -234,12 +234,13 @@ class RoomStorage:
             # named by its file name: the refusal reaches the client in a close
             # reason of at most 123 bytes, which a full path would fill
             name = self.path.rsplit("/", 1)[-1] if self.path else self.where
-            update, parts, persisted_z = await self.documents_worker.run(
+            step2, size, parts, persisted_z = await self.documents_worker.run(
                 worker.open_file, self.room.kind.doc_type, data, self.room.key, name)
             # the journal may keep the compressed copy made for the persisted state:
             # a quarter of the bytes on its one writer, ahead of every room's keystrokes
-            seq = await self.room.journal.append(self.room.key, Compressed(persisted_z, len(update), update))
-            await self.room.restore_in_slices(parts, seq, whole=update)
+            # (a journal that keeps updates raw decompresses it on a thread)
+            seq = await self.room.journal.append(self.room.key, Compressed(persisted_z, size))
+            await self.room.restore_in_slices(parts, seq, whole_step2=step2)
             await self.room.journal.mark_persisted(self.room.key, seq, info.etag)
             self._persisted_z, self.persisted_seq, self.persisted_etag = persisted_z, seq, info.etag
             log.info("room opened from CS3 room=%s path=%s etag=%s", self.room.key, self.path, info.etag)
