@@ -96,11 +96,17 @@ class FilesAPI:
 
     async def download(self, ref: RefLike, *, version_key: str | None = None) -> bytes:
         """A file's whole content as bytes (for small files such as notebooks)."""
+        return b"".join(await self.download_chunks(ref, version_key=version_key))
+
+    async def download_chunks(self, ref: RefLike, *, version_key: str | None = None) -> list[bytes]:
+        """A file's whole content as the chunks it arrived in, for a caller
+        that hands it on to another process: joining megabytes into fresh
+        memory is better done there than on the event loop."""
         parts: list[bytes] = []
         async with self.open_download(ref, version_key=version_key) as chunks:
             async for chunk in chunks:
                 parts.append(chunk)
-        return b"".join(parts)
+        return parts
 
     async def download_to(self, ref: RefLike, destination: Path, *, version_key: str | None = None) -> int:
         """Stream a file to a local path; returns the number of bytes written."""

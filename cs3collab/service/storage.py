@@ -230,7 +230,7 @@ class RoomStorage:
                 if not await self._recognise_own_save(record, info.etag, data):
                     await self._merge_outside(session, info.etag, data)
         else:
-            data = await session.files.download(self.resource_id)
+            data = await session.files.download_chunks(self.resource_id)  # joined in the worker
             # named by its file name: the refusal reaches the client in a close
             # reason of at most 123 bytes, which a full path would fill
             name = self.path.rsplit("/", 1)[-1] if self.path else self.where
