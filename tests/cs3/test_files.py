@@ -52,6 +52,8 @@ async def test_streams_a_large_file_both_ways(einstein, workdir, tmp_path):
             received += len(part)
     assert received == total * len(chunk)
     assert got.hexdigest() == expected.hexdigest()
+    parts = await einstein.files.download_chunks(path)  # what a fresh open hands to its worker
+    assert len(parts) > 1 and hashlib.sha256(b"".join(parts)).hexdigest() == expected.hexdigest()
     local = tmp_path / "copy.bin"
     assert await einstein.files.download_to(path, local) == total * len(chunk)
     again = f"{workdir}/big-again.bin"
