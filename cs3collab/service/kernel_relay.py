@@ -203,10 +203,31 @@ class KernelRelay:
 
     async def _stop(self) -> None:
         for key, lease in list(self.claims.held.items()):
+            await self._say_why(key, lease.token, "stopped")
             await self.claims.release(lease)
             self._queue(self.announce_channel, {"op": "released", "key": key, "host": self.replica,
                                                 "token": lease.token, "words": STOPPED})
         await self._flush()
+
+    def _why_key(self, key: str, host: str, token: int) -> str:
+        return f"{self.prefix}:kernel:room:{key}:why:{host}:{token}"
+
+    async def _say_why(self, key: str, token: int, why: str) -> None:
+        """Before a claim is released: why its kernel ended, for a replica whose
+        keeper finds the claim gone before the announcement arrives (pub/sub
+        keeps nothing): ``stopped`` (this replica is shutting down) or ``told``
+        (the kernel ended here and its room was told)."""
+        await self.client.set(self._why_key(key, self.replica, token), why, ex=max(60, int(self.ttl * 10)))
+
+    async def _why_gone(self, key: str, host: str, token: int) -> str | None:
+        """What a host said before its claim on ``key`` went (see _say_why):
+        words for the participants here, None when its room was told, and
+        HOST_LOST when it said nothing (it died)."""
+        try:
+            said = await self.client.get(self._why_key(key, host, token))
+        except REDIS_ERRORS:
+            said = None
+        return {b"stopped": STOPPED, b"told": None}.get(said, HOST_LOST) if said is not None else HOST_LOST
 
     def _spawn(self, name: str, coro) -> bool:
         """Run ``coro`` in the relay's task group, supervised; False when the relay is not running."""
@@ -664,6 +685,7 @@ class KernelRelay:
         if route is not None and route.host == self.replica:
             route.host, route.token = None, 0
         try:
+            await self._say_why(key, lease.token, "stopped" if self.stopping else "told")
             await self.claims.release(lease)
         except REDIS_ERRORS as e:  # it expires by itself
             log.warning("kernel claim not released room=%s replica=%s error=%s", key, self.replica, e)
@@ -707,8 +729,15 @@ class KernelRelay:
             current = await self.claims.current(key)
             if self.routes.get(key) is not route:
                 continue
-            if route.host not in (None, self.replica) and (current is None or current[0] != route.host):
-                self._host_lost(route, HOST_LOST)
+            if route.host not in (None, self.replica) and current is None:
+                # the claim is gone: its host stopped or ended the kernel (and said why first), or died
+                host = route.host
+                words = await self._why_gone(key, host, route.token)
+                if self.routes.get(key) is not route or route.host != host:
+                    continue  # its announcement came meanwhile
+                self._host_lost(route, words)  # as its announcement would have
+            elif route.host not in (None, self.replica) and current is not None and current[0] != route.host:
+                self._host_lost(route, HOST_LOST)  # another kernel now: the one relayed to is gone
             if current is not None and current[0] != self.replica:
                 if route.host == current[0]:
                     route.token = current[1]
