@@ -227,7 +227,7 @@ class KernelRelay:
             said = await self.client.get(self._why_key(key, host, token))
         except REDIS_ERRORS:
             said = None
-        return {b"stopped": STOPPED, b"told": None}.get(said, HOST_LOST) if said is not None else HOST_LOST
+        return {b"stopped": STOPPED, b"told": None}.get(said, HOST_LOST)
 
     def _spawn(self, name: str, coro) -> bool:
         """Run ``coro`` in the relay's task group, supervised; False when the relay is not running."""
@@ -729,15 +729,16 @@ class KernelRelay:
             current = await self.claims.current(key)
             if self.routes.get(key) is not route:
                 continue
-            if route.host not in (None, self.replica) and current is None:
-                # the claim is gone: its host stopped or ended the kernel (and said why first), or died
-                host = route.host
-                words = await self._why_gone(key, host, route.token)
-                if self.routes.get(key) is not route or route.host != host:
-                    continue  # its announcement came meanwhile
-                self._host_lost(route, words)  # as its announcement would have
-            elif route.host not in (None, self.replica) and current is not None and current[0] != route.host:
-                self._host_lost(route, HOST_LOST)  # another kernel now: the one relayed to is gone
+            if route.host not in (None, self.replica):
+                if current is None:
+                    # the claim is gone: its host stopped or ended the kernel (and said why first), or died
+                    host = route.host
+                    words = await self._why_gone(key, host, route.token)
+                    if self.routes.get(key) is not route or route.host != host:
+                        continue  # its announcement came meanwhile
+                    self._host_lost(route, words)  # as its announcement would have
+                elif current[0] != route.host:
+                    self._host_lost(route, HOST_LOST)  # another kernel now: the one relayed to is gone
             if current is not None and current[0] != self.replica:
                 if route.host == current[0]:
                     route.token = current[1]
